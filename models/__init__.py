@@ -1,0 +1,1 @@
+"""Torch models of spending personality and the artefact the engine loads."""

@@ -1,0 +1,107 @@
+"""A trained model as one versioned file, and the adapter the engine calls.
+
+The file holds everything serving needs and nothing it must guess: weights,
+config, category list, input and output normalisers, the k-means centroids the
+stream starts from, and a version string derived from the weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from segstream.core.personality import CATEGORIES
+
+from .features import transform
+from .personality_lstm import PersonalityLSTM
+
+DEFAULT_PATH = Path(__file__).parent / "artefacts" / "default.pt"
+
+
+@dataclass
+class ModelArtefact:
+    model: PersonalityLSTM
+    x_mean: np.ndarray  # [K] input normaliser
+    x_std: np.ndarray
+    centroids: np.ndarray  # [k, H] initial micro-segment centroids
+    categories: tuple[str, ...] = CATEGORIES
+    trained_on: dict = field(default_factory=dict)
+    version: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.version:
+            digest = hashlib.sha256()
+            for t in self.model.state_dict().values():
+                digest.update(t.detach().cpu().numpy().tobytes())
+            self.version = f"lstm-h{self.model.hidden_size}-{digest.hexdigest()[:10]}"
+
+    @property
+    def hidden_size(self) -> int:
+        return self.model.hidden_size
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(
+            {
+                "format": 1,
+                "version": self.version,
+                "n_features": self.model.n_features,
+                "hidden_size": self.model.hidden_size,
+                "state_dict": self.model.state_dict(),
+                "x_mean": torch.from_numpy(self.x_mean.astype(np.float32)),
+                "x_std": torch.from_numpy(self.x_std.astype(np.float32)),
+                "centroids": torch.from_numpy(self.centroids.astype(np.float32)),
+                "categories": list(self.categories),
+                "trained_on": self.trained_on,
+            },
+            path,
+        )
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> "ModelArtefact":
+        blob = torch.load(path or DEFAULT_PATH, map_location="cpu", weights_only=True)
+        if tuple(blob["categories"]) != CATEGORIES:
+            raise ValueError(f"{path}: trained on another category list; retrain with `segstream train`")
+        model = PersonalityLSTM(blob["n_features"], blob["hidden_size"])
+        model.load_state_dict(blob["state_dict"])
+        model.eval()
+        return cls(
+            model=model,
+            x_mean=blob["x_mean"].numpy(),
+            x_std=blob["x_std"].numpy(),
+            centroids=blob["centroids"].numpy(),
+            categories=tuple(blob["categories"]),
+            trained_on=blob["trained_on"],
+            version=blob["version"],
+        )
+
+    def normalise(self, spend_fraction: np.ndarray) -> np.ndarray:
+        return ((transform(spend_fraction) - self.x_mean) / self.x_std).astype(np.float32)
+
+
+class TorchSequenceModel:
+    """The engine's :class:`~segstream.core.ports.SequenceModel`: one torch call per batch."""
+
+    def __init__(self, artefact: ModelArtefact):
+        self.artefact = artefact
+        self.version = artefact.version
+        self.hidden_size = artefact.hidden_size
+        self._model = artefact.model.eval()
+        self._head_w = artefact.model.head.weight.detach().numpy().T.copy()
+        self._head_b = artefact.model.head.bias.detach().numpy().copy()
+
+    def step(self, x: np.ndarray, h: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        xt = torch.from_numpy(self.artefact.normalise(x))
+        with torch.inference_mode():
+            h2, c2, traits = self._model.step(xt, torch.from_numpy(h), torch.from_numpy(c))
+        return h2.numpy(), c2.numpy(), traits.numpy()
+
+    def traits_of(self, h: np.ndarray) -> np.ndarray:
+        # The head is linear: numpy keeps this off the torch call budget.
+        return np.asarray(h, np.float32) @ self._head_w + self._head_b
+
+

@@ -1,0 +1,126 @@
+"""Training the recurrent predictor on windowed spending, and seeding its centroids.
+
+The target is the paper's: the *spending-evinced* personality over a customer's
+whole history (loading table applied to their total spending mix), which a bank
+can compute from its own data. The generator's latent personality is never
+shown to training; it is kept for scoring.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from sklearn.cluster import KMeans
+
+from segstream.core.personality import trait_scores
+
+from .artefact import ModelArtefact
+from .features import compact, transform
+from .personality_lstm import PersonalityLSTM
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    hidden_size: int = 8
+    n_segments: int = 20
+    warmup_windows: int = 3
+    epochs: int = 60
+    batch_size: int = 256
+    lr: float = 1e-2
+    patience: int = 6
+    val_share: float = 0.2
+    seed: int = 0
+
+
+@dataclass
+class Dataset:
+    """Sequences of window spend (fraction of income) and their evinced-personality targets."""
+
+    x: np.ndarray  # [N, T, K] left-aligned active windows
+    mask: np.ndarray  # [N, T]
+    y: np.ndarray  # [N, 5] standardised evinced personality
+
+    @classmethod
+    def from_spend(cls, spend_fraction: np.ndarray, active: np.ndarray) -> "Dataset":
+        x, mask = compact(spend_fraction, active)
+        raw = trait_scores(spend_fraction.sum(1))
+        y = (raw - raw.mean(0)) / raw.std(0)
+        return cls(x, mask, y.astype(np.float32))
+
+
+def hidden_states(model: PersonalityLSTM, x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    with torch.inference_mode():
+        pred, hidden = model(torch.from_numpy(x), torch.from_numpy(mask))
+    return pred.numpy(), hidden.numpy()
+
+
+def fit_predictor(model: torch.nn.Module, ds: Dataset, cfg: TrainConfig, x_norm: np.ndarray, log=print) -> dict:
+    """Adam with early stopping on a held-out share; returns the fit's history."""
+    g = torch.Generator().manual_seed(cfg.seed)
+    n = len(ds.y)
+    perm = torch.randperm(n, generator=g).numpy()
+    n_val = max(1, int(n * cfg.val_share))
+    val, tr = perm[:n_val], perm[n_val:]
+    X, M = torch.from_numpy(x_norm), torch.from_numpy(ds.mask)
+    Y = torch.from_numpy(ds.y)[:, None, :].expand(-1, ds.x.shape[1], -1)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+
+    def loss_on(idx: np.ndarray) -> torch.Tensor:
+        pred, _ = model(X[idx], M[idx])
+        m = M[idx]
+        return ((pred - Y[idx]) ** 2)[m].mean()
+
+    best, best_state, bad, history = float("inf"), None, 0, []
+    for epoch in range(cfg.epochs):
+        model.train()
+        order = tr[torch.randperm(len(tr), generator=g).numpy()]
+        for i in range(0, len(order), cfg.batch_size):
+            opt.zero_grad()
+            loss = loss_on(order[i : i + cfg.batch_size])
+            loss.backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            v = float(loss_on(val))
+        history.append(v)
+        log(f"epoch {epoch + 1:3d}  val_mse {v:.4f}")
+        if v < best - 1e-4:
+            best, bad = v, 0
+            best_state = {k: t.clone() for k, t in model.state_dict().items()}
+        else:
+            bad += 1
+            if bad >= cfg.patience:
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+    return {"val_mse": best, "epochs": len(history)}
+
+
+def train(spend_fraction: np.ndarray, active: np.ndarray, cfg: TrainConfig = TrainConfig(), source: dict | None = None, log=print) -> ModelArtefact:
+    """Train on [N, T, K] window spend; returns a ready-to-save artefact."""
+    torch.manual_seed(cfg.seed)
+    t0 = time.perf_counter()
+    ds = Dataset.from_spend(spend_fraction, active)
+    feats = transform(ds.x)
+    x_mean = feats[ds.mask].mean(0)
+    x_std = feats[ds.mask].std(0) + 1e-6
+    x_norm = ((feats - x_mean) / x_std * ds.mask[..., None]).astype(np.float32)
+
+    model = PersonalityLSTM(ds.x.shape[2], cfg.hidden_size)
+    fit = fit_predictor(model, ds, cfg, x_norm, log=log)
+
+    _, hidden = hidden_states(model, x_norm, ds.mask)
+    steps = np.arange(ds.x.shape[1])[None, :]
+    warm = ds.mask & (steps >= cfg.warmup_windows - 1)
+    km = KMeans(cfg.n_segments, n_init=10, random_state=cfg.seed).fit(hidden[warm])
+    log(f"trained in {time.perf_counter() - t0:.1f}s: val_mse {fit['val_mse']:.4f}")
+    return ModelArtefact(
+        model=model,
+        x_mean=x_mean,
+        x_std=x_std,
+        centroids=km.cluster_centers_.astype(np.float32),
+        trained_on={**(source or {}), **asdict(cfg), **fit},
+    )

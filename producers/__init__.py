@@ -1,0 +1,1 @@
+"""Event sources: the synthetic bank with ground truth, file/data-set replays, and the Kafka producer."""

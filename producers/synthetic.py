@@ -1,0 +1,148 @@
+"""A synthetic bank whose customers spend according to a latent Big-Five personality.
+
+Every customer is drawn from one of 20 micro-segments (a dominant trait and a
+second trait), so the truth the segmentation should recover is known. Monthly
+spending follows the personality through the loading table, with the noise that
+makes raw spending a poor segmenter: month-to-month jitter, big one-off
+purchases (life events) and months with no activity at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+
+from segstream.core.personality import CATEGORIES, CATEGORY_INDEX, LOADINGS, TRAIT_ABBR, TRAITS
+
+_BASE = np.zeros(len(CATEGORIES))
+for _cat, _w in {"groceries": 1.6, "restaurants": 0.4, "fuel": 0.5, "public_transport": 0.3,
+                 "subscriptions": 0.3, "savings": 0.6, "insurance": 0.4}.items():
+    _BASE[CATEGORY_INDEX[_cat]] = _w
+_LIFE_EVENT_CATEGORIES = np.array([CATEGORY_INDEX[c] for c in ("electronics", "travel", "healthcare", "home_garden", "fuel")])
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    customers: int = 1000
+    months: int = 24
+    seed: int = 0
+    start_year: int = 2023
+    start_month: int = 1
+    tx_per_month: float = 20.0
+    personality_strength: float = 1.0  # how strongly traits tilt the spending mix
+    monthly_noise: float = 0.35  # sd of month-to-month log-weight jitter per category
+    life_event_rate: float = 0.03  # chance per customer-month of a big one-off purchase
+    missing_month_rate: float = 0.04  # chance per customer-month of no activity
+    currency: str = "EUR"
+
+
+@dataclass
+class MonthBatch:
+    """One calendar month of events, columnar and sorted by time."""
+
+    month: int
+    customer: np.ndarray  # int index into truth
+    ts: np.ndarray  # epoch seconds
+    category: np.ndarray  # int index into CATEGORIES
+    amount: np.ndarray  # EUR, rounded to cents
+
+
+def month_start(year: int, month0: int) -> float:
+    """Epoch of the first instant of month ``month0`` (0-based) counted from ``year``-01."""
+    y, m = divmod(month0, 12)
+    return datetime(year + y, m + 1, 1, tzinfo=timezone.utc).timestamp()
+
+
+class SyntheticBank:
+    def __init__(self, config: GeneratorConfig):
+        self.config = cfg = config
+        rng = np.random.default_rng(cfg.seed)
+        n = cfg.customers
+        pairs = np.array([(d, s) for d in range(5) for s in range(5) if d != s])
+        pick = pairs[rng.integers(0, len(pairs), n)]
+        traits = rng.uniform(0.15, 0.5, (n, 5))
+        traits[np.arange(n), pick[:, 1]] = rng.uniform(0.56, 0.72, n)
+        traits[np.arange(n), pick[:, 0]] = rng.uniform(0.78, 0.95, n)
+        self.traits = traits
+        self.income = np.round(np.exp(rng.normal(np.log(3200), 0.45, n)), 2)  # monthly, EUR
+        self.spend_ratio = rng.uniform(0.45, 0.85, n)
+        self.customer_ids = np.array([f"C{i:07d}" for i in range(n)])
+        self._tilt = _BASE[None, :] + cfg.personality_strength * (traits - 0.5) @ LOADINGS.T * 2.0  # [n, K]
+
+    @property
+    def truth(self) -> pd.DataFrame:
+        """Each customer's true personality and segments, the yardstick for quality."""
+        order = np.argsort(-self.traits, axis=1)
+        df = pd.DataFrame(self.traits, columns=list(TRAITS))
+        df.insert(0, "customer_id", self.customer_ids)
+        df.insert(1, "income", self.income)
+        df["dominant"] = [TRAITS[i] for i in order[:, 0]]
+        df["second"] = [TRAITS[i] for i in order[:, 1]]
+        df["coarse_segment"] = [TRAIT_ABBR[i] for i in order[:, 0]]
+        df["micro_segment"] = [f"{TRAIT_ABBR[a]}>{TRAIT_ABBR[b]}" for a, b in order[:, :2]]
+        return df
+
+    def month(self, m: int) -> MonthBatch:
+        """Events of month ``m``; deterministic per (seed, m) so months can be generated in any order."""
+        cfg = self.config
+        rng = np.random.default_rng([cfg.seed, 1 + m])
+        n, k = self._tilt.shape
+        logits = self._tilt + rng.normal(0.0, cfg.monthly_noise, (n, k))
+        shares = np.exp(logits - logits.max(1, keepdims=True))
+        shares /= shares.sum(1, keepdims=True)
+        active = rng.random(n) >= cfg.missing_month_rate
+        n_tx = np.where(active, rng.poisson(cfg.tx_per_month, n) + 1, 0)
+        cust = np.repeat(np.arange(n), n_tx)
+        cum = np.cumsum(shares, axis=1)[cust]
+        cat = np.minimum((rng.random(len(cust))[:, None] > cum).sum(1), k - 1)
+        budget = self.income * self.spend_ratio * np.exp(rng.normal(0, 0.1, n))
+        amount = budget[cust] / np.maximum(n_tx[cust], 1) * rng.lognormal(-0.125, 0.5, len(cust))
+
+        life = np.flatnonzero(active & (rng.random(n) < cfg.life_event_rate))
+        cust = np.concatenate([cust, life])
+        cat = np.concatenate([cat, rng.choice(_LIFE_EVENT_CATEGORIES, len(life))])
+        amount = np.concatenate([amount, self.income[life] * rng.uniform(0.5, 3.0, len(life))])
+
+        t0 = month_start(cfg.start_year, cfg.start_month - 1 + m)
+        t1 = month_start(cfg.start_year, cfg.start_month + m)
+        ts = np.floor(rng.uniform(t0, t1, len(cust)))
+        order = np.argsort(ts, kind="stable")
+        return MonthBatch(m, cust[order], ts[order], cat[order], np.round(amount[order], 2).clip(0.01))
+
+    def months(self) -> Iterator[MonthBatch]:
+        for m in range(self.config.months):
+            yield self.month(m)
+
+    def events(self) -> Iterator[dict]:
+        """Events in the producer schema, in time order."""
+        cfg = self.config
+        for mb in self.months():
+            seq = np.zeros(cfg.customers, np.int64)
+            for c, ts, k, a in zip(mb.customer.tolist(), mb.ts.tolist(), mb.category.tolist(), mb.amount.tolist()):
+                seq[c] += 1
+                yield {
+                    "event_id": f"{self.customer_ids[c]}-{mb.month:03d}-{seq[c]:04d}",
+                    "customer_id": self.customer_ids[c],
+                    "timestamp": datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(),
+                    "amount": a,
+                    "currency": cfg.currency,
+                    "category": CATEGORIES[k],
+                    "income": float(self.income[c]),
+                }
+
+    def monthly_spend(self) -> tuple[np.ndarray, np.ndarray]:
+        """[N, T, K] spend as a fraction of monthly income, and the [N, T] mask of active months.
+
+        The same numbers the stream's windows produce, without building events: the
+        fast path for training.
+        """
+        n, k, t = self.config.customers, len(CATEGORIES), self.config.months
+        out = np.zeros((n, t, k))
+        for mb in self.months():
+            np.add.at(out[:, mb.month, :], (mb.customer, mb.category), mb.amount)
+        mask = out.sum(2) > 0
+        return out / self.income[:, None, None], mask

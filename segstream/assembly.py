@@ -1,0 +1,41 @@
+"""Wiring the core from settings: the one place entry points get a pipeline from."""
+
+from __future__ import annotations
+
+from segstream.config import Settings
+from segstream.core.engine import SegmentEngine
+from segstream.core.personality import CATEGORIES
+from segstream.core.pipeline import SegmentationPipeline
+from segstream.core.ports import StateStore
+from segstream.core.windows import WindowAggregator, WindowSpec
+
+
+def window_spec(settings: Settings) -> WindowSpec:
+    if settings.window_months > 0:
+        return WindowSpec(months=settings.window_months)
+    return WindowSpec(months=0, seconds=settings.window_seconds)
+
+
+def load_model(settings: Settings):
+    """The artefact and its engine adapter (torch is imported here, not by the core)."""
+    from models.artefact import ModelArtefact, TorchSequenceModel
+
+    artefact = ModelArtefact.load(settings.model_path)
+    return artefact, TorchSequenceModel(artefact)
+
+
+def build_pipeline(settings: Settings, store: StateStore | None = None) -> SegmentationPipeline:
+    artefact, model = load_model(settings)
+    if store is None:
+        from state.memory import InMemoryStateStore
+
+        store = InMemoryStateStore(model.hidden_size)
+    engine = SegmentEngine(
+        model,
+        store,
+        warmup_windows=settings.warmup_windows,
+        initial_centroids=artefact.centroids,
+        prior_weight=settings.centroid_prior_weight,
+    )
+    aggregator = WindowAggregator(window_spec(settings), len(CATEGORIES), settings.allowed_lateness_s)
+    return SegmentationPipeline(engine, aggregator, settings.batch_size)

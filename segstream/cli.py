@@ -1,0 +1,73 @@
+"""The ``segstream`` command: one entry point per job."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from segstream.config import get_settings
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from segstream.demo import run_demo
+
+    summary = run_demo(args.customers, args.months, args.seed, get_settings())
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        width = max(map(len, summary))
+        for k, v in summary.items():
+            print(f"{k:<{width}}  {v}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from models.training import TrainConfig, train
+    from producers.synthetic import GeneratorConfig, SyntheticBank
+
+    bank = SyntheticBank(GeneratorConfig(customers=args.customers, months=args.months, seed=args.seed))
+    spend, active = bank.monthly_spend()
+    cfg = TrainConfig(hidden_size=args.hidden, n_segments=args.segments, seed=args.seed)
+    log = print if args.verbose else (lambda *_: None)
+    artefact = train(spend, active, cfg, source={"generator_customers": args.customers, "generator_months": args.months}, log=log)
+    artefact.save(args.out)
+    print(json.dumps({"model_version": artefact.version, "path": str(args.out), **artefact.trained_on}))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="segstream", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="run generator -> windows -> engine in-process and score it against ground truth")
+    d.add_argument("--customers", type=int, default=2000)
+    d.add_argument("--months", type=int, default=24)
+    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--json", action="store_true", help="end with one JSON object on the last line")
+    d.set_defaults(func=_demo)
+
+    from models.artefact import DEFAULT_PATH
+
+    t = sub.add_parser("train", help="train the recurrent predictor on generated customers and save an artefact")
+    t.add_argument("--customers", type=int, default=4000)
+    t.add_argument("--months", type=int, default=24)
+    t.add_argument("--seed", type=int, default=1)
+    t.add_argument("--hidden", type=int, default=8)
+    t.add_argument("--segments", type=int, default=20)
+    t.add_argument("--out", type=Path, default=DEFAULT_PATH)
+    t.add_argument("-v", "--verbose", action="store_true")
+    t.set_defaults(func=_train)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

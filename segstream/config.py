@@ -1,0 +1,57 @@
+"""One settings object for every entry point.
+
+Every field can be overridden by an environment variable ``SEGSTREAM_<FIELD>``
+(e.g. ``SEGSTREAM_KAFKA_BOOTSTRAP=broker:9092``) so the same code runs in the
+embedded demo, in tests and under docker-compose without code changes.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SEGSTREAM_", extra="ignore")
+
+    # --- transport -------------------------------------------------------
+    kafka_bootstrap: str = "localhost:9092"
+    kafka_security_protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
+    kafka_sasl_mechanism: str | None = None  # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = Field(default=None, repr=False)
+    kafka_ssl_cafile: str | None = None
+    redis_url: str = Field(default="redis://localhost:6379/0", repr=False)
+    topic_transactions: str = "transactions"
+    topic_changes: str = "segment-changes"
+    topic_dlq: str = "transactions-dlq"
+    topic_partitions: int = 4
+    consumer_group: str = "segstream"
+
+    # --- windowing -------------------------------------------------------
+    window_months: int = 1  # calendar months per tumbling window (0 = use window_seconds)
+    window_seconds: int = 0  # fixed-length windows when window_months == 0
+    allowed_lateness_s: int = 3 * 86400
+    max_future_s: int = 7 * 86400  # events further ahead of wall-clock time are rejected
+    max_message_bytes: int = 16 * 1024
+    max_amount: float = 1_000_000.0
+
+    # --- engine ----------------------------------------------------------
+    batch_size: int = 1024
+    batch_timeout_s: float = 0.5
+    warmup_windows: int = 3  # windows before a customer's hidden state is trusted
+    model_path: Path | None = None  # None: the artefact shipped in models/artefacts
+    centroid_prior_weight: float = 50.0  # pseudo-count of the shipped centroids
+
+    # --- operations ------------------------------------------------------
+    web_port: int = 6066
+    metrics_port: int = 9108
+    log_level: str = "INFO"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,171 @@
+"""Typed events at the edges of the core and the rules that make an event valid.
+
+Validation returns a machine-readable *reason* instead of raising into the
+stream loop: an invalid event is routed to the dead-letter topic, never dropped
+and never allowed to stop a worker.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .personality import CATEGORY_INDEX
+
+# Reference rates to EUR. Illustrative and static: a deployment replaces them with
+# its treasury's daily rates. What matters to the core is one base currency.
+FX_TO_EUR: dict[str, float] = {
+    "EUR": 1.0, "USD": 0.92, "GBP": 1.17, "CHF": 1.05, "NOK": 0.086,
+    "SEK": 0.088, "DKK": 0.134, "CZK": 0.040, "PLN": 0.23,
+}
+
+
+class Transaction(BaseModel):
+    """One card or account transaction, as producers publish it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    event_id: str = Field(min_length=1, max_length=128)
+    customer_id: str = Field(min_length=1, max_length=64)
+    timestamp: datetime
+    amount: float = Field(gt=0)
+    currency: str = Field(min_length=3, max_length=3)
+    category: str
+    income: float | None = Field(default=None, gt=0)  # monthly income in ``currency``
+
+    @field_validator("timestamp")
+    @classmethod
+    def _aware_utc(cls, v: datetime) -> datetime:
+        if v.tzinfo is None:
+            v = v.replace(tzinfo=timezone.utc)
+        return v
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, v: str) -> str:
+        v = v.upper()
+        if v not in FX_TO_EUR:
+            raise ValueError("unknown_currency")
+        return v
+
+    @field_validator("category")
+    @classmethod
+    def _known_category(cls, v: str) -> str:
+        if v not in CATEGORY_INDEX:
+            raise ValueError("unknown_category")
+        return v
+
+    @property
+    def epoch(self) -> float:
+        return self.timestamp.timestamp()
+
+    @property
+    def amount_eur(self) -> float:
+        return self.amount * FX_TO_EUR[self.currency]
+
+    @property
+    def income_eur(self) -> float | None:
+        return None if self.income is None else self.income * FX_TO_EUR[self.currency]
+
+
+class SegmentChange(BaseModel):
+    """Emitted when a customer's micro-segment differs from the one stored for them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    customer_id: str
+    old_segment: int | None
+    new_segment: int
+    segment_label: str  # trait ordering of the new segment's centroid, e.g. "O>E"
+    window_end: datetime
+    distance: float  # Euclidean distance of the hidden state to the new centroid
+    confidence: float  # margin to the runner-up centroid, in [0, 1]
+    model_version: str
+    centroid_version: int
+    traits: dict[str, float]  # the customer's predicted Big-Five profile
+
+
+class InvalidEvent(BaseModel):
+    """What goes to the dead-letter topic: the raw payload and why it was refused."""
+
+    reason: str
+    detail: str
+    raw: str  # payload as text (invalid UTF-8 replaced), truncated
+    source_topic: str | None = None
+    source_partition: int | None = None
+    source_offset: int | None = None
+
+
+class EventRejected(Exception):
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+_MIN_EPOCH = 0.0
+
+
+def _reason_from(err: ValidationError) -> tuple[str, str]:
+    first = err.errors(include_url=False)[0]
+    field = ".".join(str(p) for p in first["loc"]) or "event"
+    msg = str(first.get("msg", ""))
+    code = first["type"]
+    if code == "value_error":  # our own validators put the reason in the message
+        code = msg.removeprefix("Value error, ")
+    return f"{field}:{code}", msg
+
+
+def validate_event(
+    data: dict[str, Any],
+    *,
+    now: float | None = None,
+    max_future_s: float = 7 * 86400,
+    max_amount: float = 1_000_000.0,
+) -> Transaction:
+    """Build a :class:`Transaction` or raise :class:`EventRejected` with a reason code."""
+    if not isinstance(data, dict):
+        raise EventRejected("not_an_object", type(data).__name__)
+    try:
+        tx = Transaction.model_validate(data)
+    except ValidationError as err:
+        raise EventRejected(*_reason_from(err)) from None
+    if not math.isfinite(tx.amount) or tx.amount_eur > max_amount:
+        raise EventRejected("amount:out_of_range", f"{tx.amount} {tx.currency}")
+    if tx.income is not None and not math.isfinite(tx.income):
+        raise EventRejected("income:out_of_range", str(tx.income))
+    ts = tx.epoch
+    if ts < _MIN_EPOCH:
+        raise EventRejected("timestamp:before_epoch", tx.timestamp.isoformat())
+    if ts > (time.time() if now is None else now) + max_future_s:
+        raise EventRejected("timestamp:in_future", tx.timestamp.isoformat())
+    return tx
+
+
+def decode_event(raw: bytes, *, max_bytes: int = 16 * 1024, **limits: Any) -> Transaction:
+    """Bytes from the wire to a valid transaction, or :class:`EventRejected`."""
+    if len(raw) > max_bytes:
+        raise EventRejected("oversized", f"{len(raw)} bytes > {max_bytes}")
+    try:
+        data = orjson.loads(raw)  # orjson rejects invalid UTF-8 itself
+    except orjson.JSONDecodeError as err:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise EventRejected("not_utf8", str(err)) from None
+        raise EventRejected("malformed_json", str(err)) from None
+    return validate_event(data, **limits)
+
+
+def dead_letter(raw: bytes, err: EventRejected, **source: Any) -> InvalidEvent:
+    return InvalidEvent(
+        reason=err.reason,
+        detail=err.detail[:500],
+        raw=raw[:2048].decode("utf-8", errors="replace"),
+        **source,
+    )

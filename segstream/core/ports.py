@@ -1,0 +1,85 @@
+"""The two things the engine needs from the outside world, as protocols.
+
+A *model* advances customers' LSTM states by one window; a *state store* keeps
+those states and the shared k-means statistics. Both work on whole batches so
+that adapters can make one torch call and one Redis round trip per batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import numpy as np
+
+
+@dataclass
+class StateBatch:
+    """Per-customer state for a batch, row-aligned with a list of customer ids."""
+
+    h: np.ndarray  # [B, H] float32 LSTM hidden state
+    c: np.ndarray  # [B, H] float32 LSTM cell state
+    segment: np.ndarray  # [B] int32, -1 = not yet assigned (warm-up)
+    last_window: np.ndarray  # [B] int64 index of the last window applied, -1 = none
+    n_windows: np.ndarray  # [B] int32 windows applied so far
+
+    @classmethod
+    def empty(cls, n: int, hidden_size: int) -> "StateBatch":
+        return cls(
+            h=np.zeros((n, hidden_size), np.float32),
+            c=np.zeros((n, hidden_size), np.float32),
+            segment=np.full(n, -1, np.int32),
+            last_window=np.full(n, -1, np.int64),
+            n_windows=np.zeros(n, np.int32),
+        )
+
+    def __len__(self) -> int:
+        return len(self.segment)
+
+
+@dataclass
+class CentroidStats:
+    """Sufficient statistics of the shared online k-means: centroid j = sums[j] / counts[j].
+
+    Sums and counts add up, so deltas from any number of workers fold in, in any
+    order, to the same model; ``version`` counts the folds.
+    """
+
+    sums: np.ndarray  # [k, H] float64
+    counts: np.ndarray  # [k] float64
+    version: int
+
+    @property
+    def centroids(self) -> np.ndarray:
+        return (self.sums / np.maximum(self.counts, 1e-12)[:, None]).astype(np.float32)
+
+
+class SequenceModel(Protocol):
+    version: str
+    hidden_size: int
+
+    def step(self, x: np.ndarray, h: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Advance [B, K] normalised window spend one step from (h, c); returns (h, c, traits[B, 5])."""
+        ...
+
+    def traits_of(self, h: np.ndarray) -> np.ndarray:
+        """Big-Five profile read off hidden states [N, H] -> [N, 5]."""
+        ...
+
+
+class StateStore(Protocol):
+    def load(self, customer_ids: Sequence[str]) -> tuple[StateBatch, CentroidStats]:
+        """Customers' states (empty where unknown) and the current k-means statistics, in one read."""
+        ...
+
+    def commit(self, customer_ids: Sequence[str], states: StateBatch) -> np.ndarray:
+        """Write states whose ``last_window`` is newer than the stored one; fold each written
+        customer with ``segment >= 0`` into the k-means statistics; return the written mask.
+
+        The newer-window guard is what makes a replay after a crash harmless.
+        """
+        ...
+
+    def init_centroids(self, centroids: np.ndarray, prior_weight: float) -> None:
+        """Seed the k-means statistics unless they exist already (first worker wins)."""
+        ...

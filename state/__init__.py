@@ -1,0 +1,1 @@
+"""State-store adapters for the core's :class:`~segstream.core.ports.StateStore`."""
