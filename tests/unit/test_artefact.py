@@ -1,0 +1,40 @@
+import numpy as np
+
+from models.artefact import ModelArtefact, TorchSequenceModel
+from models.training import TrainConfig, train
+from producers.synthetic import GeneratorConfig, SyntheticBank
+
+
+def tiny_artefact(seed=0):
+    bank = SyntheticBank(GeneratorConfig(customers=120, months=6, seed=seed))
+    spend, active = bank.monthly_spend()
+    return train(spend, active, TrainConfig(hidden_size=4, n_segments=5, epochs=3, seed=seed), log=lambda *_: None)
+
+
+def test_training_is_deterministic_for_a_seed():
+    assert tiny_artefact().version == tiny_artefact().version
+
+
+def test_save_load_round_trip(tmp_path):
+    art = tiny_artefact()
+    art.save(tmp_path / "m.pt")
+    back = ModelArtefact.load(tmp_path / "m.pt")
+    assert back.version == art.version
+    np.testing.assert_array_equal(back.centroids, art.centroids)
+    x = np.random.default_rng(0).random((3, len(art.categories))).astype(np.float32)
+    z = np.zeros((3, 4), np.float32)
+    for a, b in zip(TorchSequenceModel(art).step(x, z, z), TorchSequenceModel(back).step(x, z, z)):
+        np.testing.assert_allclose(a, b)
+
+
+def test_head_in_numpy_matches_torch():
+    m = TorchSequenceModel(tiny_artefact())
+    x = np.random.default_rng(1).random((5, len(m.artefact.categories))).astype(np.float32)
+    z = np.zeros((5, 4), np.float32)
+    h, _, traits = m.step(x, z, z)
+    np.testing.assert_allclose(m.traits_of(h), traits, rtol=1e-5, atol=1e-6)
+
+
+def test_shipped_artefact_loads():
+    art = ModelArtefact.load()
+    assert art.version.startswith("lstm-h") and art.centroids.shape[1] == art.hidden_size

@@ -1,0 +1,19 @@
+import numpy as np
+from sklearn.metrics import adjusted_rand_score
+
+from producers.synthetic import GeneratorConfig, SyntheticBank
+from segstream.config import Settings
+from segstream.demo import run_demo
+
+
+def test_demo_segments_beat_a_shuffled_baseline():
+    out = run_demo(customers=400, months=12, seed=11, settings=Settings(), progress=False)
+    assert out["events"] > 0 and out["windows_closed"] == out["state_updates"] > 0
+    assert out["n_segments"] > 5
+    # baseline: the same segment sizes, assigned to customers at random
+    truth = SyntheticBank(GeneratorConfig(customers=400, months=1, seed=11)).truth["micro_segment"]
+    rng = np.random.default_rng(0)
+    sizes = rng.integers(0, 20, len(truth))
+    baseline = max(adjusted_rand_score(truth, rng.permutation(sizes)) for _ in range(20))
+    assert out["ari_vs_truth"] > baseline + 0.3, (out["ari_vs_truth"], baseline)
+    assert 0.0 <= out["flip_rate"] < 0.5

@@ -1,0 +1,101 @@
+"""Engine change detection with a transparent model: the hidden state is the input."""
+
+import numpy as np
+
+from segstream.core.assignment import OnlineKMeans, nearest
+from segstream.core.engine import SegmentEngine, rounds
+from segstream.core.windows import ClosedWindow
+from state.memory import InMemoryStateStore
+
+H = 2
+
+
+class PassThroughModel:
+    """h := x, so each window puts the customer exactly where the test says."""
+
+    version = "passthrough-1"
+    hidden_size = H
+
+    def __init__(self):
+        self.calls = 0
+
+    def step(self, x, h, c):
+        self.calls += 1
+        return x.copy(), c + 1, np.tile(x[:, :1], (1, 5))
+
+    def traits_of(self, h):
+        return np.tile(h[:, :1], (1, 5))
+
+
+CENTROIDS = np.array([[0.0, 0.0], [10.0, 10.0]], np.float32)
+
+
+def window(cid, idx, point):
+    spend = np.asarray(point, float)
+    return ClosedWindow(cid, idx, idx * 100.0, (idx + 1) * 100.0, spend, 1, income=1.0)
+
+
+def make(warmup=1):
+    model = PassThroughModel()
+    store = InMemoryStateStore(H)
+    return SegmentEngine(model, store, warmup_windows=warmup, initial_centroids=CENTROIDS, prior_weight=1e6), model, store
+
+
+def test_first_assignment_then_change_then_no_change():
+    eng, _, _ = make()
+    r1 = eng.process([window("a", 0, [0.5, 0.0]), window("b", 0, [9.0, 9.5])])
+    assert [(c.customer_id, c.old_segment, c.new_segment) for c in r1.changes] == [("a", None, 0), ("b", None, 1)]
+    r2 = eng.process([window("a", 1, [9.5, 9.0]), window("b", 1, [10.0, 10.0])])
+    assert [(c.customer_id, c.old_segment, c.new_segment) for c in r2.changes] == [("a", 0, 1)]
+    ch = r2.changes[0]
+    assert ch.model_version == "passthrough-1" and 0.0 <= ch.confidence <= 1.0
+    assert ch.distance == np.float32(np.hypot(0.5, 1.0))
+    assert eng.process([window("a", 2, [9.9, 9.9])]).changes == []
+
+
+def test_warmup_withholds_segments():
+    eng, _, store = make(warmup=3)
+    for i in range(2):
+        r = eng.process([window("a", i, [0.0, 0.0])])
+        assert r.changes == [] and r.assigned == 0
+    r = eng.process([window("a", 2, [0.0, 0.0])])
+    assert [c.new_segment for c in r.changes] == [0]
+    assert store.segments() == {"a": 0}
+
+
+def test_replayed_window_is_not_applied_twice():
+    eng, model, store = make()
+    eng.process([window("a", 0, [0.0, 0.0])])
+    before = store.state("a")
+    version = store.stats.version
+    r = eng.process([window("a", 0, [10.0, 10.0])])  # replay of an applied window
+    assert r.stale == 1 and r.applied == 0 and r.changes == []
+    assert store.state("a")[3] == before[3] and store.stats.version == version
+    np.testing.assert_array_equal(store.state("a")[0], before[0])
+
+
+def test_backlog_of_one_customer_is_applied_in_window_order_with_one_model_call_per_round():
+    eng, model, store = make()
+    batch = [window("a", 1, [10, 10]), window("a", 0, [0, 0]), window("b", 0, [0, 0])]
+    assert [[w.index for w in r] for r in rounds(batch)] == [[0, 0], [1]]
+    r = eng.process(batch)
+    assert model.calls == 2 and r.applied == 3
+    assert [(c.customer_id, c.new_segment) for c in r.changes] == [("a", 0), ("b", 0), ("a", 1)]
+    assert store.state("a")[3] == 1 and store.state("a")[4] == 2
+
+
+def test_centroids_follow_assigned_states():
+    eng, _, store = make()
+    store.stats.sums[:] = CENTROIDS  # weight 1 per centroid
+    store.stats.counts[:] = 1.0
+    eng.process([window("a", 0, [2.0, 0.0])])
+    np.testing.assert_allclose(store.stats.centroids[0], [1.0, 0.0])
+
+
+def test_online_kmeans_river_style_api():
+    km = OnlineKMeans(CENTROIDS, prior_weight=1.0)
+    assert km.predict_one(np.array([1.0, 1.0])) == 0
+    assert km.learn_one(np.array([2.0, 2.0])) == 0
+    np.testing.assert_allclose(km.centroids[0], [1.0, 1.0])
+    idx, dist, conf = nearest(CENTROIDS, np.array([[5.0, 5.0], [0.0, 0.0]]))
+    assert conf[0] == 0.0 and conf[1] == 1.0 and dist[1] == 0.0

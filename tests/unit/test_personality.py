@@ -1,0 +1,43 @@
+import numpy as np
+
+from segstream.core.personality import CATEGORIES, CATEGORY_INDEX, LOADINGS, TRAITS, dominant_traits, segment_label, trait_scores
+
+
+def one_category(name: str, amount: float = 100.0) -> np.ndarray:
+    v = np.zeros(len(CATEGORIES))
+    v[CATEGORY_INDEX[name]] = amount
+    return v
+
+
+def test_table_shape_and_range():
+    assert LOADINGS.shape == (len(CATEGORIES), 5)
+    assert 20 <= len(CATEGORIES) <= 60
+    assert np.abs(LOADINGS).max() <= 3.0
+    # each trait must be readable from spending: a category that loads on it most
+    assert set(np.argmax(LOADINGS, axis=1)) == set(range(5))
+
+
+def test_scores_depend_on_mix_not_amount():
+    a = trait_scores(one_category("books", 10.0))
+    b = trait_scores(one_category("books", 10_000.0))
+    np.testing.assert_allclose(a, b)
+
+
+def test_signature_categories_point_to_their_trait():
+    expect = {"arts_culture": "openness", "savings": "conscientiousness", "bars_nightlife": "extraversion",
+              "charity": "agreeableness", "healthcare": "neuroticism"}
+    for cat, trait in expect.items():
+        assert TRAITS[int(np.argmax(trait_scores(one_category(cat))))] == trait
+
+
+def test_mixed_spend_gives_weighted_scores_and_empty_rows_stay_zero():
+    spend = np.stack([one_category("books", 30) + one_category("savings", 70), np.zeros(len(CATEGORIES))])
+    s = trait_scores(spend)
+    np.testing.assert_allclose(s[0], 0.3 * LOADINGS[CATEGORY_INDEX["books"]] + 0.7 * LOADINGS[CATEGORY_INDEX["savings"]])
+    np.testing.assert_array_equal(s[1], 0.0)
+
+
+def test_dominant_and_label():
+    order = dominant_traits(np.array([[0.1, 0.9, 0.3, 0.5, 0.0]]))
+    assert order.tolist() == [[1, 3]]
+    assert segment_label(order[0]) == "C>A"

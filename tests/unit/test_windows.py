@@ -1,0 +1,70 @@
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+
+from segstream.core.windows import WindowAggregator, WindowSpec
+
+DAY = 86400.0
+
+
+def ts(y, m, d=1, hh=0, mm=0, ss=0):
+    return datetime(y, m, d, hh, mm, ss, tzinfo=timezone.utc).timestamp()
+
+
+def test_calendar_month_boundaries():
+    spec = WindowSpec(months=1)
+    assert spec.index(ts(2024, 1, 31, 23, 59, 59)) + 1 == spec.index(ts(2024, 2, 1))
+    i = spec.index(ts(2024, 2, 15))
+    assert spec.start(i) == ts(2024, 2, 1)
+    assert spec.end(i) == ts(2024, 3, 1)  # leap-year February ends on the 29th
+    assert spec.end(spec.index(ts(2024, 12, 5))) == ts(2025, 1, 1)
+
+
+def test_multi_month_and_fixed_windows():
+    q = WindowSpec(months=3)
+    assert q.index(ts(2024, 1, 1)) == q.index(ts(2024, 3, 31)) != q.index(ts(2024, 4, 1))
+    f = WindowSpec(months=0, seconds=3600)
+    assert f.index(7199.0) == 1 and f.end(1) == 7200.0
+    with pytest.raises(ValueError):
+        WindowSpec(months=1, seconds=60)
+
+
+def test_window_closes_only_when_watermark_passes_end_plus_lateness():
+    agg = WindowAggregator(WindowSpec(months=1), n_categories=3, allowed_lateness_s=2 * DAY)
+    agg.add("a", ts(2024, 1, 10), 0, 10.0, income=1000.0)
+    agg.add("a", ts(2024, 1, 20), 2, 5.0)
+    agg.add("b", ts(2024, 1, 31, 23), 1, 7.0)
+    agg.add("a", ts(2024, 2, 2), 1, 1.0)  # watermark = Jan 31: January still open
+    assert agg.poll() == []
+    agg.add("b", ts(2024, 2, 3), 1, 1.0)  # watermark = Feb 1: January closes
+    closed = {w.customer_id: w for w in agg.poll()}
+    assert set(closed) == {"a", "b"}
+    a = closed["a"]
+    assert a.n_events == 2 and a.start == ts(2024, 1, 1) and a.end == ts(2024, 2, 1)
+    np.testing.assert_allclose(a.spend, [10.0, 0.0, 5.0])
+    np.testing.assert_allclose(a.normalised_spend(), [0.01, 0.0, 0.005])
+    # income unknown: normalised by total spend instead
+    np.testing.assert_allclose(closed["b"].normalised_spend(), [0.0, 1.0, 0.0])
+    assert agg.open_windows == 2  # February for a and b
+
+
+def test_event_within_lateness_is_kept_and_beyond_is_counted_late():
+    agg = WindowAggregator(WindowSpec(months=1), n_categories=1, allowed_lateness_s=2 * DAY)
+    agg.add("a", ts(2024, 2, 2), 0, 1.0)
+    assert agg.add("a", ts(2024, 1, 30), 0, 1.0) == "ok"  # late but within lateness
+    agg.add("a", ts(2024, 2, 4), 0, 1.0)
+    jan = agg.poll()
+    assert [w.n_events for w in jan] == [1]
+    assert agg.add("a", ts(2024, 1, 31), 0, 99.0) == "late"
+    assert agg.counts == {"ok": 3, "late": 1, "duplicate": 0}
+    feb = agg.flush()
+    assert [w.n_events for w in feb] == [2] and feb[0].spend[0] == 2.0
+
+
+def test_duplicate_event_ids_count_once():
+    agg = WindowAggregator(WindowSpec(months=1), n_categories=1)
+    assert agg.add("a", ts(2024, 1, 3), 0, 5.0, event_id="e1") == "ok"
+    assert agg.add("a", ts(2024, 1, 3), 0, 5.0, event_id="e1") == "duplicate"
+    (w,) = agg.flush()
+    assert w.spend[0] == 5.0 and w.n_events == 1
