@@ -17,7 +17,7 @@ from segstream.core.ports import CentroidStats, StateBatch
 class InMemoryStateStore:
     def __init__(self, hidden_size: int):
         self.hidden_size = hidden_size
-        self._rows: dict[str, tuple[np.ndarray, np.ndarray, int, int, int]] = {}
+        self._rows: dict[str, tuple] = {}  # h, c, segment, prev_segment, last_window, n_windows
         self.stats: CentroidStats | None = None
 
     def __len__(self) -> int:
@@ -35,7 +35,7 @@ class InMemoryStateStore:
         for i, cid in enumerate(customer_ids):
             row = self._rows.get(cid)
             if row is not None:
-                out.h[i], out.c[i], out.segment[i], out.last_window[i], out.n_windows[i] = row
+                out.h[i], out.c[i], out.segment[i], out.prev_segment[i], out.last_window[i], out.n_windows[i] = row
         snap = CentroidStats(self.stats.sums.copy(), self.stats.counts.copy(), self.stats.version)
         return out, snap
 
@@ -43,10 +43,10 @@ class InMemoryStateStore:
         written = np.zeros(len(customer_ids), bool)
         for i, cid in enumerate(customer_ids):
             row = self._rows.get(cid)
-            if row is not None and row[3] >= states.last_window[i]:
+            if row is not None and row[4] >= states.last_window[i]:
                 continue
             self._rows[cid] = (
-                states.h[i].copy(), states.c[i].copy(), int(states.segment[i]),
+                states.h[i].copy(), states.c[i].copy(), int(states.segment[i]), int(states.prev_segment[i]),
                 int(states.last_window[i]), int(states.n_windows[i]),
             )
             written[i] = True
@@ -61,5 +61,5 @@ class InMemoryStateStore:
     def segments(self) -> dict[str, int]:
         return {cid: row[2] for cid, row in self._rows.items()}
 
-    def state(self, customer_id: str) -> tuple[np.ndarray, np.ndarray, int, int, int] | None:
+    def state(self, customer_id: str) -> tuple | None:
         return self._rows.get(customer_id)

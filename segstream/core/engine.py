@@ -19,7 +19,7 @@ import numpy as np
 from .assignment import nearest
 from .events import SegmentChange
 from .personality import TRAITS, dominant_traits, segment_label
-from .ports import SequenceModel, StateBatch, StateStore
+from .ports import CentroidStats, SequenceModel, StateBatch, StateStore
 from .windows import ClosedWindow
 
 STAGES = ("state_load", "lstm_step", "assignment", "state_write")
@@ -85,12 +85,14 @@ class SegmentEngine:
         index = np.fromiter((w.index for w in windows), np.int64, len(windows))
         fresh = index > old.last_window
         res.stale = int((~fresh).sum())
-        if not fresh.all():
-            windows = [w for w, f in zip(windows, fresh) if f]
+        if res.stale:
+            res.changes += self._reannounce(windows, old, index, stats)
+            keep = np.flatnonzero(fresh)
+            windows = [windows[i] for i in keep]
             ids = [w.customer_id for w in windows]
-            old = StateBatch(old.h[fresh], old.c[fresh], old.segment[fresh], old.last_window[fresh], old.n_windows[fresh])
-            index = index[fresh]
+            old, index = old.take(keep), index[keep]
         if not windows:
+            res.seconds["state_load"] = t1 - t0
             return res
 
         x = np.stack([w.normalised_spend() for w in windows]).astype(np.float32)
@@ -99,11 +101,9 @@ class SegmentEngine:
 
         n_windows = old.n_windows + 1
         warm = n_windows >= self.warmup_windows
-        centroids = stats.centroids
-        seg, dist, conf = nearest(centroids, h)
+        seg, dist, conf = nearest(stats.centroids, h)
         segment = np.where(warm, seg, -1).astype(np.int32)
-        new = StateBatch(h=h, c=c, segment=segment, last_window=index, n_windows=n_windows)
-        labels = self._labels(centroids)
+        new = StateBatch(h=h, c=c, segment=segment, prev_segment=old.segment, last_window=index, n_windows=n_windows)
         t3 = time.perf_counter()
 
         written = self.store.commit(ids, new)
@@ -111,26 +111,48 @@ class SegmentEngine:
 
         res.applied = int(written.sum())
         res.assigned = int((written & warm).sum())
-        changed = written & warm & (segment != old.segment)
-        for i in np.flatnonzero(changed):
-            w = windows[i]
-            res.changes.append(
-                SegmentChange(
-                    customer_id=w.customer_id,
-                    old_segment=None if old.segment[i] < 0 else int(old.segment[i]),
-                    new_segment=int(segment[i]),
-                    segment_label=labels[segment[i]],
-                    window_end=datetime.fromtimestamp(w.end, tz=timezone.utc),
-                    distance=float(dist[i]),
-                    confidence=float(conf[i]),
-                    model_version=self.model.version,
-                    centroid_version=stats.version,
-                    traits=dict(zip(TRAITS, map(float, traits[i]))),
-                )
-            )
+        changed = np.flatnonzero(written & warm & (segment != old.segment))
+        res.changes += self._changes(windows, changed, old.segment, segment, dist, conf, traits, stats)
         res.segments = {ids[i]: int(segment[i]) for i in np.flatnonzero(written & warm)}
         res.seconds = {"state_load": t1 - t0, "lstm_step": t2 - t1, "assignment": t3 - t2, "state_write": t4 - t3}
         return res
+
+    def _reannounce(self, windows, old: StateBatch, index: np.ndarray, stats: CentroidStats) -> list[SegmentChange]:
+        """Change events of windows that were applied but may not have been announced.
+
+        A worker that dies between writing state and publishing loses the event; the
+        replay of the same window finds it applied, so the event is rebuilt from the
+        stored state. Delivery is therefore at-least-once: consumers key on
+        (customer_id, window_end).
+        """
+        rows = np.flatnonzero((index == old.last_window) & (old.segment >= 0) & (old.segment != old.prev_segment))
+        if not len(rows):
+            return []
+        seg, dist, conf = nearest(stats.centroids, old.h[rows])
+        traits = self.model.traits_of(old.h[rows])
+        sub = [windows[i] for i in rows]
+        at = np.arange(len(rows))
+        return self._changes(sub, at, old.prev_segment[rows], old.segment[rows], dist, conf, traits, stats)
+
+    def _changes(self, windows, rows, old_seg, new_seg, dist, conf, traits, stats: CentroidStats) -> list[SegmentChange]:
+        if not len(rows):
+            return []
+        labels = self._labels(stats.centroids)
+        return [
+            SegmentChange(
+                customer_id=windows[i].customer_id,
+                old_segment=None if old_seg[i] < 0 else int(old_seg[i]),
+                new_segment=int(new_seg[i]),
+                segment_label=labels[new_seg[i]],
+                window_end=datetime.fromtimestamp(windows[i].end, tz=timezone.utc),
+                distance=float(dist[i]),
+                confidence=float(conf[i]),
+                model_version=self.model.version,
+                centroid_version=stats.version,
+                traits=dict(zip(TRAITS, map(float, traits[i]))),
+            )
+            for i in rows
+        ]
 
     def _labels(self, centroids: np.ndarray) -> list[str]:
         order = dominant_traits(self.model.traits_of(centroids), k=2)

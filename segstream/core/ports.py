@@ -20,6 +20,7 @@ class StateBatch:
     h: np.ndarray  # [B, H] float32 LSTM hidden state
     c: np.ndarray  # [B, H] float32 LSTM cell state
     segment: np.ndarray  # [B] int32, -1 = not yet assigned (warm-up)
+    prev_segment: np.ndarray  # [B] int32 segment before the last window, to re-announce a change on replay
     last_window: np.ndarray  # [B] int64 index of the last window applied, -1 = none
     n_windows: np.ndarray  # [B] int32 windows applied so far
 
@@ -29,12 +30,16 @@ class StateBatch:
             h=np.zeros((n, hidden_size), np.float32),
             c=np.zeros((n, hidden_size), np.float32),
             segment=np.full(n, -1, np.int32),
+            prev_segment=np.full(n, -1, np.int32),
             last_window=np.full(n, -1, np.int64),
             n_windows=np.zeros(n, np.int32),
         )
 
     def __len__(self) -> int:
         return len(self.segment)
+
+    def take(self, rows: np.ndarray) -> "StateBatch":
+        return StateBatch(*(getattr(self, f)[rows] for f in self.__dataclass_fields__))
 
 
 @dataclass

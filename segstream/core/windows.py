@@ -9,9 +9,10 @@ bank reads spending against a monthly income.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Iterable, Literal
 
 import numpy as np
 
@@ -60,12 +61,17 @@ class ClosedWindow:
         return self.spend / denom
 
 
+def event_key(event_id: str) -> int:
+    """Stable 64-bit digest of an event id: what dedup keeps, and what survives a restart."""
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little")
+
+
 @dataclass
-class _Open:
+class OpenWindow:
     spend: list[float]
     n: int = 0
     income: float | None = None
-    ids: set[str] = field(default_factory=set)
+    ids: set[int] = field(default_factory=set)  # event_key of every event counted
 
 
 class WindowAggregator:
@@ -76,8 +82,10 @@ class WindowAggregator:
         self.n_categories = n_categories
         self.allowed_lateness_s = float(allowed_lateness_s)
         self.max_event_time = float("-inf")
-        self._open: dict[int, dict[str, _Open]] = {}  # window index -> customer -> accumulator
+        self._open: dict[int, dict[str, OpenWindow]] = {}  # window index -> customer -> accumulator
         self.counts: dict[str, int] = {"ok": 0, "late": 0, "duplicate": 0}
+        self._dirty: set[tuple[int, str]] = set()  # changed since the last checkpoint
+        self._closed: list[tuple[int, str]] = []  # closed since the last checkpoint
 
     @property
     def watermark(self) -> float:
@@ -105,12 +113,14 @@ class WindowAggregator:
             bucket = self._open[idx] = {}
         acc = bucket.get(customer_id)
         if acc is None:
-            acc = bucket[customer_id] = _Open(spend=[0.0] * self.n_categories)
+            acc = bucket[customer_id] = OpenWindow(spend=[0.0] * self.n_categories)
         if event_id is not None:
-            if event_id in acc.ids:
+            key = event_key(event_id)
+            if key in acc.ids:
                 self.counts["duplicate"] += 1
                 return "duplicate"
-            acc.ids.add(event_id)
+            acc.ids.add(key)
+        self._dirty.add((idx, customer_id))
         acc.spend[category] += amount
         acc.n += 1
         if income is not None:
@@ -132,7 +142,23 @@ class WindowAggregator:
 
     def _close(self, idx: int) -> list[ClosedWindow]:
         start, end = self.spec.start(idx), self.spec.end(idx)
-        return [
-            ClosedWindow(cid, idx, start, end, np.asarray(a.spend), a.n, a.income)
-            for cid, a in self._open.pop(idx).items()
-        ]
+        out = []
+        for cid, a in self._open.pop(idx).items():
+            self._dirty.discard((idx, cid))
+            self._closed.append((idx, cid))
+            out.append(ClosedWindow(cid, idx, start, end, np.asarray(a.spend), a.n, a.income))
+        return out
+
+    # --- checkpointing: what a store needs to persist, and how to come back --------
+
+    def checkpoint_delta(self) -> tuple[list[tuple[int, str, OpenWindow]], list[tuple[int, str]]]:
+        """Open windows changed and windows closed since the last call."""
+        upserts = [(i, cid, self._open[i][cid]) for i, cid in self._dirty]
+        closed, self._closed, self._dirty = self._closed, [], set()
+        return upserts, closed
+
+    def restore(self, windows: Iterable[tuple[int, str, OpenWindow]], max_event_time: float) -> None:
+        """Rebuild from a checkpoint: the open windows and the event time the watermark was at."""
+        for idx, cid, acc in windows:
+            self._open.setdefault(idx, {})[cid] = acc
+        self.max_event_time = max(self.max_event_time, max_event_time)

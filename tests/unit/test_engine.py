@@ -69,9 +69,24 @@ def test_replayed_window_is_not_applied_twice():
     before = store.state("a")
     version = store.stats.version
     r = eng.process([window("a", 0, [10.0, 10.0])])  # replay of an applied window
-    assert r.stale == 1 and r.applied == 0 and r.changes == []
-    assert store.state("a")[3] == before[3] and store.stats.version == version
+    assert r.stale == 1 and r.applied == 0
+    assert [(c.old_segment, c.new_segment) for c in r.changes] == [(None, 0)]  # re-announced, not re-applied
+    assert store.state("a")[4] == before[4] and store.stats.version == version
     np.testing.assert_array_equal(store.state("a")[0], before[0])
+
+
+def test_replay_of_the_last_window_reannounces_its_change():
+    """A crash after the state write but before publishing must not lose the change event."""
+    eng, _, _ = make()
+    eng.process([window("a", 0, [0.0, 0.0])])
+    first = eng.process([window("a", 1, [10.0, 10.0])]).changes
+    replay = eng.process([window("a", 1, [10.0, 10.0])])
+    assert replay.applied == 0 and replay.stale == 1
+    assert [(c.old_segment, c.new_segment, c.window_end) for c in replay.changes] == [
+        (c.old_segment, c.new_segment, c.window_end) for c in first
+    ]
+    # an older window replayed says nothing
+    assert eng.process([window("a", 0, [0.0, 0.0])]).changes == []
 
 
 def test_backlog_of_one_customer_is_applied_in_window_order_with_one_model_call_per_round():
@@ -81,7 +96,7 @@ def test_backlog_of_one_customer_is_applied_in_window_order_with_one_model_call_
     r = eng.process(batch)
     assert model.calls == 2 and r.applied == 3
     assert [(c.customer_id, c.new_segment) for c in r.changes] == [("a", 0), ("b", 0), ("a", 1)]
-    assert store.state("a")[3] == 1 and store.state("a")[4] == 2
+    assert store.state("a")[4] == 1 and store.state("a")[5] == 2
 
 
 def test_centroids_follow_assigned_states():

@@ -1,0 +1,24 @@
+"""A Redis connection with the retry policy every adapter shares.
+
+redis-py retries transient connection errors itself (exponential backoff); we
+only choose the policy, so a Redis restart shows up as latency, not a crash.
+"""
+
+from __future__ import annotations
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError, TimeoutError
+from redis.retry import Retry
+
+
+def connect(url: str, *, retries: int = 10, timeout_s: float = 5.0) -> redis.Redis:
+    """``redis://[:password@]host:port/db`` or ``rediss://`` for TLS (ssl_* options in the URL query)."""
+    return redis.Redis.from_url(
+        url,
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries),
+        retry_on_error=[ConnectionError, TimeoutError],
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        health_check_interval=15,
+    )

@@ -1,0 +1,145 @@
+"""Customers' LSTM states and the shared k-means statistics in Redis.
+
+One key per customer holds a fixed-size little-endian record (12-byte header +
+float32 h and c), so a batch is read with one pipelined MGET and decoded by one
+``np.frombuffer``. Writes go through one Lua script per batch that applies each
+record only if its window is newer than the stored one, and folds the written
+customers' hidden states into the centroid sums in the same atomic step: a
+replayed batch after a crash can neither move a state back nor count a window
+twice in the centroids.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import redis
+
+from segstream.core.ports import CentroidStats, StateBatch
+
+_COMMIT = """
+local H = tonumber(ARGV[1])
+local K = tonumber(ARGV[2])
+local n = #KEYS - 1
+local ck = KEYS[n + 1]
+local written, dsum, dcnt, touched = {}, {}, {}, false
+for i = 1, n do
+  local new = ARGV[i + 2]
+  local lw_new = struct.unpack('<i4', new)
+  local old = redis.call('GET', KEYS[i])
+  if (not old) or struct.unpack('<i4', old) < lw_new then
+    redis.call('SET', KEYS[i], new)
+    written[i] = 1
+    local seg = struct.unpack('<i2', new, 5)
+    if seg >= 0 then
+      touched = true
+      dcnt[seg] = (dcnt[seg] or 0) + 1
+      for d = 0, H - 1 do
+        local v = struct.unpack('<f', new, 13 + d * 4)
+        dsum[seg * H + d] = (dsum[seg * H + d] or 0) + v
+      end
+    end
+  else
+    written[i] = 0
+  end
+end
+if touched then
+  local sums = redis.call('HGET', ck, 'sums')
+  local counts = redis.call('HGET', ck, 'counts')
+  local out, outc = {}, {}
+  for j = 0, K * H - 1 do
+    out[j + 1] = struct.pack('<d', struct.unpack('<d', sums, j * 8 + 1) + (dsum[j] or 0))
+  end
+  for j = 0, K - 1 do
+    outc[j + 1] = struct.pack('<d', struct.unpack('<d', counts, j * 8 + 1) + (dcnt[j] or 0))
+  end
+  redis.call('HSET', ck, 'sums', table.concat(out), 'counts', table.concat(outc))
+  redis.call('HINCRBY', ck, 'version', 1)
+end
+return written
+"""
+
+_INIT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'sums', ARGV[1], 'counts', ARGV[2], 'version', 0)
+  return 1
+end
+return 0
+"""
+
+
+def record_dtype(hidden_size: int) -> np.dtype:
+    return np.dtype(
+        [
+            ("last_window", "<i4"), ("segment", "<i2"), ("prev_segment", "<i2"),
+            ("n_windows", "<u2"), ("_pad", "<u2"),
+            ("h", "<f4", (hidden_size,)), ("c", "<f4", (hidden_size,)),
+        ]
+    )
+
+
+class RedisStateStore:
+    def __init__(self, client: redis.Redis, hidden_size: int, model_version: str, prefix: str = "seg"):
+        self.r = client
+        self.hidden_size = hidden_size
+        self.dtype = record_dtype(hidden_size)
+        ns = f"{prefix}:{model_version[-10:]}"  # states only make sense for the model that wrote them
+        self._state_prefix = f"{ns}:s:"
+        self.centroid_key = f"{ns}:centroids"
+        self._commit = client.register_script(_COMMIT)
+        self._init = client.register_script(_INIT)
+        self.k = 0
+
+    def key(self, customer_id: str) -> str:
+        return self._state_prefix + customer_id
+
+    def init_centroids(self, centroids: np.ndarray, prior_weight: float) -> None:
+        c = np.asarray(centroids, "<f8")
+        self.k = len(c)
+        self._init(keys=[self.centroid_key], args=[(c * prior_weight).tobytes(), np.full(len(c), prior_weight, "<f8").tobytes()])
+
+    def load(self, customer_ids: Sequence[str]) -> tuple[StateBatch, CentroidStats]:
+        pipe = self.r.pipeline(transaction=False)
+        pipe.mget([self.key(c) for c in customer_ids])
+        pipe.hmget(self.centroid_key, "sums", "counts", "version")
+        raw, (sums, counts, version) = pipe.execute()
+        return self._decode(raw), self._stats(sums, counts, version)
+
+    def centroid_stats(self) -> CentroidStats:
+        return self._stats(*self.r.hmget(self.centroid_key, "sums", "counts", "version"))
+
+    def commit(self, customer_ids: Sequence[str], states: StateBatch) -> np.ndarray:
+        rec = np.zeros(len(customer_ids), self.dtype)
+        for f in ("last_window", "segment", "prev_segment", "n_windows", "h", "c"):
+            rec[f] = getattr(states, f)
+        size = self.dtype.itemsize
+        blob = rec.tobytes()
+        args = [self.hidden_size, self.k] + [blob[i * size : (i + 1) * size] for i in range(len(rec))]
+        written = self._commit(keys=[self.key(c) for c in customer_ids] + [self.centroid_key], args=args)
+        return np.asarray(written, bool)
+
+    def _decode(self, raw: list[bytes | None]) -> StateBatch:
+        out = StateBatch.empty(len(raw), self.hidden_size)
+        present = [i for i, v in enumerate(raw) if v is not None]
+        if present:
+            rec = np.frombuffer(b"".join(raw[i] for i in present), self.dtype)
+            for f in ("h", "c", "segment", "prev_segment", "last_window", "n_windows"):
+                getattr(out, f)[present] = rec[f]
+        return out
+
+    def _stats(self, sums: bytes | None, counts: bytes | None, version: bytes | None) -> CentroidStats:
+        if sums is None:
+            raise RuntimeError(f"centroids missing at {self.centroid_key}: call init_centroids first")
+        c = np.frombuffer(counts, "<f8").copy()
+        self.k = len(c)
+        return CentroidStats(np.frombuffer(sums, "<f8").reshape(len(c), -1).copy(), c, int(version))
+
+    def segments(self, customer_ids: Sequence[str]) -> dict[str, int]:
+        states = self._decode(self.r.mget([self.key(c) for c in customer_ids]))
+        return {c: int(s) for c, s in zip(customer_ids, states.segment)}
+
+    def scan_segments(self) -> dict[str, int]:
+        """Every stored customer's segment (operator and test use; O(customers))."""
+        ids = [k.decode()[len(self._state_prefix):] for k in self.r.scan_iter(match=self._state_prefix + "*", count=10_000)]
+        return self.segments(ids) if ids else {}

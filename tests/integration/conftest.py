@@ -1,0 +1,33 @@
+import pytest
+
+from state.redis_client import connect
+
+from .servers import kafka_server, redis_server
+
+
+@pytest.fixture(scope="session")
+def redis_srv(tmp_path_factory):
+    srv = redis_server(tmp_path_factory.mktemp("redis"))
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture()
+def redis_url(redis_srv):
+    url = f"redis://127.0.0.1:{redis_srv.port}/0"
+    connect(url).flushdb()
+    return url
+
+
+@pytest.fixture(scope="session")
+def kafka_srv(tmp_path_factory):
+    srv = kafka_server(tmp_path_factory.mktemp("kafka"))
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def bootstrap(kafka_srv):
+    return f"127.0.0.1:{kafka_srv.port}"

@@ -1,0 +1,56 @@
+"""Real Kafka and Redis servers for tests: started by the repo's scripts, stopped by PID."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port(pair: bool = False) -> int:
+    """A loopback port that is free (and, with ``pair``, whose successor is free too)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if not pair:
+            return port
+        with socket.socket() as s2:
+            try:
+                s2.bind(("127.0.0.1", port + 1))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port pair")
+
+
+@dataclass
+class Server:
+    script: str
+    workdir: Path
+    port: int
+
+    def start(self) -> None:
+        subprocess.run([str(ROOT / "scripts" / self.script), "start", str(self.workdir), str(self.port)], check=True, timeout=180)
+
+    def stop(self) -> None:
+        subprocess.run([str(ROOT / "scripts" / self.script), "stop", str(self.workdir)], check=False, timeout=60)
+
+    def kill9(self) -> None:
+        pid = int((self.workdir / ("kafka.pid" if self.script == "kafka-local" else "redis.pid")).read_text())
+        subprocess.run(["kill", "-9", str(pid)], check=False)
+
+    def wipe(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def redis_server(workdir: Path) -> Server:
+    return Server("redis-local", workdir, free_port())
+
+
+def kafka_server(workdir: Path) -> Server:
+    return Server("kafka-local", workdir, free_port(pair=True))
