@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from segstream.config import Settings
 from segstream.core.engine import SegmentEngine
 from segstream.core.personality import CATEGORIES
 from segstream.core.pipeline import SegmentationPipeline
-from segstream.core.ports import StateStore
+from segstream.core.ports import SequenceModel, StateStore
 from segstream.core.windows import WindowAggregator, WindowSpec
 
 
@@ -24,12 +26,15 @@ def load_model(settings: Settings):
     return artefact, TorchSequenceModel(artefact)
 
 
-def build_pipeline(settings: Settings, store: StateStore | None = None) -> SegmentationPipeline:
+def build_pipeline(settings: Settings, make_store: Callable[[SequenceModel], StateStore] | None = None) -> SegmentationPipeline:
+    """The core pipeline; ``make_store`` builds the state store for the loaded model (in-memory if None)."""
     artefact, model = load_model(settings)
-    if store is None:
+    if make_store is None:
         from state.memory import InMemoryStateStore
 
-        store = InMemoryStateStore(model.hidden_size)
+        store: StateStore = InMemoryStateStore(model.hidden_size)
+    else:
+        store = make_store(model)
     engine = SegmentEngine(
         model,
         store,

@@ -38,6 +38,50 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    from stream_app.app import app
+
+    sys.argv = ["segstream worker", "worker", "-l", args.loglevel]
+    app.main()
+    return 0
+
+
+def _produce(args: argparse.Namespace) -> int:
+    from producers import sources
+    from producers.kafka_producer import publish
+
+    settings = get_settings()
+    if args.source == "synthetic":
+        from producers.synthetic import GeneratorConfig, SyntheticBank
+
+        events = SyntheticBank(GeneratorConfig(customers=args.customers, months=args.months, seed=args.seed)).events()
+    elif args.source == "file":
+        events = sources.from_file(args.path)
+    elif args.source == "cdnow":
+        events = sources.cdnow(args.path or _shared("cdnow/CDNOW_master.txt"))
+    else:
+        events = sources.berka_orders(args.path or _shared("berka"))
+    n = publish(events, settings, rate=args.rate, limit=args.limit)
+    print(json.dumps({"produced": n, "topic": settings.topic_transactions}))
+    return 0
+
+
+def _shared(rel: str) -> Path:
+    for base in (Path.cwd(), *Path(__file__).resolve().parents):
+        cand = base / ".." / "shared" / "data" / rel
+        if cand.exists():
+            return cand.resolve()
+    raise SystemExit(f"cannot find ../shared/data/{rel}; pass --path")
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from stream_app.watch import changes, describe
+
+    for ch in changes(get_settings(), from_beginning=args.from_beginning, idle_timeout_s=args.idle_timeout):
+        print(json.dumps(ch) if args.json else describe(ch), flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="segstream", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -60,12 +104,33 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", type=Path, default=DEFAULT_PATH)
     t.add_argument("-v", "--verbose", action="store_true")
     t.set_defaults(func=_train)
+
+    w = sub.add_parser("worker", help="run the Faust worker (Kafka -> engine -> Kafka, state in Redis)")
+    w.add_argument("-l", "--loglevel", default="info")
+    w.set_defaults(func=_worker)
+
+    pr = sub.add_parser("produce", help="publish events to the transactions topic with kafka-python")
+    pr.add_argument("source", choices=["synthetic", "file", "cdnow", "berka"])
+    pr.add_argument("--path", type=Path, help="event file (CSV/Parquet) or data set location")
+    pr.add_argument("--customers", type=int, default=1000)
+    pr.add_argument("--months", type=int, default=12)
+    pr.add_argument("--seed", type=int, default=7)
+    pr.add_argument("--rate", type=float, help="events per second (default: as fast as possible)")
+    pr.add_argument("--limit", type=int)
+    pr.set_defaults(func=_produce)
+
+    wa = sub.add_parser("watch", help="tail the segment-changes topic")
+    wa.add_argument("--from-beginning", action="store_true")
+    wa.add_argument("--idle-timeout", type=float, help="exit after this many seconds without a message")
+    wa.add_argument("--json", action="store_true")
+    wa.set_defaults(func=_watch)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
     return args.func(args)
 
 

@@ -47,8 +47,8 @@ class Settings(BaseSettings):
     centroid_prior_weight: float = 50.0  # pseudo-count of the shipped centroids
 
     # --- operations ------------------------------------------------------
-    web_port: int = 6066
-    metrics_port: int = 9108
+    web_port: int = 6066  # worker HTTP: /metrics, /healthz
+    data_dir: Path = Path("var/worker")  # Faust's local data directory
     log_level: str = "INFO"
 
 

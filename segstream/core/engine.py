@@ -143,6 +143,7 @@ class SegmentEngine:
                 customer_id=windows[i].customer_id,
                 old_segment=None if old_seg[i] < 0 else int(old_seg[i]),
                 new_segment=int(new_seg[i]),
+                old_segment_label=None if old_seg[i] < 0 else labels[old_seg[i]],
                 segment_label=labels[new_seg[i]],
                 window_end=datetime.fromtimestamp(windows[i].end, tz=timezone.utc),
                 distance=float(dist[i]),

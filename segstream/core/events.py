@@ -81,6 +81,7 @@ class SegmentChange(BaseModel):
     customer_id: str
     old_segment: int | None
     new_segment: int
+    old_segment_label: str | None
     segment_label: str  # trait ordering of the new segment's centroid, e.g. "O>E"
     window_end: datetime
     distance: float  # Euclidean distance of the hidden state to the new centroid

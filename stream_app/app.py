@@ -1,0 +1,114 @@
+"""The Faust worker, declared: three topics, one agent, a metrics page.
+
+Per batch (``take_events``): run the core in an executor thread, publish the
+segment changes and dead letters, wait for the broker to have them, then write
+the window checkpoint. Faust acks (and later commits) the batch's offsets only
+after this body returns, and the checkpoint makes any re-delivery a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import faust
+from prometheus_client import generate_latest
+
+from segstream.config import get_settings
+
+from . import metrics
+from .kafka_config import faust_credentials
+from .processor import Record, StreamProcessor
+
+log = logging.getLogger("segstream.worker")
+settings = get_settings()
+
+app = faust.App(
+    settings.consumer_group,
+    broker=f"kafka://{settings.kafka_bootstrap}",
+    broker_credentials=faust_credentials(settings),
+    store="memory://",
+    key_serializer="raw",
+    value_serializer="raw",
+    topic_partitions=settings.topic_partitions,
+    consumer_auto_offset_reset="earliest",
+    producer_acks=-1,
+    web_port=settings.web_port,
+    web_host="0.0.0.0",
+    datadir=str(settings.data_dir),
+)
+
+transactions = app.topic(settings.topic_transactions, key_type=bytes, value_type=bytes)
+segment_changes = app.topic(settings.topic_changes, key_type=bytes, value_type=bytes)
+dead_letters = app.topic(settings.topic_dlq, key_type=bytes, value_type=bytes)
+
+_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segstream-core")
+_lock = asyncio.Lock()
+_processor: StreamProcessor | None = None
+
+
+def processor() -> StreamProcessor:
+    global _processor
+    if _processor is None:
+        _processor = StreamProcessor(settings)
+        metrics.MODEL.info({"model_version": _processor.model_version})
+    return _processor
+
+
+@app.agent(transactions)
+async def segment(stream):
+    loop = asyncio.get_running_loop()
+    async for events in stream.take_events(settings.batch_size, within=settings.batch_timeout_s):
+        records = [Record(e.message.partition, e.message.offset, e.value, e.message.timestamp) for e in events]
+        async with _lock:
+            proc = processor()
+            out = await loop.run_in_executor(_executor, proc.process, records)
+            for ch in out.changes:
+                await segment_changes.send(key=ch.customer_id.encode(), value=ch.model_dump_json().encode())
+            for d in out.dead_letters:
+                await dead_letters.send(key=d.reason.encode(), value=d.model_dump_json().encode())
+            await app.producer.flush()
+            published = time.time()
+            await loop.run_in_executor(_executor, proc.checkpoint)
+        metrics.observe_batch(records, out, published)
+        metrics.OPEN_WINDOWS.set(proc.open_windows())
+        last = {}
+        for r in records:
+            last[r.partition] = max(last.get(r.partition, -1), r.offset)
+        for p, off in last.items():
+            hw = app.consumer.highwater(faust.types.TP(settings.topic_transactions, p))
+            if hw is not None:
+                metrics.LAG.labels(str(p)).set(max(hw - off - 1, 0))
+
+
+@app.on_partitions_revoked.connect
+async def on_revoked(app, revoked, **kwargs) -> None:
+    # Wait for the batch in flight to checkpoint, then let the partition go.
+    async with _lock:
+        if _processor is not None:
+            _processor.revoke([tp.partition for tp in revoked if tp.topic == settings.topic_transactions])
+
+
+@app.page("/metrics")
+async def prometheus(web, request):
+    return web.bytes(generate_latest(), content_type="text/plain; version=0.0.4")
+
+
+@app.page("/healthz")
+async def health(web, request):
+    try:
+        ok = _processor is None or bool(_processor.redis.ping())
+    except Exception:  # unhealthy is an answer, not a crash
+        ok = False
+    return web.json({"ok": ok}, status=200 if ok else 503)
+
+
+@app.task
+async def on_start() -> None:
+    from .kafka_config import ensure_topics
+
+    await asyncio.get_running_loop().run_in_executor(None, ensure_topics, settings)
+    await asyncio.get_running_loop().run_in_executor(_executor, processor)
+    log.info("segstream worker ready: model %s", _processor.model_version)

@@ -1,0 +1,58 @@
+"""Prometheus metrics of the worker. Label sets are bounded: no customer ids."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import Counter, Gauge, Histogram, Info
+
+from segstream.core.personality import TRAIT_ABBR
+
+from .processor import BatchOutput, Record
+
+EVENTS = Counter("segstream_events_total", "Transactions consumed, by outcome", ["outcome"])
+DEAD_LETTERS = Counter("segstream_dead_letters_total", "Events sent to the dead-letter topic, by reason", ["reason"])
+WINDOWS_CLOSED = Counter("segstream_windows_closed_total", "Customer windows closed by the watermark")
+STATE_UPDATES = Counter("segstream_state_updates_total", "Windows applied to a customer's LSTM state")
+STALE_WINDOWS = Counter("segstream_stale_windows_total", "Closed windows already applied before (replays)")
+CHANGES = Counter("segstream_segment_changes_total", "Segment-change events, by dominant trait before and after",
+                  ["from_trait", "to_trait"])
+BATCH_EVENTS = Histogram("segstream_batch_events", "Events per consumed batch",
+                         buckets=(1, 8, 32, 128, 512, 1024, 2048, 4096, 8192))
+STAGE_SECONDS = Histogram("segstream_engine_stage_seconds", "Engine time per batch, by stage", ["stage"],
+                          buckets=(1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1, 5))
+E2E_SECONDS = Histogram("segstream_end_to_end_seconds",
+                        "From broker ingest of a batch's oldest event to its segment changes being published",
+                        buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60))
+LAG = Gauge("segstream_consumer_lag_messages", "Messages behind the partition's high-water mark", ["partition"])
+OPEN_WINDOWS = Gauge("segstream_open_windows", "Customer windows open in this worker")
+CENTROID_VERSION = Gauge("segstream_centroid_version", "Folds applied to the shared k-means model")
+REDIS_ERRORS = Counter("segstream_redis_errors_total", "Redis operations that failed after retries", ["op"])
+MODEL = Info("segstream_model", "The model artefact this worker serves")
+
+
+def _trait(label: str | None) -> str:
+    return label.split(">")[0] if label else "none"
+
+
+def observe_batch(records: list[Record], out: BatchOutput, published_at: float | None = None) -> None:
+    BATCH_EVENTS.observe(len(records))
+    for outcome, n in out.outcomes.items():
+        EVENTS.labels(outcome).inc(n)
+    for d in out.dead_letters:
+        DEAD_LETTERS.labels(d.reason).inc()
+    WINDOWS_CLOSED.inc(out.windows_closed)
+    STATE_UPDATES.inc(out.engine.applied)
+    STALE_WINDOWS.inc(out.engine.stale)
+    if out.windows_closed:
+        for stage, sec in out.engine.seconds.items():
+            STAGE_SECONDS.labels(stage).observe(sec)
+    for ch in out.changes:
+        CHANGES.labels(_trait(ch.old_segment_label), _trait(ch.segment_label)).inc()
+    stamps = [r.timestamp for r in records if r.timestamp]
+    if out.changes and stamps:
+        E2E_SECONDS.observe((published_at or time.time()) - min(stamps))
+
+
+for _t in TRAIT_ABBR:  # pre-create the bounded label set so dashboards show zeros, not gaps
+    CHANGES.labels("none", _t)

@@ -1,0 +1,35 @@
+"""A consumer of segment changes, as downstream teams would write one."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import orjson
+from kafka import KafkaConsumer
+
+from segstream.config import Settings
+
+from .kafka_config import kafka_python_options
+
+
+def changes(settings: Settings, *, from_beginning: bool = False, idle_timeout_s: float | None = None) -> Iterator[dict]:
+    consumer = KafkaConsumer(
+        settings.topic_changes,
+        **kafka_python_options(settings),
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=int(idle_timeout_s * 1000) if idle_timeout_s else float("inf"),
+    )
+    try:
+        for msg in consumer:
+            yield orjson.loads(msg.value)
+    finally:
+        consumer.close()
+
+
+def describe(ch: dict) -> str:
+    traits = " ".join(f"{k[0].upper()}{v:+.2f}" for k, v in ch["traits"].items())
+    old = "new" if ch["old_segment"] is None else f"{ch['old_segment']:>2} {ch['old_segment_label'] or '':<5}"
+    return (f"{ch['window_end'][:10]}  {ch['customer_id']:<14} {old:>8} -> {ch['new_segment']:>2} {ch['segment_label']:<5}"
+            f"  conf {ch['confidence']:.2f}  [{traits}]  {ch['model_version']}@{ch['centroid_version']}")
