@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=_train)
 
     w = sub.add_parser("worker", help="run the Faust worker (Kafka -> engine -> Kafka, state in Redis)")
-    w.add_argument("-l", "--loglevel", default="info")
+    w.add_argument("-l", "--loglevel", default="info", choices=["crit", "error", "warn", "info", "debug"])
     w.set_defaults(func=_worker)
 
     pr = sub.add_parser("produce", help="publish events to the transactions topic with kafka-python")

@@ -1,0 +1,138 @@
+"""Driving real segstream workers as subprocesses, and reading what they left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Callable
+
+import orjson
+from kafka import KafkaConsumer, TopicPartition
+
+from segstream.config import Settings
+from state.redis_client import connect
+from state.redis_windows import WindowCheckpoints
+
+from .servers import free_port
+
+SEGSTREAM = str(Path(sys.executable).with_name("segstream"))
+
+
+def isolated_settings(bootstrap: str, redis_url: str, **over) -> dict[str, str]:
+    """Environment for one test: its own topics, consumer group and Redis namespace."""
+    tag = uuid.uuid4().hex[:8]
+    env = {
+        "SEGSTREAM_KAFKA_BOOTSTRAP": bootstrap,
+        "SEGSTREAM_REDIS_URL": redis_url,
+        "SEGSTREAM_TOPIC_TRANSACTIONS": f"tx-{tag}",
+        "SEGSTREAM_TOPIC_CHANGES": f"changes-{tag}",
+        "SEGSTREAM_TOPIC_DLQ": f"dlq-{tag}",
+        "SEGSTREAM_CONSUMER_GROUP": f"segstream-{tag}",
+        "SEGSTREAM_BATCH_TIMEOUT_S": "0.2",
+        "SEGSTREAM_CENTROID_PRIOR_WEIGHT": "1e12",  # fixed centroids: results independent of batch order
+    }
+    env.update({f"SEGSTREAM_{k.upper()}": str(v) for k, v in over.items()})
+    return env
+
+
+def settings_from(env: dict[str, str]) -> Settings:
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return Settings()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+class Worker:
+    def __init__(self, env: dict[str, str], workdir: Path):
+        self.port = free_port()
+        self.workdir = workdir
+        self.env = {**os.environ, **env, "SEGSTREAM_WEB_PORT": str(self.port),
+                    "SEGSTREAM_DATA_DIR": str(workdir / f"faust-{self.port}")}
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Worker":
+        self.log = open(self.workdir / f"worker-{self.port}.log", "wb")
+        self.proc = subprocess.Popen([SEGSTREAM, "worker", "-l", "warn"], env=self.env, cwd=self.workdir,
+                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def kill9(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+    def metrics(self) -> dict[str, float]:
+        import urllib.request
+
+        from prometheus_client.parser import text_string_to_metric_families
+
+        body = urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5).read().decode()
+        out: dict[str, float] = {}
+        for fam in text_string_to_metric_families(body):
+            for s in fam.samples:
+                key = s.name + ("{" + ",".join(f"{k}={v}" for k, v in sorted(s.labels.items())) + "}" if s.labels else "")
+                out[key] = s.value
+        return out
+
+
+def end_offsets(settings: Settings) -> dict[int, int]:
+    c = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        parts = c.partitions_for_topic(settings.topic_transactions) or set()
+        ends = c.end_offsets([TopicPartition(settings.topic_transactions, p) for p in parts])
+        return {tp.partition: off for tp, off in ends.items()}
+    finally:
+        c.close()
+
+
+def consumed(settings: Settings) -> dict[int, int]:
+    """Checkpointed read position per partition (offset of the next record to read)."""
+    cp = WindowCheckpoints(connect(settings.redis_url), 0)
+    return {p: cp.load(settings.topic_transactions, p)[0] + 1 for p in end_offsets(settings)}
+
+
+def wait_until(cond: Callable[[], bool], timeout: float, what: str, workers: list[Worker] = ()) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for w in workers:
+            if w.proc.poll() is not None:
+                raise AssertionError(f"worker exited with {w.proc.returncode}; log: {w.log.name}")
+        try:
+            if cond():
+                return
+        except Exception:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def all_consumed(settings: Settings) -> Callable[[], bool]:
+    ends = end_offsets(settings)
+    return lambda: consumed(settings) == ends
+
+
+def read_topic(settings: Settings, topic: str, idle_s: float = 3.0) -> list[dict]:
+    c = KafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest",
+                      enable_auto_commit=False, group_id=None, consumer_timeout_ms=int(idle_s * 1000))
+    try:
+        return [orjson.loads(m.value) for m in c]
+    finally:
+        c.close()

@@ -1,0 +1,136 @@
+"""The Faust worker on a real broker and Redis gives what the embedded engine gives, through faults."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pytest
+
+from models.artefact import ModelArtefact
+from producers.kafka_producer import publish
+from producers.synthetic import GeneratorConfig, SyntheticBank
+from segstream.assembly import build_pipeline
+from segstream.core.events import validate_event
+from state.redis_client import connect
+from state.redis_store import RedisStateStore
+
+from .harness import Worker, all_consumed, consumed, end_offsets, isolated_settings, read_topic, settings_from, wait_until
+
+pytestmark = pytest.mark.integration
+
+BAD = [b"{not json", b'{"event_id": "x", "customer_id": "C1"}', b"\xff\xfe\x00",
+       orjson.dumps({"event_id": "y", "customer_id": "C1", "timestamp": "2023-03-01T00:00:00Z",
+                     "amount": -5, "currency": "EUR", "category": "books"})]
+
+
+@pytest.fixture(scope="module")
+def events():
+    return list(SyntheticBank(GeneratorConfig(customers=250, months=8, seed=5)).events())
+
+
+@pytest.fixture()
+def env(bootstrap, redis_url):
+    return isolated_settings(bootstrap, redis_url)
+
+
+def embedded(settings, events):
+    """Reference run: the same events through the in-process pipeline, drained as a stream would be."""
+    pipe = build_pipeline(settings)
+    for i, e in enumerate(events, 1):
+        pipe.ingest(validate_event(e, now=float("inf")))
+        if i % 1000 == 0:
+            pipe.drain()
+    pipe.drain()
+    return pipe
+
+
+def change_keys(changes: list[dict]) -> list[tuple]:
+    return sorted((c["customer_id"], c["window_end"], c["old_segment"], c["new_segment"]) for c in changes)
+
+
+def assert_same_states(settings, pipe):
+    art = ModelArtefact.load(settings.model_path)
+    ref = pipe.engine.store
+    ids = sorted(ref.segments())
+    got, _ = RedisStateStore(connect(settings.redis_url), art.hidden_size, art.version).load(ids)
+    want_n = np.array([ref.state(c)[5] for c in ids])
+    want_last = np.array([ref.state(c)[4] for c in ids])
+    np.testing.assert_array_equal(got.n_windows, want_n)  # no window lost or applied twice
+    np.testing.assert_array_equal(got.last_window, want_last)
+    np.testing.assert_allclose(got.h, np.stack([ref.state(c)[0] for c in ids]), atol=1e-4)
+    assert got.segment.tolist() == [ref.state(c)[2] for c in ids]
+
+
+def test_one_worker_matches_embedded_engine_and_dead_letters_bad_input(env, events, tmp_path):
+    s = settings_from(env)
+    publish(events, s, progress=False, raw=[(b"C1", b) for b in BAD[:2]])  # bad input first
+    publish(events, s, progress=False)
+    publish(events, s, progress=False, raw=[(b"C1", b) for b in BAD[2:]])
+    w = Worker(env, tmp_path).start()
+    try:
+        wait_until(all_consumed(s), 180, "the worker to consume the topic", [w])
+        m = w.metrics()
+    finally:
+        w.stop()
+    pipe = embedded(s, events)
+    assert m["segstream_events_total{outcome=ok}"] == len(events)
+    assert m["segstream_events_total{outcome=invalid}"] == len(BAD)
+    assert m["segstream_windows_closed_total"] == m["segstream_state_updates_total"] == pipe.totals.windows_closed
+    changes = read_topic(s, s.topic_changes)
+    ref = [c.model_dump(mode="json") for c in pipe.totals.result.changes]
+    assert len(changes) == len(ref) > 0
+    assert change_keys(changes) == change_keys(ref)
+    assert {c["model_version"] for c in changes} == {pipe.engine.model.version}
+    dlq = read_topic(s, s.topic_dlq)
+    assert sorted(d["reason"] for d in dlq) == sorted(
+        ["malformed_json", "timestamp:missing", "not_utf8", "amount:greater_than"])
+    assert all(d["source_topic"] == s.topic_transactions and d["source_offset"] >= 0 for d in dlq)
+    assert_same_states(s, pipe)
+
+
+def test_two_workers_share_partitions_through_a_rebalance(env, events, tmp_path):
+    s = settings_from(env)
+    half = len(events) // 2
+    a = Worker(env, tmp_path).start()
+    b = None
+    try:
+        publish(events[:half], s, progress=False)
+        wait_until(lambda: sum(consumed(s).values()) > half // 4, 180, "worker A to make progress", [a])
+        b = Worker(env, tmp_path).start()
+        publish(events[half:], s, progress=False)
+        wait_until(all_consumed(s), 240, "both workers to consume the topic", [a, b])
+        ma, mb = a.metrics(), b.metrics()
+    finally:
+        a.stop()
+        if b:
+            b.stop()
+    assert ma.get("segstream_events_total{outcome=ok}", 0) > 0 and mb.get("segstream_events_total{outcome=ok}", 0) > 0
+    pipe = embedded(s, events)
+    updates = ma["segstream_state_updates_total"] + mb["segstream_state_updates_total"]
+    assert updates == pipe.totals.windows_closed
+    assert_same_states(s, pipe)
+    got = change_keys(read_topic(s, s.topic_changes))
+    assert sorted(set(got)) == change_keys([c.model_dump(mode="json") for c in pipe.totals.result.changes])
+
+
+def test_kill9_mid_stream_loses_nothing_and_applies_nothing_twice(env, events, tmp_path):
+    s = settings_from(env)
+    publish(events, s, progress=False)
+    total = sum(end_offsets(s).values())
+    w = Worker(env, tmp_path).start()
+    try:
+        wait_until(lambda: sum(consumed(s).values()) > total // 3, 180, "a third of the topic", [w])
+        w.kill9()
+        before = sum(consumed(s).values())
+        assert before < total, "killed too late to test anything"
+        w = Worker(env, tmp_path).start()
+        wait_until(all_consumed(s), 240, "the restarted worker to finish", [w])
+        m = w.metrics()
+    finally:
+        w.stop()
+    pipe = embedded(s, events)
+    assert_same_states(s, pipe)
+    # the restarted worker only counted what the first had not checkpointed
+    assert m.get("segstream_events_total{outcome=ok}", 0) <= total - before + s.batch_size
+    got = change_keys(read_topic(s, s.topic_changes))
+    assert sorted(set(got)) == change_keys([c.model_dump(mode="json") for c in pipe.totals.result.changes])
