@@ -21,8 +21,8 @@ from segstream.core.ports import CentroidStats, StateBatch
 _COMMIT = """
 local H = tonumber(ARGV[1])
 local K = tonumber(ARGV[2])
-local n = #KEYS - 1
-local ck = KEYS[n + 1]
+local n = #KEYS - 2
+local ck = KEYS[n + 1]  -- centroid statistics; KEYS[n + 2] holds segment sizes
 local written, dsum, dcnt, touched = {}, {}, {}, false
 for i = 1, n do
   local new = ARGV[i + 2]
@@ -32,6 +32,11 @@ for i = 1, n do
     redis.call('SET', KEYS[i], new)
     written[i] = 1
     local seg = struct.unpack('<i2', new, 5)
+    local prev = struct.unpack('<i2', new, 7)
+    if seg ~= prev then
+      if seg >= 0 then redis.call('HINCRBY', KEYS[n + 2], seg, 1) end
+      if prev >= 0 then redis.call('HINCRBY', KEYS[n + 2], prev, -1) end
+    end
     if seg >= 0 then
       touched = true
       dcnt[seg] = (dcnt[seg] or 0) + 1
@@ -87,6 +92,7 @@ class RedisStateStore:
         ns = f"{prefix}:{model_version[-10:]}"  # states only make sense for the model that wrote them
         self._state_prefix = f"{ns}:s:"
         self.centroid_key = f"{ns}:centroids"
+        self.sizes_key = f"{ns}:sizes"
         self._commit = client.register_script(_COMMIT)
         self._init = client.register_script(_INIT)
         self.k = 0
@@ -116,7 +122,7 @@ class RedisStateStore:
         size = self.dtype.itemsize
         blob = rec.tobytes()
         args = [self.hidden_size, self.k] + [blob[i * size : (i + 1) * size] for i in range(len(rec))]
-        written = self._commit(keys=[self.key(c) for c in customer_ids] + [self.centroid_key], args=args)
+        written = self._commit(keys=[self.key(c) for c in customer_ids] + [self.centroid_key, self.sizes_key], args=args)
         return np.asarray(written, bool)
 
     def _decode(self, raw: list[bytes | None]) -> StateBatch:
@@ -134,6 +140,10 @@ class RedisStateStore:
         c = np.frombuffer(counts, "<f8").copy()
         self.k = len(c)
         return CentroidStats(np.frombuffer(sums, "<f8").reshape(len(c), -1).copy(), c, int(version))
+
+    def segment_sizes(self) -> dict[int, int]:
+        """Customers currently in each segment, kept by the commit script."""
+        return {int(k): int(v) for k, v in self.r.hgetall(self.sizes_key).items()}
 
     def segments(self, customer_ids: Sequence[str]) -> dict[str, int]:
         states = self._decode(self.r.mget([self.key(c) for c in customer_ids]))

@@ -83,6 +83,20 @@ async def segment(stream):
                 metrics.LAG.labels(str(p)).set(max(hw - off - 1, 0))
 
 
+@app.timer(interval=5.0)
+async def model_gauges() -> None:
+    if _processor is None:
+        return
+    store = _processor.store
+    try:
+        sizes, stats = await asyncio.get_running_loop().run_in_executor(None, lambda: (store.segment_sizes(), store.centroid_stats()))
+    except Exception:
+        metrics.REDIS_ERRORS.labels("gauges").inc()
+        log.exception("reading segment sizes from Redis failed")
+        return
+    metrics.observe_model(sizes, stats.version)
+
+
 @app.on_partitions_revoked.connect
 async def on_revoked(app, revoked, **kwargs) -> None:
     # Wait for the batch in flight to checkpoint, then let the partition go.

@@ -26,6 +26,7 @@ E2E_SECONDS = Histogram("segstream_end_to_end_seconds",
                         buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60))
 LAG = Gauge("segstream_consumer_lag_messages", "Messages behind the partition's high-water mark", ["partition"])
 OPEN_WINDOWS = Gauge("segstream_open_windows", "Customer windows open in this worker")
+SEGMENT_SIZE = Gauge("segstream_segment_customers", "Customers currently in each micro-segment", ["segment"])
 CENTROID_VERSION = Gauge("segstream_centroid_version", "Folds applied to the shared k-means model")
 REDIS_ERRORS = Counter("segstream_redis_errors_total", "Redis operations that failed after retries", ["op"])
 MODEL = Info("segstream_model", "The model artefact this worker serves")
@@ -52,6 +53,12 @@ def observe_batch(records: list[Record], out: BatchOutput, published_at: float |
     stamps = [r.timestamp for r in records if r.timestamp]
     if out.changes and stamps:
         E2E_SECONDS.observe((published_at or time.time()) - min(stamps))
+
+
+def observe_model(sizes: dict[int, int], centroid_version: int) -> None:
+    for seg, n in sizes.items():
+        SEGMENT_SIZE.labels(str(seg)).set(n)
+    CENTROID_VERSION.set(centroid_version)
 
 
 for _t in TRAIT_ABBR:  # pre-create the bounded label set so dashboards show zeros, not gaps

@@ -66,3 +66,14 @@ def test_window_checkpoint_round_trip(redis_url):
     cp.save("t", 0, 41, 1234.5, [(7, "cust:1", w)], [])
     cp.save("t", 0, 42, 1300.0, [(8, "cust:1", w)], [(7, "cust:1")])
     assert cp.load("t", 0) == (42, 1300.0, [(8, "cust:1", w)])
+
+
+def test_segment_sizes_follow_changes(redis_url):
+    store = RedisStateStore(connect(redis_url), H, "test-v3")
+    store.init_centroids(CENTROIDS, prior_weight=1.0)
+    b = batch([[0.0, 0.0], [1.0, 1.0]], np.array([0, 0]), np.array([0, 0]))
+    store.commit(["a", "b"], b)
+    b2 = batch([[9.0, 9.0]], np.array([1]), np.array([1]))
+    b2.prev_segment[:] = 0
+    store.commit(["a"], b2)
+    assert store.segment_sizes() == {0: 1, 1: 1}
