@@ -20,7 +20,7 @@ from state.redis_windows import WindowCheckpoints
 
 from .servers import free_port
 
-SEGSTREAM = str(Path(sys.executable).with_name("segstream"))
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def isolated_settings(bootstrap: str, redis_url: str, **over) -> dict[str, str]:
@@ -57,13 +57,13 @@ class Worker:
     def __init__(self, env: dict[str, str], workdir: Path):
         self.port = free_port()
         self.workdir = workdir
-        self.env = {**os.environ, **env, "SEGSTREAM_WEB_PORT": str(self.port),
+        self.env = {**os.environ, **env, "SEGSTREAM_WEB_PORT": str(self.port), "PYTHONPATH": str(ROOT),
                     "SEGSTREAM_DATA_DIR": str(workdir / f"faust-{self.port}")}
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "Worker":
         self.log = open(self.workdir / f"worker-{self.port}.log", "wb")
-        self.proc = subprocess.Popen([SEGSTREAM, "worker", "-l", "warn"], env=self.env, cwd=self.workdir,
+        self.proc = subprocess.Popen([sys.executable, "-m", "segstream", "worker", "-l", "warn"], env=self.env, cwd=self.workdir,
                                      stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         return self
 

@@ -1,0 +1,5 @@
+import sys
+
+from segstream.cli import main
+
+sys.exit(main())
