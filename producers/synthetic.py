@@ -120,13 +120,14 @@ class SyntheticBank:
     def events(self) -> Iterator[dict]:
         """Events in the producer schema, in time order."""
         cfg = self.config
+        ids = self.customer_ids.tolist()
         for mb in self.months():
             seq = np.zeros(cfg.customers, np.int64)
             for c, ts, k, a in zip(mb.customer.tolist(), mb.ts.tolist(), mb.category.tolist(), mb.amount.tolist()):
                 seq[c] += 1
                 yield {
-                    "event_id": f"{self.customer_ids[c]}-{mb.month:03d}-{seq[c]:04d}",
-                    "customer_id": self.customer_ids[c],
+                    "event_id": f"{ids[c]}-{mb.month:03d}-{seq[c]:04d}",
+                    "customer_id": ids[c],
                     "timestamp": datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(),
                     "amount": a,
                     "currency": cfg.currency,

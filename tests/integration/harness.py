@@ -93,6 +93,18 @@ class Worker:
         return out
 
 
+def group_members(settings: Settings) -> int:
+    """Members of the worker's consumer group once it is stable (0 while it rebalances)."""
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        g = admin.describe_groups([settings.consumer_group])[settings.consumer_group]
+        return len(g["members"]) if g["group_state"] == "Stable" else 0
+    finally:
+        admin.close()
+
+
 def end_offsets(settings: Settings) -> dict[int, int]:
     c = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
     try:

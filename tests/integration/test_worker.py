@@ -14,7 +14,8 @@ from segstream.core.events import validate_event
 from state.redis_client import connect
 from state.redis_store import RedisStateStore
 
-from .harness import Worker, all_consumed, consumed, end_offsets, isolated_settings, read_topic, settings_from, wait_until
+from .harness import (Worker, all_consumed, consumed, end_offsets, group_members, isolated_settings, read_topic,
+                      settings_from, wait_until)
 
 pytestmark = pytest.mark.integration
 
@@ -97,6 +98,7 @@ def test_two_workers_share_partitions_through_a_rebalance(env, events, tmp_path)
         publish(events[:half], s, progress=False)
         wait_until(lambda: sum(consumed(s).values()) > half // 4, 180, "worker A to make progress", [a])
         b = Worker(env, tmp_path).start()
+        wait_until(lambda: group_members(s) == 2, 180, "worker B to join the group", [a, b])
         publish(events[half:], s, progress=False)
         wait_until(all_consumed(s), 240, "both workers to consume the topic", [a, b])
         ma, mb = a.metrics(), b.metrics()

@@ -1,0 +1,43 @@
+"""What every bench script shares: the machine line, JSON output, real windows to feed."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from producers.synthetic import GeneratorConfig, SyntheticBank  # noqa: E402
+from segstream.core.windows import ClosedWindow  # noqa: E402
+
+
+def machine() -> str:
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores, {mem:.0f} GiB, {platform.machine()}, Python {platform.python_version()}"
+
+
+def report(name: str, figures: dict) -> None:
+    """Human lines, then one JSON line (what BENCHMARKS.md quotes)."""
+    print(f"# {name} on {machine()}")
+    for k, v in figures.items():
+        print(f"  {k}: {v}")
+    print(json.dumps({"bench": name, "machine": machine(), **figures}))
+
+
+def windows_for(customers: int, months: int, seed: int = 0) -> list[list[ClosedWindow]]:
+    """Real closed windows from the synthetic bank, grouped by month."""
+    bank = SyntheticBank(GeneratorConfig(customers=customers, months=months, seed=seed))
+    spend, active = bank.monthly_spend()
+    spend = spend * bank.income[:, None, None]
+    out = []
+    for m in range(months):
+        rows = np.flatnonzero(active[:, m])
+        out.append([ClosedWindow(str(bank.customer_ids[i]), m, m * 1.0, m + 1.0, spend[i, m], 20, float(bank.income[i])) for i in rows])
+    return out
