@@ -16,53 +16,75 @@ from typing import Sequence
 import numpy as np
 import redis
 
+from segstream.core.assignment import delta
 from segstream.core.ports import CentroidStats, StateBatch
 
 _COMMIT = """
+-- ARGV: H, K, batch delta of centroid sums (K*H doubles) and counts (K doubles)
+--       computed as if every record were written, then one record per KEY.
+-- Rows the guard rejects are taken back out of the delta: rare (replays only),
+-- so the common path touches each record's bytes once.
 local H = tonumber(ARGV[1])
 local K = tonumber(ARGV[2])
+local dsums, dcounts = ARGV[3], ARGV[4]
 local n = #KEYS - 2
-local ck = KEYS[n + 1]  -- centroid statistics; KEYS[n + 2] holds segment sizes
-local written, dsum, dcnt, touched = {}, {}, {}, false
+local ck, sk = KEYS[n + 1], KEYS[n + 2]
+-- unpack() is bounded by Lua's C stack, so long argument lists go in chunks
+local function chunked(cmd, list, step)
+  local out = {}
+  for s = 1, #list, step do
+    local r = redis.call(cmd, unpack(list, s, math.min(s + step - 1, #list)))
+    if type(r) == 'table' then for _, v in ipairs(r) do out[#out + 1] = v end end
+  end
+  return out
+end
+local keys = {}
+for i = 1, n do keys[i] = KEYS[i] end
+local olds = chunked('MGET', keys, 4000)
+local written, undo_sum, undo_cnt, sets = {}, {}, {}, {}
 for i = 1, n do
-  local new = ARGV[i + 2]
-  local lw_new = struct.unpack('<i4', new)
-  local old = redis.call('GET', KEYS[i])
-  if (not old) or struct.unpack('<i4', old) < lw_new then
-    redis.call('SET', KEYS[i], new)
-    written[i] = 1
-    local seg = struct.unpack('<i2', new, 5)
-    local prev = struct.unpack('<i2', new, 7)
+  local new, old = ARGV[i + 4], olds[i]
+  if (not old) or struct.unpack('<i4', old) < struct.unpack('<i4', new) then
+    sets[#sets + 1] = KEYS[i]
+    sets[#sets + 1] = new
+    written[i] = '1'
+    local seg, prev = struct.unpack('<i2i2', new, 5)
     if seg ~= prev then
-      if seg >= 0 then redis.call('HINCRBY', KEYS[n + 2], seg, 1) end
-      if prev >= 0 then redis.call('HINCRBY', KEYS[n + 2], prev, -1) end
-    end
-    if seg >= 0 then
-      touched = true
-      dcnt[seg] = (dcnt[seg] or 0) + 1
-      for d = 0, H - 1 do
-        local v = struct.unpack('<f', new, 13 + d * 4)
-        dsum[seg * H + d] = (dsum[seg * H + d] or 0) + v
-      end
+      if seg >= 0 then redis.call('HINCRBY', sk, seg, 1) end
+      if prev >= 0 then redis.call('HINCRBY', sk, prev, -1) end
     end
   else
-    written[i] = 0
+    written[i] = '0'
+    local seg = struct.unpack('<i2', new, 5)
+    if seg >= 0 then
+      undo_cnt[seg] = (undo_cnt[seg] or 0) + 1
+      for d = 0, H - 1 do
+        undo_sum[seg * H + d] = (undo_sum[seg * H + d] or 0) + struct.unpack('<f', new, 13 + d * 4)
+      end
+    end
   end
 end
-if touched then
+if #sets > 0 then chunked('MSET', sets, 4000) end
+local any = false
+for j = 0, K - 1 do
+  if struct.unpack('<d', dcounts, j * 8 + 1) - (undo_cnt[j] or 0) > 0 then any = true break end
+end
+if any then
   local sums = redis.call('HGET', ck, 'sums')
   local counts = redis.call('HGET', ck, 'counts')
   local out, outc = {}, {}
   for j = 0, K * H - 1 do
-    out[j + 1] = struct.pack('<d', struct.unpack('<d', sums, j * 8 + 1) + (dsum[j] or 0))
+    local v = struct.unpack('<d', sums, j * 8 + 1) + struct.unpack('<d', dsums, j * 8 + 1) - (undo_sum[j] or 0)
+    out[j + 1] = struct.pack('<d', v)
   end
   for j = 0, K - 1 do
-    outc[j + 1] = struct.pack('<d', struct.unpack('<d', counts, j * 8 + 1) + (dcnt[j] or 0))
+    local v = struct.unpack('<d', counts, j * 8 + 1) + struct.unpack('<d', dcounts, j * 8 + 1) - (undo_cnt[j] or 0)
+    outc[j + 1] = struct.pack('<d', v)
   end
   redis.call('HSET', ck, 'sums', table.concat(out), 'counts', table.concat(outc))
   redis.call('HINCRBY', ck, 'version', 1)
 end
-return written
+return table.concat(written)
 """
 
 _INIT = """
@@ -119,11 +141,13 @@ class RedisStateStore:
         rec = np.zeros(len(customer_ids), self.dtype)
         for f in ("last_window", "segment", "prev_segment", "n_windows", "h", "c"):
             rec[f] = getattr(states, f)
-        size = self.dtype.itemsize
-        blob = rec.tobytes()
-        args = [self.hidden_size, self.k] + [blob[i * size : (i + 1) * size] for i in range(len(rec))]
+        # float32 h, as Lua reads it back when it must undo a rejected row
+        sums, counts = delta(rec["h"].astype(np.float64), np.asarray(states.segment, np.int64), self.k)
+        size, blob = self.dtype.itemsize, rec.tobytes()
+        args = [self.hidden_size, self.k, sums.astype("<f8").tobytes(), counts.astype("<f8").tobytes()]
+        args += [blob[i * size : (i + 1) * size] for i in range(len(rec))]
         written = self._commit(keys=[self.key(c) for c in customer_ids] + [self.centroid_key, self.sizes_key], args=args)
-        return np.asarray(written, bool)
+        return np.frombuffer(written, np.uint8) == ord("1")
 
     def _decode(self, raw: list[bytes | None]) -> StateBatch:
         out = StateBatch.empty(len(raw), self.hidden_size)

@@ -1,0 +1,117 @@
+"""Customer states read+written per second through the Redis store, beside redis-benchmark.
+
+    python bench/redis_bench.py [--customers 100000 1000000] [--redis-url URL]
+
+Starts its own redis-server on loopback (scripts/redis-local) unless given a URL.
+The limit: redis-benchmark's pipelined GET and SET of a value the size of one
+state record, on the same server in the same run; a customer state costs one of
+each, so the limit in states/s is 1 / (1/GET + 1/SET).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+
+from common import report  # noqa: I001
+
+from models.artefact import ModelArtefact
+from segstream.core.ports import StateBatch
+from state.redis_client import connect
+from state.redis_store import RedisStateStore
+from tests.integration.servers import redis_server
+
+
+def redis_benchmark(host: str, port: int, size: int, n: int, pipeline: int) -> dict[str, float]:
+    out = subprocess.run(
+        ["redis-benchmark", "-h", host, "-p", str(port), "-t", "set,get", "-n", str(n), "-P", str(pipeline),
+         "-d", str(size), "-r", "1000000", "-q"], capture_output=True, text=True, check=True,
+    ).stdout
+    return {m.group(1): float(m.group(2)) for m in re.finditer(r"(SET|GET): ([\d.]+) requests per second", out)}
+
+
+def states(n: int, hidden: int, window: int, rng, flip_rate: float = 0.05) -> StateBatch:
+    """Plausible states: most customers keep their segment (the demo's flip rate is ~5%)."""
+    b = StateBatch.empty(n, hidden)
+    b.h[:] = rng.normal(0, 0.3, (n, hidden))
+    b.c[:] = rng.normal(0, 0.3, (n, hidden))
+    b.segment[:] = np.arange(n) % 20
+    b.prev_segment[:] = np.where(rng.random(n) < flip_rate, (b.segment + 1) % 20, b.segment)
+    b.last_window[:] = window
+    b.n_windows[:] = window + 1
+    return b
+
+
+def store_rate(store: RedisStateStore, customers: int, batch: int, rounds: int, rng) -> float:
+    ids = [f"C{i:07d}" for i in range(customers)]
+    t = time.perf_counter()
+    n = 0
+    for w in range(1, rounds + 1):
+        for i in range(0, customers, batch):
+            chunk = ids[i : i + batch]
+            store.load(chunk)
+            store.commit(chunk, states(len(chunk), store.hidden_size, w, rng))
+            n += len(chunk)
+    return n / (time.perf_counter() - t)
+
+
+def bytes_per_customer(store: RedisStateStore, customers: int, batch: int, rng) -> float:
+    r = store.r
+    r.flushdb()
+    store.init_centroids(np.zeros((20, store.hidden_size)), 1.0)
+    before = r.info("memory")["used_memory"]
+    for i in range(0, customers, 10_000):
+        ids = [f"C{j:07d}" for j in range(i, min(i + 10_000, customers))]
+        store.commit(ids, states(len(ids), store.hidden_size, 0, rng))
+    return (r.info("memory")["used_memory"] - before) / customers
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--customers", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--batch", type=int, default=1024)
+    ap.add_argument("--redis-url")
+    args = ap.parse_args()
+    srv = None
+    url = args.redis_url
+    if not url:
+        srv = redis_server(Path(tempfile.mkdtemp(prefix="segstream-bench-redis-")))
+        srv.start()
+        url = f"redis://127.0.0.1:{srv.port}/0"
+    try:
+        art = ModelArtefact.load()
+        client = connect(url)
+        client.flushdb()
+        store = RedisStateStore(client, art.hidden_size, art.version)
+        store.init_centroids(art.centroids, 50.0)
+        rng = np.random.default_rng(0)
+        u = urlparse(url)
+        limit = redis_benchmark(u.hostname, u.port, store.dtype.itemsize, 1_000_000, args.batch)
+        ours = store_rate(store, 50_000, args.batch, 3, rng)
+        pair = 1 / (1 / limit["GET"] + 1 / limit["SET"])
+        figures = {
+            "record_bytes": store.dtype.itemsize,
+            "redis_benchmark_get_per_s": round(limit["GET"]),
+            "redis_benchmark_set_per_s": round(limit["SET"]),
+            "limit_states_per_s": round(pair),
+            "store_states_per_s": round(ours),
+            "ratio_to_limit": round(ours / pair, 3),
+        }
+        for n in args.customers:
+            figures[f"redis_bytes_per_customer_{n}"] = round(bytes_per_customer(store, n, args.batch, rng), 1)
+        report("redis_state", figures)
+    finally:
+        if srv:
+            srv.stop()
+            srv.wipe()
+
+
+if __name__ == "__main__":
+    main()
