@@ -10,6 +10,7 @@ once whatever Kafka re-delivers.
 from __future__ import annotations
 
 import math
+import struct
 from typing import Iterable
 
 import numpy as np
@@ -19,8 +20,8 @@ from segstream.core.windows import OpenWindow
 
 
 def encode_window(w: OpenWindow) -> bytes:
-    head = np.array([w.n], "<u4").tobytes() + np.array([math.nan if w.income is None else w.income], "<f8").tobytes()
-    return head + np.asarray(w.spend, "<f8").tobytes() + np.fromiter(w.ids, "<u8", len(w.ids)).tobytes()
+    """n (u32), income (f64, NaN = unknown), spend (K f64), event-id digests (u64 each)."""
+    return struct.pack(f"<Id{len(w.spend)}d{len(w.ids)}Q", w.n, math.nan if w.income is None else w.income, *w.spend, *w.ids)
 
 
 def decode_window(raw: bytes, n_categories: int) -> OpenWindow:

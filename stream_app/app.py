@@ -1,9 +1,10 @@
-"""The Faust worker, declared: three topics, one agent, a metrics page.
+"""The Faust worker, declared: three topics, one way in, a metrics page.
 
-Per batch (``take_events``): run the core in an executor thread, publish the
-segment changes and dead letters, wait for the broker to have them, then write
-the window checkpoint. Faust acks (and later commits) the batch's offsets only
-after this body returns, and the checkpoint makes any re-delivery a no-op.
+Per batch: run the core in an executor thread, publish the segment changes and
+dead letters, wait for the broker to have them, then write the window
+checkpoint; only then are the batch's offsets acknowledged (by Faust in agent
+mode, by an explicit commit in batch mode), and the checkpoint makes any
+re-delivery a no-op.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
 
 import faust
 from prometheus_client import generate_latest
@@ -26,7 +28,9 @@ log = logging.getLogger("segstream.worker")
 settings = get_settings()
 
 app = faust.App(
-    settings.consumer_group,
+    # In batch mode the ingest consumer owns the configured group; Faust's own
+    # consumer (which then reads nothing) must not join it with another protocol.
+    settings.consumer_group if settings.ingest == "agent" else f"{settings.consumer_group}-faust",
     broker=f"kafka://{settings.kafka_bootstrap}",
     broker_credentials=faust_credentials(settings),
     store="memory://",
@@ -57,30 +61,58 @@ def processor() -> StreamProcessor:
     return _processor
 
 
-@app.agent(transactions)
-async def segment(stream):
+async def handle(records: list[Record], highwater: Callable[[int], int | None]) -> None:
+    """One batch through the core, its outputs published, then its checkpoint written."""
     loop = asyncio.get_running_loop()
-    async for events in stream.take_events(settings.batch_size, within=settings.batch_timeout_s):
-        records = [Record(e.message.partition, e.message.offset, e.value, e.message.timestamp) for e in events]
-        async with _lock:
-            proc = processor()
-            out = await loop.run_in_executor(_executor, proc.process, records)
-            for ch in out.changes:
-                await segment_changes.send(key=ch.customer_id.encode(), value=ch.model_dump_json().encode())
-            for d in out.dead_letters:
-                await dead_letters.send(key=d.reason.encode(), value=d.model_dump_json().encode())
-            await app.producer.flush()
-            published = time.time()
-            await loop.run_in_executor(_executor, proc.checkpoint)
-        metrics.observe_batch(records, out, published)
-        metrics.OPEN_WINDOWS.set(proc.open_windows())
-        last = {}
-        for r in records:
-            last[r.partition] = max(last.get(r.partition, -1), r.offset)
-        for p, off in last.items():
-            hw = app.consumer.highwater(faust.types.TP(settings.topic_transactions, p))
-            if hw is not None:
-                metrics.LAG.labels(str(p)).set(max(hw - off - 1, 0))
+    async with _lock:
+        proc = processor()
+        out = await loop.run_in_executor(_executor, proc.process, records)
+        for ch in out.changes:
+            await segment_changes.send(key=ch.customer_id.encode(), value=ch.model_dump_json().encode())
+        for d in out.dead_letters:
+            await dead_letters.send(key=d.reason.encode(), value=d.model_dump_json().encode())
+        await app.producer.flush()
+        published = time.time()
+        await loop.run_in_executor(_executor, proc.checkpoint)
+    metrics.observe_batch(records, out, published)
+    metrics.OPEN_WINDOWS.set(proc.open_windows())
+    last: dict[int, int] = {}
+    for r in records:
+        last[r.partition] = max(last.get(r.partition, -1), r.offset)
+    for p, off in last.items():
+        hw = highwater(p)
+        if hw is not None:
+            metrics.LAG.labels(str(p)).set(max(hw - off - 1, 0))
+
+
+async def revoke(partitions: list[int]) -> None:
+    # Wait for the batch in flight to checkpoint, then let the partitions go.
+    async with _lock:
+        if _processor is not None:
+            _processor.revoke(partitions)
+
+
+if settings.ingest == "agent":
+
+    @app.agent(transactions)
+    async def segment(stream):
+        def highwater(p: int) -> int | None:
+            return app.consumer.highwater(faust.types.TP(settings.topic_transactions, p))
+
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_timeout_s):
+            await handle([Record(e.message.partition, e.message.offset, e.value, e.message.timestamp) for e in events], highwater)
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app, revoked, **kwargs) -> None:
+        await revoke([tp.partition for tp in revoked if tp.topic == settings.topic_transactions])
+
+else:
+
+    @app.task
+    async def segment_batches() -> None:
+        from .batch_ingest import consume
+
+        await consume(settings, handle, revoke)
 
 
 @app.timer(interval=5.0)
@@ -95,14 +127,6 @@ async def model_gauges() -> None:
         log.exception("reading segment sizes from Redis failed")
         return
     metrics.observe_model(sizes, stats.version)
-
-
-@app.on_partitions_revoked.connect
-async def on_revoked(app, revoked, **kwargs) -> None:
-    # Wait for the batch in flight to checkpoint, then let the partition go.
-    async with _lock:
-        if _processor is not None:
-            _processor.revoke([tp.partition for tp in revoked if tp.topic == settings.topic_transactions])
 
 
 @app.page("/metrics")
@@ -125,4 +149,4 @@ async def on_start() -> None:
 
     await asyncio.get_running_loop().run_in_executor(None, ensure_topics, settings)
     await asyncio.get_running_loop().run_in_executor(_executor, processor)
-    log.info("segstream worker ready: model %s", _processor.model_version)
+    log.info("segstream worker ready (%s ingest): model %s", settings.ingest, _processor.model_version)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from functools import cached_property
 from datetime import datetime, timezone
 from typing import Any
 
@@ -60,7 +61,7 @@ class Transaction(BaseModel):
             raise ValueError("unknown_category")
         return v
 
-    @property
+    @cached_property
     def epoch(self) -> float:
         return self.timestamp.timestamp()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Iterable, Literal
 
 import numpy as np
@@ -38,11 +39,15 @@ class WindowSpec:
     def start(self, index: int) -> float:
         if self.seconds:
             return float(index * self.seconds)
-        m = index * self.months
-        return datetime(m // 12, m % 12 + 1, 1, tzinfo=timezone.utc).timestamp()
+        return _month_start(index * self.months)
 
     def end(self, index: int) -> float:
         return self.start(index + 1)
+
+
+@lru_cache(maxsize=4096)
+def _month_start(month: int) -> float:
+    return datetime(month // 12, month % 12 + 1, 1, tzinfo=timezone.utc).timestamp()
 
 
 @dataclass
@@ -84,6 +89,7 @@ class WindowAggregator:
         self.max_event_time = float("-inf")
         self._open: dict[int, dict[str, OpenWindow]] = {}  # window index -> customer -> accumulator
         self.counts: dict[str, int] = {"ok": 0, "late": 0, "duplicate": 0}
+        self._bounds: tuple[float, float, int] = (0.0, 0.0, 0)  # last window seen: start, end, index
         self._dirty: set[tuple[int, str]] = set()  # changed since the last checkpoint
         self._closed: list[tuple[int, str]] = []  # closed since the last checkpoint
 
@@ -104,8 +110,12 @@ class WindowAggregator:
         income: float | None = None,
         event_id: str | None = None,
     ) -> Outcome:
-        idx = self.spec.index(ts)
-        if self.spec.end(idx) <= self.watermark:
+        lo, hi, idx = self._bounds
+        if not lo <= ts < hi:  # events arrive mostly in order: one calendar lookup per window, not per event
+            idx = self.spec.index(ts)
+            lo, hi = self.spec.start(idx), self.spec.end(idx)
+            self._bounds = (lo, hi, idx)
+        if hi <= self.watermark:
             self.counts["late"] += 1
             return "late"
         bucket = self._open.get(idx)

@@ -29,9 +29,10 @@ def events():
     return list(SyntheticBank(GeneratorConfig(customers=250, months=8, seed=5)).events())
 
 
-@pytest.fixture()
-def env(bootstrap, redis_url):
-    return isolated_settings(bootstrap, redis_url)
+@pytest.fixture(params=["agent", "batch"])
+def env(request, bootstrap, redis_url):
+    """Each test runs once with Faust's agent and once with batch ingest."""
+    return isolated_settings(bootstrap, redis_url, ingest=request.param)
 
 
 def embedded(settings, events):

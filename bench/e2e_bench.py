@@ -1,0 +1,158 @@
+"""Events per second through a real worker, beside a bare consumer of the same topic.
+
+    python bench/e2e_bench.py [--customers 4000] [--months 6] [--latency-rate 5000]
+
+Starts its own Kafka broker and Redis on loopback. Produces the events once, then:
+  * bare:   an aiokafka consumer that only reads and JSON-decodes every event (the limit);
+  * worker: one `segstream worker` process, timed from its first consumed batch to its
+            last checkpoint (and from process start, which includes torch import and
+            the group join);
+  * two workers on a fresh consumer group, the same way;
+  * latency: a fresh topic fed at a fixed rate below saturation while one worker runs;
+            p50/p99 of ingest-to-publish from the worker's histogram.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+from common import report  # noqa: I001
+
+from producers.kafka_producer import publish
+from producers.synthetic import GeneratorConfig, SyntheticBank
+from tests.integration.harness import Worker, consumed, end_offsets, isolated_settings, settings_from, wait_until
+from tests.integration.servers import kafka_server, redis_server
+
+
+async def bare_consumer(bootstrap: str, topic: str, n: int) -> float:
+    from aiokafka import AIOKafkaConsumer
+
+    c = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
+                         group_id=None, max_partition_fetch_bytes=4 << 20, fetch_max_bytes=16 << 20)
+    await c.start()
+    got, t0 = 0, time.perf_counter()
+    try:
+        while got < n:
+            for msgs in (await c.getmany(timeout_ms=1000, max_records=10_000)).values():
+                for m in msgs:
+                    orjson.loads(m.value)
+                got += len(msgs)
+    finally:
+        await c.stop()
+    return n / (time.perf_counter() - t0)
+
+
+def run_workers(env: dict, k: int, workdir: Path, total: int) -> dict:
+    s = settings_from(env)
+    t_start = time.perf_counter()
+    ws = [Worker(env, workdir).start() for _ in range(k)]
+    try:
+        wait_until(lambda: sum(consumed(s).values()) > 0, 300, "first batch", ws)
+        t_first = time.perf_counter()
+        first = sum(consumed(s).values())
+        ends = end_offsets(s)
+        wait_until(lambda: consumed(s) == ends, 1800, "all events", ws)
+        t_end = time.perf_counter()
+        m = [w.metrics() for w in ws]
+    finally:
+        for w in ws:
+            w.stop()
+    return {
+        "events_per_s": (total - first) / (t_end - t_first),
+        "events_per_s_incl_startup": total / (t_end - t_start),
+        "startup_s": t_first - t_start,
+        "windows": sum(x.get("segstream_windows_closed_total", 0) for x in m),
+    }
+
+
+def histogram_quantile(q: float, metrics: dict, name: str) -> float:
+    """Prometheus' histogram_quantile: linear interpolation inside the bucket."""
+    buckets = sorted((float(k.split("le=")[1].rstrip("}")), v) for k, v in metrics.items() if k.startswith(name + "_bucket"))
+    total = buckets[-1][1]
+    if not total:
+        return float("nan")
+    rank, prev_le, prev_c = q * total, 0.0, 0.0
+    for le, c in buckets:
+        if c >= rank:
+            if le == float("inf"):
+                return prev_le
+            return prev_le + (le - prev_le) * (rank - prev_c) / max(c - prev_c, 1e-12)
+        prev_le, prev_c = le, c
+    return float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--customers", type=int, default=4000)
+    ap.add_argument("--months", type=int, default=6)
+    ap.add_argument("--latency-rate", type=float, default=5000.0)
+    ap.add_argument("--latency-seconds", type=float, default=40.0)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="segstream-bench-e2e-"))
+    kafka, redis = kafka_server(work / "kafka"), redis_server(work / "redis")
+    kafka.start()
+    redis.start()
+    try:
+        bootstrap, rurl = f"127.0.0.1:{kafka.port}", f"redis://127.0.0.1:{redis.port}/0"
+        env = isolated_settings(bootstrap, rurl, centroid_prior_weight=50)
+        s = settings_from(env)
+        bank = SyntheticBank(GeneratorConfig(customers=args.customers, months=args.months, seed=3))
+        payloads = [(e["customer_id"].encode(), orjson.dumps(e)) for e in bank.events()]
+        t = time.perf_counter()
+        total = publish([], s, progress=False, raw=payloads)
+        produce_rate = total / (time.perf_counter() - t)
+
+        bare = asyncio.run(bare_consumer(bootstrap, s.topic_transactions, total))
+        one = run_workers(env, 1, work, total)
+        env2 = {**env, "SEGSTREAM_CONSUMER_GROUP": env["SEGSTREAM_CONSUMER_GROUP"] + "-two",
+                "SEGSTREAM_REDIS_URL": f"redis://127.0.0.1:{redis.port}/1"}
+        two = run_workers(env2, 2, work, total)
+
+        # latency at a fixed offered rate, below saturation
+        env3 = isolated_settings(bootstrap, f"redis://127.0.0.1:{redis.port}/2", centroid_prior_weight=50)
+        s3 = settings_from(env3)
+        w = Worker(env3, work).start()
+        try:
+            publish([], s3, progress=False, raw=payloads[:1])
+            wait_until(lambda: sum(consumed(s3).values()) >= 1, 300, "latency worker ready", [w])
+            n = int(args.latency_rate * args.latency_seconds)
+            publish([], s3, progress=False, rate=args.latency_rate, raw=payloads[1 : n + 1])
+            ends = end_offsets(s3)
+            wait_until(lambda: consumed(s3) == ends, 600, "latency run drained", [w])
+            m = w.metrics()
+        finally:
+            w.stop()
+        name = "segstream_end_to_end_seconds"
+        figures = {
+            "events": total,
+            "customers": args.customers,
+            "produce_events_per_s": round(produce_rate),
+            "bare_consumer_events_per_s": round(bare),
+            "worker_events_per_s": round(one["events_per_s"]),
+            "worker_events_per_s_incl_startup": round(one["events_per_s_incl_startup"]),
+            "worker_startup_s": round(one["startup_s"], 1),
+            "ratio_worker_to_bare": round(one["events_per_s"] / bare, 3),
+            "two_workers_events_per_s": round(two["events_per_s"]),
+            "ratio_two_to_one_worker": round(two["events_per_s"] / one["events_per_s"], 2),
+            "windows_closed": one["windows"],
+            "latency_offered_events_per_s": args.latency_rate,
+            "latency_batches_with_changes": int(m.get(name + "_count", 0)),
+            "latency_p50_s": round(histogram_quantile(0.5, m, name), 3),
+            "latency_p99_s": round(histogram_quantile(0.99, m, name), 3),
+        }
+        report("end_to_end", figures)
+    finally:
+        kafka.stop()
+        redis.stop()
+        kafka.wipe()
+        redis.wipe()
+
+
+if __name__ == "__main__":
+    main()

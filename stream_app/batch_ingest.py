@@ -1,0 +1,74 @@
+"""Batch ingest: aiokafka's ``getmany`` feeding whole batches to the worker's handler.
+
+Faust hands an agent one message at a time through several asyncio queues and
+tasks, which costs far more than our processing of the message. Here one
+``getmany`` yields up to a batch of records, the handler runs them, and the
+offsets are committed only after the handler has published and checkpointed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Awaitable, Callable
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+
+from segstream.config import Settings
+
+from .processor import Record
+
+log = logging.getLogger("segstream.worker")
+
+
+class _Revoker(ConsumerRebalanceListener):
+    def __init__(self, revoke: Callable[[list[int]], Awaitable[None]]):
+        self.revoke = revoke
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        await self.revoke([tp.partition for tp in revoked])
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        log.info("assigned partitions %s", sorted(tp.partition for tp in assigned))
+
+
+def _options(s: Settings) -> dict:
+    opts: dict = {"bootstrap_servers": s.kafka_bootstrap, "security_protocol": s.kafka_security_protocol}
+    if s.kafka_sasl_mechanism:
+        opts.update(sasl_mechanism=s.kafka_sasl_mechanism, sasl_plain_username=s.kafka_sasl_username,
+                    sasl_plain_password=s.kafka_sasl_password)
+    if "SSL" in s.kafka_security_protocol:
+        from aiokafka.helpers import create_ssl_context
+
+        opts["ssl_context"] = create_ssl_context(cafile=s.kafka_ssl_cafile)
+    return opts
+
+
+async def consume(
+    s: Settings,
+    handle: Callable[[list[Record], Callable[[int], int | None]], Awaitable[None]],
+    revoke: Callable[[list[int]], Awaitable[None]],
+) -> None:
+    consumer = AIOKafkaConsumer(
+        **_options(s),
+        group_id=s.consumer_group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 << 20,
+        fetch_max_bytes=16 << 20,
+    )
+    consumer.subscribe([s.topic_transactions], listener=_Revoker(revoke))
+    await consumer.start()
+
+    def highwater(p: int) -> int | None:
+        return consumer.highwater(TopicPartition(s.topic_transactions, p))
+
+    try:
+        while True:
+            got = await consumer.getmany(timeout_ms=int(s.batch_timeout_s * 1000), max_records=s.batch_size)
+            records = [Record(tp.partition, m.offset, m.value, m.timestamp / 1000.0) for tp, msgs in got.items() for m in msgs]
+            if not records:
+                continue
+            await handle(records, highwater)
+            await consumer.commit({tp: msgs[-1].offset + 1 for tp, msgs in got.items() if msgs})
+    finally:
+        await consumer.stop()
