@@ -4,12 +4,13 @@
 
 Starts its own Kafka broker and Redis on loopback. Produces the events once, then:
   * bare:   an aiokafka consumer that only reads and JSON-decodes every event (the limit);
-  * worker: one `segstream worker` process, timed from its first consumed batch to its
-            last checkpoint (and from process start, which includes torch import and
-            the group join);
-  * two workers on a fresh consumer group, the same way;
-  * latency: a fresh topic fed at a fixed rate below saturation while one worker runs;
-            p50/p99 of ingest-to-publish from the worker's histogram.
+  * worker: one `segstream worker` process per ingest mode (Faust agent, batch), timed
+            from its first consumed batch to its last checkpoint (and from process start,
+            which includes torch import and the group join);
+  * two workers (batch ingest) on a fresh consumer group, the same way;
+  * latency: a fresh topic fed at a fixed rate below saturation while one worker (batch
+            ingest) runs; p50/p99 of ingest-to-publish of segment changes from the
+            worker's histogram (bucket interpolation, as Prometheus does).
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ def main() -> None:
     ap.add_argument("--customers", type=int, default=4000)
     ap.add_argument("--months", type=int, default=6)
     ap.add_argument("--latency-rate", type=float, default=5000.0)
-    ap.add_argument("--latency-seconds", type=float, default=40.0)
+    ap.add_argument("--latency-customers", type=int, default=400)
+    ap.add_argument("--latency-months", type=int, default=12)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="segstream-bench-e2e-"))
     kafka, redis = kafka_server(work / "kafka"), redis_server(work / "redis")
@@ -109,20 +111,22 @@ def main() -> None:
         produce_rate = total / (time.perf_counter() - t)
 
         bare = asyncio.run(bare_consumer(bootstrap, s.topic_transactions, total))
-        one = run_workers(env, 1, work, total)
-        env2 = {**env, "SEGSTREAM_CONSUMER_GROUP": env["SEGSTREAM_CONSUMER_GROUP"] + "-two",
-                "SEGSTREAM_REDIS_URL": f"redis://127.0.0.1:{redis.port}/1"}
-        two = run_workers(env2, 2, work, total)
+        runs = {}
+        for i, (mode, k) in enumerate([("agent", 1), ("batch", 1), ("batch", 2)]):
+            env_i = {**env, "SEGSTREAM_INGEST": mode, "SEGSTREAM_CONSUMER_GROUP": f"{env['SEGSTREAM_CONSUMER_GROUP']}-{i}",
+                     "SEGSTREAM_REDIS_URL": f"redis://127.0.0.1:{redis.port}/{i}"}
+            runs[(mode, k)] = run_workers(env_i, k, work, total)
 
-        # latency at a fixed offered rate, below saturation
-        env3 = isolated_settings(bootstrap, f"redis://127.0.0.1:{redis.port}/2", centroid_prior_weight=50)
+        # latency at a fixed offered rate, below saturation, on data long enough to pass warm-up
+        env3 = isolated_settings(bootstrap, f"redis://127.0.0.1:{redis.port}/9", centroid_prior_weight=50, ingest="batch")
         s3 = settings_from(env3)
+        lat = SyntheticBank(GeneratorConfig(customers=args.latency_customers, months=args.latency_months, seed=4))
+        lat_payloads = [(e["customer_id"].encode(), orjson.dumps(e)) for e in lat.events()]
         w = Worker(env3, work).start()
         try:
-            publish([], s3, progress=False, raw=payloads[:1])
+            publish([], s3, progress=False, raw=lat_payloads[:1])
             wait_until(lambda: sum(consumed(s3).values()) >= 1, 300, "latency worker ready", [w])
-            n = int(args.latency_rate * args.latency_seconds)
-            publish([], s3, progress=False, rate=args.latency_rate, raw=payloads[1 : n + 1])
+            publish([], s3, progress=False, rate=args.latency_rate, raw=lat_payloads[1:])
             ends = end_offsets(s3)
             wait_until(lambda: consumed(s3) == ends, 600, "latency run drained", [w])
             m = w.metrics()
@@ -134,13 +138,16 @@ def main() -> None:
             "customers": args.customers,
             "produce_events_per_s": round(produce_rate),
             "bare_consumer_events_per_s": round(bare),
-            "worker_events_per_s": round(one["events_per_s"]),
-            "worker_events_per_s_incl_startup": round(one["events_per_s_incl_startup"]),
-            "worker_startup_s": round(one["startup_s"], 1),
-            "ratio_worker_to_bare": round(one["events_per_s"] / bare, 3),
-            "two_workers_events_per_s": round(two["events_per_s"]),
-            "ratio_two_to_one_worker": round(two["events_per_s"] / one["events_per_s"], 2),
-            "windows_closed": one["windows"],
+            "agent_worker_events_per_s": round(runs[("agent", 1)]["events_per_s"]),
+            "batch_worker_events_per_s": round(runs[("batch", 1)]["events_per_s"]),
+            "batch_worker_events_per_s_incl_startup": round(runs[("batch", 1)]["events_per_s_incl_startup"]),
+            "worker_startup_s": round(runs[("batch", 1)]["startup_s"], 1),
+            "ratio_agent_worker_to_bare": round(runs[("agent", 1)]["events_per_s"] / bare, 3),
+            "ratio_batch_worker_to_bare": round(runs[("batch", 1)]["events_per_s"] / bare, 3),
+            "two_batch_workers_events_per_s": round(runs[("batch", 2)]["events_per_s"]),
+            "ratio_two_to_one_batch_worker": round(runs[("batch", 2)]["events_per_s"] / runs[("batch", 1)]["events_per_s"], 2),
+            "windows_closed": runs[("batch", 1)]["windows"],
+            "latency_events": len(lat_payloads),
             "latency_offered_events_per_s": args.latency_rate,
             "latency_batches_with_changes": int(m.get(name + "_count", 0)),
             "latency_p50_s": round(histogram_quantile(0.5, m, name), 3),

@@ -77,6 +77,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--customers", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--batch", type=int, default=1024)
+    ap.add_argument("--rate-customers", type=int, default=50_000, help="customers in the read+write rate run")
+    ap.add_argument("--benchmark-requests", type=int, default=1_000_000)
     ap.add_argument("--redis-url")
     args = ap.parse_args()
     srv = None
@@ -93,8 +95,8 @@ def main() -> None:
         store.init_centroids(art.centroids, 50.0)
         rng = np.random.default_rng(0)
         u = urlparse(url)
-        limit = redis_benchmark(u.hostname, u.port, store.dtype.itemsize, 1_000_000, args.batch)
-        ours = store_rate(store, 50_000, args.batch, 3, rng)
+        limit = redis_benchmark(u.hostname, u.port, store.dtype.itemsize, args.benchmark_requests, args.batch)
+        ours = store_rate(store, args.rate_customers, args.batch, 3, rng)
         pair = 1 / (1 / limit["GET"] + 1 / limit["SET"])
         figures = {
             "record_bytes": store.dtype.itemsize,

@@ -57,23 +57,14 @@ def hidden_states(model: PersonalityLSTM, x: np.ndarray, mask: np.ndarray) -> tu
     return pred.numpy(), hidden.numpy()
 
 
-def fit_predictor(model: torch.nn.Module, ds: Dataset, cfg: TrainConfig, x_norm: np.ndarray, log=print) -> dict:
-    """Adam with early stopping on a held-out share; returns the fit's history."""
+def fit(model: torch.nn.Module, loss_on, n: int, cfg: TrainConfig, log=print) -> dict:
+    """Adam with early stopping on a held-out share of ``n`` rows; ``loss_on(rows)`` gives the loss."""
     g = torch.Generator().manual_seed(cfg.seed)
-    n = len(ds.y)
     perm = torch.randperm(n, generator=g).numpy()
     n_val = max(1, int(n * cfg.val_share))
     val, tr = perm[:n_val], perm[n_val:]
-    X, M = torch.from_numpy(x_norm), torch.from_numpy(ds.mask)
-    Y = torch.from_numpy(ds.y)[:, None, :].expand(-1, ds.x.shape[1], -1)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-
-    def loss_on(idx: np.ndarray) -> torch.Tensor:
-        pred, _ = model(X[idx], M[idx])
-        m = M[idx]
-        return ((pred - Y[idx]) ** 2)[m].mean()
-
-    best, best_state, bad, history = float("inf"), None, 0, []
+    best, best_state, bad, epochs = float("inf"), None, 0, 0
     for epoch in range(cfg.epochs):
         model.train()
         order = tr[torch.randperm(len(tr), generator=g).numpy()]
@@ -85,8 +76,8 @@ def fit_predictor(model: torch.nn.Module, ds: Dataset, cfg: TrainConfig, x_norm:
         model.eval()
         with torch.no_grad():
             v = float(loss_on(val))
-        history.append(v)
-        log(f"epoch {epoch + 1:3d}  val_mse {v:.4f}")
+        epochs = epoch + 1
+        log(f"epoch {epochs:3d}  val_loss {v:.4f}")
         if v < best - 1e-4:
             best, bad = v, 0
             best_state = {k: t.clone() for k, t in model.state_dict().items()}
@@ -96,7 +87,18 @@ def fit_predictor(model: torch.nn.Module, ds: Dataset, cfg: TrainConfig, x_norm:
                 break
     model.load_state_dict(best_state)
     model.eval()
-    return {"val_mse": best, "epochs": len(history)}
+    return {"val_mse": best, "epochs": epochs}
+
+
+def sequence_loss(model: torch.nn.Module, x: np.ndarray, mask: np.ndarray, target: np.ndarray):
+    """MSE of a sequence model's per-step output against ``target`` [N, T, D], on real steps only."""
+    X, M, Y = torch.from_numpy(x), torch.from_numpy(mask), torch.from_numpy(target)
+
+    def loss_on(idx: np.ndarray) -> torch.Tensor:
+        pred, _ = model(X[idx], M[idx])
+        return ((pred - Y[idx]) ** 2)[M[idx]].mean()
+
+    return loss_on
 
 
 def train(spend_fraction: np.ndarray, active: np.ndarray, cfg: TrainConfig = TrainConfig(), source: dict | None = None, log=print) -> ModelArtefact:
@@ -110,17 +112,18 @@ def train(spend_fraction: np.ndarray, active: np.ndarray, cfg: TrainConfig = Tra
     x_norm = ((feats - x_mean) / x_std * ds.mask[..., None]).astype(np.float32)
 
     model = PersonalityLSTM(ds.x.shape[2], cfg.hidden_size)
-    fit = fit_predictor(model, ds, cfg, x_norm, log=log)
+    target = np.broadcast_to(ds.y[:, None, :], (*ds.mask.shape, ds.y.shape[1])).copy()
+    fit_ = fit(model, sequence_loss(model, x_norm, ds.mask, target), len(ds.y), cfg, log=log)
 
     _, hidden = hidden_states(model, x_norm, ds.mask)
     steps = np.arange(ds.x.shape[1])[None, :]
     warm = ds.mask & (steps >= cfg.warmup_windows - 1)
     km = KMeans(cfg.n_segments, n_init=10, random_state=cfg.seed).fit(hidden[warm])
-    log(f"trained in {time.perf_counter() - t0:.1f}s: val_mse {fit['val_mse']:.4f}")
+    log(f"trained in {time.perf_counter() - t0:.1f}s: val_mse {fit_['val_mse']:.4f}")
     return ModelArtefact(
         model=model,
         x_mean=x_mean,
         x_std=x_std,
         centroids=km.cluster_centers_.astype(np.float32),
-        trained_on={**(source or {}), **asdict(cfg), **fit},
+        trained_on={**(source or {}), **asdict(cfg), **fit_},
     )

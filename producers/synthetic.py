@@ -71,6 +71,13 @@ class SyntheticBank:
         self.income = np.round(np.exp(rng.normal(np.log(3200), 0.45, n)), 2)  # monthly, EUR
         self.spend_ratio = rng.uniform(0.45, 0.85, n)
         self.customer_ids = np.array([f"C{i:07d}" for i in range(n)])
+        # customer-level outcomes for transfer learning, from their own random stream so the
+        # events above do not change when these do
+        out_rng = np.random.default_rng([cfg.seed, 0])
+        c, ne = traits[:, 1] - 0.5, traits[:, 4] - 0.5
+        self.liquidity_index = 2.0 * c - 1.5 * ne + 2.0 * (0.65 - self.spend_ratio) + out_rng.normal(0, 0.25, n)
+        p_default = 1 / (1 + np.exp(-(-2.6 + 4.0 * ne - 4.0 * c + 4.0 * (self.spend_ratio - 0.65))))
+        self.default = (out_rng.random(n) < p_default).astype(np.int8)
         self._tilt = _BASE[None, :] + cfg.personality_strength * (traits - 0.5) @ LOADINGS.T * 2.0  # [n, K]
 
     @property
@@ -84,6 +91,8 @@ class SyntheticBank:
         df["second"] = [TRAITS[i] for i in order[:, 1]]
         df["coarse_segment"] = [TRAIT_ABBR[i] for i in order[:, 0]]
         df["micro_segment"] = [f"{TRAIT_ABBR[a]}>{TRAIT_ABBR[b]}" for a, b in order[:, :2]]
+        df["liquidity_index"] = self.liquidity_index
+        df["default"] = self.default
         return df
 
     def month(self, m: int) -> MonthBatch:

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     warmup_windows: int = 3  # windows before a customer's hidden state is trusted
     model_path: Path | None = None  # None: the artefact shipped in models/artefacts
     centroid_prior_weight: float = 50.0  # pseudo-count of the shipped centroids
+    history_windows: int = 12  # hidden-state trajectory kept per customer in Redis (0: none)
 
     # --- operations ------------------------------------------------------
     web_port: int = 6066  # worker HTTP: /metrics, /healthz

@@ -21,14 +21,17 @@ from segstream.core.ports import CentroidStats, StateBatch
 
 _COMMIT = """
 -- ARGV: H, K, batch delta of centroid sums (K*H doubles) and counts (K doubles)
---       computed as if every record were written, then one record per KEY.
+--       computed as if every record were written, history length L, then one
+--       record per customer. KEYS: n state keys, n history keys if L > 0,
+--       then the centroid and segment-size keys.
 -- Rows the guard rejects are taken back out of the delta: rare (replays only),
 -- so the common path touches each record's bytes once.
 local H = tonumber(ARGV[1])
 local K = tonumber(ARGV[2])
-local dsums, dcounts = ARGV[3], ARGV[4]
+local dsums, dcounts, L = ARGV[3], ARGV[4], tonumber(ARGV[5])
 local n = #KEYS - 2
-local ck, sk = KEYS[n + 1], KEYS[n + 2]
+if L > 0 then n = n / 2 end
+local ck, sk = KEYS[#KEYS - 1], KEYS[#KEYS]
 -- unpack() is bounded by Lua's C stack, so long argument lists go in chunks
 local function chunked(cmd, list, step)
   local out = {}
@@ -43,11 +46,15 @@ for i = 1, n do keys[i] = KEYS[i] end
 local olds = chunked('MGET', keys, 4000)
 local written, undo_sum, undo_cnt, sets = {}, {}, {}, {}
 for i = 1, n do
-  local new, old = ARGV[i + 4], olds[i]
+  local new, old = ARGV[i + 5], olds[i]
   if (not old) or struct.unpack('<i4', old) < struct.unpack('<i4', new) then
     sets[#sets + 1] = KEYS[i]
     sets[#sets + 1] = new
     written[i] = '1'
+    if L > 0 then
+      redis.call('RPUSH', KEYS[n + i], new)
+      redis.call('LTRIM', KEYS[n + i], -L, -1)
+    end
     local seg, prev = struct.unpack('<i2i2', new, 5)
     if seg ~= prev then
       if seg >= 0 then redis.call('HINCRBY', sk, seg, 1) end
@@ -107,12 +114,14 @@ def record_dtype(hidden_size: int) -> np.dtype:
 
 
 class RedisStateStore:
-    def __init__(self, client: redis.Redis, hidden_size: int, model_version: str, prefix: str = "seg"):
+    def __init__(self, client: redis.Redis, hidden_size: int, model_version: str, prefix: str = "seg", history: int = 0):
         self.r = client
         self.hidden_size = hidden_size
         self.dtype = record_dtype(hidden_size)
         ns = f"{prefix}:{model_version[-10:]}"  # states only make sense for the model that wrote them
         self._state_prefix = f"{ns}:s:"
+        self._history_prefix = f"{ns}:h:"
+        self.history = history  # windows of trajectory kept per customer (0: none)
         self.centroid_key = f"{ns}:centroids"
         self.sizes_key = f"{ns}:sizes"
         self._commit = client.register_script(_COMMIT)
@@ -144,9 +153,12 @@ class RedisStateStore:
         # float32 h, as Lua reads it back when it must undo a rejected row
         sums, counts = delta(rec["h"].astype(np.float64), np.asarray(states.segment, np.int64), self.k)
         size, blob = self.dtype.itemsize, rec.tobytes()
-        args = [self.hidden_size, self.k, sums.astype("<f8").tobytes(), counts.astype("<f8").tobytes()]
+        args = [self.hidden_size, self.k, sums.astype("<f8").tobytes(), counts.astype("<f8").tobytes(), self.history]
         args += [blob[i * size : (i + 1) * size] for i in range(len(rec))]
-        written = self._commit(keys=[self.key(c) for c in customer_ids] + [self.centroid_key, self.sizes_key], args=args)
+        keys = [self.key(c) for c in customer_ids]
+        if self.history:
+            keys += [self._history_prefix + c for c in customer_ids]
+        written = self._commit(keys=keys + [self.centroid_key, self.sizes_key], args=args)
         return np.frombuffer(written, np.uint8) == ord("1")
 
     def _decode(self, raw: list[bytes | None]) -> StateBatch:
@@ -164,6 +176,13 @@ class RedisStateStore:
         c = np.frombuffer(counts, "<f8").copy()
         self.k = len(c)
         return CentroidStats(np.frombuffer(sums, "<f8").reshape(len(c), -1).copy(), c, int(version))
+
+    def trajectory(self, customer_id: str) -> StateBatch:
+        """The customer's last ``history`` states, oldest first."""
+        return self._decode(self.r.lrange(self._history_prefix + customer_id, 0, -1))
+
+    def exists(self, customer_id: str) -> bool:
+        return bool(self.r.exists(self.key(customer_id)))
 
     def segment_sizes(self) -> dict[int, int]:
         """Customers currently in each segment, kept by the commit script."""

@@ -53,7 +53,7 @@ class StreamProcessor:
         self.settings = settings
         self.topic = topic or settings.topic_transactions
         self.redis = connect(settings.redis_url)
-        self.pipeline = build_pipeline(settings, lambda m: RedisStateStore(self.redis, m.hidden_size, m.version))
+        self.pipeline = build_pipeline(settings, lambda m: RedisStateStore(self.redis, m.hidden_size, m.version, history=settings.history_windows))
         self.store: RedisStateStore = self.pipeline.engine.store
         self.checkpoints = WindowCheckpoints(self.redis, len(CATEGORIES))
         self._parts: dict[int, _Partition] = {}

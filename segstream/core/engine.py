@@ -18,7 +18,8 @@ import numpy as np
 
 from .assignment import nearest
 from .events import SegmentChange
-from .personality import TRAITS, dominant_traits, segment_label
+from .personality import TRAITS
+from .profiles import profiles
 from .ports import CentroidStats, SequenceModel, StateBatch, StateStore
 from .windows import ClosedWindow
 
@@ -137,14 +138,15 @@ class SegmentEngine:
     def _changes(self, windows, rows, old_seg, new_seg, dist, conf, traits, stats: CentroidStats) -> list[SegmentChange]:
         if not len(rows):
             return []
-        labels = self._labels(stats.centroids)
+        prof = profiles(self.model.traits_of(stats.centroids))
         return [
             SegmentChange(
                 customer_id=windows[i].customer_id,
                 old_segment=None if old_seg[i] < 0 else int(old_seg[i]),
                 new_segment=int(new_seg[i]),
-                old_segment_label=None if old_seg[i] < 0 else labels[old_seg[i]],
-                segment_label=labels[new_seg[i]],
+                old_segment_label=None if old_seg[i] < 0 else prof[old_seg[i]].label,
+                segment_label=prof[new_seg[i]].label,
+                recommendation=prof[new_seg[i]].family,
                 window_end=datetime.fromtimestamp(windows[i].end, tz=timezone.utc),
                 distance=float(dist[i]),
                 confidence=float(conf[i]),
@@ -155,6 +157,3 @@ class SegmentEngine:
             for i in rows
         ]
 
-    def _labels(self, centroids: np.ndarray) -> list[str]:
-        order = dominant_traits(self.model.traits_of(centroids), k=2)
-        return [segment_label(o) for o in order]

@@ -84,6 +84,7 @@ class SegmentChange(BaseModel):
     new_segment: int
     old_segment_label: str | None
     segment_label: str  # trait ordering of the new segment's centroid, e.g. "O>E"
+    recommendation: str  # product family for the new segment (see core/profiles.py)
     window_end: datetime
     distance: float  # Euclidean distance of the hidden state to the new centroid
     confidence: float  # margin to the runner-up centroid, in [0, 1]

@@ -77,3 +77,15 @@ def test_segment_sizes_follow_changes(redis_url):
     b2.prev_segment[:] = 0
     store.commit(["a"], b2)
     assert store.segment_sizes() == {0: 1, 1: 1}
+
+
+def test_history_keeps_the_last_windows_in_order(redis_url):
+    store = RedisStateStore(connect(redis_url), H, "test-v4", history=3)
+    store.init_centroids(CENTROIDS, prior_weight=1.0)
+    for w in range(5):
+        store.commit(["a"], batch([[float(w), 0.0]], np.array([w]), np.array([0])))
+    store.commit(["a"], batch([[99.0, 0.0]], np.array([2]), np.array([0])))  # a replay: not recorded
+    traj = store.trajectory("a")
+    assert traj.last_window.tolist() == [2, 3, 4]
+    np.testing.assert_array_equal(traj.h[:, 0], [2.0, 3.0, 4.0])
+    assert store.trajectory("nobody").last_window.tolist() == []

@@ -41,3 +41,22 @@ def test_dominant_and_label():
     order = dominant_traits(np.array([[0.1, 0.9, 0.3, 0.5, 0.0]]))
     assert order.tolist() == [[1, 3]]
     assert segment_label(order[0]) == "C>A"
+
+
+def test_every_trait_pair_has_a_recommendation():
+    from segstream.core.profiles import FAMILIES, recommend
+
+    for d in TRAITS:
+        for s in TRAITS:
+            if d != s:
+                family, why = recommend(d, s)
+                assert family in FAMILIES and why
+    assert recommend("conscientiousness", "openness")[0] == "wealth management"
+    assert recommend("conscientiousness", "agreeableness")[0] == "savings plan"
+
+
+def test_profiles_from_centroid_traits():
+    from segstream.core.profiles import profiles
+
+    (p,) = profiles(np.array([[0.1, 0.2, 1.5, 0.0, 0.9]]))
+    assert p.label == "E>N" and p.family == "budgeting help" and "Sociable" in p.description

@@ -1,0 +1,153 @@
+"""Read-only lookup API and the segment explorer page, over the worker's Redis state.
+
+GET only: the API never writes, so it can run with a read-only Redis user.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import FileResponse
+from pydantic import BaseModel
+
+from models.artefact import ModelArtefact, TorchSequenceModel
+from segstream.assembly import window_spec
+from segstream.config import Settings
+from segstream.core.personality import TRAITS
+from segstream.core.profiles import profiles
+from state.redis_client import connect
+from state.redis_store import RedisStateStore
+
+STATIC = Path(__file__).parent / "static"
+
+
+class Segment(BaseModel):
+    segment: int
+    label: str
+    size: int
+    description: str
+    recommendation: str
+    why: str
+    traits: dict[str, float]
+    centroid: list[float]
+    position: list[float]  # on the explorer's 2-D map
+
+
+class TrajectoryPoint(BaseModel):
+    window_start: str
+    segment: int
+    position: list[float]
+    hidden: list[float]
+
+
+class Customer(BaseModel):
+    customer_id: str
+    segment: int  # -1 while warming up
+    segment_label: str | None
+    recommendation: str | None
+    traits: dict[str, float]
+    windows_applied: int
+    last_window_start: str
+    trajectory: list[TrajectoryPoint]
+    segment_history: list[dict]
+
+
+class MapPoint(BaseModel):
+    customer_id: str
+    segment: int
+    x: float
+    y: float
+
+
+def create_app(settings: Settings) -> FastAPI:
+    artefact = ModelArtefact.load(settings.model_path)
+    model = TorchSequenceModel(artefact)
+    store = RedisStateStore(connect(settings.redis_url), artefact.hidden_size, artefact.version,
+                            history=settings.history_windows)
+    spec = window_spec(settings)
+    api = FastAPI(title="segstream lookup API", version="1", description=__doc__)
+
+    def month(idx: int) -> str:
+        return datetime.fromtimestamp(spec.start(int(idx)), tz=timezone.utc).date().isoformat()
+
+    def basis() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Centroids and a 2-D projection (their principal axes): stable while centroids move slowly."""
+        c = store.centroid_stats().centroids
+        mean = c.mean(0)
+        _, _, vt = np.linalg.svd(c - mean, full_matrices=False)
+        return c, mean, vt[:2]
+
+    def segments() -> list[Segment]:
+        c, mean, axes = basis()
+        sizes = store.segment_sizes()
+        pos = (c - mean) @ axes.T
+        return [
+            Segment(segment=p.segment, label=p.label, size=sizes.get(p.segment, 0), description=p.description,
+                    recommendation=p.family, why=p.why, traits=p.traits, centroid=c[p.segment].tolist(),
+                    position=pos[p.segment].tolist())
+            for p in profiles(model.traits_of(c))
+        ]
+
+    @api.get("/api/segments", response_model=list[Segment])
+    def list_segments():
+        return segments()
+
+    @api.get("/api/segments/{segment}", response_model=Segment)
+    def get_segment(segment: int):
+        segs = segments()
+        if not 0 <= segment < len(segs):
+            raise HTTPException(404, f"no segment {segment}: segments are 0..{len(segs) - 1}")
+        return segs[segment]
+
+    @api.get("/api/customers/{customer_id}", response_model=Customer)
+    def get_customer(customer_id: str):
+        state, _ = store.load([customer_id])
+        if state.last_window[0] < 0:
+            raise HTTPException(404, f"unknown customer {customer_id!r}: no window of theirs has been processed")
+        c, mean, axes = basis()
+        traj = store.trajectory(customer_id)
+        prof = profiles(model.traits_of(c))
+        seg = int(state.segment[0])
+        history, prev = [], None
+        for w, s in zip(traj.last_window.tolist(), traj.segment.tolist()):
+            if s != prev:
+                history.append({"window_start": month(w), "segment": s})
+                prev = s
+        return Customer(
+            customer_id=customer_id,
+            segment=seg,
+            segment_label=prof[seg].label if seg >= 0 else None,
+            recommendation=prof[seg].family if seg >= 0 else None,
+            traits=dict(zip(TRAITS, map(float, model.traits_of(state.h)[0]))),
+            windows_applied=int(state.n_windows[0]),
+            last_window_start=month(state.last_window[0]),
+            trajectory=[
+                TrajectoryPoint(window_start=month(w), segment=int(s), position=((h - mean) @ axes.T).tolist(), hidden=h.tolist())
+                for w, s, h in zip(traj.last_window, traj.segment, traj.h)
+            ],
+            segment_history=history,
+        )
+
+    @api.get("/api/map", response_model=list[MapPoint])
+    def customer_map(limit: int = Query(2000, ge=1, le=20000)):
+        ids = []
+        for key in store.r.scan_iter(match=store.key("*"), count=1000):
+            ids.append(key.decode()[len(store.key("")):])
+            if len(ids) >= limit:
+                break
+        if not ids:
+            return []
+        state, _ = store.load(ids)
+        _, mean, axes = basis()
+        xy = (state.h - mean) @ axes.T
+        return [MapPoint(customer_id=i, segment=int(s), x=float(p[0]), y=float(p[1]))
+                for i, s, p in zip(ids, state.segment, xy)]
+
+    @api.get("/", include_in_schema=False)
+    def explorer():
+        return FileResponse(STATIC / "explorer.html", media_type="text/html")
+
+    return api

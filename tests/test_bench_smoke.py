@@ -1,0 +1,37 @@
+"""Each bench script runs, tiny, so none can rot. No timing is asserted here."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def run(script: str, *args: str, timeout: int = 600) -> dict:
+    out = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True,
+                         timeout=timeout, cwd=BENCH)
+    assert out.returncode == 0, out.stderr[-3000:]
+    last = json.loads(out.stdout.strip().splitlines()[-1])
+    assert last["machine"]
+    return last
+
+
+def test_engine_bench_smoke():
+    r = run("engine_bench.py", "--customers", "300", "--months", "2", "--per-window-limit", "50")
+    assert r["windows_per_s_batch_1024"] > 0 and r["ratio_batch_1024_vs_1"] > 0
+
+
+@pytest.mark.integration
+def test_redis_bench_smoke():
+    r = run("redis_bench.py", "--customers", "2000", "--rate-customers", "2000", "--benchmark-requests", "20000")
+    assert r["store_states_per_s"] > 0 and r["redis_bytes_per_customer_2000"] > 0
+
+
+@pytest.mark.integration
+def test_e2e_bench_smoke():
+    r = run("e2e_bench.py", "--customers", "60", "--months", "2", "--latency-customers", "30",
+            "--latency-months", "4", "--latency-rate", "2000", timeout=900)
+    assert r["bare_consumer_events_per_s"] > 0 and r["batch_worker_events_per_s"] > 0
