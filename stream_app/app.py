@@ -17,11 +17,15 @@ from typing import Callable
 
 import faust
 from prometheus_client import generate_latest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from segstream.config import get_settings
 
 from . import metrics
 from .kafka_config import faust_credentials
+from state.redis_client import connect
+
 from .processor import Record, StreamProcessor
 
 log = logging.getLogger("segstream.worker")
@@ -61,19 +65,45 @@ def processor() -> StreamProcessor:
     return _processor
 
 
-async def handle(records: list[Record], highwater: Callable[[int], int | None]) -> None:
-    """One batch through the core, its outputs published, then its checkpoint written."""
+_healthy = True
+
+
+async def _run_batch(proc: StreamProcessor, records: list[Record]):
     loop = asyncio.get_running_loop()
+    out = await loop.run_in_executor(_executor, proc.process, records)
+    for ch in out.changes:
+        await segment_changes.send(key=ch.customer_id.encode(), value=ch.model_dump_json().encode())
+    for d in out.dead_letters:
+        await dead_letters.send(key=d.reason.encode(), value=d.model_dump_json().encode())
+    await app.producer.flush()
+    published = time.time()
+    await loop.run_in_executor(_executor, proc.checkpoint)
+    return out, published
+
+
+async def handle(records: list[Record], highwater: Callable[[int], int | None]) -> None:
+    """One batch through the core, its outputs published, then its checkpoint written.
+
+    If Redis fails (after redis-py's own retries), the worker reports unhealthy,
+    forgets its in-memory windows and retries the batch with backoff until Redis is
+    back: nothing it held is lost, and nothing is applied twice.
+    """
+    global _healthy
+    delay = 0.5
     async with _lock:
         proc = processor()
-        out = await loop.run_in_executor(_executor, proc.process, records)
-        for ch in out.changes:
-            await segment_changes.send(key=ch.customer_id.encode(), value=ch.model_dump_json().encode())
-        for d in out.dead_letters:
-            await dead_letters.send(key=d.reason.encode(), value=d.model_dump_json().encode())
-        await app.producer.flush()
-        published = time.time()
-        await loop.run_in_executor(_executor, proc.checkpoint)
+        while True:
+            try:
+                out, published = await _run_batch(proc, records)
+                break
+            except (RedisConnectionError, RedisTimeoutError) as err:
+                _healthy = False
+                metrics.REDIS_ERRORS.labels("batch").inc()
+                log.warning("Redis unavailable (%s); retrying the batch in %.1fs", err, delay)
+                proc.reset()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        _healthy = True
     metrics.observe_batch(records, out, published)
     metrics.OPEN_WINDOWS.set(proc.open_windows())
     last: dict[int, int] = {}
@@ -134,13 +164,24 @@ async def prometheus(web, request):
     return web.bytes(generate_latest(), content_type="text/plain; version=0.0.4")
 
 
+_probe = None
+
+
+def _redis_up() -> bool:
+    global _probe
+    if _probe is None:  # no retries: a health check must answer quickly
+        _probe = connect(settings.redis_url, retries=0, timeout_s=1.0)
+    try:
+        return bool(_probe.ping())
+    except Exception:  # unhealthy is an answer, not a crash
+        return False
+
+
 @app.page("/healthz")
 async def health(web, request):
-    try:
-        ok = _processor is None or bool(_processor.redis.ping())
-    except Exception:  # unhealthy is an answer, not a crash
-        ok = False
-    return web.json({"ok": ok}, status=200 if ok else 503)
+    redis_ok = await asyncio.get_running_loop().run_in_executor(None, _redis_up)
+    ok = _healthy and redis_ok
+    return web.json({"ok": ok, "redis": redis_ok, "processing": _healthy}, status=200 if ok else 503)
 
 
 @app.task

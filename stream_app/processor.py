@@ -112,6 +112,14 @@ class StreamProcessor:
                 self.checkpoints.save(self.topic, p, part.offset, part.windows.max_event_time, upserts, closed)
                 part.dirty = False
 
+    def reset(self) -> None:
+        """Forget all in-memory windows: after a failed batch they may hold half of it.
+
+        The next batch restores each partition from its last checkpoint and re-reads
+        what came after; the window guard makes re-applying the engine's work harmless.
+        """
+        self._parts.clear()
+
     def revoke(self, partitions: list[int]) -> None:
         """Forget partitions another worker now owns; their checkpoint is already in Redis."""
         for p in partitions:

@@ -1,0 +1,77 @@
+"""Faults mid-stream against real servers: the final states equal a clean run's, and the worker recovers.
+
+Each test owns its servers (started and stopped by PID) so a restart cannot disturb other tests.
+"""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from producers.kafka_producer import publish
+
+from .harness import Worker, all_consumed, consumed, end_offsets, isolated_settings, settings_from, wait_until
+from .servers import kafka_server, redis_server
+from .test_worker import assert_same_states, embedded
+
+pytestmark = pytest.mark.integration
+
+
+def health(w: Worker) -> int:
+    try:
+        return httpx.get(f"http://127.0.0.1:{w.port}/healthz", timeout=5).status_code
+    except httpx.HTTPError:
+        return -1
+
+
+def test_redis_restart_mid_stream(bootstrap, events, tmp_path):
+    red = redis_server(tmp_path / "redis")
+    red.start()
+    env = isolated_settings(bootstrap, f"redis://127.0.0.1:{red.port}/0", ingest="batch", batch_size=256)
+    s = settings_from(env)
+    publish(events, s, progress=False)
+    total = sum(end_offsets(s).values())
+    w = Worker(env, tmp_path).start()
+    try:
+        wait_until(lambda: sum(consumed(s).values()) > total // 4, 180, "a quarter of the topic", [w])
+        red.stop()  # graceful: AOF is flushed, as in a rolling restart
+        wait_until(lambda: health(w) == 503, 60, "the worker to report unhealthy", [w])
+        time.sleep(2)
+        red.start()
+        wait_until(all_consumed(s), 300, "the worker to resume and finish", [w])
+        wait_until(lambda: health(w) == 200, 60, "the worker to report healthy again", [w])
+    finally:
+        w.stop()
+    assert_same_states(s, embedded(s, events))
+    red.stop()
+
+
+def test_broker_restart_mid_stream(redis_url, events, tmp_path):
+    kafka = kafka_server(tmp_path / "kafka")
+    kafka.start()
+    try:
+        env = isolated_settings(f"127.0.0.1:{kafka.port}", redis_url, ingest="batch", batch_size=256)
+        s = settings_from(env)
+        publish(events, s, progress=False)
+        total = sum(end_offsets(s).values())
+        w = Worker(env, tmp_path).start()
+        try:
+            wait_until(lambda: sum(consumed(s).values()) > total // 4, 180, "a quarter of the topic", [w])
+            kafka.stop()
+            time.sleep(3)
+            kafka.start()
+            wait_until(all_consumed(s), 300, "the worker to reconnect and finish", [w])
+        finally:
+            w.stop()
+        assert_same_states(s, embedded(s, events))
+    finally:
+        kafka.stop()
+
+
+@pytest.fixture(scope="module")
+def events():
+    from producers.synthetic import GeneratorConfig, SyntheticBank
+
+    return list(SyntheticBank(GeneratorConfig(customers=250, months=8, seed=5)).events())
