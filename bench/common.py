@@ -6,9 +6,12 @@ import json
 import os
 import platform
 import sys
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -40,4 +43,32 @@ def windows_for(customers: int, months: int, seed: int = 0) -> list[list[ClosedW
     for m in range(months):
         rows = np.flatnonzero(active[:, m])
         out.append([ClosedWindow(str(bank.customer_ids[i]), m, m * 1.0, m + 1.0, spend[i, m], 20, float(bank.income[i])) for i in rows])
+    return out
+
+
+@contextmanager
+def local_servers(prefix: str):
+    """A Kafka broker and a Redis server on loopback for one bench run; yields (bootstrap, redis_port)."""
+    from tests.integration.servers import kafka_server, redis_server
+
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    kafka, redis = kafka_server(work / "kafka"), redis_server(work / "redis")
+    kafka.start()
+    redis.start()
+    try:
+        yield work, f"127.0.0.1:{kafka.port}", redis.port
+    finally:
+        kafka.stop()
+        redis.stop()
+        kafka.wipe()
+        redis.wipe()
+
+
+def encoded(events, limit: int | None = None) -> list[tuple[bytes, bytes]]:
+    """(key, value) payloads as the producer sends them."""
+    out = []
+    for e in events:
+        out.append((e["customer_id"].encode(), orjson.dumps(e)))
+        if limit and len(out) >= limit:
+            break
     return out

@@ -17,18 +17,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 import time
 from pathlib import Path
 
 import orjson
 
-from common import report  # noqa: I001
+from common import encoded, local_servers, report  # noqa: I001
 
 from producers.kafka_producer import publish
 from producers.synthetic import GeneratorConfig, SyntheticBank
 from tests.integration.harness import Worker, consumed, end_offsets, isolated_settings, settings_from, wait_until
-from tests.integration.servers import kafka_server, redis_server
 
 
 async def bare_consumer(bootstrap: str, topic: str, n: int) -> float:
@@ -96,16 +94,12 @@ def main() -> None:
     ap.add_argument("--latency-customers", type=int, default=400)
     ap.add_argument("--latency-months", type=int, default=12)
     args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="segstream-bench-e2e-"))
-    kafka, redis = kafka_server(work / "kafka"), redis_server(work / "redis")
-    kafka.start()
-    redis.start()
-    try:
-        bootstrap, rurl = f"127.0.0.1:{kafka.port}", f"redis://127.0.0.1:{redis.port}/0"
+    with local_servers("segstream-bench-e2e-") as (work, bootstrap, redis_port):
+        rurl = f"redis://127.0.0.1:{redis_port}/0"
         env = isolated_settings(bootstrap, rurl, centroid_prior_weight=50)
         s = settings_from(env)
         bank = SyntheticBank(GeneratorConfig(customers=args.customers, months=args.months, seed=3))
-        payloads = [(e["customer_id"].encode(), orjson.dumps(e)) for e in bank.events()]
+        payloads = encoded(bank.events())
         t = time.perf_counter()
         total = publish([], s, progress=False, raw=payloads)
         produce_rate = total / (time.perf_counter() - t)
@@ -114,14 +108,14 @@ def main() -> None:
         runs = {}
         for i, (mode, k) in enumerate([("agent", 1), ("batch", 1), ("batch", 2)]):
             env_i = {**env, "SEGSTREAM_INGEST": mode, "SEGSTREAM_CONSUMER_GROUP": f"{env['SEGSTREAM_CONSUMER_GROUP']}-{i}",
-                     "SEGSTREAM_REDIS_URL": f"redis://127.0.0.1:{redis.port}/{i}"}
+                     "SEGSTREAM_REDIS_URL": f"redis://127.0.0.1:{redis_port}/{i}"}
             runs[(mode, k)] = run_workers(env_i, k, work, total)
 
         # latency at a fixed offered rate, below saturation, on data long enough to pass warm-up
-        env3 = isolated_settings(bootstrap, f"redis://127.0.0.1:{redis.port}/9", centroid_prior_weight=50, ingest="batch")
+        env3 = isolated_settings(bootstrap, f"redis://127.0.0.1:{redis_port}/9", centroid_prior_weight=50, ingest="batch")
         s3 = settings_from(env3)
         lat = SyntheticBank(GeneratorConfig(customers=args.latency_customers, months=args.latency_months, seed=4))
-        lat_payloads = [(e["customer_id"].encode(), orjson.dumps(e)) for e in lat.events()]
+        lat_payloads = encoded(lat.events())
         w = Worker(env3, work).start()
         try:
             publish([], s3, progress=False, raw=lat_payloads[:1])
@@ -154,11 +148,6 @@ def main() -> None:
             "latency_p99_s": round(histogram_quantile(0.99, m, name), 3),
         }
         report("end_to_end", figures)
-    finally:
-        kafka.stop()
-        redis.stop()
-        kafka.wipe()
-        redis.wipe()
 
 
 if __name__ == "__main__":

@@ -80,6 +80,7 @@ def main() -> None:
     ap.add_argument("--rate-customers", type=int, default=50_000, help="customers in the read+write rate run")
     ap.add_argument("--benchmark-requests", type=int, default=1_000_000)
     ap.add_argument("--redis-url")
+    ap.add_argument("--history", type=int, default=0, help="trajectory windows kept per customer (the worker's default is 12)")
     args = ap.parse_args()
     srv = None
     url = args.redis_url
@@ -91,7 +92,7 @@ def main() -> None:
         art = ModelArtefact.load()
         client = connect(url)
         client.flushdb()
-        store = RedisStateStore(client, art.hidden_size, art.version)
+        store = RedisStateStore(client, art.hidden_size, art.version, history=args.history)
         store.init_centroids(art.centroids, 50.0)
         rng = np.random.default_rng(0)
         u = urlparse(url)
@@ -99,6 +100,7 @@ def main() -> None:
         ours = store_rate(store, args.rate_customers, args.batch, 3, rng)
         pair = 1 / (1 / limit["GET"] + 1 / limit["SET"])
         figures = {
+            "history_windows": args.history,
             "record_bytes": store.dtype.itemsize,
             "redis_benchmark_get_per_s": round(limit["GET"]),
             "redis_benchmark_set_per_s": round(limit["SET"]),

@@ -35,3 +35,9 @@ def test_e2e_bench_smoke():
     r = run("e2e_bench.py", "--customers", "60", "--months", "2", "--latency-customers", "30",
             "--latency-months", "4", "--latency-rate", "2000", timeout=900)
     assert r["bare_consumer_events_per_s"] > 0 and r["batch_worker_events_per_s"] > 0
+
+
+@pytest.mark.integration
+def test_soak_bench_smoke():
+    r = run("soak_bench.py", "--events", "3000", "--rate", "3000", "--customers", "200", timeout=900)
+    assert r["events"] == 3000 and r["rss_mib_end"] > 0

@@ -6,8 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import httpx
 import orjson

@@ -68,14 +68,28 @@ def test_one_worker_matches_embedded_engine_and_dead_letters_bad_input(env, even
     publish(events, s, progress=False, raw=[(b"C1", b) for b in BAD[:2]])  # bad input first
     publish(events, s, progress=False)
     publish(events, s, progress=False, raw=[(b"C1", b) for b in BAD[2:]])
+    pipe = embedded(s, events)
+    assigned = sum(1 for seg in pipe.engine.store.segments().values() if seg >= 0)
+
+    def sizes_published() -> bool:
+        sizes = [v for k, v in w.metrics().items() if k.startswith("segstream_segment_customers")]
+        return sum(sizes) == assigned
+
     w = Worker(env, tmp_path).start()
     try:
         wait_until(all_consumed(s), 180, "the worker to consume the topic", [w])
+        wait_until(sizes_published, 30, "segment-size gauges to match the assigned customers", [w])
         m = w.metrics()
     finally:
         w.stop()
-    pipe = embedded(s, events)
     assert m["segstream_events_total{outcome=ok}"] == len(events)
+    assert sum(v for k, v in m.items() if k.startswith("segstream_dead_letters_total{")) == len(BAD)
+    assert m["segstream_dead_letters_total{reason=not_utf8}"] == 1
+    assert m[f"segstream_model_info{{model_version={pipe.engine.model.version}}}"] == 1
+    assert m["segstream_engine_stage_seconds_count{stage=lstm_step}"] > 0
+    assert m["segstream_end_to_end_seconds_count"] > 0
+    assert m["segstream_batch_events_sum"] == len(events) + len(BAD)
+    assert not any("customer_id=" in k or "=C0" in k for k in m), "customer ids must never be metric labels"
     assert m["segstream_events_total{outcome=invalid}"] == len(BAD)
     assert m["segstream_windows_closed_total"] == m["segstream_state_updates_total"] == pipe.totals.windows_closed
     changes = read_topic(s, s.topic_changes)
