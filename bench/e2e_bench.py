@@ -62,9 +62,14 @@ def run_workers(env: dict, k: int, workdir: Path, total: int) -> dict:
     finally:
         for w in ws:
             w.stop()
+    incl_startup = total / (t_end - t_start)
+    steady = first < total and t_end > t_first
     return {
-        "events_per_s": (total - first) / (t_end - t_first),
-        "events_per_s_incl_startup": total / (t_end - t_start),
+        # from the first checkpoint to the last; a run too small to span two polls has no
+        # steady state, and then only the rate including startup is meaningful
+        "events_per_s": (total - first) / (t_end - t_first) if steady else incl_startup,
+        "steady_state_measured": steady,
+        "events_per_s_incl_startup": incl_startup,
         "startup_s": t_first - t_start,
         "windows": sum(x.get("segstream_windows_closed_total", 0) for x in m),
     }

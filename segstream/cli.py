@@ -44,7 +44,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     cfg = EvalConfig() if not args.quick else EvalConfig(
         train_customers=800, test_customers=400, months=12, epochs=15, elbow_sizes=(1, 3, 8), elbow_epochs=5,
         transfer_repeats=3, transfer_steps=40)
-    res = evaluate(cfg, log=(lambda s: print(s, file=sys.stderr)) if args.verbose else (lambda *_: None))
+    berka = args.berka if args.berka else (_shared("berka") if not args.quick else None)
+    res = evaluate(cfg, log=(lambda s: print(s, file=sys.stderr)) if args.verbose else (lambda *_: None), berka_folder=berka)
     feats, test = res.pop("_features"), res.pop("_test")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "evaluation.json").write_text(json.dumps(res, indent=2))
@@ -141,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", type=Path, default=Path("docs"))
     e.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     e.add_argument("--no-plots", action="store_true")
+    e.add_argument("--berka", type=Path, help="Berka tables folder (default: ../shared/data/berka)")
     e.add_argument("--json", action="store_true")
     e.add_argument("-v", "--verbose", action="store_true")
     e.set_defaults(func=_evaluate)

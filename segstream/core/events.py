@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import math
 import time
-from functools import cached_property
 from datetime import datetime, timezone
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from .personality import CATEGORY_INDEX
 
@@ -61,9 +60,15 @@ class Transaction(BaseModel):
             raise ValueError("unknown_category")
         return v
 
-    @cached_property
+    _epoch: float = PrivateAttr(default=0.0)
+
+    def model_post_init(self, __context: Any) -> None:
+        # computed once: every stage reads it, and cached_property takes a lock on 3.11
+        self._epoch = self.timestamp.timestamp()
+
+    @property
     def epoch(self) -> float:
-        return self.timestamp.timestamp()
+        return self._epoch
 
     @property
     def amount_eur(self) -> float:

@@ -58,3 +58,18 @@ def test_transfer_reports_weights_like_the_paper(data):
         else:
             assert r["trainable_weights"] == r["total_weights"]
         assert np.isfinite(r["val_mse"]) and r["ci95"] >= 0
+
+
+def test_berka_real_data_loads_as_sequences(data):
+    from pathlib import Path
+
+    from models.evaluation import berka
+
+    folder = Path(__file__).resolve().parents[3] / "shared" / "data" / "berka"
+    if not folder.exists():
+        pytest.skip("../shared/data/berka not beside the checkout")
+    _, norm = prepare(50, 2, seed=1)
+    x, mask, y = berka(folder, norm, months=6)
+    assert x.shape == (682, 6, 30) and mask.all()
+    assert 0.05 < y.mean() < 0.2  # loan status B or D: 76 of 682 in PKDD'99
+    assert np.isfinite(x).all()
