@@ -75,7 +75,7 @@ def bytes_per_customer(store: RedisStateStore, customers: int, batch: int, rng) 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--customers", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--customers", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--rate-customers", type=int, default=50_000, help="customers in the read+write rate run")
     ap.add_argument("--benchmark-requests", type=int, default=1_000_000)
@@ -110,6 +110,8 @@ def main() -> None:
         }
         for n in args.customers:
             figures[f"redis_bytes_per_customer_{n}"] = round(bytes_per_customer(store, n, args.batch, rng), 1)
+            # with n customers stored, does a batch cost more? (it should not: keyed reads)
+            figures[f"store_states_per_s_with_{n}_stored"] = round(store_rate(store, min(n, args.rate_customers), args.batch, 2, rng))
         report("redis_state", figures)
     finally:
         if srv:

@@ -46,7 +46,7 @@ def run_demo(customers: int, months: int, seed: int, settings: Settings, progres
             if month != current:
                 current = month
                 bar.update(1)
-                bar.set_postfix(changes=len(pipeline.totals.result.changes), refresh=False)
+                bar.set_postfix(changes=pipeline.totals.changes, refresh=False)
         pipeline.drain(final=True)
     elapsed = time.perf_counter() - t0
 
@@ -61,8 +61,8 @@ def run_demo(customers: int, months: int, seed: int, settings: Settings, progres
         "months": months,
         "seed": seed,
         "windows_closed": totals.windows_closed,
-        "state_updates": totals.result.applied,
-        "segment_changes": len(totals.result.changes),
+        "state_updates": totals.applied,
+        "segment_changes": totals.changes,
         "first_assignments": totals.first_assignments,
         "n_segments": len(set(s for s in segments.values() if s >= 0)),
         "ari_vs_truth": round(micro["ari"], 4),
@@ -74,6 +74,6 @@ def run_demo(customers: int, months: int, seed: int, settings: Settings, progres
         "invalid_events": sum(invalid.values()),
         "events_per_s": round(n_events / elapsed, 1),
         "seconds": round(elapsed, 2),
-        "engine_seconds": {k: round(v, 3) for k, v in totals.result.seconds.items()},
+        "engine_seconds": {k: round(v, 3) for k, v in totals.seconds.items()},
         "model_version": pipeline.engine.model.version,
     }

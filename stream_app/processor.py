@@ -16,7 +16,8 @@ from segstream.assembly import build_pipeline, window_spec
 from segstream.config import Settings
 from segstream.core.engine import EngineResult
 from segstream.core.events import EventRejected, InvalidEvent, SegmentChange, dead_letter, decode_event
-from segstream.core.personality import CATEGORIES, CATEGORY_INDEX
+from segstream.core.personality import CATEGORIES
+from segstream.core.pipeline import add_transaction
 from segstream.core.windows import WindowAggregator
 from state.redis_client import connect
 from state.redis_store import RedisStateStore
@@ -36,7 +37,6 @@ class BatchOutput:
     changes: list[SegmentChange] = field(default_factory=list)
     dead_letters: list[InvalidEvent] = field(default_factory=list)
     outcomes: Counter = field(default_factory=Counter)  # ok, late, duplicate, invalid, replayed
-    invalid_reasons: Counter = field(default_factory=Counter)
     engine: EngineResult = field(default_factory=EngineResult)
     windows_closed: int = 0
 
@@ -89,11 +89,9 @@ class StreamProcessor:
                                   max_future_s=s.max_future_s, max_amount=s.max_amount)
             except EventRejected as err:
                 out.outcomes["invalid"] += 1
-                out.invalid_reasons[err.reason] += 1
                 out.dead_letters.append(dead_letter(rec.value, err, **source))
                 continue
-            outcome = part.windows.add(tx.customer_id, tx.epoch, CATEGORY_INDEX[tx.category], tx.amount_eur,
-                                       tx.income_eur, tx.event_id)
+            outcome = add_transaction(part.windows, tx)
             out.outcomes[outcome] += 1
             if outcome == "late":  # kept for reprocessing, not lost
                 err = EventRejected("late:window_closed", "the watermark had passed the end of its window")

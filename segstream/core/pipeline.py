@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .engine import EngineResult, SegmentEngine
+from .engine import STAGES, EngineResult, SegmentEngine
 from .events import Transaction
 from .personality import CATEGORY_INDEX
 from .windows import ClosedWindow, Outcome, WindowAggregator
@@ -17,22 +17,40 @@ from .windows import ClosedWindow, Outcome, WindowAggregator
 
 @dataclass
 class PipelineTotals:
-    windows_closed: int = 0
-    result: EngineResult = field(default_factory=EngineResult)
+    """Running counts only: a worker runs for months, so nothing here may grow with the stream."""
 
-    @property
-    def first_assignments(self) -> int:
-        return sum(1 for c in self.result.changes if c.old_segment is None)
+    windows_closed: int = 0
+    applied: int = 0
+    stale: int = 0
+    assigned: int = 0
+    changes: int = 0
+    first_assignments: int = 0
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+
+    def add(self, windows_closed: int, r: EngineResult) -> None:
+        self.windows_closed += windows_closed
+        self.applied += r.applied
+        self.stale += r.stale
+        self.assigned += r.assigned
+        self.changes += len(r.changes)
+        self.first_assignments += sum(1 for c in r.changes if c.old_segment is None)
+        for k, v in r.seconds.items():
+            self.seconds[k] += v
 
     @property
     def flips(self) -> int:
-        return len(self.result.changes) - self.first_assignments
+        return self.changes - self.first_assignments
 
     @property
     def flip_rate(self) -> float:
         """Share of assigned windows, after a customer's first assignment, that changed segment."""
-        base = self.result.assigned - self.first_assignments
+        base = self.assigned - self.first_assignments
         return self.flips / base if base else 0.0
+
+
+def add_transaction(windows: WindowAggregator, tx: Transaction) -> Outcome:
+    """A validated transaction into its customer's open window (amounts in EUR)."""
+    return windows.add(tx.customer_id, tx.epoch, CATEGORY_INDEX[tx.category], tx.amount_eur, tx.income_eur, tx.event_id)
 
 
 class SegmentationPipeline:
@@ -43,9 +61,7 @@ class SegmentationPipeline:
         self.totals = PipelineTotals()
 
     def ingest(self, tx: Transaction) -> Outcome:
-        return self.windows.add(
-            tx.customer_id, tx.epoch, CATEGORY_INDEX[tx.category], tx.amount_eur, tx.income_eur, tx.event_id
-        )
+        return add_transaction(self.windows, tx)
 
     def drain(self, final: bool = False) -> EngineResult:
         """Run the engine over every window the watermark closed (all of them if ``final``)."""
@@ -56,6 +72,5 @@ class SegmentationPipeline:
         out = EngineResult()
         for i in range(0, len(closed), self.batch_size):
             out.merge(self.engine.process(closed[i : i + self.batch_size]))
-        self.totals.windows_closed += len(closed)
-        self.totals.result.merge(out)
+        self.totals.add(len(closed), out)
         return out

@@ -26,46 +26,51 @@ def health(w: Worker) -> int:
         return -1
 
 
-def test_redis_restart_mid_stream(bootstrap, events, tmp_path):
-    red = redis_server(tmp_path / "redis")
-    red.start()
-    env = isolated_settings(bootstrap, f"redis://127.0.0.1:{red.port}/0", ingest="batch", batch_size=256)
+def run_through_fault(env: dict, events: list, workdir, fault) -> None:
+    """Produce, let one worker get a quarter in, inject ``fault(worker)``, let it finish, compare."""
     s = settings_from(env)
     publish(events, s, progress=False)
     total = sum(end_offsets(s).values())
-    w = Worker(env, tmp_path).start()
+    w = Worker(env, workdir).start()
     try:
         wait_until(lambda: sum(consumed(s).values()) > total // 4, 180, "a quarter of the topic", [w])
+        fault(w)
+        wait_until(all_consumed(s), 300, "the worker to recover and finish", [w])
+    finally:
+        w.stop()
+    assert_same_states(s, embedded(s, events)[0])
+
+
+def test_redis_restart_mid_stream(bootstrap, events, tmp_path):
+    red = redis_server(tmp_path / "redis")
+    red.start()
+
+    def restart_redis(w: Worker) -> None:
         red.stop()  # graceful: AOF is flushed, as in a rolling restart
         wait_until(lambda: health(w) == 503, 60, "the worker to report unhealthy", [w])
         time.sleep(2)
         red.start()
-        wait_until(all_consumed(s), 300, "the worker to resume and finish", [w])
-        wait_until(lambda: health(w) == 200, 60, "the worker to report healthy again", [w])
+        wait_until(lambda: health(w) == 200, 120, "the worker to report healthy again", [w])
+
+    try:
+        env = isolated_settings(bootstrap, f"redis://127.0.0.1:{red.port}/0", ingest="batch", batch_size=256)
+        run_through_fault(env, events, tmp_path, restart_redis)
     finally:
-        w.stop()
-    assert_same_states(s, embedded(s, events))
-    red.stop()
+        red.stop()
 
 
 def test_broker_restart_mid_stream(redis_url, events, tmp_path):
     kafka = kafka_server(tmp_path / "kafka")
     kafka.start()
+
+    def restart_broker(w: Worker) -> None:
+        kafka.stop()
+        time.sleep(3)
+        kafka.start()
+
     try:
         env = isolated_settings(f"127.0.0.1:{kafka.port}", redis_url, ingest="batch", batch_size=256)
-        s = settings_from(env)
-        publish(events, s, progress=False)
-        total = sum(end_offsets(s).values())
-        w = Worker(env, tmp_path).start()
-        try:
-            wait_until(lambda: sum(consumed(s).values()) > total // 4, 180, "a quarter of the topic", [w])
-            kafka.stop()
-            time.sleep(3)
-            kafka.start()
-            wait_until(all_consumed(s), 300, "the worker to reconnect and finish", [w])
-        finally:
-            w.stop()
-        assert_same_states(s, embedded(s, events))
+        run_through_fault(env, events, tmp_path, restart_broker)
     finally:
         kafka.stop()
 
