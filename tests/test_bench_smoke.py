@@ -24,6 +24,11 @@ def test_engine_bench_smoke():
     assert r["windows_per_s_batch_1024"] > 0 and r["ratio_batch_1024_vs_1"] > 0
 
 
+def test_decode_bench_smoke():
+    r = run("decode_bench.py", "--events", "500", "--repeats", "1")
+    assert r["events"] == 500 and r["speedup"] > 0
+
+
 @pytest.mark.integration
 def test_redis_bench_smoke():
     r = run("redis_bench.py", "--customers", "2000", "--rate-customers", "2000", "--benchmark-requests", "20000")

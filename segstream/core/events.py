@@ -12,7 +12,6 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from .personality import CATEGORY_INDEX
@@ -129,6 +128,20 @@ def _reason_from(err: ValidationError) -> tuple[str, str]:
     return f"{field}:{code}", msg
 
 
+def _checked(tx: Transaction, now: float | None, max_future_s: float, max_amount: float) -> Transaction:
+    """Rules a schema cannot say: plausible amounts and times."""
+    if not math.isfinite(tx.amount) or tx.amount_eur > max_amount:
+        raise EventRejected("amount:out_of_range", f"{tx.amount} {tx.currency}")
+    if tx.income is not None and not math.isfinite(tx.income):
+        raise EventRejected("income:out_of_range", str(tx.income))
+    ts = tx.epoch
+    if ts < _MIN_EPOCH:
+        raise EventRejected("timestamp:before_epoch", tx.timestamp.isoformat())
+    if ts > (time.time() if now is None else now) + max_future_s:
+        raise EventRejected("timestamp:in_future", tx.timestamp.isoformat())
+    return tx
+
+
 def validate_event(
     data: dict[str, Any],
     *,
@@ -143,31 +156,38 @@ def validate_event(
         tx = Transaction.model_validate(data)
     except ValidationError as err:
         raise EventRejected(*_reason_from(err)) from None
-    if not math.isfinite(tx.amount) or tx.amount_eur > max_amount:
-        raise EventRejected("amount:out_of_range", f"{tx.amount} {tx.currency}")
-    if tx.income is not None and not math.isfinite(tx.income):
-        raise EventRejected("income:out_of_range", str(tx.income))
-    ts = tx.epoch
-    if ts < _MIN_EPOCH:
-        raise EventRejected("timestamp:before_epoch", tx.timestamp.isoformat())
-    if ts > (time.time() if now is None else now) + max_future_s:
-        raise EventRejected("timestamp:in_future", tx.timestamp.isoformat())
-    return tx
+    return _checked(tx, now, max_future_s, max_amount)
 
 
-def decode_event(raw: bytes, *, max_bytes: int = 16 * 1024, **limits: Any) -> Transaction:
-    """Bytes from the wire to a valid transaction, or :class:`EventRejected`."""
+def decode_event(
+    raw: bytes,
+    *,
+    max_bytes: int = 16 * 1024,
+    now: float | None = None,
+    max_future_s: float = 7 * 86400,
+    max_amount: float = 1_000_000.0,
+) -> Transaction:
+    """Bytes from the wire to a valid transaction, or :class:`EventRejected`.
+
+    pydantic parses and validates the JSON in one pass; only a failure is looked at
+    more closely, to name what was wrong with the bytes.
+    """
     if len(raw) > max_bytes:
         raise EventRejected("oversized", f"{len(raw)} bytes > {max_bytes}")
     try:
-        data = orjson.loads(raw)  # orjson rejects invalid UTF-8 itself
-    except orjson.JSONDecodeError as err:
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise EventRejected("not_utf8", str(err)) from None
-        raise EventRejected("malformed_json", str(err)) from None
-    return validate_event(data, **limits)
+        tx = Transaction.model_validate_json(raw)
+    except ValidationError as err:
+        kind = err.errors(include_url=False)[0]["type"]
+        if kind == "json_invalid":
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise EventRejected("not_utf8", str(err)) from None
+            raise EventRejected("malformed_json", str(err)) from None
+        if kind == "model_type":
+            raise EventRejected("not_an_object", "the payload is JSON but not an object") from None
+        raise EventRejected(*_reason_from(err)) from None
+    return _checked(tx, now, max_future_s, max_amount)
 
 
 def dead_letter(raw: bytes, err: EventRejected, **source: Any) -> InvalidEvent:
