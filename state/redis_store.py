@@ -181,9 +181,6 @@ class RedisStateStore:
         """The customer's last ``history`` states, oldest first."""
         return self._decode(self.r.lrange(self._history_prefix + customer_id, 0, -1))
 
-    def exists(self, customer_id: str) -> bool:
-        return bool(self.r.exists(self.key(customer_id)))
-
     def segment_sizes(self) -> dict[int, int]:
         """Customers currently in each segment, kept by the commit script."""
         return {int(k): int(v) for k, v in self.r.hgetall(self.sizes_key).items()}
@@ -192,7 +189,16 @@ class RedisStateStore:
         states = self._decode(self.r.mget([self.key(c) for c in customer_ids]))
         return {c: int(s) for c, s in zip(customer_ids, states.segment)}
 
+    def customer_ids(self, limit: int | None = None) -> list[str]:
+        """Stored customers, in Redis' scan order (operator and test use; O(customers))."""
+        ids = []
+        for k in self.r.scan_iter(match=self._state_prefix + "*", count=10_000):
+            ids.append(k.decode()[len(self._state_prefix):])
+            if limit is not None and len(ids) >= limit:
+                break
+        return ids
+
     def scan_segments(self) -> dict[str, int]:
-        """Every stored customer's segment (operator and test use; O(customers))."""
-        ids = [k.decode()[len(self._state_prefix):] for k in self.r.scan_iter(match=self._state_prefix + "*", count=10_000)]
+        """Every stored customer's segment."""
+        ids = self.customer_ids()
         return self.segments(ids) if ids else {}

@@ -133,11 +133,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @api.get("/api/map", response_model=list[MapPoint])
     def customer_map(limit: int = Query(2000, ge=1, le=20000)):
-        ids = []
-        for key in store.r.scan_iter(match=store.key("*"), count=1000):
-            ids.append(key.decode()[len(store.key("")):])
-            if len(ids) >= limit:
-                break
+        ids = store.customer_ids(limit)
         if not ids:
             return []
         state, _ = store.load(ids)

@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
 from segstream.config import Settings
 
+from .kafka_config import aiokafka_options
 from .processor import Record
 
 log = logging.getLogger("segstream.worker")
@@ -31,25 +32,13 @@ class _Revoker(ConsumerRebalanceListener):
         log.info("assigned partitions %s", sorted(tp.partition for tp in assigned))
 
 
-def _options(s: Settings) -> dict:
-    opts: dict = {"bootstrap_servers": s.kafka_bootstrap, "security_protocol": s.kafka_security_protocol}
-    if s.kafka_sasl_mechanism:
-        opts.update(sasl_mechanism=s.kafka_sasl_mechanism, sasl_plain_username=s.kafka_sasl_username,
-                    sasl_plain_password=s.kafka_sasl_password)
-    if "SSL" in s.kafka_security_protocol:
-        from aiokafka.helpers import create_ssl_context
-
-        opts["ssl_context"] = create_ssl_context(cafile=s.kafka_ssl_cafile)
-    return opts
-
-
 async def consume(
     s: Settings,
     handle: Callable[[list[Record], Callable[[int], int | None]], Awaitable[None]],
     revoke: Callable[[list[int]], Awaitable[None]],
 ) -> None:
     consumer = AIOKafkaConsumer(
-        **_options(s),
+        **aiokafka_options(s),
         group_id=s.consumer_group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

@@ -20,6 +20,17 @@ def kafka_python_options(s: Settings) -> dict[str, Any]:
     return opts
 
 
+def aiokafka_options(s: Settings) -> dict[str, Any]:
+    """The same options for aiokafka, which takes an SSL context instead of a CA file."""
+    opts = kafka_python_options(s)
+    cafile = opts.pop("ssl_cafile", None)
+    if "SSL" in s.kafka_security_protocol:
+        from aiokafka.helpers import create_ssl_context
+
+        opts["ssl_context"] = create_ssl_context(cafile=cafile)
+    return opts
+
+
 def faust_credentials(s: Settings):
     import faust
 

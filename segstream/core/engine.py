@@ -33,7 +33,6 @@ class EngineResult:
     stale: int = 0  # windows already applied before (replays), skipped
     assigned: int = 0  # applied windows past warm-up, i.e. with a segment
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
-    segments: dict[str, int] = field(default_factory=dict)  # customer -> segment after this batch
 
     def merge(self, other: "EngineResult") -> None:
         self.changes += other.changes
@@ -42,7 +41,6 @@ class EngineResult:
         self.assigned += other.assigned
         for k, v in other.seconds.items():
             self.seconds[k] += v
-        self.segments.update(other.segments)
 
 
 def rounds(windows: Sequence[ClosedWindow]) -> list[list[ClosedWindow]]:
@@ -114,7 +112,6 @@ class SegmentEngine:
         res.assigned = int((written & warm).sum())
         changed = np.flatnonzero(written & warm & (segment != old.segment))
         res.changes += self._changes(windows, changed, old.segment, segment, dist, conf, traits, stats)
-        res.segments = {ids[i]: int(segment[i]) for i in np.flatnonzero(written & warm)}
         res.seconds = {"state_load": t1 - t0, "lstm_step": t2 - t1, "assignment": t3 - t2, "state_write": t4 - t3}
         return res
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .personality import TRAITS
+from .personality import TRAITS, dominant_traits, segment_label
 
 FAMILIES = ("savings plan", "credit/loan product", "wealth management", "budgeting help")
 
@@ -57,13 +57,10 @@ def recommend(dominant: str, second: str) -> tuple[str, str]:
 
 def profiles(trait_matrix: np.ndarray) -> list[SegmentProfile]:
     """One profile per centroid from its predicted Big-Five scores [k, 5]."""
-    from .personality import TRAIT_ABBR
-
+    traits = np.asarray(trait_matrix)
     out = []
-    for j, t in enumerate(np.asarray(trait_matrix)):
-        order = np.argsort(-t)
+    for j, (t, order) in enumerate(zip(traits, dominant_traits(traits, k=2))):
         d, s = TRAITS[order[0]], TRAITS[order[1]]
         family, why = recommend(d, s)
-        out.append(SegmentProfile(j, f"{TRAIT_ABBR[order[0]]}>{TRAIT_ABBR[order[1]]}", d, s,
-                                  dict(zip(TRAITS, map(float, t))), family, why))
+        out.append(SegmentProfile(j, segment_label(order), d, s, dict(zip(TRAITS, map(float, t))), family, why))
     return out
