@@ -10,12 +10,18 @@ from segstream.core.personality import CATEGORIES
 from segstream.core.pipeline import SegmentationPipeline
 from segstream.core.ports import SequenceModel, StateStore
 from segstream.core.windows import WindowAggregator, WindowSpec
+from segstream.core.wire import Limits
 
 
 def window_spec(settings: Settings) -> WindowSpec:
     if settings.window_months > 0:
         return WindowSpec(months=settings.window_months)
     return WindowSpec(months=0, seconds=settings.window_seconds)
+
+
+def event_limits(settings: Settings, now: float | None = None) -> Limits:
+    return Limits(max_bytes=settings.max_message_bytes, max_future_s=settings.max_future_s,
+                  max_amount=settings.max_amount, now=now)
 
 
 def load_model(settings: Settings):

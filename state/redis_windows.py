@@ -5,41 +5,37 @@ published, writes what changed plus the last offset it consumed in one MULTI.
 After a crash or a rebalance the next owner of the partition restores the
 windows and skips events at or below that offset, so every event is counted
 once whatever Kafka re-delivers.
+
+Layout per (topic, partition) and open window number ``i``:
+  ``{p}:w:{topic}:{part}:{i}``  hash customer -> fixed record (events, income, spend per category)
+  ``{p}:k:{topic}:{part}:{i}``  string of the window's dedup keys (u64 each), appended per batch
+  ``{p}:p:{topic}:{part}``      hash: offset, max_event_time, open (window numbers, comma-separated)
+Appending keys keeps a checkpoint proportional to the batch, not to the window;
+a closed window is two DELs.
 """
 
 from __future__ import annotations
 
-import math
-import struct
 from typing import Iterable
 
 import numpy as np
 import redis
 
-from segstream.core.windows import OpenWindow
-
-
-def encode_window(w: OpenWindow) -> bytes:
-    """n (u32), income (f64, NaN = unknown), spend (K f64), event-id digests (u64 each)."""
-    return struct.pack(f"<Id{len(w.spend)}d{len(w.ids)}Q", w.n, math.nan if w.income is None else w.income, *w.spend, *w.ids)
-
-
-def decode_window(raw: bytes, n_categories: int) -> OpenWindow:
-    n = int(np.frombuffer(raw, "<u4", 1)[0])
-    income = float(np.frombuffer(raw, "<f8", 1, 4)[0])
-    spend = np.frombuffer(raw, "<f8", n_categories, 12).tolist()
-    ids = set(np.frombuffer(raw, "<u8", offset=12 + 8 * n_categories).tolist())
-    return OpenWindow(spend=spend, n=n, income=None if math.isnan(income) else income, ids=ids)
+from segstream.core.windows import WindowRows
 
 
 class WindowCheckpoints:
     def __init__(self, client: redis.Redis, n_categories: int, prefix: str = "seg"):
         self.r = client
-        self.n_categories = n_categories
+        self.width = 8 * (2 + n_categories)  # bytes per record
         self.prefix = prefix
 
-    def _keys(self, topic: str, partition: int) -> tuple[str, str]:
-        return f"{self.prefix}:w:{topic}:{partition}", f"{self.prefix}:p:{topic}:{partition}"
+    def _meta(self, topic: str, partition: int) -> str:
+        return f"{self.prefix}:p:{topic}:{partition}"
+
+    def _window(self, topic: str, partition: int, index: int) -> tuple[str, str]:
+        base = f"{topic}:{partition}:{index}"
+        return f"{self.prefix}:w:{base}", f"{self.prefix}:k:{base}"
 
     def save(
         self,
@@ -47,29 +43,43 @@ class WindowCheckpoints:
         partition: int,
         offset: int,
         max_event_time: float,
-        upserts: Iterable[tuple[int, str, OpenWindow]],
-        closed: Iterable[tuple[int, str]],
+        deltas: Iterable[WindowRows],
+        closed: Iterable[int],
+        open_windows: Iterable[int],
     ) -> None:
-        wkey, pkey = self._keys(topic, partition)
         pipe = self.r.pipeline(transaction=True)
-        fields = {f"{i}:{cid}": encode_window(w) for i, cid, w in upserts}
-        if fields:
-            pipe.hset(wkey, mapping=fields)
-        gone = [f"{i}:{cid}" for i, cid in closed]
-        if gone:
-            pipe.hdel(wkey, *gone)
-        pipe.hset(pkey, mapping={"offset": offset, "max_event_time": repr(max_event_time)})
+        for d in deltas:
+            wkey, kkey = self._window(topic, partition, d.index)
+            if d.customers:
+                buf, w = np.ascontiguousarray(d.records, "<f8").tobytes(), self.width
+                pipe.hset(wkey, mapping={c: buf[i * w : (i + 1) * w] for i, c in enumerate(d.customers)})
+            if len(d.keys):
+                pipe.append(kkey, d.keys.astype("<u8").tobytes())
+        for i in closed:
+            pipe.delete(*self._window(topic, partition, i))
+        opened = ",".join(map(str, sorted(open_windows)))
+        pipe.hset(self._meta(topic, partition), mapping={"offset": offset, "max_event_time": repr(max_event_time), "open": opened})
         pipe.execute()
 
-    def load(self, topic: str, partition: int) -> tuple[int, float, list[tuple[int, str, OpenWindow]]]:
+    def offset(self, topic: str, partition: int) -> int:
+        """Last offset checkpointed for a partition, -1 if none: the read position a worker resumes from."""
+        raw = self.r.hget(self._meta(topic, partition), "offset")
+        return -1 if raw is None else int(raw)
+
+    def load(self, topic: str, partition: int) -> tuple[int, float, list[WindowRows]]:
         """(last offset consumed or -1, max event time, open windows)."""
-        wkey, pkey = self._keys(topic, partition)
+        offset, met, opened = self.r.hmget(self._meta(topic, partition), "offset", "max_event_time", "open")
+        indices = [int(i) for i in opened.decode().split(",") if i] if opened else []
         pipe = self.r.pipeline(transaction=True)
-        pipe.hgetall(wkey)
-        pipe.hmget(pkey, "offset", "max_event_time")
-        windows, (offset, met) = pipe.execute()
+        for i in indices:
+            wkey, kkey = self._window(topic, partition, i)
+            pipe.hgetall(wkey)
+            pipe.get(kkey)
+        replies = pipe.execute()
         out = []
-        for field, raw in windows.items():
-            idx, cid = field.decode().split(":", 1)
-            out.append((int(idx), cid, decode_window(raw, self.n_categories)))
+        for n, i in enumerate(indices):
+            records, keys = replies[2 * n], replies[2 * n + 1] or b""
+            customers = [c.decode() for c in records]
+            data = np.frombuffer(b"".join(records.values()), "<f8").reshape(len(customers), self.width // 8)
+            out.append(WindowRows(i, customers, data, np.frombuffer(keys, "<u8")))
         return (-1 if offset is None else int(offset)), (float("-inf") if met is None else float(met)), out

@@ -26,7 +26,7 @@ from . import metrics
 from .kafka_config import faust_credentials
 from state.redis_client import connect
 
-from .processor import Record, StreamProcessor
+from .processor import PartitionBatch, StreamProcessor, batch_of
 
 log = logging.getLogger("segstream.worker")
 settings = get_settings()
@@ -68,9 +68,9 @@ def processor() -> StreamProcessor:
 _healthy = True
 
 
-async def _run_batch(proc: StreamProcessor, records: list[Record]):
+async def _run_batch(proc: StreamProcessor, batch: list[PartitionBatch]):
     loop = asyncio.get_running_loop()
-    out = await loop.run_in_executor(_executor, proc.process, records)
+    out = await loop.run_in_executor(_executor, proc.process, batch)
     for ch in out.changes:
         await segment_changes.send(key=ch.customer_id.encode(), value=ch.model_dump_json().encode())
     for d in out.dead_letters:
@@ -81,7 +81,7 @@ async def _run_batch(proc: StreamProcessor, records: list[Record]):
     return out, published
 
 
-async def handle(records: list[Record], highwater: Callable[[int], int | None]) -> None:
+async def handle(batch: list[PartitionBatch], highwater: Callable[[int], int | None]) -> None:
     """One batch through the core, its outputs published, then its checkpoint written.
 
     If Redis fails (after redis-py's own retries), the worker reports unhealthy,
@@ -94,7 +94,7 @@ async def handle(records: list[Record], highwater: Callable[[int], int | None]) 
         proc = processor()
         while True:
             try:
-                out, published = await _run_batch(proc, records)
+                out, published = await _run_batch(proc, batch)
                 break
             except (RedisConnectionError, RedisTimeoutError) as err:
                 _healthy = False
@@ -104,15 +104,12 @@ async def handle(records: list[Record], highwater: Callable[[int], int | None]) 
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
         _healthy = True
-    metrics.observe_batch(records, out, published)
+    metrics.observe_batch(batch, out, published)
     metrics.OPEN_WINDOWS.set(proc.open_windows())
-    last: dict[int, int] = {}
-    for r in records:
-        last[r.partition] = max(last.get(r.partition, -1), r.offset)
-    for p, off in last.items():
-        hw = highwater(p)
+    for pb in batch:
+        hw = highwater(pb.partition)
         if hw is not None:
-            metrics.LAG.labels(str(p)).set(max(hw - off - 1, 0))
+            metrics.LAG.labels(str(pb.partition)).set(max(hw - pb.offsets[-1] - 1, 0))
 
 
 async def revoke(partitions: list[int]) -> None:
@@ -130,7 +127,7 @@ if settings.ingest == "agent":
             return app.consumer.highwater(faust.types.TP(settings.topic_transactions, p))
 
         async for events in stream.take_events(settings.batch_size, within=settings.batch_timeout_s):
-            await handle([Record(e.message.partition, e.message.offset, e.value, e.message.timestamp) for e in events], highwater)
+            await handle(batch_of((e.message.partition, e.message.offset, e.value, e.message.timestamp) for e in events), highwater)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app, revoked, **kwargs) -> None:

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from segstream.config import Settings
 
 from .kafka_config import aiokafka_options
-from .processor import Record
+from .processor import PartitionBatch
 
 log = logging.getLogger("segstream.worker")
 
@@ -34,7 +34,7 @@ class _Revoker(ConsumerRebalanceListener):
 
 async def consume(
     s: Settings,
-    handle: Callable[[list[Record], Callable[[int], int | None]], Awaitable[None]],
+    handle: Callable[[list[PartitionBatch], Callable[[int], int | None]], Awaitable[None]],
     revoke: Callable[[list[int]], Awaitable[None]],
 ) -> None:
     consumer = AIOKafkaConsumer(
@@ -54,10 +54,14 @@ async def consume(
     try:
         while True:
             got = await consumer.getmany(timeout_ms=int(s.batch_timeout_s * 1000), max_records=s.batch_size)
-            records = [Record(tp.partition, m.offset, m.value, m.timestamp / 1000.0) for tp, msgs in got.items() for m in msgs]
-            if not records:
+            batch = [
+                PartitionBatch(tp.partition, [m.offset for m in msgs], [m.value for m in msgs], msgs[0].timestamp / 1000.0)
+                for tp, msgs in got.items()
+                if msgs
+            ]
+            if not batch:
                 continue
-            await handle(records, highwater)
+            await handle(batch, highwater)
             await consumer.commit({tp: msgs[-1].offset + 1 for tp, msgs in got.items() if msgs})
     finally:
         await consumer.stop()

@@ -8,7 +8,7 @@ from prometheus_client import Counter, Gauge, Histogram, Info
 
 from segstream.core.personality import TRAIT_ABBR
 
-from .processor import BatchOutput, Record
+from .processor import BatchOutput, PartitionBatch
 
 EVENTS = Counter("segstream_events_total", "Transactions consumed, by outcome", ["outcome"])
 DEAD_LETTERS = Counter("segstream_dead_letters_total", "Events sent to the dead-letter topic, by reason", ["reason"])
@@ -36,8 +36,8 @@ def _trait(label: str | None) -> str:
     return label.split(">")[0] if label else "none"
 
 
-def observe_batch(records: list[Record], out: BatchOutput, published_at: float | None = None) -> None:
-    BATCH_EVENTS.observe(len(records))
+def observe_batch(batch: list[PartitionBatch], out: BatchOutput, published_at: float | None = None) -> None:
+    BATCH_EVENTS.observe(sum(map(len, batch)))
     for outcome, n in out.outcomes.items():
         EVENTS.labels(outcome).inc(n)
     for d in out.dead_letters:
@@ -50,7 +50,7 @@ def observe_batch(records: list[Record], out: BatchOutput, published_at: float |
             STAGE_SECONDS.labels(stage).observe(sec)
     for ch in out.changes:
         CHANGES.labels(_trait(ch.old_segment_label), _trait(ch.segment_label)).inc()
-    stamps = [r.timestamp for r in records if r.timestamp]
+    stamps = [pb.timestamp for pb in batch if pb.timestamp]
     if out.changes and stamps:
         E2E_SECONDS.observe((published_at or time.time()) - min(stamps))
 

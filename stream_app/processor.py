@@ -8,28 +8,47 @@ last offset consumed; records at or below that offset are replays and skipped.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Iterable
 
-from segstream.assembly import build_pipeline, window_spec
+import numpy as np
+
+from segstream.assembly import build_pipeline, event_limits, window_spec
 from segstream.config import Settings
 from segstream.core.engine import EngineResult
-from segstream.core.events import EventRejected, InvalidEvent, SegmentChange, dead_letter, decode_event
+from segstream.core.events import EventRejected, InvalidEvent, SegmentChange, dead_letter
 from segstream.core.personality import CATEGORIES
-from segstream.core.pipeline import add_transaction
+from segstream.core.pipeline import ingest_payloads
 from segstream.core.windows import WindowAggregator
 from state.redis_client import connect
 from state.redis_store import RedisStateStore
 from state.redis_windows import WindowCheckpoints
 
 
-@dataclass(frozen=True)
-class Record:
+@dataclass
+class PartitionBatch:
+    """Records of one partition in offset order, as columns: no object per record."""
+
     partition: int
-    offset: int
-    value: bytes
-    timestamp: float | None = None  # broker timestamp, seconds
+    offsets: list[int]
+    values: list[bytes]
+    timestamp: float | None = None  # broker timestamp of the first record, seconds
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+
+def batch_of(records: Iterable[tuple[int, int, bytes, float | None]]) -> list[PartitionBatch]:
+    """(partition, offset, value, broker timestamp) records, grouped by partition in order."""
+    parts: dict[int, PartitionBatch] = {}
+    for p, off, value, ts in records:
+        pb = parts.get(p)
+        if pb is None:
+            pb = parts[p] = PartitionBatch(p, [], [], ts)
+        pb.offsets.append(off)
+        pb.values.append(value)
+    return list(parts.values())
 
 
 @dataclass
@@ -56,6 +75,7 @@ class StreamProcessor:
         self.pipeline = build_pipeline(settings, lambda m: RedisStateStore(self.redis, m.hidden_size, m.version, history=settings.history_windows))
         self.store: RedisStateStore = self.pipeline.engine.store
         self.checkpoints = WindowCheckpoints(self.redis, len(CATEGORIES))
+        self.limits = event_limits(settings)
         self._parts: dict[int, _Partition] = {}
 
     @property
@@ -71,31 +91,28 @@ class StreamProcessor:
             part = self._parts[p] = _Partition(agg, offset)
         return part
 
-    def process(self, records: list[Record]) -> BatchOutput:
-        s = self.settings
+    def process(self, batch: list[PartitionBatch]) -> BatchOutput:
         out = BatchOutput()
-        touched: set[int] = set()
-        now = time.time()
-        for rec in records:
-            part = self._partition(rec.partition)
-            if rec.offset <= part.offset:
-                out.outcomes["replayed"] += 1
+        touched: list[int] = []
+        for pb in batch:
+            part = self._partition(pb.partition)
+            offsets, values = np.asarray(pb.offsets, np.int64), pb.values
+            fresh = offsets > part.offset
+            if not fresh.all():  # re-delivered after a restart: already counted
+                out.outcomes["replayed"] += int((~fresh).sum())
+                keep = np.flatnonzero(fresh)
+                offsets, values = offsets[keep], [values[i] for i in keep.tolist()]
+            if not len(values):
                 continue
-            part.offset, part.dirty = rec.offset, True
-            touched.add(rec.partition)
-            source = {"source_topic": self.topic, "source_partition": rec.partition, "source_offset": rec.offset}
-            try:
-                tx = decode_event(rec.value, max_bytes=s.max_message_bytes, now=now,
-                                  max_future_s=s.max_future_s, max_amount=s.max_amount)
-            except EventRejected as err:
-                out.outcomes["invalid"] += 1
-                out.dead_letters.append(dead_letter(rec.value, err, **source))
-                continue
-            outcome = add_transaction(part.windows, tx)
-            out.outcomes[outcome] += 1
-            if outcome == "late":  # kept for reprocessing, not lost
-                err = EventRejected("late:window_closed", "the watermark had passed the end of its window")
-                out.dead_letters.append(dead_letter(rec.value, err, **source))
+            part.offset, part.dirty = int(offsets.max()), True
+            touched.append(pb.partition)
+            ing = ingest_payloads(part.windows, values, self.limits)
+            out.outcomes.update(ing.counts())
+            late = EventRejected("late:window_closed", "the watermark had passed the end of its window")
+            bad = ing.rejected + [(i, late) for i in ing.late_positions()]
+            for i, err in bad:
+                out.dead_letters.append(dead_letter(values[i], err, source_topic=self.topic,
+                                                    source_partition=pb.partition, source_offset=int(offsets[i])))
         closed = [w for p in sorted(touched) for w in self._parts[p].windows.poll()]
         out.windows_closed = len(closed)
         out.engine = self.pipeline.process(closed)
@@ -106,8 +123,9 @@ class StreamProcessor:
         """Persist what changed; call only after the batch's outputs are published."""
         for p, part in self._parts.items():
             if part.dirty:
-                upserts, closed = part.windows.checkpoint_delta()
-                self.checkpoints.save(self.topic, p, part.offset, part.windows.max_event_time, upserts, closed)
+                deltas, closed = part.windows.checkpoint_delta()
+                self.checkpoints.save(self.topic, p, part.offset, part.windows.max_event_time, deltas, closed,
+                                      part.windows.window_numbers)
                 part.dirty = False
 
     def reset(self) -> None:

@@ -170,8 +170,8 @@ def decode_event(
 ) -> Transaction:
     """Bytes from the wire to a valid transaction, or :class:`EventRejected`.
 
-    orjson then pydantic on the dict: pydantic's one-pass JSON mode measured no faster
-    here (bench/decode_bench.py), and this way names byte-level faults directly.
+    The reference path: streams decode whole batches with ``wire.decode_batch``, which
+    sends here every event not in the canonical form, so reasons come from one place.
     """
     if len(raw) > max_bytes:
         raise EventRejected("oversized", f"{len(raw)} bytes > {max_bytes}")
@@ -184,16 +184,6 @@ def decode_event(
             raise EventRejected("not_utf8", str(err)) from None
         raise EventRejected("malformed_json", str(err)) from None
     return validate_event(data, now=now, max_future_s=max_future_s, max_amount=max_amount)
-
-
-def decode_event_one_pass(raw: bytes, *, now: float | None = None, max_future_s: float = 7 * 86400,
-                          max_amount: float = 1_000_000.0) -> Transaction:
-    """The alternative the decode bench compares against: pydantic parses and validates the bytes."""
-    try:
-        tx = Transaction.model_validate_json(raw)
-    except ValidationError as err:
-        raise EventRejected(*_reason_from(err)) from None
-    return _checked(tx, now, max_future_s, max_amount)
 
 
 def dead_letter(raw: bytes, err: EventRejected, **source: Any) -> InvalidEvent:

@@ -7,12 +7,17 @@ same segmentation for the same events.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
+from typing import Sequence
 
+import numpy as np
+
+from .columns import TransactionColumns
 from .engine import STAGES, EngineResult, SegmentEngine
-from .events import Transaction
-from .personality import CATEGORY_INDEX
-from .windows import ClosedWindow, Outcome, WindowAggregator
+from .events import EventRejected, Transaction
+from .windows import LATE, OUTCOMES, ClosedWindow, Outcome, WindowAggregator
+from .wire import Limits, decode_batch
 
 
 @dataclass
@@ -48,9 +53,28 @@ class PipelineTotals:
         return self.flips / base if base else 0.0
 
 
-def add_transaction(windows: WindowAggregator, tx: Transaction) -> Outcome:
-    """A validated transaction into its customer's open window (amounts in EUR)."""
-    return windows.add(tx.customer_id, tx.epoch, CATEGORY_INDEX[tx.category], tx.amount_eur, tx.income_eur, tx.event_id)
+@dataclass
+class Ingested:
+    """What became of a batch of payloads: an outcome per valid event, a reason per refused one."""
+
+    valid: TransactionColumns
+    outcome: np.ndarray  # per valid event, a code of windows.OUTCOMES
+    rejected: list[tuple[int, EventRejected]]  # (position in the batch, why)
+
+    def counts(self) -> Counter:
+        c = Counter({label: int((self.outcome == code).sum()) for code, label in enumerate(OUTCOMES)})
+        c["invalid"] = len(self.rejected)
+        return +c
+
+    def late_positions(self) -> list[int]:
+        """Events whose window had closed: kept for reprocessing, not lost."""
+        return self.valid.position[self.outcome == LATE].tolist()
+
+
+def ingest_payloads(windows: WindowAggregator, payloads: Sequence[bytes], limits: Limits) -> Ingested:
+    """Raw events, as producers publish them, into their customers' open windows."""
+    decoded = decode_batch(payloads, limits)
+    return Ingested(decoded.valid, windows.add_columns(decoded.valid), decoded.rejected)
 
 
 class SegmentationPipeline:
@@ -61,7 +85,11 @@ class SegmentationPipeline:
         self.totals = PipelineTotals()
 
     def ingest(self, tx: Transaction) -> Outcome:
-        return add_transaction(self.windows, tx)
+        """One validated transaction (tests and small tools; streams use ingest_payloads)."""
+        return OUTCOMES[int(self.windows.add_columns(TransactionColumns.build([tx]))[0])]
+
+    def ingest_payloads(self, payloads: Sequence[bytes], limits: Limits) -> Ingested:
+        return ingest_payloads(self.windows, payloads, limits)
 
     def drain(self, final: bool = False) -> EngineResult:
         """Run the engine over every window the watermark closed (all of them if ``final``)."""

@@ -9,15 +9,19 @@ bank reads spending against a monthly income.
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Iterable, Literal
 
 import numpy as np
 
+from .columns import TransactionColumns
+
 Outcome = Literal["ok", "late", "duplicate"]
+OUTCOMES: tuple[Outcome, ...] = ("ok", "late", "duplicate")  # codes 0, 1, 2 of add_columns
+OK, LATE, DUPLICATE = 0, 1, 2
+_EPOCH_MONTH = 1970 * 12
 
 
 @dataclass(frozen=True)
@@ -31,10 +35,21 @@ class WindowSpec:
 
     def index(self, ts: float) -> int:
         """Window number of an event time; consecutive windows have consecutive numbers."""
+        return int(self.indices(np.array([ts], np.float64))[0])
+
+    def indices(self, ts: np.ndarray) -> np.ndarray:
+        """Window numbers of many event times at once (non-negative epoch seconds)."""
         if self.seconds:
-            return int(ts // self.seconds)
-        d = datetime.fromtimestamp(ts, tz=timezone.utc)
-        return (d.year * 12 + d.month - 1) // self.months
+            return np.floor_divide(ts, self.seconds).astype(np.int64)
+        months = np.floor(ts).astype(np.int64).astype("datetime64[s]").astype("datetime64[M]").astype(np.int64)
+        return (months + _EPOCH_MONTH) // self.months
+
+    def ends(self, index: np.ndarray) -> np.ndarray:
+        """End times of many windows at once."""
+        if self.seconds:
+            return (index + 1).astype(np.float64) * self.seconds
+        months = (index + 1) * self.months - _EPOCH_MONTH
+        return months.astype("datetime64[M]").astype("datetime64[s]").astype(np.int64).astype(np.float64)
 
     def start(self, index: int) -> float:
         if self.seconds:
@@ -66,17 +81,63 @@ class ClosedWindow:
         return self.spend / denom
 
 
-def event_key(event_id: str) -> int:
-    """Stable 64-bit digest of an event id: what dedup keeps, and what survives a restart."""
-    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little")
-
-
 @dataclass
-class OpenWindow:
-    spend: list[float]
-    n: int = 0
-    income: float | None = None
-    ids: set[int] = field(default_factory=set)  # event_key of every event counted
+class WindowRows:
+    """Windows of one window number as rows: a checkpoint's unit, in either direction.
+
+    ``records`` holds per customer [events, income (NaN = unknown), spend per category];
+    ``keys`` the dedup digests (all of them in a snapshot, new ones in a delta).
+    """
+
+    index: int
+    customers: list[str]
+    records: np.ndarray  # [m, 2 + K] float64
+    keys: np.ndarray  # [k] uint64
+
+
+class _Table:
+    """The open windows of one window number: customers are rows of growing arrays."""
+
+    def __init__(self, n_categories: int, capacity: int = 64):
+        self.rows: dict[str, int] = {}
+        self.customers: list[str] = []
+        self.data = np.zeros((capacity, 2 + n_categories))  # columns: n, income, spend...
+        self.data[:, 1] = np.nan
+        self.keys: set[int] = set()
+        self.dirty: set[int] = set()
+        self.new_keys: list[np.ndarray] = []
+
+    def __len__(self) -> int:
+        return len(self.customers)
+
+    def rows_of(self, customers: list[str]) -> np.ndarray:
+        get = self.rows.get
+        rows = [get(c, -1) for c in customers]
+        if -1 in rows:
+            for i, r in enumerate(rows):
+                if r == -1:
+                    rows[i] = self._append(customers[i])
+        return np.array(rows, np.int64)
+
+    def _append(self, customer: str) -> int:
+        row = self.rows.get(customer)
+        if row is not None:  # appeared twice among this batch's new customers
+            return row
+        row = self.rows[customer] = len(self.customers)
+        self.customers.append(customer)
+        if row == len(self.data):
+            grown = np.zeros((2 * len(self.data), self.data.shape[1]))
+            grown[:, 1] = np.nan
+            grown[:row] = self.data
+            self.data = grown
+        return row
+
+    def seen(self, keys: np.ndarray) -> np.ndarray:
+        """Which keys this window counted in an earlier batch."""
+        listed = keys.tolist()
+        if self.keys.isdisjoint(listed):
+            return np.zeros(len(listed), bool)
+        return np.fromiter((k in self.keys for k in listed), bool, len(listed))
 
 
 class WindowAggregator:
@@ -87,11 +148,9 @@ class WindowAggregator:
         self.n_categories = n_categories
         self.allowed_lateness_s = float(allowed_lateness_s)
         self.max_event_time = float("-inf")
-        self._open: dict[int, dict[str, OpenWindow]] = {}  # window index -> customer -> accumulator
-        self.counts: dict[str, int] = {"ok": 0, "late": 0, "duplicate": 0}
-        self._bounds: tuple[float, float, int] = (0.0, 0.0, 0)  # last window seen: start, end, index
-        self._dirty: set[tuple[int, str]] = set()  # changed since the last checkpoint
-        self._closed: list[tuple[int, str]] = []  # closed since the last checkpoint
+        self._open: dict[int, _Table] = {}
+        self.counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
+        self._closed: list[int] = []  # window numbers closed since the last checkpoint
 
     @property
     def watermark(self) -> float:
@@ -99,46 +158,77 @@ class WindowAggregator:
 
     @property
     def open_windows(self) -> int:
-        return sum(len(v) for v in self._open.values())
+        return sum(len(t) for t in self._open.values())
 
-    def add(
-        self,
-        customer_id: str,
-        ts: float,
-        category: int,
-        amount: float,
-        income: float | None = None,
-        event_id: str | None = None,
-    ) -> Outcome:
-        lo, hi, idx = self._bounds
-        if not lo <= ts < hi:  # events arrive mostly in order: one calendar lookup per window, not per event
-            idx = self.spec.index(ts)
-            lo, hi = self.spec.start(idx), self.spec.end(idx)
-            self._bounds = (lo, hi, idx)
-        if hi <= self.watermark:
-            self.counts["late"] += 1
-            return "late"
-        bucket = self._open.get(idx)
-        if bucket is None:
-            bucket = self._open[idx] = {}
-        acc = bucket.get(customer_id)
-        if acc is None:
-            acc = bucket[customer_id] = OpenWindow(spend=[0.0] * self.n_categories)
-        if event_id is not None:
-            key = event_key(event_id)
-            if key in acc.ids:
-                self.counts["duplicate"] += 1
-                return "duplicate"
-            acc.ids.add(key)
-        self._dirty.add((idx, customer_id))
-        acc.spend[category] += amount
-        acc.n += 1
-        if income is not None:
-            acc.income = income
-        if ts > self.max_event_time:
-            self.max_event_time = ts
-        self.counts["ok"] += 1
-        return "ok"
+    @property
+    def window_numbers(self) -> list[int]:
+        """Window numbers with an open window."""
+        return sorted(self._open)
+
+    def add(self, customer_id: str, ts: float, category: int, amount: float,
+            income: float | None = None, event_id: str | None = None) -> Outcome:
+        """One event (amounts in EUR); streams use :meth:`add_columns`."""
+        code = self.add_columns(TransactionColumns.of([(customer_id, ts, category, amount, income, event_id)]))
+        return OUTCOMES[int(code[0])]
+
+    def add_columns(self, tx: TransactionColumns) -> np.ndarray:
+        """Add a batch in arrival order; returns an outcome code per event (OK, LATE, DUPLICATE).
+
+        Same result as adding the events one by one: an event is late when its window
+        ends at or before the watermark of the events before it, and a duplicate when
+        its key was counted in its window before. The watermark advances with every
+        event that is not late (a late event cannot advance it anyway).
+        """
+        n = len(tx)
+        code = np.zeros(n, np.int8)
+        if not n:
+            return code
+        idx = self.spec.indices(tx.timestamp)
+        ends = self.spec.ends(idx)
+        seen_max = np.maximum.accumulate(np.concatenate(([self.max_event_time], tx.timestamp[:-1])))
+        code[ends <= seen_max - self.allowed_lateness_s] = LATE
+        live = np.flatnonzero(code == OK)
+        if len(live):
+            self.max_event_time = max(self.max_event_time, float(tx.timestamp[live].max()))
+        for w in np.unique(idx[live]).tolist():
+            sel = live[idx[live] == w]
+            self._add_window(w, tx, sel, code)
+        for c, label in enumerate(OUTCOMES):
+            self.counts[label] += int((code == c).sum())
+        return code
+
+    def _add_window(self, w: int, tx: TransactionColumns, sel: np.ndarray, code: np.ndarray) -> None:
+        table = self._open.get(w)
+        if table is None:
+            table = self._open[w] = _Table(self.n_categories)
+        keys = tx.key[sel]
+        has_id = keys != 0
+        dup = np.zeros(len(sel), bool)
+        if has_id.any():
+            ided = np.flatnonzero(has_id)
+            _, first = np.unique(keys[ided], return_index=True)
+            repeat = np.ones(len(ided), bool)
+            repeat[first] = False
+            dup[ided] = repeat | table.seen(keys[ided])
+        code[sel[dup]] = DUPLICATE
+        sel, keys = sel[~dup], keys[~dup]
+        if not len(sel):
+            return
+        rows = table.rows_of([tx.customer_id[i] for i in sel.tolist()])
+        data = table.data
+        np.add.at(data, (rows, 2 + tx.category[sel]), tx.amount_eur[sel])
+        np.add.at(data[:, 0], rows, 1.0)
+        income = tx.income_eur[sel]
+        known = ~np.isnan(income)
+        if known.any():  # the latest income an event of the batch carried, per customer
+            r, v = rows[known][::-1], income[known][::-1]
+            last_rows, first = np.unique(r, return_index=True)
+            data[last_rows, 1] = v[first]
+        table.dirty.update(rows.tolist())
+        keys = keys[keys != 0]
+        if len(keys):
+            table.keys.update(keys.tolist())
+            table.new_keys.append(keys)
 
     def poll(self) -> list[ClosedWindow]:
         """Close and return every window whose end the watermark has passed, oldest first."""
@@ -152,23 +242,35 @@ class WindowAggregator:
 
     def _close(self, idx: int) -> list[ClosedWindow]:
         start, end = self.spec.start(idx), self.spec.end(idx)
-        out = []
-        for cid, a in self._open.pop(idx).items():
-            self._dirty.discard((idx, cid))
-            self._closed.append((idx, cid))
-            out.append(ClosedWindow(cid, idx, start, end, np.asarray(a.spend), a.n, a.income))
-        return out
+        table = self._open.pop(idx)
+        self._closed.append(idx)
+        data = table.data[: len(table)]
+        spend, counts, income = data[:, 2:], data[:, 0].astype(np.int64).tolist(), data[:, 1].tolist()
+        return [
+            ClosedWindow(cid, idx, start, end, spend[r], counts[r], None if income[r] != income[r] else income[r])
+            for r, cid in enumerate(table.customers)
+        ]
 
     # --- checkpointing: what a store needs to persist, and how to come back --------
 
-    def checkpoint_delta(self) -> tuple[list[tuple[int, str, OpenWindow]], list[tuple[int, str]]]:
-        """Open windows changed and windows closed since the last call."""
-        upserts = [(i, cid, self._open[i][cid]) for i, cid in self._dirty]
-        closed, self._closed, self._dirty = self._closed, [], set()
-        return upserts, closed
+    def checkpoint_delta(self) -> tuple[list[WindowRows], list[int]]:
+        """Rows changed and keys counted per open window since the last call, and windows closed."""
+        deltas = []
+        for idx, t in self._open.items():
+            if not t.dirty and not t.new_keys:
+                continue
+            rows = np.fromiter(sorted(t.dirty), np.int64, len(t.dirty))
+            keys = np.concatenate(t.new_keys) if t.new_keys else np.zeros(0, np.uint64)
+            deltas.append(WindowRows(idx, [t.customers[r] for r in rows.tolist()], t.data[rows], keys))
+            t.dirty, t.new_keys = set(), []
+        closed, self._closed = self._closed, []
+        return deltas, closed
 
-    def restore(self, windows: Iterable[tuple[int, str, OpenWindow]], max_event_time: float) -> None:
+    def restore(self, windows: Iterable[WindowRows], max_event_time: float) -> None:
         """Rebuild from a checkpoint: the open windows and the event time the watermark was at."""
-        for idx, cid, acc in windows:
-            self._open.setdefault(idx, {})[cid] = acc
+        for snap in windows:
+            table = self._open.setdefault(snap.index, _Table(self.n_categories, max(64, len(snap.customers))))
+            rows = table.rows_of(list(snap.customers))
+            table.data[rows] = snap.records
+            table.keys.update(snap.keys.tolist())
         self.max_event_time = max(self.max_event_time, max_event_time)

@@ -118,10 +118,10 @@ def end_offsets(settings: Settings) -> dict[int, int]:
 def consumed(settings: Settings) -> dict[int, int]:
     """Checkpointed read position per partition (offset of the next record to read)."""
     cp = WindowCheckpoints(connect(settings.redis_url), 0)
-    return {p: cp.load(settings.topic_transactions, p)[0] + 1 for p in end_offsets(settings)}
+    return {p: cp.offset(settings.topic_transactions, p) + 1 for p in end_offsets(settings)}
 
 
-def wait_until(cond: Callable[[], bool], timeout: float, what: str, workers: list[Worker] = ()) -> None:
+def wait_until(cond: Callable[[], bool], timeout: float, what: str, workers: list[Worker] = (), poll_s: float = 0.5) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for w in workers:
@@ -132,7 +132,7 @@ def wait_until(cond: Callable[[], bool], timeout: float, what: str, workers: lis
                 return
         except Exception:
             pass
-        time.sleep(0.5)
+        time.sleep(poll_s)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from producers.synthetic import GeneratorConfig, SyntheticBank
-from stream_app.processor import Record, StreamProcessor
+from stream_app.processor import PartitionBatch, StreamProcessor
 
 from .harness import ROOT, isolated_settings, settings_from, wait_until
 from .servers import free_port
@@ -32,7 +32,8 @@ def served(redis_srv, tmp_path_factory):
     proc = StreamProcessor(s)
     events = [orjson.dumps(e) for e in SyntheticBank(GeneratorConfig(customers=300, months=8, seed=9)).events()]
     for i in range(0, len(events), 1024):
-        proc.process([Record(0, j, v) for j, v in enumerate(events[i : i + 1024], start=i)])
+        chunk = events[i : i + 1024]
+        proc.process([PartitionBatch(0, list(range(i, i + len(chunk))), chunk)])
         proc.checkpoint()
     port = free_port()
     log = open(tmp_path_factory.mktemp("api") / "api.log", "wb")

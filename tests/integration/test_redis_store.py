@@ -1,15 +1,17 @@
 """The Redis store keeps the in-memory store's semantics, on a real redis-server."""
 
+from datetime import datetime, timezone
+
 import numpy as np
 import pytest
 
 from segstream.core.engine import SegmentEngine
 from segstream.core.ports import StateBatch
-from segstream.core.windows import OpenWindow
+from segstream.core.windows import WindowAggregator, WindowSpec
 from state.memory import InMemoryStateStore
 from state.redis_client import connect
 from state.redis_store import RedisStateStore
-from state.redis_windows import WindowCheckpoints, decode_window, encode_window
+from state.redis_windows import WindowCheckpoints
 from tests.unit.test_engine import CENTROIDS, H, PassThroughModel, window
 
 pytestmark = pytest.mark.integration
@@ -58,14 +60,40 @@ def test_engine_gives_same_results_on_redis_and_in_memory(redis_url):
     assert red_store.scan_segments() == mem.store.segments()
 
 
-def test_window_checkpoint_round_trip(redis_url):
-    w = OpenWindow(spend=[1.5, 0.0, 2.25], n=3, income=None, ids={1, 2**64 - 1})
-    assert decode_window(encode_window(w), 3) == w
+def _stream(n: int, seed: int):
+    """Events over three months for a few customers, with repeated ids."""
+    rng = np.random.default_rng(seed)
+    t0 = datetime(2024, 1, 1, tzinfo=timezone.utc).timestamp()
+    ts = np.sort(t0 + rng.uniform(0, 90 * 86400, n))
+    return [(f"c{rng.integers(5)}", float(t), int(rng.integers(3)), float(rng.uniform(1, 50)),
+             float(rng.uniform(1000, 3000)) if rng.random() < 0.3 else None, f"e{rng.integers(n)}") for t in ts]
+
+
+def _summary(closed):
+    return sorted((w.customer_id, w.index, w.n_events, w.income, tuple(np.round(w.spend, 9))) for w in closed)
+
+
+def test_window_checkpoint_restores_exactly_what_an_uninterrupted_run_has(redis_url):
+    spec, events = WindowSpec(months=1), _stream(600, 1)
+    whole = WindowAggregator(spec, 3, allowed_lateness_s=86400)
+    for e in events:
+        whole.add(*e)
     cp = WindowCheckpoints(connect(redis_url), 3)
     assert cp.load("t", 0) == (-1, float("-inf"), [])
-    cp.save("t", 0, 41, 1234.5, [(7, "cust:1", w)], [])
-    cp.save("t", 0, 42, 1300.0, [(8, "cust:1", w)], [(7, "cust:1")])
-    assert cp.load("t", 0) == (42, 1300.0, [(8, "cust:1", w)])
+    agg, closed, offset = WindowAggregator(spec, 3, allowed_lateness_s=86400), [], -1
+    for cut in range(0, 600, 100):  # a "crash" after every checkpoint: the next owner restores
+        for e in events[cut : cut + 100]:
+            agg.add(*e)
+        closed += agg.poll()
+        deltas, gone = agg.checkpoint_delta()
+        cp.save("t", 0, cut + 99, agg.max_event_time, deltas, gone, agg.window_numbers)
+        offset, met, snapshot = cp.load("t", 0)
+        agg = WindowAggregator(spec, 3, allowed_lateness_s=86400)
+        agg.restore(snapshot, met)
+    assert offset == 599
+    assert agg.add(*events[-1]) == "duplicate"  # restored keys still deduplicate
+    closed += agg.flush()
+    assert _summary(closed) == _summary(whole.flush())
 
 
 def test_segment_sizes_follow_changes(redis_url):

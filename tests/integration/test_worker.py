@@ -9,8 +9,7 @@ import pytest
 from models.artefact import ModelArtefact
 from producers.kafka_producer import publish
 from producers.synthetic import GeneratorConfig, SyntheticBank
-from segstream.assembly import build_pipeline
-from segstream.core.events import validate_event
+from segstream.assembly import build_pipeline, event_limits
 from state.redis_client import connect
 from state.redis_store import RedisStateStore
 
@@ -41,12 +40,11 @@ def embedded(settings, events):
     Returns the pipeline and the change events, as JSON, in the order they were made.
     """
     pipe = build_pipeline(settings)
+    limits = event_limits(settings, now=float("inf"))
     changes = []
-    for i, e in enumerate(events, 1):
-        pipe.ingest(validate_event(e, now=float("inf")))
-        if i % 1000 == 0:
-            changes += pipe.drain().changes
-    changes += pipe.drain().changes
+    for i in range(0, len(events), 1000):
+        pipe.ingest_payloads([orjson.dumps(e) for e in events[i : i + 1000]], limits)
+        changes += pipe.drain().changes
     return pipe, [c.model_dump(mode="json") for c in changes]
 
 
@@ -134,12 +132,13 @@ def test_two_workers_share_partitions_through_a_rebalance(env, events, tmp_path)
 
 
 def test_kill9_mid_stream_loses_nothing_and_applies_nothing_twice(env, events, tmp_path):
+    env = {**env, "SEGSTREAM_BATCH_SIZE": "64"}  # many small batches, so the kill lands mid-stream
     s = settings_from(env)
     publish(events, s, progress=False)
     total = sum(end_offsets(s).values())
     w = Worker(env, tmp_path).start()
     try:
-        wait_until(lambda: sum(consumed(s).values()) > total // 3, 180, "a third of the topic", [w])
+        wait_until(lambda: sum(consumed(s).values()) > total // 3, 180, "a third of the topic", [w], poll_s=0.02)
         w.kill9()
         before = sum(consumed(s).values())
         assert before < total, "killed too late to test anything"

@@ -68,3 +68,70 @@ def test_duplicate_event_ids_count_once():
     assert agg.add("a", ts(2024, 1, 3), 0, 5.0, event_id="e1") == "duplicate"
     (w,) = agg.flush()
     assert w.spend[0] == 5.0 and w.n_events == 1
+
+
+# --- batches give what one event at a time gives ------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from segstream.core.columns import TransactionColumns  # noqa: E402
+from segstream.core.windows import OUTCOMES  # noqa: E402
+
+
+class OneByOne:
+    """The windowing rules written plainly, one event at a time: the specification."""
+
+    def __init__(self, spec, k, lateness):
+        self.spec, self.k, self.lateness = spec, k, lateness
+        self.max_t, self.open = float("-inf"), {}
+
+    def add(self, cid, t, cat, amount, income, eid):
+        idx = self.spec.index(t)
+        if self.spec.end(idx) <= self.max_t - self.lateness:
+            return "late"
+        self.max_t = max(self.max_t, t)
+        w = self.open.setdefault((idx, cid), {"spend": [0.0] * self.k, "n": 0, "income": None, "ids": set()})
+        if eid is not None and eid in w["ids"]:
+            return "duplicate"
+        if eid is not None:
+            w["ids"].add(eid)
+        w["spend"][cat] += amount
+        w["n"] += 1
+        if income is not None:
+            w["income"] = income
+        return "ok"
+
+    def poll(self):
+        due = [key for key in self.open if self.spec.end(key[0]) <= self.max_t - self.lateness]
+        return sorted((cid, idx, self.open[idx, cid]["n"], self.open[idx, cid]["income"],
+                       tuple(round(x, 6) for x in self.open.pop((idx, cid))["spend"])) for idx, cid in due)
+
+
+events = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", "c"]),
+        st.floats(ts(2024, 1, 1), ts(2024, 5, 1)),
+        st.integers(0, 2),
+        st.floats(0.5, 100.0),
+        st.none() | st.floats(1000.0, 5000.0),
+        st.none() | st.sampled_from(["e1", "e2", "e3", "e4"]),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(events=events, cuts=st.lists(st.integers(0, 60), max_size=6),
+       spec=st.sampled_from([WindowSpec(months=1), WindowSpec(months=2), WindowSpec(months=0, seconds=9 * 86400)]),
+       lateness=st.sampled_from([0.0, 2 * DAY, 20 * DAY]))
+def test_batches_of_any_size_give_what_one_event_at_a_time_gives(events, cuts, spec, lateness):
+    agg, want = WindowAggregator(spec, 3, lateness), OneByOne(spec, 3, lateness)
+    bounds = sorted({0, len(events), *[c for c in cuts if c < len(events)]})
+    for lo, hi in zip(bounds, bounds[1:]):
+        chunk = events[lo:hi]
+        cols = TransactionColumns.of(chunk)
+        got = [OUTCOMES[c] for c in agg.add_columns(cols)]
+        assert got == [want.add(*e) for e in chunk]
+        closed = sorted((w.customer_id, w.index, w.n_events, w.income, tuple(np.round(w.spend, 6))) for w in agg.poll())
+        assert closed == want.poll()
