@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     max_amount: float = 1_000_000.0
 
     # --- engine ----------------------------------------------------------
-    batch_size: int = 1024
+    batch_size: int = 8192  # records per poll at most: round trips to Redis and the broker are per batch
     batch_timeout_s: float = 0.5
     warmup_windows: int = 3  # windows before a customer's hidden state is trusted
     model_path: Path | None = None  # None: the artefact shipped in models/artefacts

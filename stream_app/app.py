@@ -49,8 +49,6 @@ app = faust.App(
 )
 
 transactions = app.topic(settings.topic_transactions, key_type=bytes, value_type=bytes)
-segment_changes = app.topic(settings.topic_changes, key_type=bytes, value_type=bytes)
-dead_letters = app.topic(settings.topic_dlq, key_type=bytes, value_type=bytes)
 
 _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segstream-core")
 _lock = asyncio.Lock()
@@ -71,11 +69,14 @@ _healthy = True
 async def _run_batch(proc: StreamProcessor, batch: list[PartitionBatch]):
     loop = asyncio.get_running_loop()
     out = await loop.run_in_executor(_executor, proc.process, batch)
-    for ch in out.changes:
-        await segment_changes.send(key=ch.customer_id.encode(), value=ch.model_dump_json().encode())
-    for d in out.dead_letters:
-        await dead_letters.send(key=d.reason.encode(), value=d.model_dump_json().encode())
+    # Straight to the producer: a topic's send() costs ~250 us per message in Faust's buffer.
+    send = app.producer.send
+    sent = [await send(settings.topic_changes, ch.customer_id.encode(), ch.model_dump_json().encode(), None, None, None)
+            for ch in out.changes]
+    sent += [await send(settings.topic_dlq, d.reason.encode(), d.model_dump_json().encode(), None, None, None)
+             for d in out.dead_letters]
     await app.producer.flush()
+    await asyncio.gather(*sent)  # raises if the broker refused any of them
     published = time.time()
     await loop.run_in_executor(_executor, proc.checkpoint)
     return out, published

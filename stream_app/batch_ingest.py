@@ -54,7 +54,7 @@ async def consume(
     try:
         while True:
             got = await consumer.getmany(timeout_ms=int(s.batch_timeout_s * 1000), max_records=s.batch_size)
-            batch = [
+            batch = [  # columns, not an object per record
                 PartitionBatch(tp.partition, [m.offset for m in msgs], [m.value for m in msgs], msgs[0].timestamp / 1000.0)
                 for tp, msgs in got.items()
                 if msgs
