@@ -46,3 +46,9 @@ def test_e2e_bench_smoke():
 def test_soak_bench_smoke():
     r = run("soak_bench.py", "--events", "3000", "--rate", "3000", "--customers", "200", timeout=900)
     assert r["events"] == 3000 and r["rss_mib_end"] > 0
+
+
+@pytest.mark.integration
+def test_ingest_bench_smoke():
+    r = run("ingest_bench.py", "--customers", "60", "--months", "2", "--batch", "64")
+    assert r["events"] > 0 and r["batch_64_events_per_s"] > 0 and r["windows_closed"] > 0
