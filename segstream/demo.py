@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
-
 from collections import Counter
+from typing import Any
 
 import orjson
 from tqdm import tqdm

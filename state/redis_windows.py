@@ -69,6 +69,14 @@ class WindowCheckpoints:
     def load(self, topic: str, partition: int) -> tuple[int, float, list[WindowRows]]:
         """(last offset consumed or -1, max event time, open windows)."""
         offset, met, opened = self.r.hmget(self._meta(topic, partition), "offset", "max_event_time", "open")
+        if offset is not None and opened is None:
+            # Written by segstream 0.1 (one hash field per window): restoring only the offset
+            # would skip events whose open windows were never read back.
+            raise RuntimeError(
+                f"the window checkpoint of {topic}[{partition}] is in segstream 0.1's format; "
+                "finish the open windows with 0.1, or delete the seg:* checkpoint keys and "
+                "reprocess the topic with a new consumer group (docs/reliability.md)"
+            )
         indices = [int(i) for i in opened.decode().split(",") if i] if opened else []
         pipe = self.r.pipeline(transaction=True)
         for i in indices:

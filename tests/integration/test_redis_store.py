@@ -117,3 +117,10 @@ def test_history_keeps_the_last_windows_in_order(redis_url):
     assert traj.last_window.tolist() == [2, 3, 4]
     np.testing.assert_array_equal(traj.h[:, 0], [2.0, 3.0, 4.0])
     assert store.trajectory("nobody").last_window.tolist() == []
+
+
+def test_a_checkpoint_in_the_old_format_is_refused_not_half_restored(redis_url):
+    r = connect(redis_url)
+    r.hset("seg:p:old:0", mapping={"offset": 41, "max_event_time": "1.0"})  # 0.1 wrote no "open" field
+    with pytest.raises(RuntimeError, match="0.1's format"):
+        WindowCheckpoints(r, 3).load("old", 0)
