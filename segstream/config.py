@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     # --- engine ----------------------------------------------------------
     batch_size: int = 8192  # records per poll at most: round trips to Redis and the broker are per batch
     batch_timeout_s: float = 0.5
+    # Batch ingest: write window checkpoints and commit offsets at most this often
+    # (0: after every batch). Longer means fewer writes per event and a longer replay
+    # after a crash; what is counted and emitted does not change.
+    checkpoint_interval_s: float = 1.0
     warmup_windows: int = 3  # windows before a customer's hidden state is trusted
     model_path: Path | None = None  # None: the artefact shipped in models/artefacts
     centroid_prior_weight: float = 50.0  # pseudo-count of the shipped centroids

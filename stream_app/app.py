@@ -78,7 +78,7 @@ async def publisher() -> OutputPublisher:
 _healthy = True
 
 
-async def _run_batch(proc: StreamProcessor, batch: list[PartitionBatch]):
+async def _run_batch(proc: StreamProcessor, batch: list[PartitionBatch], checkpoint: bool):
     loop = asyncio.get_running_loop()
     out = await loop.run_in_executor(_executor, proc.process, batch)
     await (await publisher()).publish({
@@ -86,46 +86,76 @@ async def _run_batch(proc: StreamProcessor, batch: list[PartitionBatch]):
         settings.topic_dlq: [(d.reason.encode(), d.model_dump_json().encode()) for d in out.dead_letters],
     })
     published = time.time()
-    await loop.run_in_executor(_executor, proc.checkpoint)
+    if checkpoint:
+        await loop.run_in_executor(_executor, proc.checkpoint)
     return out, published
 
 
-async def handle(batch: list[PartitionBatch], highwater: Callable[[int], int | None]) -> None:
-    """One batch through the core, its outputs published, then its checkpoint written.
+_delay = 0.5  # backoff while Redis is unavailable
 
-    If Redis fails (after redis-py's own retries), the worker reports unhealthy,
-    forgets its in-memory windows and retries the batch with backoff until Redis is
-    back: nothing it held is lost, and nothing is applied twice.
+
+async def _redis_failed(proc: StreamProcessor, err: Exception) -> None:
+    """Report, forget the in-memory windows (they may hold half a batch) and back off."""
+    global _healthy, _delay
+    _healthy = False
+    metrics.REDIS_ERRORS.labels("batch").inc()
+    log.warning("Redis unavailable (%s); back to the last checkpoint in %.1fs", err, _delay)
+    proc.reset()
+    await asyncio.sleep(_delay)
+    _delay = min(_delay * 2, 10.0)
+
+
+async def handle(batch: list[PartitionBatch], highwater: Callable[[int], int | None], *,
+                 checkpoint: bool = True, rewind: bool = False) -> bool:
+    """One batch through the core, its outputs published, then (if asked) its checkpoint written.
+
+    If Redis fails (after redis-py's own retries), the worker reports unhealthy and
+    forgets its in-memory windows. When every batch is checkpointed it retries this
+    batch with backoff until Redis is back; when checkpoints are spaced out
+    (``rewind``), it returns False and the caller re-reads from the last checkpoint.
+    Either way nothing it held is lost, and nothing is applied twice.
     """
-    global _healthy
-    delay = 0.5
+    global _healthy, _delay
     async with _lock:
         proc = processor()
         while True:
             try:
-                out, published = await _run_batch(proc, batch)
+                out, published = await _run_batch(proc, batch, checkpoint)
                 break
             except (RedisConnectionError, RedisTimeoutError) as err:
-                _healthy = False
-                metrics.REDIS_ERRORS.labels("batch").inc()
-                log.warning("Redis unavailable (%s); retrying the batch in %.1fs", err, delay)
-                proc.reset()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-        _healthy = True
+                await _redis_failed(proc, err)
+                if rewind:
+                    return False
+        _healthy, _delay = True, 0.5
     metrics.observe_batch(batch, out, published)
     metrics.OPEN_WINDOWS.set(proc.open_windows())
     for pb in batch:
         hw = highwater(pb.partition)
         if hw is not None:
             metrics.LAG.labels(str(pb.partition)).set(max(hw - pb.offsets[-1] - 1, 0))
+    return True
 
 
-async def revoke(partitions: list[int]) -> None:
-    # Wait for the batch in flight to checkpoint, then let the partitions go.
+async def checkpoint() -> bool:
+    """Write every partition's pending checkpoint now; False if Redis failed (re-read from the last one)."""
+    async with _lock:
+        if _processor is None:
+            return True
+        try:
+            await asyncio.get_running_loop().run_in_executor(_executor, _processor.checkpoint)
+            return True
+        except (RedisConnectionError, RedisTimeoutError) as err:
+            await _redis_failed(_processor, err)
+            return False
+
+
+async def revoke(partitions: list[int]) -> bool:
+    """Checkpoint what the worker holds, then let the partitions go; False if the checkpoint failed."""
+    ok = await checkpoint()
     async with _lock:
         if _processor is not None:
             _processor.revoke(partitions)
+    return ok
 
 
 if settings.ingest == "agent":
@@ -148,7 +178,7 @@ else:
     async def segment_batches() -> None:
         from .batch_ingest import consume
 
-        await consume(settings, handle, revoke)
+        await consume(settings, handle, checkpoint, revoke)
 
 
 @app.timer(interval=5.0)

@@ -2,16 +2,18 @@
 
 Faust hands an agent one message at a time through several asyncio queues and
 tasks, which costs far more than our processing of the message. Here one
-``getmany`` yields up to a batch of records, the handler runs them, and the
-offsets are committed only after the handler has published and checkpointed.
+``getmany`` yields up to a batch of records, the handler runs and publishes them,
+and offsets are committed only once a window checkpoint covers them.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 
 from segstream.config import Settings
 
@@ -22,11 +24,17 @@ log = logging.getLogger("segstream.worker")
 
 
 class _Revoker(ConsumerRebalanceListener):
-    def __init__(self, revoke: Callable[[list[int]], Awaitable[None]]):
+    """Checkpoint and commit before partitions go, so the next owner replays little."""
+
+    def __init__(self, revoke: Callable[[list[int]], Awaitable[bool]], commit: Callable[[], Awaitable[None]]):
         self.revoke = revoke
+        self.commit = commit
 
     async def on_partitions_revoked(self, revoked) -> None:
-        await self.revoke([tp.partition for tp in revoked])
+        if await self.revoke([tp.partition for tp in revoked]):
+            await self.commit()
+        # else: nothing is committed and the next owner (this worker, too, as aiokafka
+        # revokes every partition on a rebalance) re-reads from the last commit
 
     async def on_partitions_assigned(self, assigned) -> None:
         log.info("assigned partitions %s", sorted(tp.partition for tp in assigned))
@@ -34,9 +42,16 @@ class _Revoker(ConsumerRebalanceListener):
 
 async def consume(
     s: Settings,
-    handle: Callable[[list[PartitionBatch], Callable[[int], int | None]], Awaitable[None]],
-    revoke: Callable[[list[int]], Awaitable[None]],
+    handle: Callable[..., Awaitable[bool]],
+    checkpoint: Callable[[], Awaitable[bool]],
+    revoke: Callable[[list[int]], Awaitable[bool]],
 ) -> None:
+    """Fetch, process and publish each batch; checkpoint and commit every ``checkpoint_interval_s``.
+
+    Offsets are committed only once a checkpoint covers them, so a restarted worker
+    never starts past what its windows hold. If Redis fails between checkpoints the
+    in-memory windows are dropped and the consumer seeks back to the last commit.
+    """
     consumer = AIOKafkaConsumer(
         **aiokafka_options(s),
         group_id=s.consumer_group,
@@ -45,12 +60,35 @@ async def consume(
         max_partition_fetch_bytes=4 << 20,
         fetch_max_bytes=16 << 20,
     )
-    consumer.subscribe([s.topic_transactions], listener=_Revoker(revoke))
+    pending: dict[TopicPartition, int] = {}  # processed and published, not yet checkpointed
+
+    async def commit() -> None:
+        owned = consumer.assignment()
+        offsets = {tp: off for tp, off in pending.items() if tp in owned}
+        pending.clear()
+        if offsets:
+            try:
+                await consumer.commit(offsets)
+            except KafkaError as err:  # safe to skip: the checkpoint, not the commit, decides what is counted
+                log.warning("offset commit failed (%s); a restart re-reads a little more", err)
+
+    async def rewind() -> None:
+        pending.clear()
+        for tp in consumer.assignment():
+            committed = await consumer.committed(tp)
+            if committed is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, committed)
+
+    consumer.subscribe([s.topic_transactions], listener=_Revoker(revoke, commit))
     await consumer.start()
 
     def highwater(p: int) -> int | None:
         return consumer.highwater(TopicPartition(s.topic_transactions, p))
 
+    spaced = s.checkpoint_interval_s > 0
+    last = time.monotonic()
     try:
         while True:
             got = await consumer.getmany(timeout_ms=int(s.batch_timeout_s * 1000), max_records=s.batch_size)
@@ -59,9 +97,19 @@ async def consume(
                 for tp, msgs in got.items()
                 if msgs
             ]
-            if not batch:
+            due = time.monotonic() - last >= s.checkpoint_interval_s
+            if batch:
+                if not await handle(batch, highwater, checkpoint=due, rewind=spaced):
+                    await rewind()
+                    continue
+                pending.update({tp: msgs[-1].offset + 1 for tp, msgs in got.items() if msgs})
+            elif not (due and pending):
                 continue
-            await handle(batch, highwater)
-            await consumer.commit({tp: msgs[-1].offset + 1 for tp, msgs in got.items() if msgs})
+            elif not await checkpoint():  # idle: write what the last batches left pending
+                await rewind()
+                continue
+            if due or not spaced:
+                await commit()
+                last = time.monotonic()
     finally:
         await consumer.stop()
