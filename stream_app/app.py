@@ -136,23 +136,28 @@ async def handle(batch: list[PartitionBatch], highwater: Callable[[int], int | N
     return True
 
 
+async def _checkpoint_held() -> bool:
+    """Write every partition's pending checkpoint; the caller holds the lock."""
+    if _processor is None:
+        return True
+    try:
+        await asyncio.get_running_loop().run_in_executor(_executor, _processor.checkpoint)
+        return True
+    except (RedisConnectionError, RedisTimeoutError) as err:
+        await _redis_failed(_processor, err)
+        return False
+
+
 async def checkpoint() -> bool:
     """Write every partition's pending checkpoint now; False if Redis failed (re-read from the last one)."""
     async with _lock:
-        if _processor is None:
-            return True
-        try:
-            await asyncio.get_running_loop().run_in_executor(_executor, _processor.checkpoint)
-            return True
-        except (RedisConnectionError, RedisTimeoutError) as err:
-            await _redis_failed(_processor, err)
-            return False
+        return await _checkpoint_held()
 
 
 async def revoke(partitions: list[int]) -> bool:
     """Checkpoint what the worker holds, then let the partitions go; False if the checkpoint failed."""
-    ok = await checkpoint()
     async with _lock:
+        ok = await _checkpoint_held()
         if _processor is not None:
             _processor.revoke(partitions)
     return ok

@@ -108,7 +108,7 @@ async def consume(
             elif not await checkpoint():  # idle: write what the last batches left pending
                 await rewind()
                 continue
-            if due or not spaced:
+            if due:  # always, when checkpoints are not spaced out
                 await commit()
                 last = time.monotonic()
     finally:

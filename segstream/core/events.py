@@ -74,10 +74,6 @@ class Transaction(BaseModel):
     def amount_eur(self) -> float:
         return self.amount * FX_TO_EUR[self.currency]
 
-    @property
-    def income_eur(self) -> float | None:
-        return None if self.income is None else self.income * FX_TO_EUR[self.currency]
-
 
 class SegmentChange(BaseModel):
     """Emitted when a customer's micro-segment differs from the one stored for them."""

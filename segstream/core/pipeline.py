@@ -16,7 +16,7 @@ import numpy as np
 from .columns import TransactionColumns
 from .engine import STAGES, EngineResult, SegmentEngine
 from .events import EventRejected, Transaction
-from .windows import LATE, OUTCOMES, ClosedWindow, Outcome, WindowAggregator
+from .windows import LATE, OUTCOMES, ClosedWindow, Outcome, WindowAggregator, outcome_counts
 from .wire import Limits, decode_batch
 
 
@@ -62,7 +62,7 @@ class Ingested:
     rejected: list[tuple[int, EventRejected]]  # (position in the batch, why)
 
     def counts(self) -> Counter:
-        c = Counter({label: int((self.outcome == code).sum()) for code, label in enumerate(OUTCOMES)})
+        c = Counter(outcome_counts(self.outcome))
         c["invalid"] = len(self.rejected)
         return +c
 

@@ -10,8 +10,6 @@ bank reads spending against a monthly income.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from functools import lru_cache
 from typing import Iterable, Literal
 
 import numpy as np
@@ -44,25 +42,21 @@ class WindowSpec:
         months = np.floor(ts).astype(np.int64).astype("datetime64[s]").astype("datetime64[M]").astype(np.int64)
         return (months + _EPOCH_MONTH) // self.months
 
-    def ends(self, index: np.ndarray) -> np.ndarray:
-        """End times of many windows at once."""
+    def starts(self, index: np.ndarray) -> np.ndarray:
+        """Start times of many windows at once."""
         if self.seconds:
-            return (index + 1).astype(np.float64) * self.seconds
-        months = (index + 1) * self.months - _EPOCH_MONTH
+            return index.astype(np.float64) * self.seconds
+        months = index * self.months - _EPOCH_MONTH
         return months.astype("datetime64[M]").astype("datetime64[s]").astype(np.int64).astype(np.float64)
 
+    def ends(self, index: np.ndarray) -> np.ndarray:
+        return self.starts(index + 1)
+
     def start(self, index: int) -> float:
-        if self.seconds:
-            return float(index * self.seconds)
-        return _month_start(index * self.months)
+        return float(self.starts(np.array([index], np.int64))[0])
 
     def end(self, index: int) -> float:
         return self.start(index + 1)
-
-
-@lru_cache(maxsize=4096)
-def _month_start(month: int) -> float:
-    return datetime(month // 12, month % 12 + 1, 1, tzinfo=timezone.utc).timestamp()
 
 
 @dataclass
@@ -95,14 +89,24 @@ class WindowRows:
     keys: np.ndarray  # [k] uint64
 
 
+def outcome_counts(code: np.ndarray) -> dict[Outcome, int]:
+    """Events per outcome, from the codes add_columns returns."""
+    return dict(zip(OUTCOMES, np.bincount(code, minlength=len(OUTCOMES)).tolist()))
+
+
+def _blank(rows: int, n_categories: int) -> np.ndarray:
+    data = np.zeros((rows, 2 + n_categories))  # columns: n, income (NaN = unknown), spend...
+    data[:, 1] = np.nan
+    return data
+
+
 class _Table:
     """The open windows of one window number: customers are rows of growing arrays."""
 
     def __init__(self, n_categories: int, capacity: int = 64):
         self.rows: dict[str, int] = {}
         self.customers: list[str] = []
-        self.data = np.zeros((capacity, 2 + n_categories))  # columns: n, income, spend...
-        self.data[:, 1] = np.nan
+        self.data = _blank(capacity, n_categories)
         self.keys: set[int] = set()
         self.dirty: set[int] = set()
         self.new_keys: list[np.ndarray] = []
@@ -126,8 +130,7 @@ class _Table:
         row = self.rows[customer] = len(self.customers)
         self.customers.append(customer)
         if row == len(self.data):
-            grown = np.zeros((2 * len(self.data), self.data.shape[1]))
-            grown[:, 1] = np.nan
+            grown = _blank(2 * len(self.data), self.data.shape[1] - 2)
             grown[:row] = self.data
             self.data = grown
         return row
@@ -193,8 +196,8 @@ class WindowAggregator:
         for w in np.unique(idx[live]).tolist():
             sel = live[idx[live] == w]
             self._add_window(w, tx, sel, code)
-        for c, label in enumerate(OUTCOMES):
-            self.counts[label] += int((code == c).sum())
+        for label, k in outcome_counts(code).items():
+            self.counts[label] += k
         return code
 
     def _add_window(self, w: int, tx: TransactionColumns, sel: np.ndarray, code: np.ndarray) -> None:
