@@ -132,7 +132,9 @@ def test_two_workers_share_partitions_through_a_rebalance(env, events, tmp_path)
 
 
 def test_kill9_mid_stream_loses_nothing_and_applies_nothing_twice(env, events, tmp_path):
-    env = {**env, "SEGSTREAM_BATCH_SIZE": "64"}  # many small batches, so the kill lands mid-stream
+    # Many small batches and checkpoints every 50 ms (several batches apart), so the kill
+    # lands mid-stream with processed but uncheckpointed batches behind it.
+    env = {**env, "SEGSTREAM_BATCH_SIZE": "64", "SEGSTREAM_CHECKPOINT_INTERVAL_S": "0.05"}
     s = settings_from(env)
     publish(events, s, progress=False)
     total = sum(end_offsets(s).values())
