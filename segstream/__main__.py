@@ -2,4 +2,5 @@ import sys
 
 from segstream.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # the core's child process (spawn) imports this module again
+    sys.exit(main())

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     # (0: after every batch). Longer means fewer writes per event and a longer replay
     # after a crash; what is counted and emitted does not change.
     checkpoint_interval_s: float = 1.0
+    # Run the core (decoding, windows, engine) in a process of its own beside the
+    # worker's event loop, so the two use two cores instead of sharing one
+    # interpreter lock; False runs it in a thread of the worker.
+    core_process: bool = True
     warmup_windows: int = 3  # windows before a customer's hidden state is trusted
     model_path: Path | None = None  # None: the artefact shipped in models/artefacts
     centroid_prior_weight: float = 50.0  # pseudo-count of the shipped centroids
@@ -60,6 +64,11 @@ class Settings(BaseSettings):
     web_port: int = 6066  # worker HTTP: /metrics, /healthz
     data_dir: Path = Path("var/worker")  # Faust's local data directory
     log_level: str = "INFO"
+    # Allocations between young-generation garbage collections (Python's default: 700;
+    # 0 keeps it). Each batch allocates tens of thousands of short-lived objects (Kafka
+    # records, decoded events); at 700 the collector runs dozens of times per batch and
+    # promotes them into older generations that full collections then walk.
+    gc_threshold: int = 100_000
 
 
 @lru_cache(maxsize=1)

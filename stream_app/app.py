@@ -1,18 +1,16 @@
 """The Faust worker, declared: three topics, one way in, a metrics page.
 
-Per batch: run the core in an executor thread, publish the segment changes and
-dead letters, wait for the broker to have them, then write the window
-checkpoint; only then are the batch's offsets acknowledged (by Faust in agent
-mode, by an explicit commit in batch mode), and the checkpoint makes any
-re-delivery a no-op.
+Per batch: run the core in an executor thread (while the broker acknowledges the
+previous batch's outputs), then send the segment changes and dead letters. A
+window checkpoint waits for every ack first; only then are offsets acknowledged
+(by Faust in agent mode, by an explicit commit in batch mode), and the checkpoint
+makes any re-delivery a no-op.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import faust
@@ -21,12 +19,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from segstream.config import get_settings
+from segstream.gc_tuning import tune_gc
 
 from . import metrics
 from .kafka_config import faust_credentials
 from state.redis_client import connect
 
-from .processor import PartitionBatch, StreamProcessor, batch_of
+from .core_runner import CoreRunner
+from .processor import BatchOutput, PartitionBatch, batch_of
 from .publisher import OutputPublisher
 
 log = logging.getLogger("segstream.worker")
@@ -51,17 +51,18 @@ app = faust.App(
 
 transactions = app.topic(settings.topic_transactions, key_type=bytes, value_type=bytes)
 
-_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segstream-core")
 _lock = asyncio.Lock()
-_processor: StreamProcessor | None = None
+_core: CoreRunner | None = None
 
 
-def processor() -> StreamProcessor:
-    global _processor
-    if _processor is None:
-        _processor = StreamProcessor(settings)
-        metrics.MODEL.info({"model_version": _processor.model_version})
-    return _processor
+async def core() -> CoreRunner:
+    """The core, started on first use (in its own process unless SEGSTREAM_CORE_PROCESS=false)."""
+    global _core
+    if _core is None:
+        _core = CoreRunner(settings)
+        version, _, _ = await _core("model_stats")  # fails here, at start-up, if the core cannot start
+        metrics.MODEL.info({"model_version": version})
+    return _core
 
 
 _publisher: OutputPublisher | None = None
@@ -78,29 +79,50 @@ async def publisher() -> OutputPublisher:
 _healthy = True
 
 
-async def _run_batch(proc: StreamProcessor, batch: list[PartitionBatch], checkpoint: bool):
-    loop = asyncio.get_running_loop()
-    out = await loop.run_in_executor(_executor, proc.process, batch)
-    await (await publisher()).publish({
+_unacked: asyncio.Future | None = None  # the last batch's outputs: sent, not yet acknowledged
+
+
+async def _acked() -> None:
+    """Wait until the broker has the last batch's outputs (raises if it refused them)."""
+    global _unacked
+    if _unacked is not None:
+        fut, _unacked = _unacked, None
+        with metrics.WORKER_SECONDS.labels("ack_wait").time():
+            await fut
+
+
+async def _run_batch(run: CoreRunner, batch: list[PartitionBatch], checkpoint: bool) -> BatchOutput:
+    """Process a batch while the previous one's acks come back, then send its outputs.
+
+    A checkpoint waits for every ack first, so it never covers an output the broker
+    does not have; at most one batch's outputs are in flight at any time.
+    """
+    global _unacked
+    with metrics.WORKER_SECONDS.labels("process").time():
+        out = await run("process", batch)
+    await _acked()
+    _unacked = await (await publisher()).send({
         settings.topic_changes: [(ch.customer_id.encode(), ch.model_dump_json().encode()) for ch in out.changes],
         settings.topic_dlq: [(d.reason.encode(), d.model_dump_json().encode()) for d in out.dead_letters],
     })
-    published = time.time()
+    _unacked.add_done_callback(lambda f: f.exception() or metrics.observe_published(batch, out))
     if checkpoint:
-        await loop.run_in_executor(_executor, proc.checkpoint)
-    return out, published
+        await _acked()
+        with metrics.WORKER_SECONDS.labels("checkpoint").time():
+            await run("checkpoint")
+    return out
 
 
 _delay = 0.5  # backoff while Redis is unavailable
 
 
-async def _redis_failed(proc: StreamProcessor, err: Exception) -> None:
+async def _redis_failed(run: CoreRunner, err: Exception) -> None:
     """Report, forget the in-memory windows (they may hold half a batch) and back off."""
     global _healthy, _delay
     _healthy = False
     metrics.REDIS_ERRORS.labels("batch").inc()
     log.warning("Redis unavailable (%s); back to the last checkpoint in %.1fs", err, _delay)
-    proc.reset()
+    await run("reset")
     await asyncio.sleep(_delay)
     _delay = min(_delay * 2, 10.0)
 
@@ -117,18 +139,18 @@ async def handle(batch: list[PartitionBatch], highwater: Callable[[int], int | N
     """
     global _healthy, _delay
     async with _lock:
-        proc = processor()
+        run = await core()
         while True:
             try:
-                out, published = await _run_batch(proc, batch, checkpoint)
+                out = await _run_batch(run, batch, checkpoint)
                 break
             except (RedisConnectionError, RedisTimeoutError) as err:
-                await _redis_failed(proc, err)
+                await _redis_failed(run, err)
                 if rewind:
                     return False
         _healthy, _delay = True, 0.5
-    metrics.observe_batch(batch, out, published)
-    metrics.OPEN_WINDOWS.set(proc.open_windows())
+    metrics.observe_batch(batch, out)
+    metrics.OPEN_WINDOWS.set(out.open_windows)
     for pb in batch:
         hw = highwater(pb.partition)
         if hw is not None:
@@ -138,13 +160,15 @@ async def handle(batch: list[PartitionBatch], highwater: Callable[[int], int | N
 
 async def _checkpoint_held() -> bool:
     """Write every partition's pending checkpoint; the caller holds the lock."""
-    if _processor is None:
+    if _core is None:
         return True
+    await _acked()
     try:
-        await asyncio.get_running_loop().run_in_executor(_executor, _processor.checkpoint)
+        with metrics.WORKER_SECONDS.labels("checkpoint").time():
+            await _core("checkpoint")
         return True
     except (RedisConnectionError, RedisTimeoutError) as err:
-        await _redis_failed(_processor, err)
+        await _redis_failed(_core, err)
         return False
 
 
@@ -158,8 +182,8 @@ async def revoke(partitions: list[int]) -> bool:
     """Checkpoint what the worker holds, then let the partitions go; False if the checkpoint failed."""
     async with _lock:
         ok = await _checkpoint_held()
-        if _processor is not None:
-            _processor.revoke(partitions)
+        if _core is not None:
+            await _core("revoke", partitions)
     return ok
 
 
@@ -188,16 +212,15 @@ else:
 
 @app.timer(interval=5.0)
 async def model_gauges() -> None:
-    if _processor is None:
+    if _core is None:
         return
-    store = _processor.store
     try:
-        sizes, stats = await asyncio.get_running_loop().run_in_executor(None, lambda: (store.segment_sizes(), store.centroid_stats()))
+        _, sizes, centroid_version = await _core("model_stats")
     except Exception:
         metrics.REDIS_ERRORS.labels("gauges").inc()
         log.exception("reading segment sizes from Redis failed")
         return
-    metrics.observe_model(sizes, stats.version)
+    metrics.observe_model(sizes, centroid_version)
 
 
 @app.page("/metrics")
@@ -230,5 +253,8 @@ async def on_start() -> None:
     from .kafka_config import ensure_topics
 
     await asyncio.get_running_loop().run_in_executor(None, ensure_topics, settings)
-    await asyncio.get_running_loop().run_in_executor(_executor, processor)
-    log.info("segstream worker ready (%s ingest): model %s", settings.ingest, _processor.model_version)
+    run = await core()
+    tune_gc(settings.gc_threshold)
+    version, _, _ = await run("model_stats")
+    log.info("segstream worker ready (%s ingest, core in a %s): model %s", settings.ingest,
+             "process" if run.in_process else "thread", version)

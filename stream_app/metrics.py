@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import Counter, Gauge, Histogram, Info
+from prometheus_client import Counter, Gauge, Histogram, Info, Summary
 
 from segstream.core.personality import TRAIT_ABBR
 
@@ -21,6 +21,10 @@ BATCH_EVENTS = Histogram("segstream_batch_events", "Events per consumed batch",
                          buckets=(1, 8, 32, 128, 512, 1024, 2048, 4096, 8192))
 STAGE_SECONDS = Histogram("segstream_engine_stage_seconds", "Engine time per batch, by stage", ["stage"],
                           buckets=(1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1, 5))
+WORKER_SECONDS = Summary("segstream_worker_stage_seconds",
+                         "Worker wall-clock per batch, by stage (fetch, process, ack_wait, checkpoint, commit): "
+                         "what the worker waits on; fetch and ack_wait count only waits not overlapped with processing",
+                         ["stage"])
 E2E_SECONDS = Histogram("segstream_end_to_end_seconds",
                         "From broker ingest of a batch's oldest event to its segment changes being published",
                         buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60))
@@ -36,7 +40,7 @@ def _trait(label: str | None) -> str:
     return label.split(">")[0] if label else "none"
 
 
-def observe_batch(batch: list[PartitionBatch], out: BatchOutput, published_at: float | None = None) -> None:
+def observe_batch(batch: list[PartitionBatch], out: BatchOutput) -> None:
     BATCH_EVENTS.observe(sum(map(len, batch)))
     for outcome, n in out.outcomes.items():
         EVENTS.labels(outcome).inc(n)
@@ -50,9 +54,13 @@ def observe_batch(batch: list[PartitionBatch], out: BatchOutput, published_at: f
             STAGE_SECONDS.labels(stage).observe(sec)
     for ch in out.changes:
         CHANGES.labels(_trait(ch.old_segment_label), _trait(ch.segment_label)).inc()
+
+
+def observe_published(batch: list[PartitionBatch], out: BatchOutput) -> None:
+    """When the broker has acknowledged a batch's segment changes: their end-to-end latency."""
     stamps = [pb.timestamp for pb in batch if pb.timestamp]
     if out.changes and stamps:
-        E2E_SECONDS.observe((published_at or time.time()) - min(stamps))
+        E2E_SECONDS.observe(time.time() - min(stamps))
 
 
 def observe_model(sizes: dict[int, int], centroid_version: int) -> None:

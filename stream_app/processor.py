@@ -58,6 +58,7 @@ class BatchOutput:
     outcomes: Counter = field(default_factory=Counter)  # ok, late, duplicate, invalid, replayed
     engine: EngineResult = field(default_factory=EngineResult)
     windows_closed: int = 0
+    open_windows: int = 0  # across this worker's partitions, after the batch
 
 
 @dataclass
@@ -117,6 +118,7 @@ class StreamProcessor:
         out.windows_closed = len(closed)
         out.engine = self.pipeline.process(closed)
         out.changes = out.engine.changes
+        out.open_windows = sum(p.windows.open_windows for p in self._parts.values())
         return out
 
     def checkpoint(self) -> None:
@@ -141,5 +143,6 @@ class StreamProcessor:
         for p in partitions:
             self._parts.pop(p, None)
 
-    def open_windows(self) -> int:
-        return sum(p.windows.open_windows for p in self._parts.values())
+    def model_stats(self) -> tuple[str, dict[int, int], int]:
+        """Model version, customers per segment and the centroid version: the worker's model gauges."""
+        return self.model_version, self.store.segment_sizes(), self.store.centroid_stats().version

@@ -28,10 +28,11 @@ def events():
     return list(SyntheticBank(GeneratorConfig(customers=250, months=8, seed=5)).events())
 
 
-@pytest.fixture(params=["agent", "batch"])
+@pytest.fixture(params=[("agent", False), ("batch", True)], ids=["agent-core-thread", "batch-core-process"])
 def env(request, bootstrap, redis_url):
-    """Each test runs once with Faust's agent and once with batch ingest."""
-    return isolated_settings(bootstrap, redis_url, ingest=request.param)
+    """Each test runs twice: Faust's agent with the core in a thread, and batch ingest with the core in its own process."""
+    ingest, core_process = request.param
+    return isolated_settings(bootstrap, redis_url, ingest=ingest, core_process=core_process)
 
 
 def embedded(settings, events):

@@ -1,0 +1,56 @@
+"""Where the worker's core runs: a thread of the worker, or a process of its own.
+
+In one process, aiokafka's record unpacking (the event loop) and our decoding,
+windows and engine (the core) take turns on one interpreter lock, so the worker
+uses about one core however many the machine has. In a process of its own the
+core runs beside the event loop on a second core; a batch crosses as its raw
+payloads (one pickle of a list of bytes) and comes back as its outputs. The
+same :class:`StreamProcessor` runs either way: the choice is one setting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Any
+
+from segstream.config import Settings
+from segstream.gc_tuning import tune_gc
+
+from .processor import StreamProcessor
+
+_processor: StreamProcessor | None = None  # in whichever thread or process runs the core
+
+
+def _start(settings: Settings, child: bool) -> None:
+    global _processor
+    _processor = StreamProcessor(settings)
+    if child:  # the worker tunes its own collector once it has started
+        tune_gc(settings.gc_threshold)
+
+
+def _call(method: str, args: tuple) -> Any:
+    return getattr(_processor, method)(*args)
+
+
+class CoreRunner:
+    """A :class:`StreamProcessor` behind one single-worker executor: calls run in order, one at a time."""
+
+    def __init__(self, settings: Settings):
+        self.in_process = settings.core_process
+        self.executor: Executor
+        if self.in_process:
+            # spawn, not fork: the worker already runs threads (aiokafka, Faust, redis-py)
+            self.executor = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=_start, initargs=(settings, True))
+        else:
+            self.executor = ThreadPoolExecutor(1, thread_name_prefix="segstream-core",
+                                               initializer=_start, initargs=(settings, False))
+
+    async def __call__(self, method: str, *args: Any) -> Any:
+        """``StreamProcessor.<method>(*args)`` where the core runs; its exceptions are raised here."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, _call, method, args)
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
