@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
@@ -23,10 +26,18 @@ from .processor import StreamProcessor
 _processor: StreamProcessor | None = None  # in whichever thread or process runs the core
 
 
-def _start(settings: Settings, child: bool) -> None:
+def _exit_with(parent: int) -> None:
+    """End this process once its worker is gone: a kill -9 of the worker skips the pool's shutdown."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)  # whatever batch was running is re-read from the last checkpoint
+
+
+def _start(settings: Settings, parent: int | None) -> None:
     global _processor
     _processor = StreamProcessor(settings)
-    if child:  # the worker tunes its own collector once it has started
+    if parent is not None:  # a child process; the worker tunes its own collector once started
+        threading.Thread(target=_exit_with, args=(parent,), name="segstream-parent-watch", daemon=True).start()
         tune_gc(settings.gc_threshold)
 
 
@@ -43,10 +54,10 @@ class CoreRunner:
         if self.in_process:
             # spawn, not fork: the worker already runs threads (aiokafka, Faust, redis-py)
             self.executor = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=_start, initargs=(settings, True))
+                                                initializer=_start, initargs=(settings, os.getpid()))
         else:
             self.executor = ThreadPoolExecutor(1, thread_name_prefix="segstream-core",
-                                               initializer=_start, initargs=(settings, False))
+                                               initializer=_start, initargs=(settings, None))
 
     async def __call__(self, method: str, *args: Any) -> Any:
         """``StreamProcessor.<method>(*args)`` where the core runs; its exceptions are raised here."""

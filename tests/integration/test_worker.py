@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import numpy as np
 import orjson
 import pytest
@@ -13,8 +16,8 @@ from segstream.assembly import build_pipeline, event_limits
 from state.redis_client import connect
 from state.redis_store import RedisStateStore
 
-from .harness import (Worker, all_consumed, consumed, end_offsets, group_members, isolated_settings, read_topic,
-                      settings_from, wait_until)
+from .harness import (Worker, all_consumed, child_pids, consumed, end_offsets, group_members, isolated_settings,
+                      read_topic, running, settings_from, wait_until)
 
 pytestmark = pytest.mark.integration
 
@@ -130,6 +133,23 @@ def test_two_workers_share_partitions_through_a_rebalance(env, events, tmp_path)
     assert_same_states(s, pipe)
     got = change_keys(read_topic(s, s.topic_changes))
     assert sorted(set(got)) == change_keys(ref)
+
+
+def test_core_process_ends_with_a_killed_worker(bootstrap, redis_url, events, tmp_path):
+    """kill -9 of the worker alone (as the OOM killer would, not its process group) ends its core process too."""
+    env = isolated_settings(bootstrap, redis_url, ingest="batch", core_process=True)
+    s = settings_from(env)
+    publish(events[:2000], s, progress=False)
+    w = Worker(env, tmp_path).start()
+    try:
+        wait_until(lambda: sum(consumed(s).values()) > 0, 180, "the first checkpoint", [w])
+        children = child_pids(w.proc.pid)
+        assert any(running(p) for p in children), "the core should run in a child process"
+        os.kill(w.proc.pid, signal.SIGKILL)
+        w.proc.wait(30)
+        wait_until(lambda: not any(running(p) for p in children), 15, "the worker's child processes to exit")
+    finally:
+        w.stop()
 
 
 def test_kill9_mid_stream_loses_nothing_and_applies_nothing_twice(env, events, tmp_path):
