@@ -3,7 +3,7 @@
     python bench/soak_bench.py [--events 1000000] [--rate 15000]
 
 Starts its own Kafka and Redis on loopback, one worker (batch ingest), and a producer
-at the given rate. Samples the worker's RSS (from /proc) and its consumer lag
+at the given rate. Samples the worker's RSS (with its child processes, from /proc) and its consumer lag
 (from /metrics) every few seconds; prints RSS at start (after the first batch) and end.
 """
 
@@ -18,14 +18,17 @@ from common import encoded, local_servers, report  # noqa: I001
 
 from producers.kafka_producer import publish
 from producers.synthetic import GeneratorConfig, SyntheticBank
-from tests.integration.harness import Worker, consumed, end_offsets, isolated_settings, settings_from, wait_until
+from tests.integration.harness import Worker, child_pids, consumed, end_offsets, isolated_settings, settings_from, wait_until
 
 
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """Resident memory of the worker and its child processes (the core runs in one)."""
+    total = 0.0
+    for p in [pid, *child_pids(pid)]:
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) / 1024
+    return total
 
 
 def main() -> None:
