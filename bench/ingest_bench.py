@@ -21,7 +21,8 @@ from common import encoded, report  # noqa: I001
 
 from producers.synthetic import GeneratorConfig, SyntheticBank
 from segstream.config import Settings
-from stream_app.processor import PartitionBatch, StreamProcessor
+from stream_app.batch import PartitionBatch
+from stream_app.processor import StreamProcessor
 from tests.integration.servers import redis_server
 
 

@@ -26,7 +26,7 @@ from .kafka_config import faust_credentials
 from state.redis_client import connect
 
 from .core_runner import CoreRunner
-from .processor import BatchOutput, PartitionBatch, batch_of
+from .batch import BatchOutput, PartitionBatch, batch_of
 from .publisher import OutputPublisher
 
 log = logging.getLogger("segstream.worker")

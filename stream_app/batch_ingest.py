@@ -23,7 +23,7 @@ from segstream.config import Settings
 
 from . import metrics
 from .kafka_config import aiokafka_options
-from .processor import PartitionBatch
+from .batch import PartitionBatch
 
 log = logging.getLogger("segstream.worker")
 

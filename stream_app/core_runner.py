@@ -21,9 +21,7 @@ from typing import Any
 from segstream.config import Settings
 from segstream.gc_tuning import tune_gc
 
-from .processor import StreamProcessor
-
-_processor: StreamProcessor | None = None  # in whichever thread or process runs the core
+_processor = None  # the StreamProcessor, in whichever thread or process runs the core
 
 
 def _exit_with(parent: int) -> None:
@@ -35,6 +33,8 @@ def _exit_with(parent: int) -> None:
 
 def _start(settings: Settings, parent: int | None) -> None:
     global _processor
+    from .processor import StreamProcessor  # here, so the worker's own process need not import torch
+
     _processor = StreamProcessor(settings)
     if parent is not None:  # a child process; the worker tunes its own collector once started
         threading.Thread(target=_exit_with, args=(parent,), name="segstream-parent-watch", daemon=True).start()

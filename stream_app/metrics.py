@@ -8,7 +8,7 @@ from prometheus_client import Counter, Gauge, Histogram, Info, Summary
 
 from segstream.core.personality import TRAIT_ABBR
 
-from .processor import BatchOutput, PartitionBatch
+from .batch import BatchOutput, PartitionBatch
 
 EVENTS = Counter("segstream_events_total", "Transactions consumed, by outcome", ["outcome"])
 DEAD_LETTERS = Counter("segstream_dead_letters_total", "Events sent to the dead-letter topic, by reason", ["reason"])

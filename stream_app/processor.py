@@ -1,23 +1,20 @@
 """One batch of Kafka records through the core, with replay-safe bookkeeping.
 
-Synchronous and free of Faust, so the worker runs it in an executor thread and
-tests can drive it directly. Per partition it keeps a window aggregator (the
+Synchronous and free of Faust, so the worker runs it in a process (or thread) of
+its own and tests can drive it directly. Per partition it keeps a window aggregator (the
 watermark is per partition, as Kafka orders events only within one) and the
 last offset consumed; records at or below that offset are replays and skipped.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
-from typing import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
 from segstream.assembly import build_pipeline, event_limits, window_spec
 from segstream.config import Settings
-from segstream.core.engine import EngineResult
-from segstream.core.events import EventRejected, InvalidEvent, SegmentChange, dead_letter
+from segstream.core.events import EventRejected, dead_letter
 from segstream.core.personality import CATEGORIES
 from segstream.core.pipeline import ingest_payloads
 from segstream.core.windows import WindowAggregator
@@ -25,40 +22,7 @@ from state.redis_client import connect
 from state.redis_store import RedisStateStore
 from state.redis_windows import WindowCheckpoints
 
-
-@dataclass
-class PartitionBatch:
-    """Records of one partition in offset order, as columns: no object per record."""
-
-    partition: int
-    offsets: list[int]
-    values: list[bytes]
-    timestamp: float | None = None  # broker timestamp of the first record, seconds
-
-    def __len__(self) -> int:
-        return len(self.offsets)
-
-
-def batch_of(records: Iterable[tuple[int, int, bytes, float | None]]) -> list[PartitionBatch]:
-    """(partition, offset, value, broker timestamp) records, grouped by partition in order."""
-    parts: dict[int, PartitionBatch] = {}
-    for p, off, value, ts in records:
-        pb = parts.get(p)
-        if pb is None:
-            pb = parts[p] = PartitionBatch(p, [], [], ts)
-        pb.offsets.append(off)
-        pb.values.append(value)
-    return list(parts.values())
-
-
-@dataclass
-class BatchOutput:
-    changes: list[SegmentChange] = field(default_factory=list)
-    dead_letters: list[InvalidEvent] = field(default_factory=list)
-    outcomes: Counter = field(default_factory=Counter)  # ok, late, duplicate, invalid, replayed
-    engine: EngineResult = field(default_factory=EngineResult)
-    windows_closed: int = 0
-    open_windows: int = 0  # across this worker's partitions, after the batch
+from .batch import BatchOutput, PartitionBatch
 
 
 @dataclass

@@ -12,7 +12,8 @@ import orjson
 import pytest
 
 from producers.synthetic import GeneratorConfig, SyntheticBank
-from stream_app.processor import PartitionBatch, StreamProcessor
+from stream_app.batch import PartitionBatch
+from stream_app.processor import StreamProcessor
 
 from .harness import ROOT, isolated_settings, settings_from, wait_until
 from .servers import free_port

@@ -1,0 +1,49 @@
+"""What crosses between the worker's event loop and its core: records in, outputs back.
+
+Kept apart from the processor so the event loop's process need not import the
+model (torch) when the core runs in a process of its own.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from segstream.core.engine import EngineResult
+from segstream.core.events import InvalidEvent, SegmentChange
+
+
+@dataclass
+class PartitionBatch:
+    """Records of one partition in offset order, as columns: no object per record."""
+
+    partition: int
+    offsets: list[int]
+    values: list[bytes]
+    timestamp: float | None = None  # broker timestamp of the first record, seconds
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+
+def batch_of(records: Iterable[tuple[int, int, bytes, float | None]]) -> list[PartitionBatch]:
+    """(partition, offset, value, broker timestamp) records, grouped by partition in order."""
+    parts: dict[int, PartitionBatch] = {}
+    for p, off, value, ts in records:
+        pb = parts.get(p)
+        if pb is None:
+            pb = parts[p] = PartitionBatch(p, [], [], ts)
+        pb.offsets.append(off)
+        pb.values.append(value)
+    return list(parts.values())
+
+
+@dataclass
+class BatchOutput:
+    changes: list[SegmentChange] = field(default_factory=list)
+    dead_letters: list[InvalidEvent] = field(default_factory=list)
+    outcomes: Counter = field(default_factory=Counter)  # ok, late, duplicate, invalid, replayed
+    engine: EngineResult = field(default_factory=EngineResult)
+    windows_closed: int = 0
+    open_windows: int = 0  # across this worker's partitions, after the batch
