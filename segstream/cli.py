@@ -33,8 +33,11 @@ def _train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(hidden_size=args.hidden, n_segments=args.segments, seed=args.seed)
     log = print if args.verbose else (lambda *_: None)
     artefact = train(spend, active, cfg, source={"generator_customers": args.customers, "generator_months": args.months}, log=log)
-    artefact.save(args.out)
-    print(json.dumps({"model_version": artefact.version, "path": str(args.out), **artefact.trained_on}))
+    from models.artefact import DEFAULT_PATH  # here: torch loads only for commands that need it
+
+    out = args.out or DEFAULT_PATH
+    artefact.save(out)
+    print(json.dumps({"model_version": artefact.version, "path": str(out), **artefact.trained_on}))
     return 0
 
 
@@ -126,15 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true", help="end with one JSON object on the last line")
     d.set_defaults(func=_demo)
 
-    from models.artefact import DEFAULT_PATH
-
     t = sub.add_parser("train", help="train the recurrent predictor on generated customers and save an artefact")
     t.add_argument("--customers", type=int, default=4000)
     t.add_argument("--months", type=int, default=24)
     t.add_argument("--seed", type=int, default=1)
     t.add_argument("--hidden", type=int, default=8)
     t.add_argument("--segments", type=int, default=20)
-    t.add_argument("--out", type=Path, default=DEFAULT_PATH)
+    t.add_argument("--out", type=Path, help="artefact file (default: the shipped models/artefacts/default.pt)")
     t.add_argument("-v", "--verbose", action="store_true")
     t.set_defaults(func=_train)
 

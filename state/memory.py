@@ -14,42 +14,54 @@ from segstream.core.assignment import delta
 from segstream.core.ports import CentroidStats, StateBatch
 
 
+_FIELDS = ("h", "c", "segment", "prev_segment", "last_window", "n_windows")
+
+
 class InMemoryStateStore:
+    """Customers are rows of growing arrays, so a batch is read and written by fancy indexing."""
+
     def __init__(self, hidden_size: int):
         self.hidden_size = hidden_size
-        self._rows: dict[str, tuple] = {}  # h, c, segment, prev_segment, last_window, n_windows
+        self._row: dict[str, int] = {}
+        self._data = StateBatch.empty(1024, hidden_size)
         self.stats: CentroidStats | None = None
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._row)
 
     def init_centroids(self, centroids: np.ndarray, prior_weight: float) -> None:
         if self.stats is None:
             c = np.asarray(centroids, np.float64)
             self.stats = CentroidStats(c * prior_weight, np.full(len(c), float(prior_weight)), 0)
 
+    def _rows(self, customer_ids: Sequence[str]) -> np.ndarray:
+        get = self._row.get
+        return np.fromiter((get(c, -1) for c in customer_ids), np.int64, len(customer_ids))
+
     def load(self, customer_ids: Sequence[str]) -> tuple[StateBatch, CentroidStats]:
         if self.stats is None:
             raise RuntimeError("centroids not initialised")
+        rows = self._rows(customer_ids)
         out = StateBatch.empty(len(customer_ids), self.hidden_size)
-        for i, cid in enumerate(customer_ids):
-            row = self._rows.get(cid)
-            if row is not None:
-                out.h[i], out.c[i], out.segment[i], out.prev_segment[i], out.last_window[i], out.n_windows[i] = row
+        known = np.flatnonzero(rows >= 0)
+        for f in _FIELDS:
+            getattr(out, f)[known] = getattr(self._data, f)[rows[known]]
         snap = CentroidStats(self.stats.sums.copy(), self.stats.counts.copy(), self.stats.version)
         return out, snap
 
     def commit(self, customer_ids: Sequence[str], states: StateBatch) -> np.ndarray:
-        written = np.zeros(len(customer_ids), bool)
-        for i, cid in enumerate(customer_ids):
-            row = self._rows.get(cid)
-            if row is not None and row[4] >= states.last_window[i]:
-                continue
-            self._rows[cid] = (
-                states.h[i].copy(), states.c[i].copy(), int(states.segment[i]), int(states.prev_segment[i]),
-                int(states.last_window[i]), int(states.n_windows[i]),
-            )
-            written[i] = True
+        if len(set(customer_ids)) < len(customer_ids):  # one customer twice: apply in order
+            written = np.zeros(len(customer_ids), bool)
+            for i in range(len(customer_ids)):
+                written[i] = self.commit(customer_ids[i : i + 1], states.take(np.array([i])))[0]
+            return written
+        rows = self._rows(customer_ids)
+        old_last = np.where(rows >= 0, self._data.last_window[np.maximum(rows, 0)], -1)
+        written = (rows < 0) | (old_last < states.last_window)
+        for i in np.flatnonzero(rows < 0).tolist():
+            rows[i] = self._append(customer_ids[i])
+        for f in _FIELDS:
+            getattr(self._data, f)[rows[written]] = getattr(states, f)[written]
         labels = np.where(written, states.segment, -1)
         if (labels >= 0).any():
             sums, counts = delta(states.h, labels, len(self.stats.counts))
@@ -58,8 +70,24 @@ class InMemoryStateStore:
             self.stats.version += 1
         return written
 
+    def _append(self, customer_id: str) -> int:
+        row = self._row[customer_id] = len(self._row)
+        if row == len(self._data):
+            grown = StateBatch.empty(2 * row, self.hidden_size)
+            for f in _FIELDS:
+                getattr(grown, f)[:row] = getattr(self._data, f)
+            self._data = grown
+        return row
+
     def segments(self) -> dict[str, int]:
-        return {cid: row[2] for cid, row in self._rows.items()}
+        seg = self._data.segment.tolist()
+        return {cid: seg[r] for cid, r in self._row.items()}
 
     def state(self, customer_id: str) -> tuple | None:
-        return self._rows.get(customer_id)
+        """(h, c, segment, prev_segment, last_window, n_windows) of one customer, or None."""
+        r = self._row.get(customer_id)
+        if r is None:
+            return None
+        d = self._data
+        return (d.h[r].copy(), d.c[r].copy(), int(d.segment[r]), int(d.prev_segment[r]), int(d.last_window[r]),
+                int(d.n_windows[r]))

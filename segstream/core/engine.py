@@ -21,7 +21,7 @@ from .events import SegmentChange
 from .personality import TRAITS
 from .profiles import profiles
 from .ports import CentroidStats, SequenceModel, StateBatch, StateStore
-from .windows import ClosedWindow
+from .windows import ClosedWindow, normalised_spend
 
 STAGES = ("state_load", "lstm_step", "assignment", "state_write")
 
@@ -94,7 +94,7 @@ class SegmentEngine:
             res.seconds["state_load"] = t1 - t0
             return res
 
-        x = np.stack([w.normalised_spend() for w in windows]).astype(np.float32)
+        x = normalised_spend(windows).astype(np.float32)
         h, c, traits = self.model.step(x, old.h, old.c)
         t2 = time.perf_counter()
 

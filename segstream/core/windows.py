@@ -10,7 +10,7 @@ bank reads spending against a monthly income.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import Iterable, Literal, Sequence
 
 import numpy as np
 
@@ -70,9 +70,18 @@ class ClosedWindow:
     income: float | None  # monthly income in EUR, if any event carried one
 
     def normalised_spend(self) -> np.ndarray:
-        """Spend per category as a fraction of monthly income (of total spend if income is unknown)."""
-        denom = self.income if self.income else float(self.spend.sum()) or 1.0
-        return self.spend / denom
+        return normalised_spend([self])[0]
+
+
+def normalised_spend(windows: Sequence[ClosedWindow]) -> np.ndarray:
+    """[n, K] spend per category as a fraction of monthly income (of total spend if income is unknown).
+
+    For a whole batch at once: the engine's input matrix, built on arrays.
+    """
+    spend = np.stack([w.spend for w in windows])
+    income = np.fromiter((w.income or 0.0 for w in windows), np.float64, len(windows))
+    denom = np.where(income > 0, income, spend.sum(axis=1))
+    return spend / np.where(denom > 0, denom, 1.0)[:, None]
 
 
 @dataclass
