@@ -21,14 +21,17 @@ from segstream.core.ports import CentroidStats, StateBatch
 
 _COMMIT = """
 -- ARGV: H, K, batch delta of centroid sums (K*H doubles) and counts (K doubles)
---       computed as if every record were written, history length L, then one
+--       computed as if every record were written, history length L, the rows
+--       whose segment differs from the previous one (int32s, 1-based), then one
 --       record per customer. KEYS: n state keys, n history keys if L > 0,
 --       then the centroid and segment-size keys.
 -- Rows the guard rejects are taken back out of the delta: rare (replays only),
--- so the common path touches each record's bytes once.
+-- so the common path touches each record's bytes once. Returns the rejected
+-- rows (int32s, 1-based): usually none.
 local H = tonumber(ARGV[1])
 local K = tonumber(ARGV[2])
-local dsums, dcounts, L = ARGV[3], ARGV[4], tonumber(ARGV[5])
+local dsums, dcounts, L, flips = ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
+local first = 6
 local n = #KEYS - 2
 if L > 0 then n = n / 2 end
 local ck, sk = KEYS[#KEYS - 1], KEYS[#KEYS]
@@ -44,24 +47,23 @@ end
 local keys = {}
 for i = 1, n do keys[i] = KEYS[i] end
 local olds = chunked('MGET', keys, 4000)
-local written, undo_sum, undo_cnt, sets = {}, {}, {}, {}
+local unpack4 = struct.unpack
+local rejected, nrej, skip, undo_sum, undo_cnt, sets, m = {}, 0, {}, {}, {}, {}, 0
 for i = 1, n do
-  local new, old = ARGV[i + 5], olds[i]
-  if (not old) or struct.unpack('<i4', old) < struct.unpack('<i4', new) then
-    sets[#sets + 1] = KEYS[i]
-    sets[#sets + 1] = new
-    written[i] = '1'
+  local new, old = ARGV[first + i], olds[i]
+  if (not old) or unpack4('<i4', old) < unpack4('<i4', new) then
+    m = m + 1
+    sets[m] = KEYS[i]
+    m = m + 1
+    sets[m] = new
     if L > 0 then
       redis.call('RPUSH', KEYS[n + i], new)
       redis.call('LTRIM', KEYS[n + i], -L, -1)
     end
-    local seg, prev = struct.unpack('<i2i2', new, 5)
-    if seg ~= prev then
-      if seg >= 0 then redis.call('HINCRBY', sk, seg, 1) end
-      if prev >= 0 then redis.call('HINCRBY', sk, prev, -1) end
-    end
   else
-    written[i] = '0'
+    nrej = nrej + 1
+    rejected[nrej] = struct.pack('<i4', i)
+    skip[i] = true
     local seg = struct.unpack('<i2', new, 5)
     if seg >= 0 then
       undo_cnt[seg] = (undo_cnt[seg] or 0) + 1
@@ -71,7 +73,15 @@ for i = 1, n do
     end
   end
 end
-if #sets > 0 then chunked('MSET', sets, 4000) end
+if m > 0 then chunked('MSET', sets, 4000) end
+for f = 1, #flips / 4 do
+  local i = struct.unpack('<i4', flips, f * 4 - 3)
+  if not skip[i] then
+    local seg, prev = struct.unpack('<i2i2', ARGV[first + i], 5)
+    if seg >= 0 then redis.call('HINCRBY', sk, seg, 1) end
+    if prev >= 0 then redis.call('HINCRBY', sk, prev, -1) end
+  end
+end
 local any = false
 for j = 0, K - 1 do
   if struct.unpack('<d', dcounts, j * 8 + 1) - (undo_cnt[j] or 0) > 0 then any = true break end
@@ -91,7 +101,7 @@ if any then
   redis.call('HSET', ck, 'sums', table.concat(out), 'counts', table.concat(outc))
   redis.call('HINCRBY', ck, 'version', 1)
 end
-return table.concat(written)
+return table.concat(rejected, '', 1, nrej)
 """
 
 _INIT = """
@@ -152,14 +162,18 @@ class RedisStateStore:
             rec[f] = getattr(states, f)
         # float32 h, as Lua reads it back when it must undo a rejected row
         sums, counts = delta(rec["h"].astype(np.float64), np.asarray(states.segment, np.int64), self.k)
+        flips = (np.flatnonzero(rec["segment"] != rec["prev_segment"]) + 1).astype("<i4")
         size, blob = self.dtype.itemsize, rec.tobytes()
-        args = [self.hidden_size, self.k, sums.astype("<f8").tobytes(), counts.astype("<f8").tobytes(), self.history]
+        args = [self.hidden_size, self.k, sums.astype("<f8").tobytes(), counts.astype("<f8").tobytes(), self.history,
+                flips.tobytes()]
         args += [blob[i * size : (i + 1) * size] for i in range(len(rec))]
         keys = [self.key(c) for c in customer_ids]
         if self.history:
             keys += [self._history_prefix + c for c in customer_ids]
-        written = self._commit(keys=keys + [self.centroid_key, self.sizes_key], args=args)
-        return np.frombuffer(written, np.uint8) == ord("1")
+        rejected = self._commit(keys=keys + [self.centroid_key, self.sizes_key], args=args)
+        written = np.ones(len(customer_ids), bool)
+        written[np.frombuffer(rejected, "<i4") - 1] = False
+        return written
 
     def _decode(self, raw: list[bytes | None]) -> StateBatch:
         out = StateBatch.empty(len(raw), self.hidden_size)

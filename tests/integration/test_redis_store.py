@@ -105,6 +105,9 @@ def test_segment_sizes_follow_changes(redis_url):
     b2.prev_segment[:] = 0
     store.commit(["a"], b2)
     assert store.segment_sizes() == {0: 1, 1: 1}
+    b2.h[:] = 5.0
+    assert store.commit(["a"], b2).tolist() == [False]  # a replayed change: rejected, counted nowhere
+    assert store.segment_sizes() == {0: 1, 1: 1}
 
 
 def test_history_keeps_the_last_windows_in_order(redis_url):
