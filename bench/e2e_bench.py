@@ -8,6 +8,8 @@ Starts its own Kafka broker and Redis on loopback. Produces the events once, the
             from its first consumed batch to its last checkpoint (and from process start,
             which includes torch import and the group join);
   * two workers (batch ingest) on a fresh consumer group, the same way;
+  * variants (``--variant NAME:KEY=VALUE,...``): one batch worker each with those
+            settings, for side-by-side comparisons in the same run;
   * latency: a fresh topic fed at a fixed rate below saturation while one worker (batch
             ingest) runs; p50/p99 of ingest-to-publish of segment changes from the
             worker's histogram (bucket interpolation, as Prometheus does).
@@ -72,6 +74,9 @@ def run_workers(env: dict, k: int, workdir: Path, total: int) -> dict:
         "events_per_s_incl_startup": incl_startup,
         "startup_s": t_first - t_start,
         "windows": sum(x.get("segstream_windows_closed_total", 0) for x in m),
+        # where the worker's wall-clock went (summed over workers; fetch and ack_wait are waits only)
+        "stage_seconds": {k.split("stage=")[1].rstrip("}"): round(sum(x.get(k, 0) for x in m), 2)
+                          for k in m[0] if k.startswith("segstream_worker_stage_seconds_sum")},
     }
 
 
@@ -99,7 +104,15 @@ def main() -> None:
     ap.add_argument("--no-agent", action="store_true", help="skip the (slow) Faust agent ingest run")
     ap.add_argument("--latency-customers", type=int, default=400)
     ap.add_argument("--latency-months", type=int, default=12)
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE,...",
+                    help="also time one batch worker with these settings, e.g. core-thread:SEGSTREAM_CORE_PROCESS=false")
     args = ap.parse_args()
+    variants = {}
+    for v in args.variant:
+        name, _, pairs = v.partition(":")
+        variants[name] = dict(kv.split("=", 1) for kv in pairs.split(",") if kv)
+    if len(variants) > 12:
+        ap.error("at most 12 variants (each worker run gets its own Redis database)")
     with local_servers("segstream-bench-e2e-") as (work, bootstrap, redis_port):
         rurl = f"redis://127.0.0.1:{redis_port}/0"
         env = isolated_settings(bootstrap, rurl, centroid_prior_weight=50)
@@ -112,15 +125,17 @@ def main() -> None:
 
         bare = asyncio.run(bare_consumer(bootstrap, s.topic_transactions, total))
         runs = {}
-        for i, (mode, k) in enumerate([("agent", 1), ("batch", 1), ("batch", 2)]):
+        plan = [("agent", 1, {}), ("batch", 1, {}), ("batch", 2, {})] + [(name, 1, over) for name, over in variants.items()]
+        for i, (mode, k, over) in enumerate(plan):
             if mode == "agent" and args.no_agent:
                 continue
-            env_i = {**env, "SEGSTREAM_INGEST": mode, "SEGSTREAM_CONSUMER_GROUP": f"{env['SEGSTREAM_CONSUMER_GROUP']}-{i}",
+            env_i = {**env, "SEGSTREAM_INGEST": "agent" if mode == "agent" else "batch", **over,
+                     "SEGSTREAM_CONSUMER_GROUP": f"{env['SEGSTREAM_CONSUMER_GROUP']}-{i}",
                      "SEGSTREAM_REDIS_URL": f"redis://127.0.0.1:{redis_port}/{i}"}
             runs[(mode, k)] = run_workers(env_i, k, work, total)
 
         # latency at a fixed offered rate, below saturation, on data long enough to pass warm-up
-        env3 = isolated_settings(bootstrap, f"redis://127.0.0.1:{redis_port}/9", centroid_prior_weight=50, ingest="batch")
+        env3 = isolated_settings(bootstrap, f"redis://127.0.0.1:{redis_port}/15", centroid_prior_weight=50, ingest="batch")
         s3 = settings_from(env3)
         lat = SyntheticBank(GeneratorConfig(customers=args.latency_customers, months=args.latency_months, seed=4))
         lat_payloads = encoded(lat.events())
@@ -150,12 +165,16 @@ def main() -> None:
             "two_batch_workers_events_per_s": round(runs[("batch", 2)]["events_per_s"]),
             "ratio_two_to_one_batch_worker": round(runs[("batch", 2)]["events_per_s"] / runs[("batch", 1)]["events_per_s"], 2),
             "windows_closed": runs[("batch", 1)]["windows"],
+            "batch_worker_stage_seconds": runs[("batch", 1)]["stage_seconds"],
             "latency_events": len(lat_payloads),
             "latency_offered_events_per_s": args.latency_rate,
             "latency_batches_with_changes": int(m.get(name + "_count", 0)),
             "latency_p50_s": round(histogram_quantile(0.5, m, name), 3),
             "latency_p99_s": round(histogram_quantile(0.99, m, name), 3),
         }
+        for name in variants:
+            figures[f"variant_{name}_events_per_s"] = round(runs[(name, 1)]["events_per_s"])
+            figures[f"ratio_variant_{name}_to_bare"] = round(runs[(name, 1)]["events_per_s"] / bare, 3)
         report("end_to_end", figures)
 
 

@@ -38,8 +38,9 @@ def test_redis_bench_smoke():
 @pytest.mark.integration
 def test_e2e_bench_smoke():
     r = run("e2e_bench.py", "--customers", "60", "--months", "2", "--latency-customers", "30",
-            "--latency-months", "4", "--latency-rate", "2000", timeout=900)
+            "--latency-months", "4", "--latency-rate", "2000", "--variant", "thread:SEGSTREAM_CORE_PROCESS=false", timeout=900)
     assert r["bare_consumer_events_per_s"] > 0 and r["batch_worker_events_per_s"] > 0
+    assert r["variant_thread_events_per_s"] > 0
 
 
 @pytest.mark.integration
