@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import suppress
 from typing import Callable
 
 import faust
@@ -91,26 +92,50 @@ async def _acked() -> None:
             await fut
 
 
-async def _run_batch(run: CoreRunner, batch: list[PartitionBatch], checkpoint: bool) -> BatchOutput:
-    """Process a batch while the previous one's acks come back, then send its outputs.
-
-    A checkpoint waits for every ack first, so it never covers an output the broker
-    does not have; at most one batch's outputs are in flight at any time.
-    """
+async def _publish(batch: list[PartitionBatch], out: BatchOutput, highwater: Callable[[int], int | None]) -> None:
+    """Send a processed batch's outputs once the previous batch's are acknowledged; report it."""
     global _unacked
-    with metrics.WORKER_SECONDS.labels("process").time():
-        out = await run("process", batch)
     await _acked()
     _unacked = await (await publisher()).send({
         settings.topic_changes: [(ch.customer_id.encode(), ch.model_dump_json().encode()) for ch in out.changes],
         settings.topic_dlq: [(d.reason.encode(), d.model_dump_json().encode()) for d in out.dead_letters],
     })
     _unacked.add_done_callback(lambda f: f.exception() or metrics.observe_published(batch, out))
-    if checkpoint:
-        await _acked()
-        with metrics.WORKER_SECONDS.labels("checkpoint").time():
-            await run("checkpoint")
-    return out
+    metrics.observe_batch(batch, out)
+    metrics.OPEN_WINDOWS.set(out.open_windows)
+    for pb in batch:
+        hw = highwater(pb.partition)
+        if hw is not None:
+            metrics.LAG.labels(str(pb.partition)).set(max(hw - pb.offsets[-1] - 1, 0))
+
+
+# Batches handed to the core whose outputs are not yet sent, oldest first: under load
+# the core processes one while the event loop reads and hands over the next.
+_queued: list[tuple[list[PartitionBatch], asyncio.Future, Callable[[int], int | None]]] = []
+
+
+async def _complete_queued(keep: int = 0) -> None:
+    """Publish the queued batches' outputs, in order, all but the last ``keep``."""
+    while len(_queued) > keep:
+        batch, processing, highwater = _queued.pop(0)
+        with metrics.WORKER_SECONDS.labels("process").time():
+            out = await processing
+        await _publish(batch, out, highwater)
+
+
+async def _drop_queued() -> None:
+    """After a failure the queued batches' results are void: the core refuses work until reset."""
+    while _queued:
+        with suppress(Exception):
+            await _queued.pop(0)[1]
+
+
+async def _checkpoint_now(run: CoreRunner) -> None:
+    """Every processed batch published and acknowledged, then the window checkpoint."""
+    await _complete_queued()
+    await _acked()
+    with metrics.WORKER_SECONDS.labels("checkpoint").time():
+        await run("checkpoint")
 
 
 _delay = 0.5  # backoff while Redis is unavailable
@@ -122,14 +147,21 @@ async def _redis_failed(run: CoreRunner, err: Exception) -> None:
     _healthy = False
     metrics.REDIS_ERRORS.labels("batch").inc()
     log.warning("Redis unavailable (%s); back to the last checkpoint in %.1fs", err, _delay)
+    await _drop_queued()
     await run("reset")
     await asyncio.sleep(_delay)
     _delay = min(_delay * 2, 10.0)
 
 
 async def handle(batch: list[PartitionBatch], highwater: Callable[[int], int | None], *,
-                 checkpoint: bool = True, rewind: bool = False) -> bool:
+                 checkpoint: bool = True, rewind: bool = False, ahead: bool = False) -> bool:
     """One batch through the core, its outputs published, then (if asked) its checkpoint written.
+
+    With ``ahead`` (under load) the batch's outputs are sent by the next call (an
+    empty batch just sends them) or checkpoint instead, so the core works on it
+    while the caller fetches the next batch. A checkpoint first publishes every
+    processed batch and waits for the broker's acks, so it never covers an output
+    the broker does not have.
 
     If Redis fails (after redis-py's own retries), the worker reports unhealthy and
     forgets its in-memory windows. When every batch is checkpointed it retries this
@@ -142,19 +174,17 @@ async def handle(batch: list[PartitionBatch], highwater: Callable[[int], int | N
         run = await core()
         while True:
             try:
-                out = await _run_batch(run, batch, checkpoint)
+                if batch:  # queued in the core behind the batch before it
+                    _queued.append((batch, run("process", batch), highwater))
+                await _complete_queued(keep=1 if ahead and not checkpoint else 0)
+                if checkpoint:
+                    await _checkpoint_now(run)
                 break
             except (RedisConnectionError, RedisTimeoutError) as err:
                 await _redis_failed(run, err)
                 if rewind:
                     return False
         _healthy, _delay = True, 0.5
-    metrics.observe_batch(batch, out)
-    metrics.OPEN_WINDOWS.set(out.open_windows)
-    for pb in batch:
-        hw = highwater(pb.partition)
-        if hw is not None:
-            metrics.LAG.labels(str(pb.partition)).set(max(hw - pb.offsets[-1] - 1, 0))
     return True
 
 
@@ -162,10 +192,8 @@ async def _checkpoint_held() -> bool:
     """Write every partition's pending checkpoint; the caller holds the lock."""
     if _core is None:
         return True
-    await _acked()
     try:
-        with metrics.WORKER_SECONDS.labels("checkpoint").time():
-            await _core("checkpoint")
+        await _checkpoint_now(_core)
         return True
     except (RedisConnectionError, RedisTimeoutError) as err:
         await _redis_failed(_core, err)

@@ -59,9 +59,12 @@ class CoreRunner:
             self.executor = ThreadPoolExecutor(1, thread_name_prefix="segstream-core",
                                                initializer=_start, initargs=(settings, None))
 
-    async def __call__(self, method: str, *args: Any) -> Any:
-        """``StreamProcessor.<method>(*args)`` where the core runs; its exceptions are raised here."""
-        return await asyncio.get_running_loop().run_in_executor(self.executor, _call, method, args)
+    def __call__(self, method: str, *args: Any) -> asyncio.Future:
+        """``StreamProcessor.<method>(*args)`` where the core runs, queued now behind earlier calls.
+
+        Await the future for the result; the core's exceptions are raised there.
+        """
+        return asyncio.get_running_loop().run_in_executor(self.executor, _call, method, args)
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -42,6 +42,7 @@ class StreamProcessor:
         self.checkpoints = WindowCheckpoints(self.redis, len(CATEGORIES))
         self.limits = event_limits(settings)
         self._parts: dict[int, _Partition] = {}
+        self._failed = False  # a batch failed midway: refuse work until reset()
 
     @property
     def model_version(self) -> str:
@@ -57,6 +58,17 @@ class StreamProcessor:
         return part
 
     def process(self, batch: list[PartitionBatch]) -> BatchOutput:
+        """Refuses to run after a failed batch until reset(): the worker may have queued
+        this batch behind it, and it must not apply windows on top of half a batch."""
+        if self._failed:
+            raise RuntimeError("an earlier batch failed; the processor needs reset() first")
+        try:
+            return self._process(batch)
+        except BaseException:
+            self._failed = True
+            raise
+
+    def _process(self, batch: list[PartitionBatch]) -> BatchOutput:
         out = BatchOutput()
         touched: list[int] = []
         for pb in batch:
@@ -101,6 +113,7 @@ class StreamProcessor:
         what came after; the window guard makes re-applying the engine's work harmless.
         """
         self._parts.clear()
+        self._failed = False
 
     def revoke(self, partitions: list[int]) -> None:
         """Forget partitions another worker now owns; their checkpoint is already in Redis."""

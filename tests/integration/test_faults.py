@@ -132,3 +132,33 @@ def test_reprocessing_from_offset_zero_changes_nothing(bootstrap, redis_url, eve
     assert m["segstream_stale_windows_total"] == m["segstream_windows_closed_total"] > 0
     # re-announcements may repeat events, never invent new ones
     assert set(change_keys(read_topic(s, s.topic_changes))) == set(first_changes)
+
+
+def test_processor_refuses_work_after_a_failed_batch_until_reset(tmp_path):
+    """Under load the worker queues the next batch behind the current one in the core: if the
+    current one fails midway, the next must not run on top of half of it."""
+    import orjson
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from producers.synthetic import GeneratorConfig, SyntheticBank
+    from segstream.config import Settings
+    from stream_app.batch import PartitionBatch
+    from stream_app.processor import StreamProcessor
+
+    red = redis_server(tmp_path / "redis")
+    red.start()
+    try:
+        proc = StreamProcessor(Settings(redis_url=f"redis://127.0.0.1:{red.port}/0", centroid_prior_weight=50))
+        events = [orjson.dumps(e) for e in SyntheticBank(GeneratorConfig(customers=20, months=3, seed=2)).events()]
+        proc.process([PartitionBatch(0, list(range(100)), events[:100])])
+        second = [PartitionBatch(1, list(range(100)), events[100:200])]  # a new partition: its checkpoint is read
+        red.stop()
+        with pytest.raises(RedisConnectionError):
+            proc.process(second)
+        red.start()
+        with pytest.raises(RuntimeError, match="reset"):
+            proc.process(second)
+        proc.reset()
+        assert proc.process(second).outcomes["ok"] == 100
+    finally:
+        red.stop()
