@@ -1,10 +1,10 @@
 """The Faust worker, declared: three topics, one way in, a metrics page.
 
-Per batch: run the core in an executor thread (while the broker acknowledges the
-previous batch's outputs), then send the segment changes and dead letters. A
-window checkpoint waits for every ack first; only then are offsets acknowledged
-(by Faust in agent mode, by an explicit commit in batch mode), and the checkpoint
-makes any re-delivery a no-op.
+Per batch: hand it to the core (a process of its own, or a thread), then send its
+segment changes and dead letters while the broker acknowledges the previous
+batch's. A window checkpoint first waits for every processed batch to be sent and
+acknowledged; only then are offsets acknowledged (by Faust in agent mode, by an
+explicit commit in batch mode), and the checkpoint makes any re-delivery a no-op.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from . import metrics
 from .kafka_config import faust_credentials
 from state.redis_client import connect
 
-from .core_runner import CoreRunner
 from .batch import BatchOutput, PartitionBatch, batch_of
+from .core_runner import CoreRunner
 from .publisher import OutputPublisher
 
 log = logging.getLogger("segstream.worker")

@@ -65,6 +65,3 @@ class CoreRunner:
         Await the future for the result; the core's exceptions are raised there.
         """
         return asyncio.get_running_loop().run_in_executor(self.executor, _call, method, args)
-
-    def shutdown(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
