@@ -63,6 +63,8 @@ async def core() -> CoreRunner:
         _core = CoreRunner(settings)
         version, _, _ = await _core("model_stats")  # fails here, at start-up, if the core cannot start
         metrics.MODEL.info({"model_version": version})
+        log.info("segstream worker ready (%s ingest, core in a %s): model %s", settings.ingest,
+                 "process" if _core.in_process else "thread", version)
     return _core
 
 
@@ -281,8 +283,5 @@ async def on_start() -> None:
     from .kafka_config import ensure_topics
 
     await asyncio.get_running_loop().run_in_executor(None, ensure_topics, settings)
-    run = await core()
+    await core()
     tune_gc(settings.gc_threshold)
-    version, _, _ = await run("model_stats")
-    log.info("segstream worker ready (%s ingest, core in a %s): model %s", settings.ingest,
-             "process" if run.in_process else "thread", version)
