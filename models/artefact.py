@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from segstream.core.change import Calibration
 from segstream.core.personality import CATEGORIES
 
 from .features import transform
@@ -31,6 +32,7 @@ class ModelArtefact:
     categories: tuple[str, ...] = CATEGORIES
     trained_on: dict = field(default_factory=dict)
     version: str = ""
+    calibration: Calibration | None = None  # the change statistic's scales (format 2)
 
     def __post_init__(self) -> None:
         if not self.version:
@@ -47,7 +49,7 @@ class ModelArtefact:
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(
             {
-                "format": 1,
+                "format": 2,
                 "version": self.version,
                 "n_features": self.model.n_features,
                 "hidden_size": self.model.hidden_size,
@@ -57,6 +59,9 @@ class ModelArtefact:
                 "centroids": torch.from_numpy(self.centroids.astype(np.float32)),
                 "categories": list(self.categories),
                 "trained_on": self.trained_on,
+                **({} if self.calibration is None else {
+                    f"calibration_{k}": torch.from_numpy(np.asarray(v, np.float32))
+                    for k, v in vars(self.calibration).items()}),
             },
             path,
         )
@@ -77,6 +82,9 @@ class ModelArtefact:
             categories=tuple(blob["categories"]),
             trained_on=blob["trained_on"],
             version=blob["version"],
+            calibration=Calibration(**{f: blob[f"calibration_{f}"].numpy().astype(np.float64)
+                                       for f in Calibration.__dataclass_fields__})
+            if "calibration_season" in blob else None,
         )
 
     def normalise(self, spend_fraction: np.ndarray) -> np.ndarray:
@@ -91,6 +99,7 @@ class TorchSequenceModel:
         self.version = artefact.version
         self.hidden_size = artefact.hidden_size
         self._model = artefact.model.eval()
+        self.calibration = artefact.calibration
         self._head_w = artefact.model.head.weight.detach().numpy().T.copy()
         self._head_b = artefact.model.head.bias.detach().numpy().copy()
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from sklearn.cluster import KMeans
 
+from segstream.core.change import Calibration
 from segstream.core.personality import trait_scores
 
 from .artefact import ModelArtefact
@@ -42,13 +43,15 @@ class Dataset:
     x: np.ndarray  # [N, T, K] left-aligned active windows
     mask: np.ndarray  # [N, T]
     y: np.ndarray  # [N, 5] standardised evinced personality
+    y_mean: np.ndarray  # [5] of the raw scores: the scale the change statistic reads windows on
+    y_std: np.ndarray
 
     @classmethod
     def from_spend(cls, spend_fraction: np.ndarray, active: np.ndarray) -> "Dataset":
         x, mask = compact(spend_fraction, active)
         raw = trait_scores(spend_fraction.sum(1))
-        y = (raw - raw.mean(0)) / raw.std(0)
-        return cls(x, mask, y.astype(np.float32))
+        mean, std = raw.mean(0), raw.std(0)
+        return cls(x, mask, ((raw - mean) / std).astype(np.float32), mean, std)
 
 
 def hidden_states(model: PersonalityLSTM, x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -101,8 +104,35 @@ def sequence_loss(model: torch.nn.Module, x: np.ndarray, mask: np.ndarray, targe
     return loss_on
 
 
-def train(spend_fraction: np.ndarray, active: np.ndarray, cfg: TrainConfig = TrainConfig(), source: dict | None = None, log=print) -> ModelArtefact:
-    """Train on [N, T, K] window spend; returns a ready-to-save artefact."""
+def calibrate(model: PersonalityLSTM, ds: Dataset, hidden: np.ndarray, spend_fraction: np.ndarray, active: np.ndarray,
+              first_month: int, warmup: int) -> Calibration:
+    """Scales of the change statistic, measured on the training history itself.
+
+    Each window's evinced personality is compared with the prediction of the state
+    before it, exactly as the engine does; the seasonal table is the mean shift of
+    windows by calendar month. A bank's own history gives its own seasons.
+    """
+    raw = trait_scores(spend_fraction)  # [N, T, 5] per window, calendar-aligned
+    z = (raw - ds.y_mean) / ds.y_std
+    moy = (first_month + np.arange(z.shape[1])) % 12
+    season = np.zeros((12, 5))
+    overall = z[active].mean(0)
+    for m in range(12):
+        sel = active[:, moy == m]
+        if sel.any():
+            season[m] = z[:, moy == m][sel].mean(0) - overall
+    observed, _ = compact(z - season[moy][None], active)
+    head_w, head_b = model.head.weight.detach().numpy(), model.head.bias.detach().numpy()
+    before = hidden[:, :-1] @ head_w.T + head_b  # prediction before step t, for t >= 1
+    steps = np.arange(1, ds.mask.shape[1])[None, :]
+    settled = ds.mask[:, 1:] & (steps >= warmup)
+    residual = (observed[:, 1:] - before)[settled]
+    return Calibration(ds.y_mean, ds.y_std, residual.std(0) + 1e-6, season)
+
+
+def train(spend_fraction: np.ndarray, active: np.ndarray, cfg: TrainConfig = TrainConfig(), source: dict | None = None,
+          log=print, first_month: int = 0) -> ModelArtefact:
+    """Train on [N, T, K] window spend whose first column is calendar month ``first_month`` (0 = January)."""
     torch.manual_seed(cfg.seed)
     t0 = time.perf_counter()
     ds = Dataset.from_spend(spend_fraction, active)
@@ -126,4 +156,5 @@ def train(spend_fraction: np.ndarray, active: np.ndarray, cfg: TrainConfig = Tra
         x_std=x_std,
         centroids=km.cluster_centers_.astype(np.float32),
         trained_on={**(source or {}), **asdict(cfg), **fit_},
+        calibration=calibrate(model, ds, hidden, spend_fraction, active, first_month, cfg.warmup_windows),
     )

@@ -5,6 +5,12 @@ second trait), so the truth the segmentation should recover is known. Monthly
 spending follows the personality through the loading table, with the noise that
 makes raw spending a poor segmenter: month-to-month jitter, big one-off
 purchases (life events) and months with no activity at all.
+
+Personality may change: a share of customers switches to a new dominant and
+second trait at a random month (a life change), another share drifts there over
+several months. Spending may be seasonal (December gifts, summer travel), which
+moves everybody's mix and is *not* personality. The truth is kept per window, so
+a segmentation that follows changes can be scored window by window.
 """
 
 from __future__ import annotations
@@ -24,6 +30,26 @@ for _cat, _w in {"groceries": 1.6, "restaurants": 0.4, "fuel": 0.5, "public_tran
     _BASE[CATEGORY_INDEX[_cat]] = _w
 _LIFE_EVENT_CATEGORIES = np.array([CATEGORY_INDEX[c] for c in ("electronics", "travel", "healthcare", "home_garden", "fuel")])
 
+# Calendar-month tilts of the spending mix (log-weights), the same for everybody.
+_SEASONS = np.zeros((12, len(CATEGORIES)))
+for _month, _tilts in {
+    11: {"gifts": 1.6, "electronics": 0.8, "fashion": 0.6, "beauty": 0.5, "charity": 0.6},  # December
+    6: {"travel": 1.4, "hotels": 1.4, "outdoor": 0.8, "restaurants": 0.4},  # July
+    7: {"travel": 1.6, "hotels": 1.6, "outdoor": 0.8, "restaurants": 0.4},  # August
+}.items():
+    for _cat, _w in _tilts.items():
+        _SEASONS[_month, CATEGORY_INDEX[_cat]] = _w
+_PAIRS = np.array([(d, s) for d in range(5) for s in range(5) if d != s])
+
+
+def _draw_traits(rng: np.random.Generator, pairs: np.ndarray) -> np.ndarray:
+    """Trait vectors whose dominant and second trait are the given (d, s) pairs."""
+    n = len(pairs)
+    traits = rng.uniform(0.15, 0.5, (n, 5))
+    traits[np.arange(n), pairs[:, 1]] = rng.uniform(0.56, 0.72, n)
+    traits[np.arange(n), pairs[:, 0]] = rng.uniform(0.78, 0.95, n)
+    return traits
+
 
 @dataclass(frozen=True)
 class GeneratorConfig:
@@ -38,6 +64,10 @@ class GeneratorConfig:
     life_event_rate: float = 0.03  # chance per customer-month of a big one-off purchase
     missing_month_rate: float = 0.04  # chance per customer-month of no activity
     currency: str = "EUR"
+    change_share: float = 0.0  # customers whose personality switches abruptly at a random month
+    drift_share: float = 0.0  # customers whose personality moves to a new one over several months
+    drift_months: int = 6  # how long a drift takes
+    seasonal: bool = False  # December and summer tilts of everybody's spending
 
 
 @dataclass
@@ -62,12 +92,9 @@ class SyntheticBank:
         self.config = cfg = config
         rng = np.random.default_rng(cfg.seed)
         n = cfg.customers
-        pairs = np.array([(d, s) for d in range(5) for s in range(5) if d != s])
-        pick = pairs[rng.integers(0, len(pairs), n)]
-        traits = rng.uniform(0.15, 0.5, (n, 5))
-        traits[np.arange(n), pick[:, 1]] = rng.uniform(0.56, 0.72, n)
-        traits[np.arange(n), pick[:, 0]] = rng.uniform(0.78, 0.95, n)
-        self.traits = traits
+        pick = _PAIRS[rng.integers(0, len(_PAIRS), n)]
+        traits = _draw_traits(rng, pick)
+        self.traits = traits  # the personality at month 0
         self.income = np.round(np.exp(rng.normal(np.log(3200), 0.45, n)), 2)  # monthly, EUR
         self.spend_ratio = rng.uniform(0.45, 0.85, n)
         self.customer_ids = np.array([f"C{i:07d}" for i in range(n)])
@@ -78,13 +105,55 @@ class SyntheticBank:
         self.liquidity_index = 2.0 * c - 1.5 * ne + 2.0 * (0.65 - self.spend_ratio) + out_rng.normal(0, 0.25, n)
         p_default = 1 / (1 + np.exp(-(-2.6 + 4.0 * ne - 4.0 * c + 4.0 * (self.spend_ratio - 0.65))))
         self.default = (out_rng.random(n) < p_default).astype(np.int8)
-        self._tilt = _BASE[None, :] + cfg.personality_strength * (traits - 0.5) @ LOADINGS.T * 2.0  # [n, K]
+        self._draw_changes(pick)
+
+    def _draw_changes(self, pick: np.ndarray) -> None:
+        """Who changes, when, and to what: from a random stream of their own, so a bank
+        without changes spends exactly as it did before changes existed."""
+        cfg, n = self.config, self.config.customers
+        rng = np.random.default_rng([cfg.seed, 2])
+        kind = rng.random(n)
+        abrupt = kind < cfg.change_share
+        drift = ~abrupt & (kind < cfg.change_share + cfg.drift_share)
+        # a new dominant *and* a new second trait
+        ok = (_PAIRS[None, :, 0] != pick[:, None, 0]) & (_PAIRS[None, :, 1] != pick[:, None, 1])
+        choice = np.array([rng.choice(np.flatnonzero(row)) for row in ok]) if n else np.zeros(0, int)
+        self.new_traits = np.where((abrupt | drift)[:, None], _draw_traits(rng, _PAIRS[choice]), self.traits)
+        lo, hi = max(cfg.months // 4, 1), max(3 * cfg.months // 4, 2)
+        start = rng.integers(lo, hi, n)
+        self.change_start = np.where(abrupt | drift, start, np.iinfo(np.int32).max)  # first month of the change
+        self.change_length = np.where(drift, max(cfg.drift_months, 1), 1)  # months until it is complete
+
+    def traits_at(self, m: int) -> np.ndarray:
+        """[n, 5] personality in month ``m``."""
+        w = np.clip((m - self.change_start + 1) / self.change_length, 0.0, 1.0)[:, None]
+        return self.traits + w * (self.new_traits - self.traits)
+
+    def micro_segments(self) -> np.ndarray:
+        """[n, months] true micro-segment per customer and month (e.g. ``O>E``): the yardstick per window."""
+        out = np.empty((self.config.customers, self.config.months), dtype=object)
+        for m in range(self.config.months):
+            order = np.argsort(-self.traits_at(m), axis=1)[:, :2]
+            out[:, m] = [f"{TRAIT_ABBR[a]}>{TRAIT_ABBR[b]}" for a, b in order]
+        return out
+
+    @property
+    def changes(self) -> bool:
+        return self.config.change_share > 0 or self.config.drift_share > 0
+
+    def _tilt(self, m: int) -> np.ndarray:
+        cfg = self.config
+        tilt = _BASE[None, :] + cfg.personality_strength * (self.traits_at(m) - 0.5) @ LOADINGS.T * 2.0  # [n, K]
+        if cfg.seasonal:
+            tilt = tilt + _SEASONS[(cfg.start_month - 1 + m) % 12]
+        return tilt
 
     @property
     def truth(self) -> pd.DataFrame:
-        """Each customer's true personality and segments, the yardstick for quality."""
-        order = np.argsort(-self.traits, axis=1)
-        df = pd.DataFrame(self.traits, columns=list(TRAITS))
+        """Each customer's true personality and segments at the last month, the yardstick for quality."""
+        traits = self.traits_at(self.config.months - 1)
+        order = np.argsort(-traits, axis=1)
+        df = pd.DataFrame(traits, columns=list(TRAITS))
         df.insert(0, "customer_id", self.customer_ids)
         df.insert(1, "income", self.income)
         df["dominant"] = [TRAITS[i] for i in order[:, 0]]
@@ -99,8 +168,9 @@ class SyntheticBank:
         """Events of month ``m``; deterministic per (seed, m) so months can be generated in any order."""
         cfg = self.config
         rng = np.random.default_rng([cfg.seed, 1 + m])
-        n, k = self._tilt.shape
-        logits = self._tilt + rng.normal(0.0, cfg.monthly_noise, (n, k))
+        tilt = self._tilt(m)
+        n, k = tilt.shape
+        logits = tilt + rng.normal(0.0, cfg.monthly_noise, (n, k))
         shares = np.exp(logits - logits.max(1, keepdims=True))
         shares /= shares.sum(1, keepdims=True)
         active = rng.random(n) >= cfg.missing_month_rate

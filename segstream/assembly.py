@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from segstream.config import Settings
+from segstream.core.change import ChangeDetector, EmissionPolicy
 from segstream.core.engine import SegmentEngine
 from segstream.core.personality import CATEGORIES
 from segstream.core.pipeline import SegmentationPipeline
@@ -44,7 +45,10 @@ def build_pipeline(settings: Settings, make_store: Callable[[SequenceModel], Sta
     engine = SegmentEngine(
         model,
         store,
-        warmup_windows=settings.warmup_windows,
+        policy=EmissionPolicy(warmup=settings.warmup_windows, rewarm=settings.rewarm_windows,
+                              confirm=settings.confirm_windows, margin=settings.confirm_margin),
+        detector=ChangeDetector(weight=settings.change_weight, threshold=settings.change_threshold)
+        if settings.change_threshold > 0 else None,
         initial_centroids=artefact.centroids,
         prior_weight=settings.centroid_prior_weight,
     )

@@ -14,7 +14,8 @@ from segstream.config import get_settings
 def _demo(args: argparse.Namespace) -> int:
     from segstream.demo import run_demo
 
-    summary = run_demo(args.customers, args.months, args.seed, get_settings())
+    summary = run_demo(args.customers, args.months, args.seed, get_settings(), change_share=args.change_share,
+                       drift_share=args.drift_share, seasonal=args.seasonal)
     if args.json:
         print(json.dumps(summary))
     else:
@@ -28,11 +29,15 @@ def _train(args: argparse.Namespace) -> int:
     from models.training import TrainConfig, train
     from producers.synthetic import GeneratorConfig, SyntheticBank
 
-    bank = SyntheticBank(GeneratorConfig(customers=args.customers, months=args.months, seed=args.seed))
+    gen = GeneratorConfig(customers=args.customers, months=args.months, seed=args.seed, seasonal=args.seasonal,
+                          change_share=args.change_share)
+    bank = SyntheticBank(gen)
     spend, active = bank.monthly_spend()
     cfg = TrainConfig(hidden_size=args.hidden, n_segments=args.segments, seed=args.seed)
     log = print if args.verbose else (lambda *_: None)
-    artefact = train(spend, active, cfg, source={"generator_customers": args.customers, "generator_months": args.months}, log=log)
+    source = {"generator_customers": args.customers, "generator_months": args.months, "generator_seasonal": args.seasonal,
+              "generator_change_share": args.change_share}
+    artefact = train(spend, active, cfg, source=source, log=log, first_month=gen.start_month - 1)
     from models.artefact import DEFAULT_PATH  # here: torch loads only for commands that need it
 
     out = args.out or DEFAULT_PATH
@@ -118,6 +123,12 @@ def _watch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bank_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--change-share", type=float, default=0.0,
+                   help="share of generated customers whose personality changes abruptly at a random month")
+    p.add_argument("--seasonal", action="store_true", help="December and summer spending that is not personality")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="segstream", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -127,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--months", type=int, default=24)
     d.add_argument("--seed", type=int, default=7)
     d.add_argument("--json", action="store_true", help="end with one JSON object on the last line")
+    _bank_flags(d)
+    d.add_argument("--drift-share", type=float, default=0.0,
+                   help="share of customers whose personality drifts to a new one over 6 months")
     d.set_defaults(func=_demo)
 
     t = sub.add_parser("train", help="train the recurrent predictor on generated customers and save an artefact")
@@ -136,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--hidden", type=int, default=8)
     t.add_argument("--segments", type=int, default=20)
     t.add_argument("--out", type=Path, help="artefact file (default: the shipped models/artefacts/default.pt)")
+    _bank_flags(t)
     t.add_argument("-v", "--verbose", action="store_true")
     t.set_defaults(func=_train)
 

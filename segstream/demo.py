@@ -14,17 +14,42 @@ from typing import Any
 import orjson
 from tqdm import tqdm
 
+import numpy as np
+
 from producers.synthetic import GeneratorConfig, SyntheticBank
 from segstream.assembly import build_pipeline, event_limits
 from segstream.config import Settings
-from segstream.quality import score_segments
+from segstream.core.events import SegmentChange
+from segstream.quality import score_segments, score_tracking
 
 BATCH = 5000  # events per ingest and watermark check, as a worker's batch would be
 
 
-def run_demo(customers: int, months: int, seed: int, settings: Settings, progress: bool | None = None) -> dict[str, Any]:
+def label_timeline(bank: SyntheticBank, changes: list[SegmentChange]) -> tuple[np.ndarray, list[tuple[int, int, bool]]]:
+    """Announced label per customer and month ([N, T], "" before the first) from the change
+    events alone, as a downstream consumer would see them; and the announced changes
+    as (customer row, month, new label is the true one)."""
+    cfg = bank.config
+    row = {c: i for i, c in enumerate(bank.customer_ids.tolist())}
+    first = cfg.start_year * 12 + cfg.start_month - 1
+    truth = bank.micro_segments()
+    labels = np.full(truth.shape, "", dtype=object)
+    moves = []
+    for ch in sorted(changes, key=lambda c: c.window_end):
+        r = row[ch.customer_id]
+        m = ch.window_end.year * 12 + ch.window_end.month - 1 - first - 1  # the month the window covered
+        labels[r, m:] = ch.segment_label
+        if ch.old_segment is not None:
+            moves.append((r, m, ch.segment_label == truth[r, m]))
+    return labels, moves
+
+
+def run_demo(customers: int, months: int, seed: int, settings: Settings, progress: bool | None = None,
+             change_share: float = 0.0, drift_share: float = 0.0, seasonal: bool = False) -> dict[str, Any]:
     pipeline = build_pipeline(settings)
-    bank = SyntheticBank(GeneratorConfig(customers=customers, months=months, seed=seed))
+    bank = SyntheticBank(GeneratorConfig(customers=customers, months=months, seed=seed, change_share=change_share,
+                                         drift_share=drift_share, seasonal=seasonal))
+    changes: list[SegmentChange] = []
     show = sys.stderr.isatty() if progress is None else progress
     # Far-future guard relative to the data, not the wall clock, so old and new
     # synthetic periods both validate.
@@ -35,7 +60,7 @@ def run_demo(customers: int, months: int, seed: int, settings: Settings, progres
 
     def ingest(payloads: list[bytes]) -> None:
         invalid.update(err.reason for _, err in pipeline.ingest_payloads(payloads, limits).rejected)
-        pipeline.drain()
+        changes.extend(pipeline.drain().changes)
 
     with tqdm(total=months, unit="month", disable=not show, file=sys.stderr) as bar:
         current, payloads = None, []
@@ -51,8 +76,10 @@ def run_demo(customers: int, months: int, seed: int, settings: Settings, progres
                 bar.set_postfix(changes=pipeline.totals.changes, refresh=False)
         ingest(payloads)
         n_events += len(payloads)
-        pipeline.drain(final=True)
+        changes.extend(pipeline.drain(final=True).changes)
     elapsed = time.perf_counter() - t0
+    labels, moves = label_timeline(bank, changes)
+    tracking = score_tracking(labels, bank.micro_segments(), moves)
 
     totals = pipeline.totals
     segments = pipeline.engine.store.segments()
@@ -64,6 +91,9 @@ def run_demo(customers: int, months: int, seed: int, settings: Settings, progres
         "customers": customers,
         "months": months,
         "seed": seed,
+        "change_share": change_share,
+        "drift_share": drift_share,
+        "seasonal": seasonal,
         "windows_closed": totals.windows_closed,
         "state_updates": totals.applied,
         "segment_changes": totals.changes,
@@ -73,6 +103,8 @@ def run_demo(customers: int, months: int, seed: int, settings: Settings, progres
         "nmi_vs_truth": round(micro["nmi"], 4),
         "ari_vs_dominant_trait": round(coarse["ari"], 4),
         "flip_rate": round(totals.flip_rate, 4),
+        "changes_detected": totals.detected,
+        **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in tracking.items()},
         "late_events": counts["late"],
         "duplicate_events": counts["duplicate"],
         "invalid_events": sum(invalid.values()),

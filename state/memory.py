@@ -14,7 +14,7 @@ from segstream.core.assignment import delta
 from segstream.core.ports import CentroidStats, StateBatch
 
 
-_FIELDS = ("h", "c", "segment", "prev_segment", "last_window", "n_windows")
+_FIELDS = StateBatch.fields()
 
 
 class InMemoryStateStore:
@@ -62,7 +62,7 @@ class InMemoryStateStore:
             rows[i] = self._append(customer_ids[i])
         for f in _FIELDS:
             getattr(self._data, f)[rows[written]] = getattr(states, f)[written]
-        labels = np.where(written, states.segment, -1)
+        labels = np.where(written, states.nearest, -1)
         if (labels >= 0).any():
             sums, counts = delta(states.h, labels, len(self.stats.counts))
             self.stats.sums += sums

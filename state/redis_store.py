@@ -1,7 +1,7 @@
 """Customers' LSTM states and the shared k-means statistics in Redis.
 
-One key per customer holds a fixed-size little-endian record (12-byte header +
-float32 h and c), so a batch is read with one pipelined MGET and decoded by one
+One key per customer holds a fixed-size little-endian record (24-byte header:
+window, announced segments, change statistic; then float32 h and c), so a batch is read with one pipelined MGET and decoded by one
 ``np.frombuffer``. Writes go through one Lua script per batch that applies each
 record only if its window is newer than the stored one, and folds the written
 customers' hidden states into the centroid sums in the same atomic step: a
@@ -64,11 +64,11 @@ for i = 1, n do
     nrej = nrej + 1
     rejected[nrej] = struct.pack('<i4', i)
     skip[i] = true
-    local seg = struct.unpack('<i2', new, 5)
+    local seg = struct.unpack('<i2', new, 11)  -- the nearest centroid: the fold label
     if seg >= 0 then
       undo_cnt[seg] = (undo_cnt[seg] or 0) + 1
       for d = 0, H - 1 do
-        undo_sum[seg * H + d] = (undo_sum[seg * H + d] or 0) + struct.unpack('<f', new, 13 + d * 4)
+        undo_sum[seg * H + d] = (undo_sum[seg * H + d] or 0) + struct.unpack('<f', new, 25 + d * 4)
       end
     end
   end
@@ -113,11 +113,17 @@ return 0
 """
 
 
+RECORD_FORMAT = 2  # 2: change statistic and emission state in the header
+
+
 def record_dtype(hidden_size: int) -> np.dtype:
+    """The state record; the commit script reads ``last_window`` at byte 0, ``segment`` and
+    ``prev_segment`` at 4, ``nearest`` at 10 and ``h`` at 24: keep them there."""
     return np.dtype(
         [
             ("last_window", "<i4"), ("segment", "<i2"), ("prev_segment", "<i2"),
-            ("n_windows", "<u2"), ("_pad", "<u2"),
+            ("n_windows", "<u2"), ("nearest", "<i2"), ("streak", "u1"), ("pending", "u1"),
+            ("ewma", "<f2", (5,)),
             ("h", "<f4", (hidden_size,)), ("c", "<f4", (hidden_size,)),
         ]
     )
@@ -128,7 +134,8 @@ class RedisStateStore:
         self.r = client
         self.hidden_size = hidden_size
         self.dtype = record_dtype(hidden_size)
-        ns = f"{prefix}:{model_version[-10:]}"  # states only make sense for the model that wrote them
+        # states only make sense for the model that wrote them, in the record layout that wrote them
+        ns = f"{prefix}:{model_version[-10:]}:r{RECORD_FORMAT}"
         self._state_prefix = f"{ns}:s:"
         self._history_prefix = f"{ns}:h:"
         self.history = history  # windows of trajectory kept per customer (0: none)
@@ -158,10 +165,10 @@ class RedisStateStore:
 
     def commit(self, customer_ids: Sequence[str], states: StateBatch) -> np.ndarray:
         rec = np.zeros(len(customer_ids), self.dtype)
-        for f in ("last_window", "segment", "prev_segment", "n_windows", "h", "c"):
+        for f in StateBatch.fields():
             rec[f] = getattr(states, f)
         # float32 h, as Lua reads it back when it must undo a rejected row
-        sums, counts = delta(rec["h"].astype(np.float64), np.asarray(states.segment, np.int64), self.k)
+        sums, counts = delta(rec["h"].astype(np.float64), np.asarray(states.nearest, np.int64), self.k)
         flips = (np.flatnonzero(rec["segment"] != rec["prev_segment"]) + 1).astype("<i4")
         size, blob = self.dtype.itemsize, rec.tobytes()
         args = [self.hidden_size, self.k, sums.astype("<f8").tobytes(), counts.astype("<f8").tobytes(), self.history,
@@ -180,7 +187,7 @@ class RedisStateStore:
         present = [i for i, v in enumerate(raw) if v is not None]
         if present:
             rec = np.frombuffer(b"".join(raw[i] for i in present), self.dtype)
-            for f in ("h", "c", "segment", "prev_segment", "last_window", "n_windows"):
+            for f in StateBatch.fields():
                 getattr(out, f)[present] = rec[f]
         return out
 

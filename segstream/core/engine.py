@@ -4,6 +4,11 @@ Per batch: one store read, one model call, one nearest-centroid pass, one store
 write. A batch may hold several windows of one customer (a backlog after a
 pause); they are applied in window order as successive rounds, because each
 step needs the state the previous one wrote.
+
+Before the model steps, each window is checked against what the customer's state
+predicted (``change.py``): a detected change resets the state so it re-warms on
+the new behaviour. After the step, the emission policy decides whether the
+announced segment moves; only such moves become segment-change events.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from typing import Sequence
 import numpy as np
 
 from .assignment import nearest
+from .change import ChangeDetector, EmissionPolicy, decide, month_of_year
 from .events import SegmentChange
-from .personality import TRAITS
+from .personality import CATEGORIES, LOADINGS, TRAITS, spending_shares
 from .profiles import profiles
 from .ports import CentroidStats, SequenceModel, StateBatch, StateStore
 from .windows import ClosedWindow, normalised_spend
@@ -32,6 +38,7 @@ class EngineResult:
     applied: int = 0  # windows that advanced a customer's state
     stale: int = 0  # windows already applied before (replays), skipped
     assigned: int = 0  # applied windows past warm-up, i.e. with a segment
+    detected: int = 0  # windows whose change statistic passed the threshold (state reset)
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
     def merge(self, other: "EngineResult") -> None:
@@ -39,6 +46,7 @@ class EngineResult:
         self.applied += other.applied
         self.stale += other.stale
         self.assigned += other.assigned
+        self.detected += other.detected
         for k, v in other.seconds.items():
             self.seconds[k] += v
 
@@ -58,13 +66,16 @@ class SegmentEngine:
         model: SequenceModel,
         store: StateStore,
         *,
-        warmup_windows: int = 3,
+        policy: EmissionPolicy = EmissionPolicy(),
+        detector: ChangeDetector | None = ChangeDetector(),
         initial_centroids: np.ndarray | None = None,
         prior_weight: float = 50.0,
     ):
         self.model = model
         self.store = store
-        self.warmup_windows = warmup_windows
+        self.policy = policy
+        # no calibration in the artefact (an older model): nearest-centroid moves only
+        self.detector = detector if model.calibration is not None else None
         if initial_centroids is not None:
             store.init_centroids(initial_centroids, prior_weight)
 
@@ -94,26 +105,53 @@ class SegmentEngine:
             res.seconds["state_load"] = t1 - t0
             return res
 
-        x = normalised_spend(windows).astype(np.float32)
-        h, c, traits = self.model.step(x, old.h, old.c)
+        spend = normalised_spend(windows)
+        before = self.model.traits_of(old.h)
+        ewma, stat, alarm = self._detect(windows, spend, before, old)
+        h0, c0 = old.h.copy(), old.c.copy()
+        h0[alarm], c0[alarm] = 0.0, 0.0
+        h, c, traits = self.model.step(spend.astype(np.float32), h0, c0)
         t2 = time.perf_counter()
 
-        n_windows = old.n_windows + 1
-        warm = n_windows >= self.warmup_windows
+        n_windows = np.where(alarm, 1, old.n_windows + 1).astype(np.int32)
         seg, dist, conf = nearest(stats.centroids, h)
-        segment = np.where(warm, seg, -1).astype(np.int32)
-        new = StateBatch(h=h, c=c, segment=segment, prev_segment=old.segment, last_window=index, n_windows=n_windows)
+        d_announced = np.linalg.norm(h - stats.centroids[np.maximum(old.segment, 0)], axis=1)
+        relative = np.divide(d_announced - dist, d_announced + dist, out=np.zeros_like(dist), where=d_announced + dist > 0)
+        # the k-means learns from settled states only: past warm-up, or re-warmed after a detected change
+        settled = (n_windows >= self.policy.warmup) | ((old.segment >= 0) & (n_windows >= self.policy.rewarm))
+        near = np.where(settled, seg, -1).astype(np.int32)
+        d = decide(self.policy, old.segment, near, old.nearest, relative, old.streak, old.pending.astype(bool), n_windows,
+                   alarm)
+        new = StateBatch(h=h, c=c, segment=d.segment, prev_segment=old.segment, last_window=index, n_windows=n_windows,
+                         nearest=near, streak=d.streak, pending=d.pending, ewma=np.where(alarm[:, None], 0.0, ewma))
         t3 = time.perf_counter()
 
         written = self.store.commit(ids, new)
         t4 = time.perf_counter()
 
         res.applied = int(written.sum())
-        res.assigned = int((written & warm).sum())
-        changed = np.flatnonzero(written & warm & (segment != old.segment))
-        res.changes += self._changes(windows, changed, old.segment, segment, dist, conf, traits, stats)
+        res.assigned = int((written & (d.segment >= 0)).sum())
+        res.detected = int((written & alarm).sum())
+        changed = np.flatnonzero(written & d.changed)
+        evidence = {"statistic": stat, "detected": d.detected, "streak": old.streak.astype(np.int64) + 1,
+                    "windows_since_reset": n_windows, "margin": relative}
+        res.changes += self._changes(windows, changed, old.segment, d.segment, dist, conf, traits, stats,
+                                     before=before, spend=spend, evidence=evidence)
         res.seconds = {"state_load": t1 - t0, "lstm_step": t2 - t1, "assignment": t3 - t2, "state_write": t4 - t3}
         return res
+
+    def _detect(self, windows, spend: np.ndarray, before: np.ndarray, old: StateBatch):
+        """(EWMA, statistic, alarm) per row: the change statistic against the state's prediction."""
+        n = len(windows)
+        if self.detector is None:
+            return old.ewma, np.zeros(n), np.zeros(n, bool)
+        cal = self.model.calibration
+        starts = np.fromiter((w.start for w in windows), np.float64, n)
+        observed = cal.observe(spend, month_of_year(starts))
+        ewma, stat = self.detector.update(old.ewma, observed - before, cal.residual_sd)
+        # only a state that has settled predicts anything; one already re-warming is left alone
+        alarm = (stat > self.detector.threshold) & (old.n_windows >= self.policy.warmup) & ~old.pending.astype(bool)
+        return ewma, stat, alarm
 
     def _reannounce(self, windows, old: StateBatch, index: np.ndarray, stats: CentroidStats) -> list[SegmentChange]:
         """Change events of windows that were applied but may not have been announced.
@@ -132,10 +170,13 @@ class SegmentEngine:
         at = np.arange(len(rows))
         return self._changes(sub, at, old.prev_segment[rows], old.segment[rows], dist, conf, traits, stats)
 
-    def _changes(self, windows, rows, old_seg, new_seg, dist, conf, traits, stats: CentroidStats) -> list[SegmentChange]:
+    def _changes(self, windows, rows, old_seg, new_seg, dist, conf, traits, stats: CentroidStats, *,
+                 before: np.ndarray | None = None, spend: np.ndarray | None = None,
+                 evidence: dict[str, np.ndarray] | None = None) -> list[SegmentChange]:
         if not len(rows):
             return []
         prof = profiles(self.model.traits_of(stats.centroids))
+        why = _explanations(rows, old_seg, before, traits, spend, evidence)
         return [
             SegmentChange(
                 customer_id=windows[i].customer_id,
@@ -150,7 +191,40 @@ class SegmentEngine:
                 model_version=self.model.version,
                 centroid_version=stats.version,
                 traits=dict(zip(TRAITS, map(float, traits[i]))),
+                **why.get(int(i), {}),
             )
             for i in rows
         ]
+
+
+def _explanations(rows, old_seg, before, after, spend, evidence) -> dict[int, dict]:
+    """Why each announced change happened: the trait shift, the spending behind it, the evidence.
+
+    ``drivers`` are the window's categories that pull most along the trait shift
+    (their spending share times their loading on it): what a banker can check.
+    A replayed announcement is rebuilt from the stored state and carries none.
+    """
+    if before is None or evidence is None or spend is None:
+        return {}
+    out = {}
+    shares = spending_shares(spend[rows])
+    shift = after[rows] - before[rows]
+    # a model over other inputs than the category table has no category drivers
+    pull = shares * (shift @ LOADINGS.T) if shares.shape[1] == len(CATEGORIES) else np.zeros_like(shares)
+    top = np.argsort(-pull, axis=1)[:, :3]
+    for j, i in enumerate(np.asarray(rows).tolist()):
+        out[i] = {
+            "trait_shift": dict(zip(TRAITS, np.round(shift[j], 3).tolist())),
+            "drivers": [{"category": CATEGORIES[k], "share": round(float(shares[j, k]), 3)}
+                        for k in top[j].tolist() if pull[j, k] > 0],
+            "evidence": {
+                "reason": ("first_assignment" if old_seg[i] < 0 else
+                           "detected_change" if evidence["detected"][i] else "confirmed_drift"),
+                "statistic": round(float(evidence["statistic"][i]), 2),
+                "windows_confirmed": int(evidence["windows_since_reset"][i] if evidence["detected"][i]
+                                         else evidence["streak"][i]),
+                "margin": round(float(evidence["margin"][i]), 3),
+            },
+        }
+    return out
 

@@ -92,6 +92,11 @@ class SegmentChange(BaseModel):
     model_version: str
     centroid_version: int
     traits: dict[str, float]  # the customer's predicted Big-Five profile
+    # Why (absent on an announcement rebuilt after a crash):
+    trait_shift: dict[str, float] | None = None  # predicted traits after this window minus before it
+    drivers: list[dict[str, Any]] | None = None  # the window's categories pulling along that shift, with their share
+    evidence: dict[str, Any] | None = None  # reason (first_assignment | detected_change | confirmed_drift),
+    #   change statistic, windows confirmed, relative margin to the previous segment's centroid
 
 
 class InvalidEvent(BaseModel):

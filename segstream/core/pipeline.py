@@ -30,6 +30,7 @@ class PipelineTotals:
     assigned: int = 0
     changes: int = 0
     first_assignments: int = 0
+    detected: int = 0  # changes the change statistic detected
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
     def add(self, windows_closed: int, r: EngineResult) -> None:
@@ -39,6 +40,7 @@ class PipelineTotals:
         self.assigned += r.assigned
         self.changes += len(r.changes)
         self.first_assignments += sum(1 for c in r.changes if c.old_segment is None)
+        self.detected += r.detected
         for k, v in r.seconds.items():
             self.seconds[k] += v
 

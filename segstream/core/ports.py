@@ -12,6 +12,8 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from .change import Calibration
+
 
 @dataclass
 class StateBatch:
@@ -22,7 +24,11 @@ class StateBatch:
     segment: np.ndarray  # [B] int32, -1 = not yet assigned (warm-up)
     prev_segment: np.ndarray  # [B] int32 segment before the last window, to re-announce a change on replay
     last_window: np.ndarray  # [B] int64 index of the last window applied, -1 = none
-    n_windows: np.ndarray  # [B] int32 windows applied so far
+    n_windows: np.ndarray  # [B] int32 windows since the state (re)started: a detected change restarts it
+    nearest: np.ndarray  # [B] int32 nearest centroid after the last window, -1 = none (the k-means fold label)
+    streak: np.ndarray  # [B] uint8 windows in a row ``nearest`` beat the announced segment
+    pending: np.ndarray  # [B] bool: a change was detected and its new segment not yet announced
+    ewma: np.ndarray  # [B, 5] float32 change statistic's running mean of standardised residuals
 
     @classmethod
     def empty(cls, n: int, hidden_size: int) -> "StateBatch":
@@ -33,13 +39,21 @@ class StateBatch:
             prev_segment=np.full(n, -1, np.int32),
             last_window=np.full(n, -1, np.int64),
             n_windows=np.zeros(n, np.int32),
+            nearest=np.full(n, -1, np.int32),
+            streak=np.zeros(n, np.uint8),
+            pending=np.zeros(n, bool),
+            ewma=np.zeros((n, 5), np.float32),
         )
+
+    @classmethod
+    def fields(cls) -> tuple[str, ...]:
+        return tuple(cls.__dataclass_fields__)
 
     def __len__(self) -> int:
         return len(self.segment)
 
     def take(self, rows: np.ndarray) -> "StateBatch":
-        return StateBatch(*(getattr(self, f)[rows] for f in self.__dataclass_fields__))
+        return StateBatch(*(getattr(self, f)[rows] for f in self.fields()))
 
 
 @dataclass
@@ -71,6 +85,11 @@ class SequenceModel(Protocol):
         """Big-Five profile read off hidden states [N, H] -> [N, 5]."""
         ...
 
+    @property
+    def calibration(self) -> "Calibration | None":
+        """The change statistic's scales, from training; None: no change detection."""
+        ...
+
 
 class StateStore(Protocol):
     def load(self, customer_ids: Sequence[str]) -> tuple[StateBatch, CentroidStats]:
@@ -79,7 +98,7 @@ class StateStore(Protocol):
 
     def commit(self, customer_ids: Sequence[str], states: StateBatch) -> np.ndarray:
         """Write states whose ``last_window`` is newer than the stored one; fold each written
-        customer with ``segment >= 0`` into the k-means statistics; return the written mask.
+        customer with ``nearest >= 0`` into that centroid's statistics; return the written mask.
 
         The newer-window guard is what makes a replay after a crash harmless.
         """

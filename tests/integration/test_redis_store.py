@@ -5,6 +5,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
+from segstream.core.change import EmissionPolicy
 from segstream.core.engine import SegmentEngine
 from segstream.core.ports import StateBatch
 from segstream.core.windows import WindowAggregator, WindowSpec
@@ -23,6 +24,7 @@ def batch(points, last_window, segment):
     b.h[:] = points
     b.c[:] = np.asarray(points) * 2
     b.segment[:] = segment
+    b.nearest[:] = segment  # the centroid the state folds into
     b.last_window[:] = last_window
     b.n_windows[:] = last_window + 1
     return b
@@ -48,9 +50,9 @@ def test_round_trip_guard_and_centroid_fold(redis_url):
 
 
 def test_engine_gives_same_results_on_redis_and_in_memory(redis_url):
-    mem = SegmentEngine(PassThroughModel(), InMemoryStateStore(H), warmup_windows=2, initial_centroids=CENTROIDS, prior_weight=3)
+    mem = SegmentEngine(PassThroughModel(), InMemoryStateStore(H), policy=EmissionPolicy(warmup=2, confirm=2, margin=0.1), initial_centroids=CENTROIDS, prior_weight=3)
     red_store = RedisStateStore(connect(redis_url), H, "test-v2")
-    red = SegmentEngine(PassThroughModel(), red_store, warmup_windows=2, initial_centroids=CENTROIDS, prior_weight=3)
+    red = SegmentEngine(PassThroughModel(), red_store, policy=EmissionPolicy(warmup=2, confirm=2, margin=0.1), initial_centroids=CENTROIDS, prior_weight=3)
     rng = np.random.default_rng(0)
     for idx in range(6):
         ws = [window(f"c{i}", idx, rng.uniform(0, 10, 2)) for i in range(50)]

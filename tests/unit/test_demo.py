@@ -17,3 +17,14 @@ def test_demo_segments_beat_a_shuffled_baseline():
     baseline = max(adjusted_rand_score(truth, rng.permutation(sizes)) for _ in range(20))
     assert out["ari_vs_truth"] > baseline + 0.3, (out["ari_vs_truth"], baseline)
     assert 0.0 <= out["flip_rate"] < 0.5
+
+
+def test_demo_reports_change_tracking_against_the_truth_per_window():
+    out = run_demo(customers=600, months=16, seed=4, settings=Settings(), progress=False, change_share=0.3,
+                   seasonal=True)
+    assert out["true_changes"] > 100
+    assert out["changes_detected"] > 0.5 * out["true_changes"]
+    # a meaningful stream: most announced changes are real, most real ones are announced
+    assert out["change_precision"] > 0.3 and out["change_recall_6"] > 0.6
+    assert out["false_changes_per_stable_window"] < 0.03
+    assert out["label_accuracy_changed_end"] > 0.4

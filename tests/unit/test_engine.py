@@ -3,6 +3,7 @@
 import numpy as np
 
 from segstream.core.assignment import OnlineKMeans, nearest
+from segstream.core.change import EmissionPolicy
 from segstream.core.engine import SegmentEngine, rounds
 from segstream.core.windows import ClosedWindow
 from state.memory import InMemoryStateStore
@@ -15,6 +16,7 @@ class PassThroughModel:
 
     version = "passthrough-1"
     hidden_size = H
+    calibration = None  # no change statistic: the emission policy alone
 
     def __init__(self):
         self.calls = 0
@@ -35,10 +37,11 @@ def window(cid, idx, point):
     return ClosedWindow(cid, idx, idx * 100.0, (idx + 1) * 100.0, spend, 1, income=1.0)
 
 
-def make(warmup=1):
+def make(warmup=1, confirm=1, margin=0.0):
     model = PassThroughModel()
     store = InMemoryStateStore(H)
-    return SegmentEngine(model, store, warmup_windows=warmup, initial_centroids=CENTROIDS, prior_weight=1e6), model, store
+    policy = EmissionPolicy(warmup=warmup, rewarm=1, confirm=confirm, margin=margin)
+    return SegmentEngine(model, store, policy=policy, initial_centroids=CENTROIDS, prior_weight=1e6), model, store
 
 
 def test_first_assignment_then_change_then_no_change():
@@ -114,3 +117,22 @@ def test_online_kmeans_river_style_api():
     np.testing.assert_allclose(km.centroids[0], [1.0, 1.0])
     idx, dist, conf = nearest(CENTROIDS, np.array([[5.0, 5.0], [0.0, 0.0]]))
     assert conf[0] == 0.0 and conf[1] == 1.0 and dist[1] == 0.0
+
+
+def test_a_move_is_announced_only_once_confirmed_for_k_windows_by_a_margin():
+    eng, _, store = make(confirm=3, margin=0.2)
+    eng.process([window("a", 0, [0.0, 0.0])])
+    # one window across the boundary, then back: noise, not announced
+    assert eng.process([window("a", 1, [9.0, 9.0])]).changes == []
+    assert eng.process([window("a", 2, [0.5, 0.5])]).changes == []
+    # just past the boundary (relative margin ~0.03 < 0.2) for many windows: not announced
+    for i in range(3, 7):
+        assert eng.process([window("a", i, [5.2, 5.2])]).changes == []
+    # clearly nearer the other centroid: announced on the third window in a row
+    assert eng.process([window("a", 7, [9.5, 9.5])]).changes == []
+    assert eng.process([window("a", 8, [9.5, 9.5])]).changes == []
+    (ch,) = eng.process([window("a", 9, [9.5, 9.5])]).changes
+    assert (ch.old_segment, ch.new_segment) == (0, 1)
+    assert ch.evidence["reason"] == "confirmed_drift" and ch.evidence["windows_confirmed"] == 3
+    assert ch.evidence["margin"] > 0.2
+    assert store.segments() == {"a": 1}

@@ -1,3 +1,4 @@
+import numpy as np
 import orjson
 import pytest
 
@@ -55,3 +56,15 @@ def test_wire_errors(raw, reason):
 
 def test_decode_roundtrip():
     assert decode_event(orjson.dumps(GOOD)).customer_id == "C1"
+
+
+def test_tracking_scores_match_announcements_to_true_changes():
+    from segstream.quality import score_tracking
+
+    truth = np.array([["A"] * 6, ["A", "A", "B", "B", "B", "B"], ["A"] * 6], dtype=object)
+    labels = np.array([["A"] * 6, ["A", "A", "A", "B", "B", "B"], ["A", "A", "C", "C", "A", "A"]], dtype=object)
+    announced = [(1, 3, True), (2, 2, False), (2, 4, True)]
+    s = score_tracking(labels, truth, announced, match_windows=2)
+    assert s["change_precision"] == 1 / 3 and s["change_recall_3"] == 1.0 and s["median_delay"] == 1.0
+    assert s["false_changes_per_stable_window"] == 2 / 12
+    assert s["label_accuracy_stable_end"] == 1.0 and s["label_accuracy_changed_end"] == 1.0

@@ -2,7 +2,7 @@ import numpy as np
 
 from producers.synthetic import GeneratorConfig, SyntheticBank
 from segstream.core.events import validate_event
-from segstream.core.personality import TRAITS, trait_scores
+from segstream.core.personality import CATEGORIES, TRAITS, trait_scores
 
 
 def small(seed=3, **kw):
@@ -43,3 +43,38 @@ def test_spending_reveals_personality():
     z = (evinced - evinced.mean(0)) / evinced.std(0)
     agree = (z.argmax(1) == bank.traits.argmax(1)).mean()
     assert agree > 0.5  # chance is 0.2
+
+
+def test_changes_are_new_dominant_and_second_traits_at_a_month_with_per_window_truth():
+    bank = SyntheticBank(GeneratorConfig(customers=2000, months=24, seed=5, change_share=0.2, drift_share=0.1))
+    truth = bank.micro_segments()
+    moved = bank.change_start < 24
+    assert 0.25 < moved.mean() < 0.35
+    old, new = np.argsort(-bank.traits, 1)[:, :2], np.argsort(-bank.new_traits, 1)[:, :2]
+    assert ((old[:, 0] != new[:, 0]) & (old[:, 1] != new[:, 1]))[moved].all()
+    abrupt = moved & (bank.change_length == 1)
+    rows = np.flatnonzero(abrupt)
+    s = bank.change_start[rows]
+    assert (truth[rows, s] != truth[rows, s - 1]).all()  # the label flips in the change month
+    assert (truth[~moved] == truth[~moved, :1]).all()  # and never for the others
+    assert (bank.truth["micro_segment"].to_numpy() == truth[:, -1]).all()
+
+
+def test_no_change_and_no_season_spend_exactly_as_before_changes_existed():
+    base = SyntheticBank(GeneratorConfig(customers=100, months=4, seed=3))
+    with_changes = SyntheticBank(GeneratorConfig(customers=100, months=4, seed=3, change_share=0.5))
+    unchanged = with_changes.change_start >= 4
+    np.testing.assert_array_equal(base.traits, with_changes.traits)
+    m0 = base.month(0)
+    np.testing.assert_array_equal(m0.amount, with_changes.month(0).amount)  # months before any change agree
+    assert unchanged.any()
+
+
+def test_seasons_move_everybody_in_december_not_their_personality():
+    flat = SyntheticBank(GeneratorConfig(customers=1500, months=12, seed=2))
+    seasonal = SyntheticBank(GeneratorConfig(customers=1500, months=12, seed=2, seasonal=True))
+    gifts = CATEGORIES.index("gifts")
+    share = lambda b, m: (b.month(m).category == gifts).mean()  # noqa: E731
+    assert share(seasonal, 11) > 2 * share(flat, 11)  # December
+    assert abs(share(seasonal, 3) - share(flat, 3)) < 0.01  # April
+    assert (seasonal.micro_segments() == flat.micro_segments()).all()

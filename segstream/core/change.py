@@ -1,0 +1,119 @@
+"""When a customer's personality changed, and when a segment change is worth announcing.
+
+The LSTM is trained on whole histories, so its hidden state is a good, *slow*
+estimate of who a customer is: it averages the past and cannot follow a life
+change for a year. Two vectorised rules make the stream follow changes without
+announcing noise:
+
+* **Change statistic** (:class:`ChangeDetector`): each window's spending-evinced
+  personality is compared with what the state predicted *before* seeing it. The
+  residual, in units of its usual spread and with the calendar month's seasonal
+  shift taken out, feeds an exponentially weighted mean per customer; its squared
+  norm is a chi-square-like statistic (Lowry's multivariate EWMA chart). One odd
+  month (a car, a holiday) moves it little; a new personality keeps pushing it
+  the same way. Past the threshold the state is reset and re-warms on the new
+  behaviour: the paper's trajectories restart from the new personality.
+* **Emission policy** (:class:`EmissionPolicy`): the announced segment moves only
+  (a) a few windows after a detected change, or (b) when another centroid has
+  been nearer by a relative margin for ``confirm`` windows in a row (slow drift).
+  Nearest-centroid flips at a segment boundary are not announced.
+
+Both keep their whole memory in the customer's state record, so any worker can
+continue any customer, and both run on arrays for a whole batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .personality import trait_scores
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What the detector needs from training: the trait scale and the usual residual.
+
+    ``season`` [12, 5] is the mean shift of evinced traits in each calendar month
+    (December gifts, summer travel) on the training history: not personality.
+    """
+
+    trait_mean: np.ndarray  # [5] of raw evinced scores, as the model's targets were standardised
+    trait_std: np.ndarray  # [5]
+    residual_sd: np.ndarray  # [5] spread of (observed - predicted) on stable training windows
+    season: np.ndarray  # [12, 5] in standardised units
+
+    def observe(self, spend: np.ndarray, month_of_year: np.ndarray) -> np.ndarray:
+        """Window spend [B, K] -> standardised evinced personality [B, 5], seasons removed."""
+        z = (trait_scores(spend) - self.trait_mean) / self.trait_std
+        return z - self.season[month_of_year]
+
+
+@dataclass(frozen=True)
+class ChangeDetector:
+    """Multivariate EWMA of standardised residuals; alarms when its statistic passes ``threshold``."""
+
+    weight: float = 0.3  # EWMA weight of the newest window
+    threshold: float = 25.0  # on the statistic, ~chi-square with 5 degrees of freedom when nothing changed
+    clip: float = 3.0  # residuals beyond this many spreads count as this many (one-off purchases)
+
+    def update(self, ewma: np.ndarray, residual: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(new EWMA [B, 5], statistic [B]) for residuals [B, 5] in trait units."""
+        z = np.clip(residual / sd, -self.clip, self.clip)
+        lam = self.weight
+        new = (1.0 - lam) * ewma + lam * z
+        stat = (new * new).sum(1) * (2.0 - lam) / lam
+        return new.astype(np.float32), stat
+
+
+@dataclass(frozen=True)
+class EmissionPolicy:
+    """Which nearest-centroid moves become announced segment changes."""
+
+    warmup: int = 4  # windows before a customer's first segment is announced
+    rewarm: int = 1  # windows after a detected change before the new segment is announced
+    confirm: int = 3  # windows in a row another centroid must be nearer, without a detected change
+    margin: float = 0.2  # ... by this relative distance, (d_announced - d_new) / (d_announced + d_new)
+
+
+@dataclass
+class Decision:
+    segment: np.ndarray  # [B] announced segment after this window (-1 = not yet)
+    streak: np.ndarray  # [B] windows in a row the candidate has beaten the announced segment
+    pending: np.ndarray  # [B] a detected change not yet re-warmed
+    changed: np.ndarray  # [B] bool: the announced segment moved in this window
+    detected: np.ndarray  # [B] bool: the move follows a detected change (else a confirmed drift or the first one)
+
+
+def decide(policy: EmissionPolicy, announced: np.ndarray, nearest: np.ndarray, previous_nearest: np.ndarray,
+           relative_margin: np.ndarray, streak: np.ndarray, pending: np.ndarray, n_windows: np.ndarray,
+           alarm: np.ndarray) -> Decision:
+    """One window of the emission policy for a batch; every input is row-aligned [B].
+
+    ``previous_nearest`` is last window's nearest centroid: a streak counts windows
+    in a row that the *same* other centroid was nearer.
+    """
+    pending = pending | alarm
+    warm = n_windows >= policy.warmup
+    first = (announced < 0) & warm
+    rewarmed = pending & (n_windows >= policy.rewarm) & (announced >= 0)
+    beats = (announced >= 0) & (nearest != announced) & (relative_margin > policy.margin) & ~pending
+    again = np.where(nearest == previous_nearest, streak.astype(np.int64) + 1, 1)
+    streak = np.where(beats, np.minimum(again, 255), 0)
+    drifted = beats & (streak >= policy.confirm)
+    move = first | drifted | (rewarmed & (nearest != announced))
+    segment = np.where(move, nearest, announced).astype(np.int32)
+    return Decision(
+        segment=segment,
+        streak=np.where(move, 0, streak).astype(np.uint8),
+        pending=pending & ~rewarmed,
+        changed=move & (segment != announced),
+        detected=move & rewarmed,
+    )
+
+
+def month_of_year(starts: np.ndarray) -> np.ndarray:
+    """Calendar month (0 = January) of epoch-second window starts, for the seasonal table."""
+    months = np.asarray(starts, np.float64).astype("datetime64[s]").astype("datetime64[M]").astype(np.int64)
+    return months % 12

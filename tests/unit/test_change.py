@@ -1,0 +1,74 @@
+"""The change statistic and the emission policy, on arrays whose answer is known."""
+
+import numpy as np
+
+from segstream.core.change import ChangeDetector, EmissionPolicy, decide, month_of_year
+
+SD = np.ones(5)
+
+
+def run_detector(residuals, det=ChangeDetector()):
+    ewma = np.zeros((residuals.shape[0], 5), np.float32)
+    stats = []
+    for t in range(residuals.shape[1]):
+        ewma, stat = det.update(ewma, residuals[:, t], SD)
+        stats.append(stat)
+    return np.stack(stats, 1)
+
+
+def test_noise_rarely_alarms_and_a_shift_soon_does():
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 1, (4000, 24, 5))
+    stat = run_detector(noise)
+    assert (stat[:, 6:] > 25).mean() < 0.002  # false alarms per window on pure noise
+    shifted = noise.copy()
+    shifted[:, 12:, 0] += 2.5  # a persistent move of one trait by 2.5 spreads
+    shifted[:, 12:, 1] -= 2.5
+    first = np.argmax(run_detector(shifted)[:, 12:] > 25, axis=1)
+    assert np.median(first) <= 2 and (first <= 3).mean() > 0.9
+
+
+def test_one_huge_month_is_clipped_and_does_not_alarm_alone():
+    r = np.zeros((1, 6, 5))
+    r[0, 3, 0] = 50.0  # a car: fifty spreads in one window
+    assert run_detector(r).max() < 25
+
+
+def _decide(policy, announced, nearest, previous, margin, streak=0, pending=False, n=10, alarm=False):
+    a = lambda v, t: np.array([v], t)  # noqa: E731
+    return decide(policy, a(announced, np.int32), a(nearest, np.int32), a(previous, np.int32), a(margin, float),
+                  a(streak, np.uint8), a(pending, bool), a(n, np.int32), a(alarm, bool))
+
+
+def test_policy_first_assignment_waits_for_warmup():
+    p = EmissionPolicy(warmup=4)
+    assert _decide(p, -1, 3, 3, 0.0, n=3).segment[0] == -1
+    d = _decide(p, -1, 3, 3, 0.0, n=4)
+    assert d.segment[0] == 3 and d.changed[0] and not d.detected[0]
+
+
+def test_policy_confirms_the_same_candidate_for_k_windows():
+    p = EmissionPolicy(confirm=3, margin=0.2)
+    d = _decide(p, 1, 2, 2, 0.5, streak=1)
+    assert d.segment[0] == 1 and d.streak[0] == 2
+    d = _decide(p, 1, 2, 2, 0.5, streak=2)
+    assert d.segment[0] == 2 and d.changed[0] and d.streak[0] == 0
+    # another candidate restarts the count; a margin below the setting resets it
+    assert _decide(p, 1, 2, 5, 0.5, streak=2).streak[0] == 1
+    assert _decide(p, 1, 2, 2, 0.1, streak=2).streak[0] == 0
+
+
+def test_policy_after_a_detected_change_announces_once_rewarmed():
+    p = EmissionPolicy(rewarm=2, confirm=3)
+    d = _decide(p, 1, 4, 1, 0.0, n=1, alarm=True)  # the alarm window: state just reset
+    assert d.segment[0] == 1 and d.pending[0]
+    d = _decide(p, 1, 4, 4, 0.0, n=2, pending=True)
+    assert d.segment[0] == 4 and d.changed[0] and d.detected[0] and not d.pending[0]
+    # re-warmed into the same segment: nothing to announce, nothing pending
+    d = _decide(p, 1, 1, 1, 0.0, n=2, pending=True)
+    assert not d.changed[0] and not d.pending[0]
+
+
+def test_month_of_year():
+    starts = np.array([0.0, 1_700_000_000.0])  # 1970-01, 2023-11
+    assert month_of_year(starts).tolist() == [0, 10]
