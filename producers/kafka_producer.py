@@ -14,13 +14,16 @@ from segstream.config import Settings
 from stream_app.kafka_config import ensure_topics, kafka_python_options
 
 
-def make_producer(settings: Settings) -> KafkaProducer:
+COMPRESSIONS = ("gzip", "snappy", "lz4", "zstd", "none")
+
+
+def make_producer(settings: Settings, compression: str = "gzip") -> KafkaProducer:
     return KafkaProducer(
         **kafka_python_options(settings),
         acks="all",
         linger_ms=20,
         batch_size=256 * 1024,
-        compression_type="gzip",
+        compression_type=None if compression == "none" else compression,
         max_in_flight_requests_per_connection=1,  # keep per-customer order through retries
         retries=10,
     )
@@ -33,17 +36,23 @@ def publish(
     rate: float | None = None,
     limit: int | None = None,
     progress: bool | None = None,
-    raw: Iterable[bytes] | None = None,
+    raw: Iterable[tuple[bytes, bytes | None]] | None = None,
+    compression: str = "gzip",
 ) -> int:
-    """Send events (or pre-encoded ``raw`` payloads) to the transactions topic; returns how many."""
+    """Send events (or pre-encoded ``raw`` (key, value) records) to the transactions topic; returns how many.
+
+    Every record is keyed by its customer id: the worker keeps a customer's window
+    on one partition and dead-letters records keyed otherwise (``key:mismatch``).
+    """
     ensure_topics(settings)
-    producer = make_producer(settings)
+    producer = make_producer(settings, compression)
     show = sys.stderr.isatty() if progress is None else progress
     start, n = time.perf_counter(), 0
     payloads = raw if raw is not None else ((str(e["customer_id"]).encode(), orjson.dumps(e)) for e in events)
     with tqdm(total=limit, unit="ev", disable=not show, file=sys.stderr) as bar:
-        for item in payloads:
-            key, value = item if isinstance(item, tuple) else (None, item)
+        for key, value in payloads:
+            if not key:
+                raise ValueError("refusing to publish a record without a key: key every record by its customer id")
             producer.send(settings.topic_transactions, key=key, value=value)
             n += 1
             bar.update(1)

@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     topic_dlq: str = "transactions-dlq"
     topic_partitions: int = 4
     consumer_group: str = "segstream"
+    # Prefix of every Redis key this deployment writes (states, centroids, checkpoints).
+    # Empty: the consumer group, so two deployments (another topic or group) sharing
+    # one Redis never read each other's state or checkpoints.
+    namespace: str = ""
     # "batch": an aiokafka getmany loop run as a task of the Faust app, several times
     # faster because it skips Faust's per-message machinery; "agent": Faust's own
     # stream (take_events). Both pass the same tests.
@@ -75,6 +79,11 @@ class Settings(BaseSettings):
     # records, decoded events); at 700 the collector runs dozens of times per batch and
     # promotes them into older generations that full collections then walk.
     gc_threshold: int = 100_000
+
+
+    @property
+    def redis_prefix(self) -> str:
+        return self.namespace or self.consumer_group
 
 
 @lru_cache(maxsize=1)

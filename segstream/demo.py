@@ -20,6 +20,7 @@ from producers.synthetic import GeneratorConfig, SyntheticBank
 from segstream.assembly import build_pipeline, event_limits
 from segstream.config import Settings
 from segstream.core.events import SegmentChange
+from segstream.core.pipeline import SegmentationPipeline
 from segstream.quality import score_segments, score_tracking
 
 BATCH = 5000  # events per ingest and watermark check, as a worker's batch would be
@@ -45,8 +46,10 @@ def label_timeline(bank: SyntheticBank, changes: list[SegmentChange]) -> tuple[n
 
 
 def run_demo(customers: int, months: int, seed: int, settings: Settings, progress: bool | None = None,
-             change_share: float = 0.0, drift_share: float = 0.0, seasonal: bool = False) -> dict[str, Any]:
-    pipeline = build_pipeline(settings)
+             change_share: float = 0.0, drift_share: float = 0.0, seasonal: bool = False,
+             pipeline: SegmentationPipeline | None = None) -> dict[str, Any]:
+    """Run and score; pass ``pipeline`` to look at its store afterwards."""
+    pipeline = pipeline or build_pipeline(settings)
     bank = SyntheticBank(GeneratorConfig(customers=customers, months=months, seed=seed, change_share=change_share,
                                          drift_share=drift_share, seasonal=seasonal))
     changes: list[SegmentChange] = []

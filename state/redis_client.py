@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import redis
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError, TimeoutError
+from redis.exceptions import BusyLoadingError, ConnectionError, OutOfMemoryError, ReadOnlyError, TimeoutError
 from redis.retry import Retry
+
+# Redis cannot take our writes right now, though nothing is wrong with them: full
+# (``maxmemory`` with ``noeviction``), down, loading its data set, or a replica after a
+# failover. The worker backs off and resumes from its last checkpoint for all of them.
+UNAVAILABLE = (ConnectionError, TimeoutError, OutOfMemoryError, BusyLoadingError, ReadOnlyError)
 
 
 def connect(url: str, *, retries: int = 10, timeout_s: float = 5.0) -> redis.Redis:

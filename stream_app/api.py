@@ -66,7 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
     artefact = ModelArtefact.load(settings.model_path)
     model = TorchSequenceModel(artefact)
     store = RedisStateStore(connect(settings.redis_url), artefact.hidden_size, artefact.version,
-                            history=settings.history_windows)
+                            prefix=settings.redis_prefix, history=settings.history_windows)
     spec = window_spec(settings)
     api = FastAPI(title="segstream lookup API", version="1", description=__doc__)
 

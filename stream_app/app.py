@@ -15,15 +15,15 @@ from contextlib import suppress
 from typing import Callable
 
 import faust
+from aiokafka.errors import KafkaError
 from prometheus_client import generate_latest
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from segstream.config import get_settings
 from segstream.gc_tuning import tune_gc
 
 from . import metrics
 from .kafka_config import faust_credentials
+from state.redis_client import UNAVAILABLE as REDIS_UNAVAILABLE
 from state.redis_client import connect
 
 from .batch import BatchOutput, PartitionBatch, batch_of
@@ -140,15 +140,25 @@ async def _checkpoint_now(run: CoreRunner) -> None:
         await run("checkpoint")
 
 
-_delay = 0.5  # backoff while Redis is unavailable
+_delay = 0.5  # backoff while Redis is unavailable or the broker refuses our outputs
+
+# Failures that are nobody's record's fault: retried from the last checkpoint with backoff.
+# A broker refusing an output batch (KafkaError on its ack) means those segment changes
+# or dead letters are not delivered, so the batch must not be checkpointed: the worker
+# re-reads it, and the state guard makes the re-read apply nothing twice.
+_TRANSIENT = (*REDIS_UNAVAILABLE, KafkaError)
 
 
 async def _redis_failed(run: CoreRunner, err: Exception) -> None:
     """Report, forget the in-memory windows (they may hold half a batch) and back off."""
     global _healthy, _delay
     _healthy = False
-    metrics.REDIS_ERRORS.labels("batch").inc()
-    log.warning("Redis unavailable (%s); back to the last checkpoint in %.1fs", err, _delay)
+    if isinstance(err, KafkaError):
+        metrics.PUBLISH_ERRORS.inc()
+        log.warning("the broker refused an output batch (%s); back to the last checkpoint in %.1fs", err, _delay)
+    else:
+        metrics.REDIS_ERRORS.labels("batch").inc()
+        log.warning("Redis unavailable (%s); back to the last checkpoint in %.1fs", err, _delay)
     await _drop_queued()
     await run("reset")
     await asyncio.sleep(_delay)
@@ -182,7 +192,7 @@ async def handle(batch: list[PartitionBatch], highwater: Callable[[int], int | N
                 if checkpoint:
                     await _checkpoint_now(run)
                 break
-            except (RedisConnectionError, RedisTimeoutError) as err:
+            except _TRANSIENT as err:
                 await _redis_failed(run, err)
                 if rewind:
                     return False
@@ -197,7 +207,7 @@ async def _checkpoint_held() -> bool:
     try:
         await _checkpoint_now(_core)
         return True
-    except (RedisConnectionError, RedisTimeoutError) as err:
+    except _TRANSIENT as err:
         await _redis_failed(_core, err)
         return False
 
@@ -225,7 +235,8 @@ if settings.ingest == "agent":
             return app.consumer.highwater(faust.types.TP(settings.topic_transactions, p))
 
         async for events in stream.take_events(settings.batch_size, within=settings.batch_timeout_s):
-            await handle(batch_of((e.message.partition, e.message.offset, e.value, e.message.timestamp) for e in events), highwater)
+            await handle(batch_of((e.message.partition, e.message.offset, e.value, e.message.timestamp, e.key)
+                                  for e in events), highwater)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app, revoked, **kwargs) -> None:

@@ -20,22 +20,24 @@ class PartitionBatch:
 
     partition: int
     offsets: list[int]
-    values: list[bytes]
+    values: list[bytes | None]  # None: a tombstone
     timestamp: float | None = None  # broker timestamp of the first record, seconds
+    keys: list[bytes | None] | None = None  # record keys: each must be its event's customer id
 
     def __len__(self) -> int:
         return len(self.offsets)
 
 
-def batch_of(records: Iterable[tuple[int, int, bytes, float | None]]) -> list[PartitionBatch]:
-    """(partition, offset, value, broker timestamp) records, grouped by partition in order."""
+def batch_of(records: Iterable[tuple[int, int, bytes | None, float | None, bytes | None]]) -> list[PartitionBatch]:
+    """(partition, offset, value, broker timestamp, key) records, grouped by partition in order."""
     parts: dict[int, PartitionBatch] = {}
-    for p, off, value, ts in records:
+    for p, off, value, ts, key in records:
         pb = parts.get(p)
         if pb is None:
-            pb = parts[p] = PartitionBatch(p, [], [], ts)
+            pb = parts[p] = PartitionBatch(p, [], [], ts, [])
         pb.offsets.append(off)
         pb.values.append(value)
+        pb.keys.append(key)
     return list(parts.values())
 
 

@@ -69,11 +69,20 @@ async def consume(
         fetch_max_bytes=16 << 20,
     )
     pending: dict[TopicPartition, int] = {}  # processed and published, not yet checkpointed
+    covered: dict[TopicPartition, int] = {}  # next offset each partition's last checkpoint covers
+
+    def report_lag(partitions) -> None:
+        for tp in partitions:
+            hw = consumer.highwater(tp)
+            if hw is not None and tp in covered:
+                metrics.CHECKPOINT_LAG.labels(str(tp.partition)).set(max(hw - covered[tp], 0))
 
     async def commit() -> None:
         owned = consumer.assignment()
         offsets = {tp: off for tp, off in pending.items() if tp in owned}
         pending.clear()
+        covered.update(offsets)  # commit() runs only after the checkpoint that covers them
+        report_lag(offsets)
         if offsets:
             try:
                 await consumer.commit(offsets)
@@ -95,6 +104,8 @@ async def consume(
         pending.clear()
         for tp in consumer.assignment():
             committed = await consumer.committed(tp)
+            if committed is not None:
+                covered[tp] = committed
             if committed is None:
                 await consumer.seek_to_beginning(tp)
             else:
@@ -120,8 +131,10 @@ async def consume(
             if revocations != listener.revocations:
                 # fetched before a rebalance: the new assignment starts again from the last commit
                 continue
+            report_lag(got)
             batch = [  # columns, not an object per record
-                PartitionBatch(tp.partition, [m.offset for m in msgs], [m.value for m in msgs], msgs[0].timestamp / 1000.0)
+                PartitionBatch(tp.partition, [m.offset for m in msgs], [m.value for m in msgs], msgs[0].timestamp / 1000.0,
+                               [m.key for m in msgs])
                 for tp, msgs in got.items()
                 if msgs
             ]

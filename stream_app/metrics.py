@@ -32,6 +32,13 @@ LAG = Gauge("segstream_consumer_lag_messages", "Messages behind the partition's 
 OPEN_WINDOWS = Gauge("segstream_open_windows", "Customer windows open in this worker")
 SEGMENT_SIZE = Gauge("segstream_segment_customers", "Customers currently in each micro-segment", ["segment"])
 CENTROID_VERSION = Gauge("segstream_centroid_version", "Folds applied to the shared k-means model")
+CHECKPOINT_LAG = Gauge("segstream_checkpoint_lag_messages",
+                       "Messages behind the partition's high-water mark that no window checkpoint covers yet "
+                       "(what a crash would re-read)", ["partition"])
+PUBLISH_ERRORS = Counter("segstream_publish_errors_total",
+                         "Output batches the broker refused; the worker re-reads from its last checkpoint")
+DETECTED_CHANGES = Counter("segstream_detected_changes_total",
+                           "Windows whose change statistic passed the threshold (the customer's state restarted)")
 REDIS_ERRORS = Counter("segstream_redis_errors_total", "Redis operations that failed after retries", ["op"])
 MODEL = Info("segstream_model", "The model artefact this worker serves")
 
@@ -49,6 +56,7 @@ def observe_batch(batch: list[PartitionBatch], out: BatchOutput) -> None:
     WINDOWS_CLOSED.inc(out.windows_closed)
     STATE_UPDATES.inc(out.engine.applied)
     STALE_WINDOWS.inc(out.engine.stale)
+    DETECTED_CHANGES.inc(out.engine.detected)
     if out.windows_closed:
         for stage, sec in out.engine.seconds.items():
             STAGE_SECONDS.labels(stage).observe(sec)

@@ -37,9 +37,10 @@ class StreamProcessor:
         self.settings = settings
         self.topic = topic or settings.topic_transactions
         self.redis = connect(settings.redis_url)
-        self.pipeline = build_pipeline(settings, lambda m: RedisStateStore(self.redis, m.hidden_size, m.version, history=settings.history_windows))
+        self.pipeline = build_pipeline(settings, lambda m: RedisStateStore(
+            self.redis, m.hidden_size, m.version, prefix=settings.redis_prefix, history=settings.history_windows))
         self.store: RedisStateStore = self.pipeline.engine.store
-        self.checkpoints = WindowCheckpoints(self.redis, len(CATEGORIES))
+        self.checkpoints = WindowCheckpoints(self.redis, len(CATEGORIES), prefix=settings.redis_prefix)
         self.limits = event_limits(settings)
         self._parts: dict[int, _Partition] = {}
         self._failed = False  # a batch failed midway: refuse work until reset()
@@ -73,17 +74,18 @@ class StreamProcessor:
         touched: list[int] = []
         for pb in batch:
             part = self._partition(pb.partition)
-            offsets, values = np.asarray(pb.offsets, np.int64), pb.values
+            offsets, values, keys = np.asarray(pb.offsets, np.int64), pb.values, pb.keys
             fresh = offsets > part.offset
             if not fresh.all():  # re-delivered after a restart: already counted
                 out.outcomes["replayed"] += int((~fresh).sum())
-                keep = np.flatnonzero(fresh)
-                offsets, values = offsets[keep], [values[i] for i in keep.tolist()]
+                keep = np.flatnonzero(fresh).tolist()
+                offsets, values = offsets[keep], [values[i] for i in keep]
+                keys = None if keys is None else [keys[i] for i in keep]
             if not len(values):
                 continue
             part.offset, part.dirty = int(offsets.max()), True
             touched.append(pb.partition)
-            ing = ingest_payloads(part.windows, values, self.limits)
+            ing = ingest_payloads(part.windows, values, self.limits, keys)
             out.outcomes.update(ing.counts())
             late = EventRejected("late:window_closed", "the watermark had passed the end of its window")
             bad = ing.rejected + [(i, late) for i in ing.late_positions()]

@@ -34,11 +34,14 @@ def event_keys(customer_ids: Sequence[str], event_ids: Sequence[str | None]) -> 
     """64-bit digests of (customer, event id): what dedup keeps and checkpoints persist.
 
     xxh3 is stable across processes and versions (unlike ``hash``), and cheap
-    enough to run on every event; 0 is reserved for events without an id.
+    enough to run on every event; 0 is reserved for events without an id. The
+    customer id goes in with its length, so no pair of ids can spell another pair
+    (``COL`` + ``A\x1fx`` against ``COL\x1fA`` + ``x``).
     """
     h = xxhash.xxh3_64_intdigest
     return np.fromiter(
-        ((h(f"{c}\x1f{e}".encode("utf-8", "surrogatepass")) or 1) if e is not None else 0 for c, e in zip(customer_ids, event_ids)),
+        ((h(f"{len(c)}:{c}{e}".encode("utf-8", "surrogatepass")) or 1) if e is not None else 0
+         for c, e in zip(customer_ids, event_ids)),
         dtype=np.uint64,
         count=len(customer_ids),
     )

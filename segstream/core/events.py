@@ -13,9 +13,17 @@ from datetime import datetime, timezone
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictFloat, ValidationError, field_validator
 
 from .personality import CATEGORY_INDEX
+
+# Customer ids are keys in Redis, Kafka and URLs, and text in a banker's browser:
+# letters, digits and . _ : @ - only. Anything else (markup, control characters,
+# separators) is refused at ingest with ``customer_id:string_pattern_mismatch``.
+CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,64}$"
+# Amounts are JSON numbers (integers too): booleans and numeric strings are refused
+# (``amount:float_type``), not coerced; a producer that sends "12.5" has a bug to fix.
+Number = StrictFloat
 
 # Reference rates to EUR. Illustrative and static: a deployment replaces them with
 # its treasury's daily rates. What matters to the core is one base currency.
@@ -31,12 +39,12 @@ class Transaction(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     event_id: str = Field(min_length=1, max_length=128)
-    customer_id: str = Field(min_length=1, max_length=64)
+    customer_id: str = Field(min_length=1, max_length=64, pattern=CUSTOMER_ID_PATTERN)
     timestamp: datetime
-    amount: float = Field(gt=0)
+    amount: Number = Field(gt=0)
     currency: str = Field(min_length=3, max_length=3)
     category: str
-    income: float | None = Field(default=None, gt=0)  # monthly income in ``currency``
+    income: Number | None = Field(default=None, gt=0)  # monthly income in ``currency``
 
     @field_validator("timestamp")
     @classmethod
@@ -174,6 +182,10 @@ def decode_event(
     The reference path: streams decode whole batches with ``wire.decode_batch``, which
     sends here every event not in the canonical form, so reasons come from one place.
     """
+    if raw is None:
+        raise EventRejected("tombstone", "a record without a value")
+    if not isinstance(raw, (bytes, bytearray, memoryview)):
+        raise EventRejected("not_bytes", type(raw).__name__)
     if len(raw) > max_bytes:
         raise EventRejected("oversized", f"{len(raw)} bytes > {max_bytes}")
     try:
@@ -191,6 +203,6 @@ def dead_letter(raw: bytes, err: EventRejected, **source: Any) -> InvalidEvent:
     return InvalidEvent(
         reason=err.reason,
         detail=err.detail[:500],
-        raw=raw[:2048].decode("utf-8", errors="replace"),
+        raw="" if raw is None else bytes(raw[:2048]).decode("utf-8", errors="replace"),
         **source,
     )

@@ -73,9 +73,10 @@ class Ingested:
         return self.valid.position[self.outcome == LATE].tolist()
 
 
-def ingest_payloads(windows: WindowAggregator, payloads: Sequence[bytes], limits: Limits) -> Ingested:
-    """Raw events, as producers publish them, into their customers' open windows."""
-    decoded = decode_batch(payloads, limits)
+def ingest_payloads(windows: WindowAggregator, payloads: Sequence[bytes | None], limits: Limits,
+                    keys: Sequence[bytes | None] | None = None) -> Ingested:
+    """Raw events, as producers publish them (with their Kafka keys, if any), into their customers' open windows."""
+    decoded = decode_batch(payloads, limits, keys)
     return Ingested(decoded.valid, windows.add_columns(decoded.valid), decoded.rejected)
 
 

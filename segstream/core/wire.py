@@ -21,7 +21,7 @@ import msgspec
 import numpy as np
 
 from .columns import TransactionColumns
-from .events import FX_TO_EUR, EventRejected, Transaction, decode_event
+from .events import CUSTOMER_ID_PATTERN, FX_TO_EUR, EventRejected, Transaction, decode_event
 from .personality import CATEGORIES
 
 _Currency = Literal[tuple(FX_TO_EUR)]  # type: ignore[valid-type]
@@ -32,7 +32,7 @@ class _Canonical(msgspec.Struct, gc=False):
     """The canonical wire form, at least as strict as :class:`Transaction` in every field."""
 
     event_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-    customer_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    customer_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=CUSTOMER_ID_PATTERN)]
     timestamp: Annotated[datetime, msgspec.Meta(tz=True)]
     amount: Annotated[float, msgspec.Meta(gt=0)]
     currency: _Currency
@@ -73,11 +73,34 @@ class Decoded:
 
 
 def _reference(raw: bytes, limits: Limits, now: float) -> Transaction:
-    return decode_event(raw, max_bytes=limits.max_bytes, now=now, max_future_s=limits.max_future_s,
-                        max_amount=limits.max_amount)
+    """The reference decision; whatever else goes wrong with one record is that record's reason.
+
+    A payload can make a parser fail in ways no validator foresees (a JSON document
+    nested 5,000 deep exhausts the recursion limit): such a record is refused as
+    ``internal:<error type>`` instead of stopping the worker on every restart.
+    """
+    try:
+        return decode_event(raw, max_bytes=limits.max_bytes, now=now, max_future_s=limits.max_future_s,
+                            max_amount=limits.max_amount)
+    except EventRejected:
+        raise
+    except Exception as err:  # noqa: BLE001 - any failure is this record's, never the worker's
+        raise EventRejected(f"internal:{type(err).__name__}", str(err)[:200]) from None
 
 
-def decode_batch(payloads: Sequence[bytes], limits: Limits = Limits()) -> Decoded:
+def _key_problem(key: bytes | None, customer_id: str) -> EventRejected | None:
+    """Records are partitioned by customer: a record keyed otherwise would spread one
+    customer's window over partitions, where all but one part would be dropped as stale."""
+    if key is None:
+        return EventRejected("key:missing", "records must be keyed by customer_id")
+    if key != customer_id.encode():
+        return EventRejected("key:mismatch", f"key {bytes(key[:80])!r} is not customer_id {customer_id!r}")
+    return None
+
+
+def decode_batch(payloads: Sequence[bytes | None], limits: Limits = Limits(),
+                 keys: Sequence[bytes | None] | None = None) -> Decoded:
+    """Decode a batch; with ``keys`` (the records' Kafka keys), refuse records not keyed by their customer."""
     now = time.time() if limits.now is None else limits.now
     events: list[_Canonical | Transaction] = []
     positions: list[int] = []
@@ -90,17 +113,30 @@ def decode_batch(payloads: Sequence[bytes], limits: Limits = Limits()) -> Decode
         except EventRejected as err:
             rejected.append((i, err))
 
-    slow = _long_fractions(payloads)
+    slow = _long_fractions([p for p in payloads if isinstance(p, bytes)])
+    if slow and not all(isinstance(p, bytes) for p in payloads):
+        slow = set(range(len(payloads)))  # positions shifted: every record takes the reference path
     for i, raw in enumerate(payloads):
-        if len(raw) > limits.max_bytes or (slow and i in slow):
+        if not isinstance(raw, bytes) or len(raw) > limits.max_bytes or (slow and i in slow):
             reference(i)
             continue
         try:
             events.append(_decode(raw))
             positions.append(i)
-        except ValueError:  # msgspec's errors and invalid UTF-8 alike
+        except Exception:  # noqa: BLE001 - msgspec's errors, invalid UTF-8, recursion: the reference names it
             reference(i)
+    if keys is not None:
+        keep = []
+        for j, (ev, i) in enumerate(zip(events, positions)):
+            problem = _key_problem(keys[i], ev.customer_id)
+            if problem is None:
+                keep.append(j)
+            else:
+                rejected.append((i, problem))
+        if len(keep) < len(events):
+            events, positions = [events[j] for j in keep], [positions[j] for j in keep]
     cols = TransactionColumns.build(events, positions)
+    rejected.sort(key=lambda r: r[0])
     ok = (
         np.isfinite(cols.amount_eur) & (cols.amount_eur <= limits.max_amount)
         & ~np.isinf(cols.income_eur)

@@ -137,7 +137,7 @@ def end_offsets(settings: Settings) -> dict[int, int]:
 
 def consumed(settings: Settings) -> dict[int, int]:
     """Checkpointed read position per partition (offset of the next record to read)."""
-    cp = WindowCheckpoints(connect(settings.redis_url), 0)
+    cp = WindowCheckpoints(connect(settings.redis_url), 0, prefix=settings.redis_prefix)
     return {p: cp.offset(settings.topic_transactions, p) + 1 for p in end_offsets(settings)}
 
 

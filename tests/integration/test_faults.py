@@ -12,7 +12,8 @@ import pytest
 
 from producers.kafka_producer import publish
 
-from .harness import Worker, all_consumed, consumed, end_offsets, isolated_settings, settings_from, wait_until
+from .harness import (Worker, all_consumed, consumed, end_offsets, isolated_settings, read_topic, settings_from,
+                      wait_until)
 from .servers import kafka_server, redis_server
 from .test_worker import assert_same_states, embedded
 
@@ -59,6 +60,87 @@ def test_redis_restart_mid_stream(bootstrap, events, tmp_path):
         red.stop()
 
 
+def test_redis_full_is_survived_like_redis_down(bootstrap, events, tmp_path):
+    """maxmemory with noeviction: writes fail with OOM; the worker reports 503, backs off, and
+    once there is room again resumes from its last checkpoint with nothing lost or doubled."""
+    from state.redis_client import connect
+
+    red = redis_server(tmp_path / "redis")
+    red.start()
+    try:
+        env = isolated_settings(bootstrap, f"redis://127.0.0.1:{red.port}/0", ingest="batch", batch_size=256)
+        s = settings_from(env)
+        half = len(events) // 2
+        publish(events[:half], s, progress=False)
+        w = Worker(env, tmp_path).start()
+        try:
+            wait_until(all_consumed(s), 180, "the first half", [w])
+            r = connect(f"redis://127.0.0.1:{red.port}/0")
+            r.config_set("maxmemory-policy", "noeviction")
+            r.config_set("maxmemory", str(int(r.info("memory")["used_memory"]) + 16))
+            publish(events[half:], s, progress=False)  # its windows must be written into a full Redis
+            wait_until(lambda: health(w) == 503, 60, "the worker to report unhealthy on OOM", [w])
+            assert w.metrics().get("segstream_redis_errors_total{op=batch}", 0) >= 1
+            time.sleep(2)
+            r.config_set("maxmemory", "0")
+            wait_until(lambda: health(w) == 200, 120, "the worker to report healthy again", [w])
+            wait_until(all_consumed(s), 180, "the worker to finish", [w])
+        finally:
+            w.stop()
+        assert_same_states(s, embedded(s, events)[0])
+    finally:
+        red.stop()
+
+
+def test_poison_records_and_every_codec_leave_the_worker_running(bootstrap, redis_url, events, tmp_path):
+    """Tombstones, JSON nested 5,000 deep, booleans as amounts, null and foreign keys, and batches
+    compressed with lz4, zstd and snappy: each bad record is a dead letter with its reason, the
+    rest is processed exactly as the embedded run processes it."""
+    import orjson
+    from kafka import KafkaProducer
+
+    from stream_app.kafka_config import kafka_python_options
+
+    env = isolated_settings(bootstrap, redis_url, ingest="batch")
+    s = settings_from(env)
+    good = events[:6000]
+    victim = dict(good[0], event_id="poison")
+    deep = b'{"x": ' + b"[" * 5000 + b"]" * 5000 + b", " + orjson.dumps(victim)[1:]
+    poison = [
+        (b"C0000001", None, "tombstone"),
+        (b"C0000001", deep, None),  # malformed_json or internal:RecursionError: whichever parser refuses it
+        (victim["customer_id"].encode(), orjson.dumps(dict(victim, amount=True)), "amount:float_type"),
+        (None, orjson.dumps(victim), "key:missing"),
+        (b"C0000099", orjson.dumps(victim), "key:mismatch"),
+        (b"x", orjson.dumps(dict(victim, customer_id="<img src=x onerror=alert(1)>")),
+         "customer_id:string_pattern_mismatch"),
+    ]
+    thirds = len(good) // 3
+    publish(good[:thirds], s, progress=False, compression="lz4")
+    raw = KafkaProducer(**kafka_python_options(s), acks="all")
+    for key, value, _ in poison:
+        raw.send(s.topic_transactions, key=key, value=value, partition=0)
+    raw.flush()
+    raw.close()
+    publish(good[thirds:2 * thirds], s, progress=False, compression="zstd")
+    publish(good[2 * thirds:], s, progress=False, compression="snappy")
+    w = Worker(env, tmp_path).start()
+    try:
+        wait_until(all_consumed(s), 180, "the worker to consume every record", [w])
+        m = w.metrics()
+        assert health(w) == 200
+    finally:
+        w.stop()
+    assert m["segstream_events_total{outcome=ok}"] == len(good)
+    assert sum(v for k, v in m.items() if k.startswith("segstream_dead_letters_total{")) == len(poison)
+    for _, _, reason in poison:
+        if reason:
+            assert m[f"segstream_dead_letters_total{{reason={reason}}}"] >= 1, reason
+    dlq = read_topic(s, s.topic_dlq)
+    assert {d["reason"] for d in dlq} >= {r for _, _, r in poison if r}
+    assert_same_states(s, embedded(s, good)[0])
+
+
 def test_broker_restart_mid_stream(redis_url, events, tmp_path):
     kafka = kafka_server(tmp_path / "kafka")
     kafka.start()
@@ -91,7 +173,7 @@ def state_hash(s) -> str:
     from state.redis_store import RedisStateStore
 
     art = ModelArtefact.load(s.model_path)
-    store = RedisStateStore(connect(s.redis_url), art.hidden_size, art.version)
+    store = RedisStateStore(connect(s.redis_url), art.hidden_size, art.version, prefix=s.redis_prefix)
     ids = sorted(store.scan_segments())
     raw = store.r.mget([store.key(c) for c in ids])
     return hashlib.sha256(b"".join(c.encode() + v for c, v in zip(ids, raw))).hexdigest()
@@ -118,9 +200,11 @@ def test_reprocessing_from_offset_zero_changes_nothing(bootstrap, redis_url, eve
     from state.redis_client import connect
 
     r = connect(s.redis_url)
-    for key in r.scan_iter(match=f"seg:[wp]:{s.topic_transactions}:*"):
+    for key in r.scan_iter(match=f"{s.redis_prefix}:[wp]:{s.topic_transactions}:*"):
         r.delete(key)
-    env2 = {**env, "SEGSTREAM_CONSUMER_GROUP": env["SEGSTREAM_CONSUMER_GROUP"] + "-replay"}
+    # another group, told to keep its state in the first group's namespace
+    env2 = {**env, "SEGSTREAM_CONSUMER_GROUP": env["SEGSTREAM_CONSUMER_GROUP"] + "-replay",
+            "SEGSTREAM_NAMESPACE": s.redis_prefix}
     w = Worker(env2, tmp_path).start()
     try:
         wait_until(all_consumed(settings_from(env2)), 180, "the replay from offset 0", [w])

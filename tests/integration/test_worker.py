@@ -60,7 +60,8 @@ def assert_same_states(settings, pipe):
     art = ModelArtefact.load(settings.model_path)
     ref = pipe.engine.store
     ids = sorted(ref.segments())
-    got, _ = RedisStateStore(connect(settings.redis_url), art.hidden_size, art.version).load(ids)
+    got, _ = RedisStateStore(connect(settings.redis_url), art.hidden_size, art.version,
+                              prefix=settings.redis_prefix).load(ids)
     want_n = np.array([ref.state(c)[5] for c in ids])
     want_last = np.array([ref.state(c)[4] for c in ids])
     np.testing.assert_array_equal(got.n_windows, want_n)  # no window lost or applied twice

@@ -20,7 +20,12 @@ def test_valid_event_converts_currency():
     "patch, reason",
     [
         ({"amount": -3}, "amount:greater_than"),
-        ({"amount": "lots"}, "amount:float_parsing"),
+        ({"amount": "lots"}, "amount:float_type"),
+        ({"amount": "12.5"}, "amount:float_type"),  # strings are refused, not coerced
+        ({"amount": True}, "amount:float_type"),  # and booleans are not 1.0
+        ({"income": False}, "income:float_type"),
+        ({"customer_id": "<img src=x onerror=alert(1)>"}, "customer_id:string_pattern_mismatch"),
+        ({"customer_id": "COL\x1fA"}, "customer_id:string_pattern_mismatch"),
         ({"amount": 5e8}, "amount:out_of_range"),
         ({"category": "yachts"}, "category:unknown_category"),
         ({"currency": "XXX"}, "currency:unknown_currency"),

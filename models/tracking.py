@@ -1,0 +1,158 @@
+"""How well the stream follows personality changes: the product's own pipeline against baselines.
+
+Every row runs the embedded demo (the worker's core, in-process) on one synthetic
+bank with changes and seasons, under other settings, and scores the announced
+segments against the truth per window. The frontier sweeps the change threshold
+and the confirmation setting; the comparators are today's policy (announce every
+nearest-centroid flip, no change statistic), trailing-window raw Big-Five scores,
+and river's online k-means on the same hidden states.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from producers.synthetic import GeneratorConfig, SyntheticBank
+from segstream.config import Settings
+from segstream.core.personality import segment_label, trait_scores
+from segstream.quality import score_tracking
+
+SCORES = ("label_accuracy", "label_accuracy_stable_end", "label_accuracy_changed_end", "change_precision",
+          "change_recall_3", "change_recall_6", "change_recall_3_new_label", "median_delay", "p90_delay",
+          "false_changes_per_stable_window", "ari_vs_truth")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    customers: int = 3000
+    months: int = 24
+    seed: int = 7
+    change_share: float = 0.2
+    seasonal: bool = True
+
+
+def _demo(sc: Scenario, settings: Settings) -> dict[str, Any]:
+    from segstream.demo import run_demo
+
+    return run_demo(sc.customers, sc.months, sc.seed, settings, progress=False, change_share=sc.change_share,
+                    seasonal=sc.seasonal)
+
+
+def trailing_baseline(sc: Scenario, window: int) -> dict[str, Any]:
+    """Big-Five scores of the last ``window`` months of raw spending, every label flip announced."""
+    bank = SyntheticBank(GeneratorConfig(customers=sc.customers, months=sc.months, seed=sc.seed,
+                                         change_share=sc.change_share, seasonal=sc.seasonal))
+    spend, _ = bank.monthly_spend()
+    cum = np.cumsum(spend, axis=1)
+    trailing = cum - np.concatenate([np.zeros_like(cum[:, :window]), cum[:, :-window]], axis=1)
+    z = trait_scores(trailing)
+    z = (z - z.reshape(-1, 5).mean(0)) / z.reshape(-1, 5).std(0)
+    order = np.argsort(-z, axis=2)[..., :2]
+    labels = np.array([[segment_label(o) for o in row] for row in order], dtype=object)
+    truth = bank.micro_segments()
+    moves = [(r, t, labels[r, t] == truth[r, t]) for r, t in zip(*np.nonzero(labels[:, 1:] != labels[:, :-1]))]
+    moves = [(r, t + 1, ok) for r, t, ok in moves]
+    return score_tracking(labels, truth, moves)
+
+
+def river_kmeans(sc: Scenario, settings: Settings) -> dict[str, Any]:
+    """river's ``cluster.KMeans`` learning online from the final hidden states our engine produced."""
+    from river import cluster
+    from sklearn.metrics import adjusted_rand_score
+
+    from segstream.assembly import build_pipeline
+    from segstream.demo import run_demo
+
+    pipeline = build_pipeline(settings)
+    run_demo(sc.customers, sc.months, sc.seed, settings, progress=False, change_share=sc.change_share,
+             seasonal=sc.seasonal, pipeline=pipeline)
+    bank = SyntheticBank(GeneratorConfig(customers=sc.customers, months=sc.months, seed=sc.seed,
+                                         change_share=sc.change_share, seasonal=sc.seasonal))
+    store = pipeline.engine.store
+    ids = list(store.segments())
+    h = np.stack([store.state(c)[0] for c in ids])
+    km = cluster.KMeans(n_clusters=20, halflife=0.5, sigma=1.0, seed=0)
+    t0 = time.perf_counter()
+    points = [dict(enumerate(map(float, row))) for row in h]
+    for p in points:
+        km.learn_one(p)
+    pred = [km.predict_one(p) for p in points]
+    rate = 2 * len(points) / (time.perf_counter() - t0)
+    truth = bank.truth.set_index("customer_id").loc[ids, "micro_segment"]
+    ours = np.array([store.segments()[c] for c in ids])
+    return {"ari_river_kmeans": float(adjusted_rand_score(truth, pred)), "river_points_per_s": rate,
+            "ari_ours_same_states": float(adjusted_rand_score(truth, ours))}
+
+
+def compare(sc: Scenario = Scenario(), log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    base = Settings()
+    rows: dict[str, dict[str, Any]] = {}
+
+    def run(name: str, **over: Any) -> None:
+        t0 = time.perf_counter()
+        out = _demo(sc, base.model_copy(update=over))
+        rows[name] = {k: out[k] for k in SCORES} | {"settings": over}
+        log(f"{name}: {time.perf_counter() - t0:.1f}s")
+
+    run("today: every flip, no change statistic", change_threshold=0.0, confirm_windows=1, confirm_margin=0.0,
+        warmup_windows=3)
+    run("confirmation only (3 windows, margin 0.2)", change_threshold=0.0)
+    run("product default", )
+    frontier = []
+    for threshold in (15.0, 20.0, 25.0, 35.0, 50.0):
+        for confirm, margin in ((3, 0.2), (6, 0.3), (99, 1.0)):
+            over = {"change_threshold": threshold, "confirm_windows": confirm, "confirm_margin": margin}
+            out = _demo(sc, base.model_copy(update=over))
+            frontier.append(over | {k: out[k] for k in SCORES})
+            log(f"frontier {over}")
+    for w in (3, 12):
+        rows[f"trailing {w}-month raw scores, every flip"] = trailing_baseline(sc, w)
+    return {"scenario": vars(sc), "rows": rows, "frontier": frontier, "river": river_kmeans(sc, base)}
+
+
+def to_markdown(res: dict[str, Any]) -> str:
+    cols = ("label_accuracy_stable_end", "label_accuracy_changed_end", "change_precision", "change_recall_3",
+            "change_recall_6", "median_delay", "false_changes_per_stable_window")
+    fmt = lambda v: "–" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))  # noqa: E731
+    out = ["| | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for name, r in res["rows"].items():
+        out.append(f"| {name} | " + " | ".join(fmt(r.get(c)) for c in cols) + " |")
+    out += ["", "Frontier (change threshold × confirmation):", "",
+            "| threshold | confirm | margin | " + " | ".join(cols) + " |", "|---" * (len(cols) + 3) + "|"]
+    for r in res["frontier"]:
+        out.append(f"| {r['change_threshold']} | {r['confirm_windows']} | {r['confirm_margin']} | "
+                   + " | ".join(fmt(r.get(c)) for c in cols) + " |")
+    rv = res["river"]
+    out += ["", f"river `cluster.KMeans` on the final hidden states: ARI {rv['ari_river_kmeans']:.3f} "
+            f"({rv['river_points_per_s']:.0f} points/s), ours on the same states {rv['ari_ours_same_states']:.3f}."]
+    return "\n".join(out) + "\n"
+
+
+def plot_frontier(res: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for confirm in sorted({r["confirm_windows"] for r in res["frontier"]}):
+        pts = [r for r in res["frontier"] if r["confirm_windows"] == confirm]
+        ax.plot([100 * r["false_changes_per_stable_window"] for r in pts], [r["median_delay"] or 0 for r in pts], "o-",
+                label=f"confirm {confirm}" if confirm < 99 else "detected changes only")
+        for r in pts:
+            ax.annotate(f"{r['change_threshold']:g}", (100 * r["false_changes_per_stable_window"], r["median_delay"] or 0),
+                        fontsize=7)
+    today = next(iter(res["rows"].values()))
+    ax.plot([100 * today["false_changes_per_stable_window"]], [today["median_delay"] or 0], "kx", label="today")
+    ax.set_xlabel("false changes, % of stable customer-windows")
+    ax.set_ylabel("median delay of announced true changes (windows)")
+    ax.set_title("Delay against false changes over the emission setting")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
