@@ -4,4 +4,9 @@ The transport-free core lives in :mod:`segstream.core`; Kafka/Faust, Redis and t
 torch models are adapters in the sibling top-level packages.
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("segstream")  # one source: pyproject.toml
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"

@@ -20,6 +20,11 @@ def window_spec(settings: Settings) -> WindowSpec:
     return WindowSpec(months=0, seconds=settings.window_seconds)
 
 
+def window_aggregator(settings: Settings) -> WindowAggregator:
+    return WindowAggregator(window_spec(settings), len(CATEGORIES), settings.allowed_lateness_s,
+                            quorum=settings.watermark_quorum)
+
+
 def event_limits(settings: Settings, now: float | None = None) -> Limits:
     return Limits(max_bytes=settings.max_message_bytes, max_future_s=settings.max_future_s,
                   max_amount=settings.max_amount, now=now)
@@ -52,5 +57,4 @@ def build_pipeline(settings: Settings, make_store: Callable[[SequenceModel], Sta
         initial_centroids=artefact.centroids,
         prior_weight=settings.centroid_prior_weight,
     )
-    aggregator = WindowAggregator(window_spec(settings), len(CATEGORIES), settings.allowed_lateness_s)
-    return SegmentationPipeline(engine, aggregator, settings.batch_size)
+    return SegmentationPipeline(engine, window_aggregator(settings), settings.batch_size)

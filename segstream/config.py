@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     window_months: int = 1  # calendar months per tumbling window (0 = use window_seconds)
     window_seconds: int = 0  # fixed-length windows when window_months == 0
     allowed_lateness_s: int = 3 * 86400
+    # The watermark trails the latest event time that this many consecutive events of a
+    # partition reached: fewer outliers (a wrong clock stamping days ahead) cannot move it.
+    watermark_quorum: int = 3
     max_future_s: int = 7 * 86400  # events further ahead of wall-clock time are rejected
     max_message_bytes: int = 16 * 1024
     max_amount: float = 1_000_000.0

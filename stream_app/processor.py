@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from segstream.assembly import build_pipeline, event_limits, window_spec
+from segstream.assembly import build_pipeline, event_limits, window_aggregator
 from segstream.config import Settings
 from segstream.core.events import EventRejected, dead_letter
 from segstream.core.personality import CATEGORIES
@@ -53,7 +53,7 @@ class StreamProcessor:
         part = self._parts.get(p)
         if part is None:
             offset, max_event_time, windows = self.checkpoints.load(self.topic, p)
-            agg = WindowAggregator(window_spec(self.settings), len(CATEGORIES), self.settings.allowed_lateness_s)
+            agg = window_aggregator(self.settings)
             agg.restore(windows, max_event_time)
             part = self._parts[p] = _Partition(agg, offset)
         return part

@@ -155,11 +155,15 @@ class _Table:
 class WindowAggregator:
     """Accumulates transactions into open windows and hands out the closed ones."""
 
-    def __init__(self, spec: WindowSpec, n_categories: int, allowed_lateness_s: float = 0.0):
+    def __init__(self, spec: WindowSpec, n_categories: int, allowed_lateness_s: float = 0.0, quorum: int = 1):
         self.spec = spec
         self.n_categories = n_categories
         self.allowed_lateness_s = float(allowed_lateness_s)
-        self.max_event_time = float("-inf")
+        # The event-time clock advances to t only once ``quorum`` consecutive events are at or
+        # past t: one event stamped days ahead (a wrong clock) cannot close a month for everybody.
+        self.quorum = max(int(quorum), 1)
+        self._tail = np.zeros(0)  # the last quorum - 1 event times, for the next batch's runs
+        self.max_event_time = float("-inf")  # the clock: event time the watermark trails
         self._open: dict[int, _Table] = {}
         self.counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
         self._closed: list[int] = []  # window numbers closed since the last checkpoint
@@ -188,8 +192,9 @@ class WindowAggregator:
 
         Same result as adding the events one by one: an event is late when its window
         ends at or before the watermark of the events before it, and a duplicate when
-        its key was counted in its window before. The watermark advances with every
-        event that is not late (a late event cannot advance it anyway).
+        its key was counted in its window before. The clock the watermark trails is the
+        largest t that ``quorum`` consecutive events reached (with a quorum of 1, the
+        largest event time seen; a late event cannot advance it either way).
         """
         n = len(tx)
         code = np.zeros(n, np.int8)
@@ -197,17 +202,31 @@ class WindowAggregator:
             return code
         idx = self.spec.indices(tx.timestamp)
         ends = self.spec.ends(idx)
-        seen_max = np.maximum.accumulate(np.concatenate(([self.max_event_time], tx.timestamp[:-1])))
-        code[ends <= seen_max - self.allowed_lateness_s] = LATE
+        clock = np.maximum.accumulate(np.maximum(self._reached(tx.timestamp), self.max_event_time))
+        before = np.concatenate(([self.max_event_time], clock[:-1]))
+        code[ends <= before - self.allowed_lateness_s] = LATE
         live = np.flatnonzero(code == OK)
-        if len(live):
-            self.max_event_time = max(self.max_event_time, float(tx.timestamp[live].max()))
+        self.max_event_time = float(clock[-1])
         for w in np.unique(idx[live]).tolist():
             sel = live[idx[live] == w]
             self._add_window(w, tx, sel, code)
         for label, k in outcome_counts(code).items():
             self.counts[label] += k
         return code
+
+    def _reached(self, ts: np.ndarray) -> np.ndarray:
+        """Per event, the time it and the ``quorum - 1`` events before it all reached (-inf if fewer)."""
+        k = self.quorum
+        if k == 1:
+            return ts
+        ext = np.concatenate([self._tail, ts])
+        out = np.full(len(ts), -np.inf)
+        if len(ext) >= k:
+            runs = np.lib.stride_tricks.sliding_window_view(ext, k).min(axis=1)  # runs[m]: ext[m .. m+k-1]
+            first = k - 1 - len(self._tail)  # first event of this batch that completes a run
+            out[max(first, 0):] = runs[max(-first, 0):]
+        self._tail = ext[-(k - 1):]
+        return out
 
     def _add_window(self, w: int, tx: TransactionColumns, sel: np.ndarray, code: np.ndarray) -> None:
         table = self._open.get(w)

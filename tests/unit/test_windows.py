@@ -135,3 +135,34 @@ def test_batches_of_any_size_give_what_one_event_at_a_time_gives(events, cuts, s
         assert got == [want.add(*e) for e in chunk]
         closed = sorted((w.customer_id, w.index, w.n_events, w.income, tuple(np.round(w.spend, 6))) for w in agg.poll())
         assert closed == want.poll()
+
+
+def test_one_event_from_the_future_does_not_close_the_month_for_everybody():
+    """With a quorum of 3, the clock follows what three consecutive events say, not one outlier."""
+    for quorum, closes in ((1, True), (3, False)):
+        agg = WindowAggregator(WindowSpec(months=1), n_categories=3, allowed_lateness_s=DAY, quorum=quorum)
+        for d in range(1, 25):
+            agg.add(f"c{d}", ts(2024, 3, d), 0, 1.0)
+        agg.add("clock-wrong", ts(2024, 4, 6), 0, 1.0)  # six days into next month
+        late = [agg.add(f"d{d}", ts(2024, 3, 26, d), 0, 1.0) for d in range(1, 10)]
+        assert (agg.poll() != []) is closes
+        assert ("late" in late) is closes, quorum
+    # the month still closes once the stream itself gets there
+    for d in range(3, 6):
+        agg.add(f"e{d}", ts(2024, 4, d), 0, 1.0)
+    assert [w.customer_id for w in agg.poll()][:1] == ["c1"]
+
+
+@pytest.mark.parametrize("cut", [1, 2, 5, 17])
+def test_quorum_clock_is_the_same_whatever_the_batch_size(cut):
+    from segstream.core.columns import TransactionColumns
+
+    rng = np.random.default_rng(cut)
+    times = np.sort(rng.uniform(ts(2024, 1, 1), ts(2024, 6, 1), 60))
+    times[[10, 30, 31]] += 20 * DAY  # outliers, two of them adjacent
+    rows = [(f"c{i % 7}", float(t), 0, 1.0, None, f"e{i}") for i, t in enumerate(times)]
+    one = WindowAggregator(WindowSpec(months=1), 3, DAY, quorum=3)
+    codes_one = [int(one.add_columns(TransactionColumns.of([r]))[0]) for r in rows]
+    batched = WindowAggregator(WindowSpec(months=1), 3, DAY, quorum=3)
+    codes = np.concatenate([batched.add_columns(TransactionColumns.of(rows[i:i + cut])) for i in range(0, 60, cut)])
+    assert codes.tolist() == codes_one and batched.max_event_time == one.max_event_time
