@@ -21,6 +21,8 @@ from typing import Any
 from segstream.config import Settings
 from segstream.gc_tuning import tune_gc
 
+from .batch import PartitionBatch
+
 _processor = None  # the StreamProcessor, in whichever thread or process runs the core
 
 
@@ -59,9 +61,25 @@ class CoreRunner:
             self.executor = ThreadPoolExecutor(1, thread_name_prefix="segstream-core",
                                                initializer=_start, initargs=(settings, None))
 
-    def __call__(self, method: str, *args: Any) -> asyncio.Future:
+    def _submit(self, method: str, *args: Any) -> asyncio.Future:
         """``StreamProcessor.<method>(*args)`` where the core runs, queued now behind earlier calls.
 
         Await the future for the result; the core's exceptions are raised there.
         """
         return asyncio.get_running_loop().run_in_executor(self.executor, _call, method, args)
+
+    # The processor's methods, typed: each call is queued now and runs in order.
+    def process(self, batch: list[PartitionBatch]) -> asyncio.Future:  # -> BatchOutput
+        return self._submit("process", batch)
+
+    def checkpoint(self) -> asyncio.Future:  # -> None
+        return self._submit("checkpoint")
+
+    def reset(self) -> asyncio.Future:  # -> None
+        return self._submit("reset")
+
+    def revoke(self, partitions: list[int]) -> asyncio.Future:  # -> None
+        return self._submit("revoke", partitions)
+
+    def model_stats(self) -> asyncio.Future:  # -> (model version, segment sizes, centroid version)
+        return self._submit("model_stats")
