@@ -175,56 +175,72 @@ class SegmentEngine:
                  evidence: dict[str, np.ndarray] | None = None) -> list[SegmentChange]:
         if not len(rows):
             return []
+        rows = np.asarray(rows)
         prof = profiles(self.model.traits_of(stats.centroids))
+        labels = [p.label for p in prof]
         why = _explanations(rows, old_seg, before, traits, spend, evidence)
-        return [
-            SegmentChange(
+        old_l, new_l = old_seg[rows].tolist(), new_seg[rows].tolist()
+        dist_l, conf_l, traits_l = dist[rows].tolist(), conf[rows].tolist(), traits[rows].tolist()
+        model_version, centroid_version = self.model.version, stats.version
+        out = []
+        # built from the engine's own typed arrays: validating every field again costs more
+        # than the rest of a window's processing, so the model is constructed as is
+        make = SegmentChange.model_construct
+        for j, i in enumerate(rows.tolist()):
+            old, new = old_l[j], new_l[j]
+            out.append(make(
                 customer_id=windows[i].customer_id,
-                old_segment=None if old_seg[i] < 0 else int(old_seg[i]),
-                new_segment=int(new_seg[i]),
-                old_segment_label=None if old_seg[i] < 0 else prof[old_seg[i]].label,
-                segment_label=prof[new_seg[i]].label,
-                recommendation=prof[new_seg[i]].family,
+                old_segment=None if old < 0 else old,
+                new_segment=new,
+                old_segment_label=None if old < 0 else labels[old],
+                segment_label=labels[new],
+                recommendation=prof[new].family,
                 window_end=datetime.fromtimestamp(windows[i].end, tz=timezone.utc),
-                distance=float(dist[i]),
-                confidence=float(conf[i]),
-                model_version=self.model.version,
-                centroid_version=stats.version,
-                traits=dict(zip(TRAITS, map(float, traits[i]))),
-                **why.get(int(i), {}),
-            )
-            for i in rows
-        ]
+                distance=dist_l[j],
+                confidence=conf_l[j],
+                model_version=model_version,
+                centroid_version=centroid_version,
+                traits=dict(zip(TRAITS, traits_l[j])),
+                **(why[j] if why else _UNEXPLAINED),
+            ))
+        return out
 
 
-def _explanations(rows, old_seg, before, after, spend, evidence) -> dict[int, dict]:
-    """Why each announced change happened: the trait shift, the spending behind it, the evidence.
+_UNEXPLAINED = {"trait_shift": None, "drivers": None, "evidence": None}
+
+
+def _explanations(rows: np.ndarray, old_seg, before, after, spend, evidence) -> list[dict]:
+    """Why each announced change happened (row-aligned with ``rows``): the trait shift, the
+    spending behind it, the evidence.
 
     ``drivers`` are the window's categories that pull most along the trait shift
-    (their spending share times their loading on it): what a banker can check.
-    A replayed announcement is rebuilt from the stored state and carries none.
+    (their spending share times their loading on it): what a banker can check. A first
+    assignment has no shift (there was no state before it), and a replayed announcement
+    is rebuilt from the stored state and carries no explanation.
     """
     if before is None or evidence is None or spend is None:
-        return {}
-    out = {}
+        return []
     shares = spending_shares(spend[rows])
     shift = after[rows] - before[rows]
     # a model over other inputs than the category table has no category drivers
     pull = shares * (shift @ LOADINGS.T) if shares.shape[1] == len(CATEGORIES) else np.zeros_like(shares)
-    top = np.argsort(-pull, axis=1)[:, :3]
-    for j, i in enumerate(np.asarray(rows).tolist()):
-        out[i] = {
-            "trait_shift": dict(zip(TRAITS, np.round(shift[j], 3).tolist())),
-            "drivers": [{"category": CATEGORIES[k], "share": round(float(shares[j, k]), 3)}
-                        for k in top[j].tolist() if pull[j, k] > 0],
-            "evidence": {
-                "reason": ("first_assignment" if old_seg[i] < 0 else
-                           "detected_change" if evidence["detected"][i] else "confirmed_drift"),
-                "statistic": round(float(evidence["statistic"][i]), 2),
-                "windows_confirmed": int(evidence["windows_since_reset"][i] if evidence["detected"][i]
-                                         else evidence["streak"][i]),
-                "margin": round(float(evidence["margin"][i]), 3),
-            },
-        }
+    top = np.argsort(-pull, axis=1)[:, :3].tolist()
+    first = (old_seg[rows] < 0).tolist()
+    detected = evidence["detected"][rows].tolist()
+    confirmed = np.where(evidence["detected"][rows], evidence["windows_since_reset"][rows],
+                         evidence["streak"][rows]).tolist()
+    stat, margin = np.round(evidence["statistic"][rows], 2).tolist(), np.round(evidence["margin"][rows], 3).tolist()
+    shift_r, shares_r, pulls = np.round(shift, 3).tolist(), np.round(shares, 3).tolist(), pull.tolist()
+    out = []
+    for j in range(len(rows)):
+        proof = {"reason": "first_assignment" if first[j] else "detected_change" if detected[j] else "confirmed_drift",
+                 "statistic": stat[j], "windows_confirmed": confirmed[j], "margin": margin[j]}
+        if first[j]:
+            out.append({"evidence": proof})
+            continue
+        out.append({
+            "trait_shift": dict(zip(TRAITS, shift_r[j])),
+            "drivers": [{"category": CATEGORIES[k], "share": shares_r[j][k]} for k in top[j] if pulls[j][k] > 0],
+            "evidence": proof,
+        })
     return out
-
