@@ -35,6 +35,10 @@ class Scenario:
     change_share: float = 0.2
     seasonal: bool = True
 
+    def bank(self) -> SyntheticBank:
+        return SyntheticBank(GeneratorConfig(customers=self.customers, months=self.months, seed=self.seed,
+                                             change_share=self.change_share, seasonal=self.seasonal))
+
 
 def _demo(sc: Scenario, settings: Settings) -> dict[str, Any]:
     from segstream.demo import run_demo
@@ -45,8 +49,7 @@ def _demo(sc: Scenario, settings: Settings) -> dict[str, Any]:
 
 def trailing_baseline(sc: Scenario, window: int) -> dict[str, Any]:
     """Big-Five scores of the last ``window`` months of raw spending, every label flip announced."""
-    bank = SyntheticBank(GeneratorConfig(customers=sc.customers, months=sc.months, seed=sc.seed,
-                                         change_share=sc.change_share, seasonal=sc.seasonal))
+    bank = sc.bank()
     spend, _ = bank.monthly_spend()
     cum = np.cumsum(spend, axis=1)
     trailing = cum - np.concatenate([np.zeros_like(cum[:, :window]), cum[:, :-window]], axis=1)
@@ -71,8 +74,7 @@ def river_kmeans(sc: Scenario, settings: Settings) -> dict[str, Any]:
     pipeline = build_pipeline(settings)
     run_demo(sc.customers, sc.months, sc.seed, settings, progress=False, change_share=sc.change_share,
              seasonal=sc.seasonal, pipeline=pipeline)
-    bank = SyntheticBank(GeneratorConfig(customers=sc.customers, months=sc.months, seed=sc.seed,
-                                         change_share=sc.change_share, seasonal=sc.seasonal))
+    bank = sc.bank()
     store = pipeline.engine.store
     ids = list(store.segments())
     h = np.stack([store.state(c)[0] for c in ids])

@@ -122,8 +122,8 @@ def calibrate(model: PersonalityLSTM, ds: Dataset, hidden: np.ndarray, spend_fra
         if sel.any():
             season[m] = z[:, moy == m][sel].mean(0) - overall
     observed, _ = compact(z - season[moy][None], active)
-    head_w, head_b = model.head.weight.detach().numpy(), model.head.bias.detach().numpy()
-    before = hidden[:, :-1] @ head_w.T + head_b  # prediction before step t, for t >= 1
+    with torch.inference_mode():  # prediction before step t, for t >= 1
+        before = model.head(torch.from_numpy(np.ascontiguousarray(hidden[:, :-1]))).numpy()
     steps = np.arange(1, ds.mask.shape[1])[None, :]
     settled = ds.mask[:, 1:] & (steps >= warmup)
     residual = (observed[:, 1:] - before)[settled]

@@ -26,14 +26,14 @@ from segstream.quality import score_segments, score_tracking
 BATCH = 5000  # events per ingest and watermark check, as a worker's batch would be
 
 
-def label_timeline(bank: SyntheticBank, changes: list[SegmentChange]) -> tuple[np.ndarray, list[tuple[int, int, bool]]]:
+def label_timeline(bank: SyntheticBank, truth: np.ndarray,
+                   changes: list[SegmentChange]) -> tuple[np.ndarray, list[tuple[int, int, bool]]]:
     """Announced label per customer and month ([N, T], "" before the first) from the change
     events alone, as a downstream consumer would see them; and the announced changes
     as (customer row, month, new label is the true one)."""
     cfg = bank.config
     row = {c: i for i, c in enumerate(bank.customer_ids.tolist())}
     first = cfg.start_year * 12 + cfg.start_month - 1
-    truth = bank.micro_segments()
     labels = np.full(truth.shape, "", dtype=object)
     moves = []
     for ch in sorted(changes, key=lambda c: c.window_end):
@@ -81,8 +81,9 @@ def run_demo(customers: int, months: int, seed: int, settings: Settings, progres
         n_events += len(payloads)
         changes.extend(pipeline.drain(final=True).changes)
     elapsed = time.perf_counter() - t0
-    labels, moves = label_timeline(bank, changes)
-    tracking = score_tracking(labels, bank.micro_segments(), moves)
+    truth = bank.micro_segments()
+    labels, moves = label_timeline(bank, truth, changes)
+    tracking = score_tracking(labels, truth, moves)
 
     totals = pipeline.totals
     segments = pipeline.engine.store.segments()

@@ -104,11 +104,10 @@ async def consume(
         pending.clear()
         for tp in consumer.assignment():
             committed = await consumer.committed(tp)
-            if committed is not None:
-                covered[tp] = committed
             if committed is None:
                 await consumer.seek_to_beginning(tp)
             else:
+                covered[tp] = committed
                 consumer.seek(tp, committed)
         fetching = asyncio.ensure_future(fetch())
 

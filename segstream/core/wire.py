@@ -113,9 +113,7 @@ def decode_batch(payloads: Sequence[bytes | None], limits: Limits = Limits(),
         except EventRejected as err:
             rejected.append((i, err))
 
-    slow = _long_fractions([p for p in payloads if isinstance(p, bytes)])
-    if slow and not all(isinstance(p, bytes) for p in payloads):
-        slow = set(range(len(payloads)))  # positions shifted: every record takes the reference path
+    slow = _long_fractions([p if isinstance(p, bytes) else b"" for p in payloads])  # positions kept
     for i, raw in enumerate(payloads):
         if not isinstance(raw, bytes) or len(raw) > limits.max_bytes or (slow and i in slow):
             reference(i)
@@ -136,7 +134,6 @@ def decode_batch(payloads: Sequence[bytes | None], limits: Limits = Limits(),
         if len(keep) < len(events):
             events, positions = [events[j] for j in keep], [positions[j] for j in keep]
     cols = TransactionColumns.build(events, positions)
-    rejected.sort(key=lambda r: r[0])
     ok = (
         np.isfinite(cols.amount_eur) & (cols.amount_eur <= limits.max_amount)
         & ~np.isinf(cols.income_eur)
@@ -151,5 +148,5 @@ def decode_batch(payloads: Sequence[bytes | None], limits: Limits = Limits(),
             except EventRejected as err:
                 rejected.append((int(cols.position[row]), err))
         cols = cols.take(np.flatnonzero(keep))
-        rejected.sort(key=lambda r: r[0])
+    rejected.sort(key=lambda r: r[0])
     return Decoded(cols, rejected)
