@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     topic_dlq: str = "transactions-dlq"
     topic_partitions: int = 4
     consumer_group: str = "segstream"
+    # A worker silent this long is dropped from the group and its partitions move; one
+    # that wakes up after that is fenced (state/fencing.py). Heartbeats every third of it.
+    kafka_session_timeout_ms: int = 10_000
     # Prefix of every Redis key this deployment writes (states, centroids, checkpoints).
     # Empty: the consumer group, so two deployments (another topic or group) sharing
     # one Redis never read each other's state or checkpoints.

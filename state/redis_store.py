@@ -19,22 +19,33 @@ import redis
 from segstream.core.assignment import delta
 from segstream.core.ports import CentroidStats, StateBatch
 
+from .fencing import Fenced
+
 _COMMIT = """
 -- ARGV: H, K, batch delta of centroid sums (K*H doubles) and counts (K doubles)
 --       computed as if every record were written, history length L, the rows
---       whose segment differs from the previous one (int32s, 1-based), then one
---       record per customer. KEYS: n state keys, n history keys if L > 0,
---       then the centroid and segment-size keys.
+--       whose segment differs from the previous one (int32s, 1-based), the
+--       epochs the fence keys must still hold (F doubles), then one record per
+--       customer. KEYS: n state keys, n history keys if L > 0, the centroid and
+--       segment-size keys, then the F fence keys (state/fencing.py).
+-- A fence key that moved refuses the whole batch before anything is written.
 -- Rows the guard rejects are taken back out of the delta: rare (replays only),
 -- so the common path touches each record's bytes once. Returns the rejected
 -- rows (int32s, 1-based): usually none.
 local H = tonumber(ARGV[1])
 local K = tonumber(ARGV[2])
-local dsums, dcounts, L, flips = ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
-local first = 6
-local n = #KEYS - 2
+local dsums, dcounts, L, flips, epochs = ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7]
+local first = 7
+local F = #epochs / 8
+for f = 1, F do
+  local fk = KEYS[#KEYS - F + f]
+  if tonumber(redis.call('GET', fk) or '0') ~= struct.unpack('<d', epochs, f * 8 - 7) then
+    return redis.error_reply('FENCED ' .. fk)
+  end
+end
+local n = #KEYS - 2 - F
 if L > 0 then n = n / 2 end
-local ck, sk = KEYS[#KEYS - 1], KEYS[#KEYS]
+local ck, sk = KEYS[#KEYS - 1 - F], KEYS[#KEYS - F]
 -- unpack() is bounded by Lua's C stack, so long argument lists go in chunks
 local function chunked(cmd, list, step)
   local out = {}
@@ -144,6 +155,9 @@ class RedisStateStore:
         self._commit = client.register_script(_COMMIT)
         self._init = client.register_script(_INIT)
         self.k = 0
+        # (epoch key, epoch, partition) the next commits are made under: set by the
+        # worker's core per batch, empty where nobody else can own the customers
+        self.fences: list[tuple[str, int, int]] = []
 
     def key(self, customer_id: str) -> str:
         return self._state_prefix + customer_id
@@ -171,13 +185,21 @@ class RedisStateStore:
         sums, counts = delta(rec["h"].astype(np.float64), np.asarray(states.nearest, np.int64), self.k)
         flips = (np.flatnonzero(rec["segment"] != rec["prev_segment"]) + 1).astype("<i4")
         size, blob = self.dtype.itemsize, rec.tobytes()
+        epochs = np.array([e for _, e, _ in self.fences], "<f8")
         args = [self.hidden_size, self.k, sums.astype("<f8").tobytes(), counts.astype("<f8").tobytes(), self.history,
-                flips.tobytes()]
+                flips.tobytes(), epochs.tobytes()]
         args += [blob[i * size : (i + 1) * size] for i in range(len(rec))]
         keys = [self.key(c) for c in customer_ids]
         if self.history:
             keys += [self._history_prefix + c for c in customer_ids]
-        rejected = self._commit(keys=keys + [self.centroid_key, self.sizes_key], args=args)
+        keys += [self.centroid_key, self.sizes_key] + [k for k, _, _ in self.fences]
+        try:
+            rejected = self._commit(keys=keys, args=args)
+        except redis.ResponseError as err:
+            if not str(err).startswith("FENCED "):
+                raise
+            key = str(err).split(" ", 1)[1]
+            raise Fenced([p for k, _, p in self.fences if k == key], "state") from None
         written = np.ones(len(customer_ids), bool)
         written[np.frombuffer(rejected, "<i4") - 1] = False
         return written

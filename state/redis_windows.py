@@ -10,6 +10,7 @@ Layout per (topic, partition) and open window number ``i``:
   ``{p}:w:{topic}:{part}:{i}``  hash customer -> fixed record (events, income, spend per category)
   ``{p}:k:{topic}:{part}:{i}``  string of the window's dedup keys (u64 each), appended per batch
   ``{p}:p:{topic}:{part}``      hash: offset, max_event_time, open (window numbers, comma-separated)
+  ``{p}:e:{topic}:{part}``      the partition's epoch: claimed by each new owner (state/fencing.py)
 Appending keys keeps a checkpoint proportional to the batch, not to the window;
 a closed window is two DELs.
 """
@@ -23,6 +24,8 @@ import redis
 
 from segstream.core.windows import WindowRows
 
+from .fencing import Fenced
+
 
 class WindowCheckpoints:
     def __init__(self, client: redis.Redis, n_categories: int, prefix: str = "seg"):
@@ -32,6 +35,13 @@ class WindowCheckpoints:
 
     def _meta(self, topic: str, partition: int) -> str:
         return f"{self.prefix}:p:{topic}:{partition}"
+
+    def epoch_key(self, topic: str, partition: int) -> str:
+        return f"{self.prefix}:e:{topic}:{partition}"
+
+    def claim(self, topic: str, partition: int) -> int:
+        """Become the partition's owner: every write under an older epoch is refused from now on."""
+        return int(self.r.incr(self.epoch_key(topic, partition)))
 
     def _window(self, topic: str, partition: int, index: int) -> tuple[str, str]:
         base = f"{topic}:{partition}:{index}"
@@ -46,8 +56,25 @@ class WindowCheckpoints:
         deltas: Iterable[WindowRows],
         closed: Iterable[int],
         open_windows: Iterable[int],
+        epoch: int | None = None,
     ) -> None:
-        pipe = self.r.pipeline(transaction=True)
+        """Write the partition's checkpoint atomically; with ``epoch``, only while it is still
+        the partition's epoch (WATCH: a claim between the check and EXEC aborts the write)."""
+        with self.r.pipeline(transaction=True) as pipe:
+            if epoch is not None:
+                key = self.epoch_key(topic, partition)
+                pipe.watch(key)
+                if int(pipe.get(key) or 0) != epoch:
+                    raise Fenced([partition], "checkpoint")
+                pipe.multi()
+            self._queue(pipe, topic, partition, offset, max_event_time, deltas, closed, open_windows)
+            try:
+                pipe.execute()
+            except redis.WatchError:
+                raise Fenced([partition], "checkpoint") from None
+
+    def _queue(self, pipe: redis.client.Pipeline, topic: str, partition: int, offset: int, max_event_time: float,
+               deltas: Iterable[WindowRows], closed: Iterable[int], open_windows: Iterable[int]) -> None:
         for d in deltas:
             wkey, kkey = self._window(topic, partition, d.index)
             if d.customers:
@@ -59,7 +86,6 @@ class WindowCheckpoints:
             pipe.delete(*self._window(topic, partition, i))
         opened = ",".join(map(str, sorted(open_windows)))
         pipe.hset(self._meta(topic, partition), mapping={"offset": offset, "max_event_time": repr(max_event_time), "open": opened})
-        pipe.execute()
 
     def offset(self, topic: str, partition: int) -> int:
         """Last offset checkpointed for a partition, -1 if none: the read position a worker resumes from."""

@@ -35,6 +35,8 @@ app = faust.App(
     topic_partitions=settings.topic_partitions,
     consumer_auto_offset_reset="earliest",
     producer_acks=-1,
+    broker_session_timeout=settings.kafka_session_timeout_ms / 1000,
+    broker_heartbeat_interval=settings.kafka_session_timeout_ms / 3000,
     web_port=settings.web_port,
     web_host="0.0.0.0",
     datadir=str(settings.data_dir),
@@ -58,13 +60,17 @@ if settings.ingest == "agent":
     async def on_revoked(app, revoked, **kwargs) -> None:
         await worker.revoke([tp.partition for tp in revoked if tp.topic == settings.topic_transactions])
 
+    @app.on_partitions_assigned.connect
+    async def on_assigned(app, assigned, **kwargs) -> None:
+        await worker.assign([tp.partition for tp in assigned if tp.topic == settings.topic_transactions])
+
 else:
 
     @app.task
     async def segment_batches() -> None:
         from .batch_ingest import consume
 
-        await consume(settings, worker.handle, worker.checkpoint, worker.revoke)
+        await consume(settings, worker.handle, worker.checkpoint, worker.revoke, worker.assign)
 
 
 @app.timer(interval=5.0)

@@ -32,9 +32,11 @@ log = logging.getLogger("segstream.worker")
 class _Revoker(ConsumerRebalanceListener):
     """Checkpoint and commit before partitions go, so the next owner replays little."""
 
-    def __init__(self, revoke: Callable[[list[int]], Awaitable[bool]], commit: Callable[[], Awaitable[None]]):
+    def __init__(self, revoke: Callable[[list[int]], Awaitable[bool]], commit: Callable[[], Awaitable[None]],
+                 assign: Callable[[list[int]], Awaitable[None]]):
         self.revoke = revoke
         self.commit = commit
+        self.assign = assign
         self.revocations = 0  # a batch fetched before the latest revoke is stale
 
     async def on_partitions_revoked(self, revoked) -> None:
@@ -46,6 +48,7 @@ class _Revoker(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned) -> None:
         log.info("assigned partitions %s", sorted(tp.partition for tp in assigned))
+        await self.assign([tp.partition for tp in assigned])
 
 
 async def consume(
@@ -53,6 +56,7 @@ async def consume(
     handle: Callable[..., Awaitable[bool]],
     checkpoint: Callable[[], Awaitable[bool]],
     revoke: Callable[[list[int]], Awaitable[bool]],
+    assign: Callable[[list[int]], Awaitable[None]],
 ) -> None:
     """Fetch, process and publish each batch; checkpoint and commit every ``checkpoint_interval_s``.
 
@@ -63,6 +67,8 @@ async def consume(
     consumer = AIOKafkaConsumer(
         **aiokafka_options(s),
         group_id=s.consumer_group,
+        session_timeout_ms=s.kafka_session_timeout_ms,
+        heartbeat_interval_ms=s.kafka_session_timeout_ms // 3,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 << 20,
@@ -111,7 +117,15 @@ async def consume(
                 consumer.seek(tp, committed)
         fetching = asyncio.ensure_future(fetch())
 
-    listener = _Revoker(revoke, commit)
+    async def assigned(partitions: list[int]) -> None:
+        # lag against the checkpoints from the start, not only after this worker's first commit
+        for p in partitions:
+            tp = TopicPartition(s.topic_transactions, p)
+            with suppress(KafkaError):
+                covered[tp] = await consumer.committed(tp) or 0
+        await assign(partitions)
+
+    listener = _Revoker(revoke, commit, assigned)
     consumer.subscribe([s.topic_transactions], listener=listener)
     await consumer.start()
 

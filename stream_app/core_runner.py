@@ -78,6 +78,9 @@ class CoreRunner:
     def reset(self) -> asyncio.Future:  # -> None
         return self._submit("reset")
 
+    def assign(self, partitions: list[int]) -> asyncio.Future:  # -> None
+        return self._submit("assign", partitions)
+
     def revoke(self, partitions: list[int]) -> asyncio.Future:  # -> None
         return self._submit("revoke", partitions)
 

@@ -39,6 +39,9 @@ PUBLISH_ERRORS = Counter("segstream_publish_errors_total",
                          "Output batches the broker refused; the worker re-reads from its last checkpoint")
 DETECTED_CHANGES = Counter("segstream_detected_changes_total",
                            "Windows whose change statistic passed the threshold (the customer's state restarted)")
+FENCED = Counter("segstream_fenced_partitions_total",
+                 "Writes for a partition refused because a newer owner claimed it (this worker was a zombie: "
+                 "paused past its session); the partition is let go", ["where"])
 REDIS_ERRORS = Counter("segstream_redis_errors_total", "Redis operations that failed after retries", ["op"])
 MODEL = Info("segstream_model", "The model artefact this worker serves")
 

@@ -4,25 +4,35 @@ Synchronous and free of Faust, so the worker runs it in a process (or thread) of
 its own and tests can drive it directly. Per partition it keeps a window aggregator (the
 watermark is per partition, as Kafka orders events only within one) and the
 last offset consumed; records at or below that offset are replays and skipped.
+
+Each partition is claimed when Kafka assigns it (:meth:`StreamProcessor.assign`), and
+every checkpoint and state commit for it is fenced by that claim: a worker that was
+paused past its session and resumed finds its writes refused, drops the partition and
+skips its records until Kafka assigns it again (state/fencing.py).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
+import orjson
 
 from segstream.assembly import build_pipeline, event_limits, window_aggregator
 from segstream.config import Settings
 from segstream.core.events import EventRejected, dead_letter
 from segstream.core.personality import CATEGORIES
 from segstream.core.pipeline import ingest_payloads
-from segstream.core.windows import WindowAggregator
-from state.redis_client import connect
+from segstream.core.windows import ClosedWindow, WindowAggregator
+from state.fencing import Fenced
+from state.redis_client import UNAVAILABLE, connect
 from state.redis_store import RedisStateStore
 from state.redis_windows import WindowCheckpoints
 
 from .batch import BatchOutput, PartitionBatch
+
+log = logging.getLogger("segstream.worker")
 
 
 @dataclass
@@ -39,19 +49,31 @@ class StreamProcessor:
         self.redis = connect(settings.redis_url)
         self.pipeline = build_pipeline(settings, lambda m: RedisStateStore(
             self.redis, m.hidden_size, m.version, prefix=settings.redis_prefix, history=settings.history_windows))
+        self.pipeline.isolate_except = (*UNAVAILABLE, Fenced)  # outages stop the batch; a bug sets windows aside
         self.store: RedisStateStore = self.pipeline.engine.store
         self.checkpoints = WindowCheckpoints(self.redis, len(CATEGORIES), prefix=settings.redis_prefix)
         self.limits = event_limits(settings)
         self._parts: dict[int, _Partition] = {}
+        self._epochs: dict[int, int] = {}  # partition -> epoch claimed at assignment
+        self._fenced: set[int] = set()  # claimed by a newer owner: skipped until assigned again
         self._failed = False  # a batch failed midway: refuse work until reset()
 
     @property
     def model_version(self) -> str:
         return self.pipeline.engine.model.version
 
+    def assign(self, partitions: list[int]) -> None:
+        """Kafka gave us these partitions: claim them before reading their checkpoints."""
+        for p in partitions:
+            self._parts.pop(p, None)
+            self._fenced.discard(p)
+            self._epochs[p] = self.checkpoints.claim(self.topic, p)
+
     def _partition(self, p: int) -> _Partition:
         part = self._parts.get(p)
         if part is None:
+            if p not in self._epochs:  # driven without assignments (tools, tests): first use claims
+                self._epochs[p] = self.checkpoints.claim(self.topic, p)
             offset, max_event_time, windows = self.checkpoints.load(self.topic, p)
             agg = window_aggregator(self.settings)
             agg.restore(windows, max_event_time)
@@ -65,14 +87,27 @@ class StreamProcessor:
             raise RuntimeError("an earlier batch failed; the processor needs reset() first")
         try:
             return self._process(batch)
+        except Fenced as err:
+            self._let_go(err.partitions)
+            self._failed = True
+            raise
         except BaseException:
             self._failed = True
             raise
+
+    def _let_go(self, partitions: list[int]) -> None:
+        for p in partitions:
+            self._fenced.add(p)
+            self._parts.pop(p, None)
+            self._epochs.pop(p, None)
 
     def _process(self, batch: list[PartitionBatch]) -> BatchOutput:
         out = BatchOutput()
         touched: list[int] = []
         for pb in batch:
+            if pb.partition in self._fenced:  # a newer owner reads these
+                out.outcomes["fenced"] += len(pb)
+                continue
             part = self._partition(pb.partition)
             offsets, values, keys = np.asarray(pb.offsets, np.int64), pb.values, pb.keys
             fresh = offsets > part.offset
@@ -92,21 +127,49 @@ class StreamProcessor:
             for i, err in bad:
                 out.dead_letters.append(dead_letter(values[i], err, source_topic=self.topic,
                                                     source_partition=pb.partition, source_offset=int(offsets[i])))
-        closed = [w for p in sorted(touched) for w in self._parts[p].windows.poll()]
+        polled = {p: self._parts[p].windows.poll() for p in sorted(touched)}
+        closed = [w for ws in polled.values() for w in ws]
+        self.store.fences = [(self.checkpoints.epoch_key(self.topic, p), self._epochs[p], p) for p in touched]
         out.windows_closed = len(closed)
         out.engine = self.pipeline.process(closed)
+        if out.engine.quarantined:
+            self._dead_letter_windows(out, polled)
         out.changes = out.engine.changes
         out.open_windows = sum(p.windows.open_windows for p in self._parts.values())
         return out
 
+    def _dead_letter_windows(self, out: BatchOutput, polled: dict[int, list[ClosedWindow]]) -> None:
+        """Windows the engine failed on (a bug their data triggers, not an outage): each goes to
+        the DLQ as ``engine:<error>`` with its aggregate, logged with the traceback, and the
+        stream goes on; the customer's next window starts from the state before it."""
+        partition_of = {(w.customer_id, w.index): p for p, ws in polled.items() for w in ws}
+        for w, err in out.engine.quarantined:
+            log.error("window %d of a customer failed in the engine; dead-lettered", w.index, exc_info=err)
+            summary = {"customer_id": w.customer_id, "window": w.index, "start": w.start, "end": w.end,
+                       "events": w.n_events, "income": w.income, "spend": dict(zip(CATEGORIES, w.spend.tolist()))}
+            err_ = EventRejected(f"engine:{type(err).__name__}", str(err))
+            out.dead_letters.append(dead_letter(orjson.dumps(summary), err_, source_topic=self.topic,
+                                                source_partition=partition_of[(w.customer_id, w.index)]))
+
     def checkpoint(self) -> None:
-        """Persist what changed; call only after the batch's outputs are published."""
-        for p, part in self._parts.items():
+        """Persist what changed; call only after the batch's outputs are published.
+
+        A partition another worker has claimed is let go and the others are still
+        written; then :class:`Fenced` tells the worker which went.
+        """
+        fenced = []
+        for p, part in list(self._parts.items()):
             if part.dirty:
                 deltas, closed = part.windows.checkpoint_delta()
-                self.checkpoints.save(self.topic, p, part.offset, part.windows.max_event_time, deltas, closed,
-                                      part.windows.window_numbers)
+                try:
+                    self.checkpoints.save(self.topic, p, part.offset, part.windows.max_event_time, deltas, closed,
+                                          part.windows.window_numbers, epoch=self._epochs[p])
+                except Fenced:
+                    fenced.append(p)
                 part.dirty = False
+        if fenced:
+            self._let_go(fenced)
+            raise Fenced(fenced, "checkpoint")
 
     def reset(self) -> None:
         """Forget all in-memory windows: after a failed batch they may hold half of it.
@@ -121,6 +184,8 @@ class StreamProcessor:
         """Forget partitions another worker now owns; their checkpoint is already in Redis."""
         for p in partitions:
             self._parts.pop(p, None)
+            self._epochs.pop(p, None)
+            self._fenced.discard(p)
 
     def model_stats(self) -> tuple[str, dict[int, int], int]:
         """Model version, customers per segment and the centroid version: the worker's model gauges."""

@@ -30,6 +30,7 @@ from typing import Any, Callable, Protocol
 from aiokafka.errors import KafkaError
 
 from segstream.config import Settings
+from state.fencing import Fenced
 from state.redis_client import UNAVAILABLE as REDIS_UNAVAILABLE
 from state.redis_client import connect
 
@@ -39,7 +40,8 @@ from .batch import BatchOutput, PartitionBatch
 log = logging.getLogger("segstream.worker")
 
 Highwater = Callable[[int], "int | None"]
-TRANSIENT = (*REDIS_UNAVAILABLE, KafkaError)
+# Nobody's record is at fault: drop what the core holds and re-read from the last checkpoint.
+TRANSIENT = (*REDIS_UNAVAILABLE, KafkaError, Fenced)
 
 
 class Core(Protocol):
@@ -50,6 +52,7 @@ class Core(Protocol):
     def process(self, batch: list[PartitionBatch]) -> asyncio.Future: ...
     def checkpoint(self) -> asyncio.Future: ...
     def reset(self) -> asyncio.Future: ...
+    def assign(self, partitions: list[int]) -> asyncio.Future: ...
     def revoke(self, partitions: list[int]) -> asyncio.Future: ...
     def model_stats(self) -> asyncio.Future: ...
 
@@ -165,8 +168,24 @@ class Worker:
                 await self._core.revoke(partitions)
         return ok
 
+    async def assign(self, partitions: list[int]) -> None:
+        """Claim newly assigned partitions, fencing out whoever held them before."""
+        async with self._lock:
+            core = await self.core()
+            try:
+                await core.assign(partitions)
+            except REDIS_UNAVAILABLE as err:  # each is claimed on its first batch instead
+                metrics.REDIS_ERRORS.labels("claim").inc()
+                log.warning("claiming partitions %s failed (%s); claiming them on first use", partitions, err)
+
     async def on_failure(self, core: Core, err: Exception) -> None:
         """Report, forget the in-memory windows (they may hold half a batch) and back off."""
+        if isinstance(err, Fenced):  # not an outage: nothing to wait for
+            metrics.FENCED.labels(err.where).inc(len(err.partitions))
+            log.warning("%s: letting them go and re-reading the rest from the last checkpoint", err)
+            await self._drop_queued()
+            await core.reset()
+            return
         self.healthy = False
         if isinstance(err, KafkaError):
             metrics.PUBLISH_ERRORS.inc()

@@ -40,9 +40,12 @@ class EngineResult:
     assigned: int = 0  # applied windows past warm-up, i.e. with a segment
     detected: int = 0  # windows whose change statistic passed the threshold (state reset)
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    # windows the engine failed on, set aside with the error (SegmentationPipeline isolates them)
+    quarantined: list[tuple[ClosedWindow, BaseException]] = field(default_factory=list)
 
     def merge(self, other: "EngineResult") -> None:
         self.changes += other.changes
+        self.quarantined += other.quarantined
         self.applied += other.applied
         self.stale += other.stale
         self.assigned += other.assigned

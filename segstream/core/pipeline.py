@@ -81,11 +81,17 @@ def ingest_payloads(windows: WindowAggregator, payloads: Sequence[bytes | None],
 
 
 class SegmentationPipeline:
-    def __init__(self, engine: SegmentEngine, windows: WindowAggregator, batch_size: int = 1024):
+    def __init__(self, engine: SegmentEngine, windows: WindowAggregator, batch_size: int = 1024,
+                 isolate_except: tuple[type[BaseException], ...] | None = None):
         self.engine = engine
         self.windows = windows
         self.batch_size = batch_size
         self.totals = PipelineTotals()
+        # None: an engine error propagates (the demo, tests). A tuple: errors that are nobody's
+        # window's fault (the store is down) propagate; any other sets the failing windows aside
+        # (``EngineResult.quarantined``), found by bisection, so one customer's data that trips a
+        # bug cannot stop a partition for good.
+        self.isolate_except = isolate_except
 
     def ingest(self, tx: Transaction) -> Outcome:
         """One validated transaction (tests and small tools; streams use ingest_payloads)."""
@@ -102,6 +108,29 @@ class SegmentationPipeline:
     def process(self, closed: list[ClosedWindow]) -> EngineResult:
         out = EngineResult()
         for i in range(0, len(closed), self.batch_size):
-            out.merge(self.engine.process(closed[i : i + self.batch_size]))
+            chunk = closed[i : i + self.batch_size]
+            out.merge(self.engine.process(chunk) if self.isolate_except is None else self._isolating(chunk))
         self.totals.add(len(closed), out)
         return out
+
+    def _isolating(self, windows: list[ClosedWindow]) -> EngineResult:
+        """The engine over ``windows``; on a failure, over each half of the customers, down to one
+        customer, whose windows then go one at a time in order (a customer's windows are never
+        split across halves, so none is applied after a later one)."""
+        try:
+            return self.engine.process(windows)
+        except self.isolate_except:
+            raise
+        except Exception as err:  # noqa: BLE001 - narrowed below, never swallowed: quarantined windows are reported
+            customers = list(dict.fromkeys(w.customer_id for w in windows))
+            if len(customers) > 1:
+                half = set(customers[: len(customers) // 2])
+                out = self._isolating([w for w in windows if w.customer_id in half])
+                out.merge(self._isolating([w for w in windows if w.customer_id not in half]))
+                return out
+            if len(windows) == 1:
+                return EngineResult(quarantined=[(windows[0], err)])
+            out = EngineResult()
+            for w in sorted(windows, key=lambda w: w.index):
+                out.merge(self._isolating([w]))
+            return out

@@ -246,3 +246,30 @@ def test_processor_refuses_work_after_a_failed_batch_until_reset(tmp_path):
         assert proc.process(second).outcomes["ok"] == 100
     finally:
         red.stop()
+
+
+def test_a_window_that_trips_the_engine_is_dead_lettered_and_the_stream_goes_on(redis_url):
+    """Issue 13, item 4: a failure in the core that is not an outage is narrowed (bisection) to the
+    windows that cause it; they go to the DLQ as ``engine:<error>``, everything else is applied."""
+    import orjson
+
+    from producers.synthetic import GeneratorConfig, SyntheticBank
+    from segstream.config import Settings
+    from stream_app.batch import PartitionBatch
+    from stream_app.processor import StreamProcessor
+    from tests.unit.test_isolation import tripping
+
+    events = list(SyntheticBank(GeneratorConfig(customers=40, months=4, seed=3)).events())
+    victim = events[0]["customer_id"]
+    proc = StreamProcessor(Settings(redis_url=redis_url, namespace="trip", centroid_prior_weight=50))
+    tripping(proc.pipeline.engine, lambda w: w.customer_id == victim and w.index % 2 == 0, exc=ZeroDivisionError)
+    payloads = [orjson.dumps(e) for e in events]
+    outs = [proc.process([PartitionBatch(0, list(range(i, i + 500)), payloads[i : i + 500])])
+            for i in range(0, len(payloads), 500)]
+    letters = [d for o in outs for d in o.dead_letters]
+    assert letters and {d.reason for d in letters} == {"engine:ZeroDivisionError"}
+    assert all(orjson.loads(d.raw)["customer_id"] == victim and d.source_partition == 0 for d in letters)
+    closed = sum(o.windows_closed for o in outs)
+    assert sum(o.engine.applied for o in outs) == closed - len(letters)
+    state, _ = proc.store.load([victim])
+    assert state.last_window[0] % 2 == 1  # its odd windows applied around the quarantined even ones

@@ -10,6 +10,7 @@ from segstream.core.engine import SegmentEngine
 from segstream.core.ports import StateBatch
 from segstream.core.windows import WindowAggregator, WindowSpec
 from state.memory import InMemoryStateStore
+from state.fencing import Fenced
 from state.redis_client import connect
 from state.redis_store import RedisStateStore
 from state.redis_windows import WindowCheckpoints
@@ -129,3 +130,32 @@ def test_a_checkpoint_in_the_old_format_is_refused_not_half_restored(redis_url):
     r.hset("seg:p:old:0", mapping={"offset": 41, "max_event_time": "1.0"})  # 0.1 wrote no "open" field
     with pytest.raises(RuntimeError, match="0.1's format"):
         WindowCheckpoints(r, 3).load("old", 0)
+
+
+def test_a_newer_claim_fences_the_old_owners_checkpoint_and_state_writes(redis_url):
+    """What a zombie (a worker paused past its session, then resumed) would write is refused,
+    atomically, and changes nothing; the new owner's writes go through."""
+    r = connect(redis_url)
+    cp = WindowCheckpoints(r, 2, prefix="fence")
+    store = RedisStateStore(r, H, "test-fence", prefix="fence")
+    store.init_centroids(CENTROIDS, prior_weight=1.0)
+    old = cp.claim("tx", 0)
+    cp.save("tx", 0, 10, 0.0, [], [], [], epoch=old)
+    new = cp.claim("tx", 0)  # the partition moved
+    assert new > old
+    with pytest.raises(Fenced) as err:
+        cp.save("tx", 0, 4, 0.0, [], [], [], epoch=old)
+    assert err.value.partitions == [0] and err.value.where == "checkpoint"
+    assert cp.offset("tx", 0) == 10
+    cp.save("tx", 0, 12, 0.0, [], [], [], epoch=new)
+    assert cp.offset("tx", 0) == 12
+
+    store.fences = [(cp.epoch_key("tx", 0), old, 0), (cp.epoch_key("tx", 1), 0, 1)]
+    version = store.centroid_stats().version
+    with pytest.raises(Fenced) as err:
+        store.commit(["a"], batch([[1.0, 1.0]], np.array([3]), np.array([0])))
+    assert err.value.partitions == [0] and err.value.where == "state"
+    got, stats = store.load(["a"])
+    assert got.last_window.tolist() == [-1] and stats.version == version  # nothing written, nothing folded
+    store.fences = [(cp.epoch_key("tx", 0), new, 0)]
+    assert store.commit(["a"], batch([[1.0, 1.0]], np.array([3]), np.array([0]))).tolist() == [True]

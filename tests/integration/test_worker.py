@@ -177,3 +177,44 @@ def test_kill9_mid_stream_loses_nothing_and_applies_nothing_twice(env, events, t
     assert m.get("segstream_events_total{outcome=ok}", 0) <= total - before + s.batch_size
     got = change_keys(read_topic(s, s.topic_changes))
     assert sorted(set(got)) == change_keys(ref)
+
+
+def test_a_worker_paused_past_its_session_is_fenced_when_it_wakes(bootstrap, redis_url, events, tmp_path):
+    """Issue 13, item 5. A holds un-checkpointed windows when it is paused; B takes the partitions
+    over and finishes the topic; A wakes and, before it learns of the rebalance, tries to checkpoint
+    what it held (its revoke callback). Before fencing that stale checkpoint overwrote B's and windows
+    were lost; now Redis refuses it, A lets the partitions go, and every state equals a clean run."""
+    base = isolated_settings(bootstrap, redis_url, ingest="batch", core_process=True, kafka_session_timeout_ms=6000,
+                             batch_size=256)
+    env_a = {**base, "SEGSTREAM_CHECKPOINT_INTERVAL_S": "3600"}  # A's work stays in memory until its revoke
+    env_b = {**base, "SEGSTREAM_CHECKPOINT_INTERVAL_S": "0.5"}
+    s = settings_from(base)
+    half = len(events) // 2
+    publish(events[:half], s, progress=False)
+    a = Worker(env_a, tmp_path).start()
+    b = None
+    try:
+        wait_until(lambda: a.metrics().get("segstream_events_total{outcome=ok}", 0) > 0, 180, "A to process events", [a])
+        # item 12: what a crash would re-read is reported before the first checkpoint, too
+        behind = sum(v for k, v in a.metrics().items() if k.startswith("segstream_checkpoint_lag_messages{"))
+        a.pause()
+        assert sum(consumed(s).values()) == 0, "A checkpointed before the pause: nothing stale to test"
+        assert behind > 0
+        publish(events[half:], s, progress=False)
+        b = Worker(env_b, tmp_path).start()
+        wait_until(all_consumed(s), 240, "B to take over and finish the topic", [b])
+        a.resume()
+        wait_until(lambda: group_members(s) == 2, 120, "A to rejoin the group", [a, b])
+        wait_until(lambda: a.metrics().get("segstream_fenced_partitions_total{where=checkpoint}", 0) > 0, 60,
+                   "A's stale checkpoint to be refused", [a, b])
+        wait_until(all_consumed(s), 240, "the topic to stay consumed", [a, b])
+        ma = a.metrics()
+    finally:
+        a.resume()
+        a.stop()
+        if b:
+            b.stop()
+    assert ma["segstream_fenced_partitions_total{where=checkpoint}"] >= 1
+    pipe, ref = embedded(s, events)
+    assert_same_states(s, pipe)
+    assert sorted(set(change_keys(read_topic(s, s.topic_changes)))) == change_keys(ref)

@@ -8,6 +8,7 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from segstream.config import Settings
+from state.fencing import Fenced
 from stream_app.batch import BatchOutput, PartitionBatch
 from stream_app.worker import Worker
 
@@ -18,6 +19,7 @@ class FakeCore:
     def __init__(self, log):
         self.log = log
         self.fail_next = False
+        self.fence_next = False
         self.failed = False
 
     def _done(self, value=None, exc=None):
@@ -33,6 +35,10 @@ class FakeCore:
             self.fail_next, self.failed = False, True
             self.log.append("process-failed")
             return self._done(exc=RedisConnectionError("down"))
+        if self.fence_next:
+            self.fence_next, self.failed = False, True
+            self.log.append("process-fenced")
+            return self._done(exc=Fenced([batch[0].partition], "state"))
         self.log.append(f"process {batch[0].offsets[0]}")
         return self._done(BatchOutput())
 
@@ -47,6 +53,10 @@ class FakeCore:
 
     def revoke(self, partitions):
         self.log.append(f"revoke {partitions}")
+        return self._done()
+
+    def assign(self, partitions):
+        self.log.append(f"assign {partitions}")
         return self._done()
 
     def model_stats(self):
@@ -149,3 +159,21 @@ def test_ahead_leaves_the_last_batch_queued_for_the_next_call(ahead):
         return log
 
     assert asyncio.run(run()) == (["process 1"] if ahead else ["process 1", "send 1"])
+
+
+def test_a_fenced_batch_is_dropped_without_backoff_and_the_worker_stays_healthy():
+    """A zombie's refused write is not an outage: reset, retry the batch (the core now skips
+    the partition it lost) and stay healthy; the fence is counted."""
+    from stream_app import metrics
+
+    async def run():
+        w, core, pub, log = make()
+        w._delay = 30.0  # a backoff would time the test out
+        before = metrics.FENCED.labels("state")._value.get()
+        core.fence_next = True
+        assert await asyncio.wait_for(w.handle(batch(1), no_highwater, checkpoint=False), 5)
+        assert w.healthy
+        assert metrics.FENCED.labels("state")._value.get() == before + 1
+        return log
+
+    assert asyncio.run(run()) == ["process-fenced", "reset", "process 1", "send 1"]
