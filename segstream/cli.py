@@ -92,8 +92,30 @@ def _api(args: argparse.Namespace) -> int:
     import uvicorn
 
     from stream_app.api import create_app
+    from stream_app.auth import KeyRing
 
-    uvicorn.run(create_app(get_settings()), host=args.host, port=args.port, log_level="warning")
+    s = get_settings()
+    ring = KeyRing.load(s.api_keys_file, s.api_keys)
+    if not ring.keys:  # a local run works without setup, and still never answers anonymously
+        key, stored = KeyRing.new("development", "admin")
+        ring.keys.append(stored)
+        print(f"segstream api: no API keys configured (SEGSTREAM_API_KEYS_FILE); a development key with the admin "
+              f"scope, valid for this run only:\n  {key}\nbrowser: any user name, this key as password; "
+              f"programs: the X-API-Key header", file=sys.stderr, flush=True)
+    uvicorn.run(create_app(s, ring), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _api_key(args: argparse.Namespace) -> int:
+    """Print a new key once; store only its digest."""
+    from stream_app.auth import KeyRing
+
+    key, stored = KeyRing.new(args.name, args.scope)
+    with open(args.file, "a") as f:
+        f.write(stored.line() + "\n")
+    print(key)
+    print(f"added {stored.name!r} ({stored.scope}) to {args.file}; the key is not stored and is shown only now",
+          file=sys.stderr)
     return 0
 
 
@@ -187,10 +209,16 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("-l", "--loglevel", default="info", choices=["crit", "error", "warn", "info", "debug"])
     w.set_defaults(func=_worker)
 
-    a = sub.add_parser("api", help="serve the read-only lookup API and the segment explorer page")
+    a = sub.add_parser("api", help="serve the lookup API and the segment explorer page (API keys with scopes)")
     a.add_argument("--host", default="127.0.0.1")
     a.add_argument("--port", type=int, default=8080)
     a.set_defaults(func=_api)
+
+    k = sub.add_parser("api-key", help="create an API key: prints it once, appends its digest to the keys file")
+    k.add_argument("name", help="who holds it (one word), e.g. marketing")
+    k.add_argument("--scope", required=True, choices=["segments", "customers", "admin"])
+    k.add_argument("--file", type=Path, default=Path("api-keys.txt"), help="the keys file (SEGSTREAM_API_KEYS_FILE)")
+    k.set_defaults(func=_api_key)
 
     pr = sub.add_parser("produce", help="publish events to the transactions topic with kafka-python")
     pr.add_argument("source", choices=["synthetic", "file", "cdnow", "berka"])

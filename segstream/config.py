@@ -78,6 +78,13 @@ class Settings(BaseSettings):
 
     # --- operations ------------------------------------------------------
     web_port: int = 6066  # worker HTTP: /metrics, /healthz
+    web_host: str = "127.0.0.1"  # where the worker's HTTP listens; 0.0.0.0 in a container (docker-compose)
+
+    # --- security (docs/security.md) ---------------------------------------
+    # API keys, one per line: "name scope sha256:<hex>" (segstream api-key writes them);
+    # none configured: `segstream api` makes a development key for the run and prints it once.
+    api_keys_file: Path | None = None
+    api_keys: str = Field(default="", repr=False)  # the same lines, ";"-separated
     data_dir: Path = Path("var/worker")  # Faust's local data directory
     log_level: str = "INFO"
     # Allocations between young-generation garbage collections (Python's default: 700;

@@ -1,6 +1,9 @@
-"""Read-only lookup API and the segment explorer page, over the worker's Redis state.
+"""Lookup API and the segment explorer page, over the worker's Redis state.
 
-GET only: the API never writes, so it can run with a read-only Redis user.
+Every route needs an API key with a scope (stream_app/auth.py). Reading needs only a
+read-only Redis user; erasing a customer (admin scope) needs one that may write the
+deployment's keys. Every response carries a strict Content-Security-Policy: the page
+runs only its own script, so a value that slipped into the data cannot run as code.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
@@ -21,7 +24,17 @@ from segstream.core.profiles import profiles
 from state.redis_client import connect
 from state.redis_store import RedisStateStore
 
+from .auth import KeyRing, requirer
+
 STATIC = Path(__file__).parent / "static"
+ASSETS = {"explorer.js": "text/javascript", "explorer.css": "text/css"}
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+                               "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",  # profiles are personal data: no copies in shared caches
+}
 
 
 class Segment(BaseModel):
@@ -62,13 +75,23 @@ class MapPoint(BaseModel):
     y: float
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, ring: KeyRing | None = None) -> FastAPI:
+    """``ring``: the keys that may call it (by default the configured ones, see auth.py)."""
+    ring = ring if ring is not None else KeyRing.load(settings.api_keys_file, settings.api_keys)
+    require = requirer(ring)
     artefact = ModelArtefact.load(settings.model_path)
     model = TorchSequenceModel(artefact)
     store = RedisStateStore(connect(settings.redis_url), artefact.hidden_size, artefact.version,
                             prefix=settings.redis_prefix, history=settings.history_windows)
     spec = window_spec(settings)
-    api = FastAPI(title="segstream lookup API", version="1", description=__doc__)
+    # no /docs or /redoc: FastAPI's pages load their scripts from a CDN; /openapi.json stays
+    api = FastAPI(title="segstream lookup API", version="1", description=__doc__, docs_url=None, redoc_url=None)
+
+    @api.middleware("http")
+    async def security_headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        return response
 
     def month(idx: int) -> str:
         return datetime.fromtimestamp(spec.start(int(idx)), tz=timezone.utc).date().isoformat()
@@ -91,18 +114,20 @@ def create_app(settings: Settings) -> FastAPI:
             for p in profiles(model.traits_of(c))
         ]
 
-    @api.get("/api/segments", response_model=list[Segment])
+    segments_scope, customers_scope = Depends(require("segments")), Depends(require("customers"))
+
+    @api.get("/api/segments", response_model=list[Segment], dependencies=[segments_scope])
     def list_segments():
         return segments()
 
-    @api.get("/api/segments/{segment}", response_model=Segment)
+    @api.get("/api/segments/{segment}", response_model=Segment, dependencies=[segments_scope])
     def get_segment(segment: int):
         segs = segments()
         if not 0 <= segment < len(segs):
             raise HTTPException(404, f"no segment {segment}: segments are 0..{len(segs) - 1}")
         return segs[segment]
 
-    @api.get("/api/customers/{customer_id}", response_model=Customer)
+    @api.get("/api/customers/{customer_id}", response_model=Customer, dependencies=[customers_scope])
     def get_customer(customer_id: str):
         state, _ = store.load([customer_id])
         if state.last_window[0] < 0:
@@ -131,7 +156,7 @@ def create_app(settings: Settings) -> FastAPI:
             segment_history=history,
         )
 
-    @api.get("/api/map", response_model=list[MapPoint])
+    @api.get("/api/map", response_model=list[MapPoint], dependencies=[customers_scope])
     def customer_map(limit: int = Query(2000, ge=1, le=20000)):
         ids = store.customer_ids(limit)
         if not ids:
@@ -142,8 +167,14 @@ def create_app(settings: Settings) -> FastAPI:
         return [MapPoint(customer_id=i, segment=int(s), x=float(p[0]), y=float(p[1]))
                 for i, s, p in zip(ids, state.segment, xy)]
 
-    @api.get("/", include_in_schema=False)
+    @api.get("/", include_in_schema=False, dependencies=[segments_scope])
     def explorer():
         return FileResponse(STATIC / "explorer.html", media_type="text/html")
+
+    @api.get("/static/{name}", include_in_schema=False, dependencies=[segments_scope])
+    def asset(name: str):
+        if name not in ASSETS:
+            raise HTTPException(404, "no such file")
+        return FileResponse(STATIC / name, media_type=ASSETS[name])
 
     return api

@@ -38,7 +38,14 @@ app = faust.App(
     broker_session_timeout=settings.kafka_session_timeout_ms / 1000,
     broker_heartbeat_interval=settings.kafka_session_timeout_ms / 3000,
     web_port=settings.web_port,
-    web_host="0.0.0.0",
+    web_host=settings.web_host,
+    # operators need /metrics and /healthz; Faust's router, table, graph and stats pages
+    # would show partition assignments and table contents to anyone who can connect
+    web_router_enabled=False,
+    web_tables_enabled=False,
+    web_graph_enabled=False,
+    web_stats_enabled=False,
+    web_metrics_enabled=False,
     datadir=str(settings.data_dir),
 )
 

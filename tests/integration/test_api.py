@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -15,6 +16,8 @@ from producers.synthetic import GeneratorConfig, SyntheticBank
 from stream_app.batch import PartitionBatch
 from stream_app.processor import StreamProcessor
 
+from stream_app.auth import SCOPES, KeyRing
+
 from .harness import ROOT, isolated_settings, settings_from, wait_until
 from .servers import free_port
 
@@ -22,10 +25,22 @@ pytestmark = pytest.mark.integration
 ARTIFACTS = ROOT / "test-artifacts"
 
 
+XSS = "<img src=x onerror=alert(document.domain)>"
+KEYS = {scope: KeyRing.new(f"test-{scope}", scope) for scope in SCOPES}  # scope -> (key, stored)
+
+
+def auth(scope: str) -> dict[str, str]:
+    return {"X-API-Key": KEYS[scope][0]}
+
+
 @pytest.fixture(scope="module")
 def served(redis_srv, tmp_path_factory):
-    """Process 300 customers x 8 months through StreamProcessor into Redis, then serve the API."""
-    env = isolated_settings("127.0.0.1:1", f"redis://127.0.0.1:{redis_srv.port}/3", history_windows=6)
+    """Process 300 customers x 8 months through StreamProcessor into Redis, then serve the API.
+
+    One customer id carries markup, written straight into Redis as data from before the
+    ingest alphabet existed would be: the page must show it as text."""
+    env = isolated_settings("127.0.0.1:1", f"redis://127.0.0.1:{redis_srv.port}/3", history_windows=6,
+                            api_keys=";".join(stored.line() for _, stored in KEYS.values()))
     s = settings_from(env)
     from state.redis_client import connect
 
@@ -36,45 +51,92 @@ def served(redis_srv, tmp_path_factory):
         chunk = events[i : i + 1024]
         proc.process([PartitionBatch(0, list(range(i, i + len(chunk))), chunk)])
         proc.checkpoint()
+    plant_markup_customer(proc)
     port = free_port()
     log = open(tmp_path_factory.mktemp("api") / "api.log", "wb")
     api = subprocess.Popen([sys.executable, "-m", "segstream", "api", "--port", str(port)], env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
                            stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     wait_until(lambda: httpx.get(base + "/openapi.json").status_code == 200, 60, "the API to start")
+    assert b"development key" not in open(log.name, "rb").read()  # configured keys: no development key
     yield base, proc
     api.terminate()
     api.wait(10)
 
 
+def plant_markup_customer(proc: StreamProcessor) -> None:
+    from segstream.core.ports import StateBatch
+
+    some, _ = proc.store.load(["C0000007"])
+    b = StateBatch.empty(1, proc.store.hidden_size)
+    for f in StateBatch.fields():
+        getattr(b, f)[:] = getattr(some, f)
+    b.prev_segment[:] = -1
+    proc.store.commit([XSS], b)
+
+
 def test_segments_sizes_add_up_and_carry_recommendations(served):
     base, proc = served
-    segs = httpx.get(base + "/api/segments").json()
+    segs = httpx.get(base + "/api/segments", headers=auth("segments")).json()
     assert len(segs) == 20
-    assigned = sum(1 for s in proc.store.scan_segments().values() if s >= 0)
-    assert sum(s["size"] for s in segs) == assigned > 0
+    assigned = sum(1 for c, s in proc.store.scan_segments().items() if s >= 0 and c != XSS)
+    assert sum(s["size"] for s in segs) == assigned + 1 and assigned > 0  # + the planted customer
     assert all(s["recommendation"] in ("savings plan", "credit/loan product", "wealth management", "budgeting help") for s in segs)
-    assert httpx.get(base + "/api/segments/99").status_code == 404
+    assert httpx.get(base + "/api/segments/99", headers=auth("segments")).status_code == 404
 
 
 def test_customer_lookup_and_clear_404(served):
     base, proc = served
     cid = "C0000007"
-    c = httpx.get(base + f"/api/customers/{cid}").json()
+    c = httpx.get(base + f"/api/customers/{cid}", headers=auth("customers")).json()
     state, _ = proc.store.load([cid])
     assert c["segment"] == int(state.segment[0]) and c["windows_applied"] == int(state.n_windows[0])
     assert len(c["trajectory"]) == min(6, c["windows_applied"])
     assert c["segment_history"][-1]["segment"] == c["segment"]
-    r = httpx.get(base + "/api/customers/nobody")
+    r = httpx.get(base + "/api/customers/nobody", headers=auth("customers"))
     assert r.status_code == 404 and "unknown customer 'nobody'" in r.json()["detail"]
 
 
-def test_api_is_read_only(served):
+def test_every_route_needs_a_key_and_each_scope_reaches_only_its_routes(served):
+    base, _ = served
+    routes = {"/": "segments", "/static/explorer.js": "segments", "/api/segments": "segments",
+              "/api/segments/0": "segments", "/api/customers/C0000007": "customers", "/api/map?limit=5": "customers"}
+    rank = list(SCOPES)
+    for path, needs in routes.items():
+        anon = httpx.get(base + path)
+        assert anon.status_code == 401 and "X-API-Key" in anon.json()["detail"], path
+        assert anon.headers["www-authenticate"].startswith("Basic")  # browsers prompt
+        assert httpx.get(base + path, headers={"X-API-Key": "sk_wrong"}).status_code == 401
+        for scope in SCOPES:
+            r = httpx.get(base + path, headers=auth(scope))
+            if rank.index(scope) >= rank.index(needs):
+                assert r.status_code == 200, (path, scope)
+            else:
+                assert r.status_code == 403 and f"needs '{needs}'" in r.json()["detail"], (path, scope)
+    # browsers: HTTP Basic with the key as password
+    assert httpx.get(base + "/api/segments", auth=("anyone", KEYS["segments"][0])).status_code == 200
+    assert httpx.get(base + "/api/segments", auth=("anyone", "sk_wrong")).status_code == 401
+
+
+def test_openapi_shows_the_schemes_and_no_page_loads_from_a_cdn(served):
     base, _ = served
     spec = httpx.get(base + "/openapi.json").json()
-    methods = {m for path in spec["paths"].values() for m in path}
-    assert methods == {"get"}
-    assert httpx.post(base + "/api/customers/C0000007").status_code == 405
+    schemes = spec["components"]["securitySchemes"]
+    assert {s["type"] for s in schemes.values()} == {"apiKey", "http"}
+    assert all(op.get("security") for path in spec["paths"].values() for op in path.values())
+    assert httpx.get(base + "/docs").status_code == 404  # Swagger UI would load from a CDN
+    r = httpx.get(base + "/", headers=auth("segments"))
+    csp = r.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "default-src 'none'" in csp
+    assert r.headers["x-content-type-options"] == "nosniff" and r.headers["cache-control"] == "no-store"
+    assert "<script>" not in r.text and "http" not in r.text.lower().replace("http-equiv", "")
+
+
+def test_markup_in_a_customer_id_is_served_as_json_text(served):
+    base, _ = served
+    r = httpx.get(base + "/api/customers/" + quote(XSS, safe=""), headers=auth("customers"))
+    assert r.status_code == 200 and r.json()["customer_id"] == XSS
+    assert r.headers["content-type"] == "application/json"
 
 
 def chromium() -> str | None:
@@ -96,7 +158,11 @@ def test_explorer_page_in_headless_chromium(served):
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
             "--disable-component-update", "--disable-sync"])
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page = browser.new_page(viewport={"width": 1280, "height": 900},
+                                    http_credentials={"username": "adviser", "password": KEYS["customers"][0]})
+            dialogs, violations = [], []
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.on("console", lambda m: "Content Security Policy" in m.text and violations.append(m.text))
             page.goto(base + "/")
             page.wait_for_selector("#segments li[data-segment]", timeout=20000)
             assert page.locator("#segments li").count() == 20
@@ -113,5 +179,12 @@ def test_explorer_page_in_headless_chromium(served):
                 for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0) n++; return n; }""")
             assert painted > 500
             page.screenshot(path=str(ARTIFACTS / "explorer.png"), full_page=True)
+            # a customer id with markup is shown as text, and no script of its runs
+            page.evaluate("id => select(id)", XSS)
+            page.wait_for_function("id => document.getElementById('trajectory').textContent.includes(id)", arg=XSS,
+                                   timeout=20000)
+            page.wait_for_timeout(500)
+            assert page.locator("#trajectory img, #customers img, img").count() == 0
+            assert dialogs == [] and violations == []
         finally:
             browser.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 
+import httpx
 import numpy as np
 import orjson
 import pytest
@@ -87,8 +88,12 @@ def test_one_worker_matches_embedded_engine_and_dead_letters_bad_input(env, even
         wait_until(all_consumed(s), 180, "the worker to consume the topic", [w])
         wait_until(sizes_published, 30, "segment-size gauges to match the assigned customers", [w])
         m = w.metrics()
+        # operators' pages only: Faust's router and table pages would show assignments and tables
+        pages = {p: httpx.get(f"http://127.0.0.1:{w.port}{p}", timeout=5).status_code
+                 for p in ("/metrics", "/healthz", "/router/", "/table/", "/graph/", "/stats/")}
     finally:
         w.stop()
+    assert pages == {"/metrics": 200, "/healthz": 200, "/router/": 404, "/table/": 404, "/graph/": 404, "/stats/": 404}
     assert m["segstream_events_total{outcome=ok}"] == len(events)
     assert sum(v for k, v in m.items() if k.startswith("segstream_dead_letters_total{")) == len(BAD)
     assert m["segstream_dead_letters_total{reason=not_utf8}"] == 1
