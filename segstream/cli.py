@@ -106,6 +106,34 @@ def _api(args: argparse.Namespace) -> int:
     return 0
 
 
+def _forget(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from models.artefact import ModelArtefact
+    from state.redis_client import connect
+    from state.redis_store import RedisStateStore
+    from stream_app.erasure import Eraser
+
+    s = get_settings()
+    art = ModelArtefact.load(s.model_path)
+    r = connect(s.redis_url)
+    eraser = Eraser(s, r, RedisStateStore(r, art.hidden_size, art.version, prefix=s.redis_prefix, history=s.history_windows))
+    if args.consent:
+        for cid in args.customer_ids:
+            print(json.dumps({"customer_id": cid, "withheld_before": eraser.consent(cid)}))
+        return 0
+    ids = list(args.customer_ids)
+    if args.inactive:
+        n = args.inactive_windows or s.retention_windows
+        if n <= 0:
+            print("segstream forget --inactive: set --inactive-windows or SEGSTREAM_RETENTION_WINDOWS", file=sys.stderr)
+            return 2
+        ids += eraser.inactive(n)
+    for cid in ids:
+        print(json.dumps(asdict(eraser.forget(cid, publish=not args.no_tombstone))))
+    return 0
+
+
 def _api_key(args: argparse.Namespace) -> int:
     """Print a new key once; store only its digest."""
     from stream_app.auth import KeyRing
@@ -213,6 +241,15 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--host", default="127.0.0.1")
     a.add_argument("--port", type=int, default=8080)
     a.set_defaults(func=_api)
+
+    f = sub.add_parser("forget", help="erase customers: state, trajectory, open windows; tombstone downstream")
+    f.add_argument("customer_ids", nargs="*")
+    f.add_argument("--inactive", action="store_true",
+                   help="also every customer with no window in the last --inactive-windows (retention)")
+    f.add_argument("--inactive-windows", type=int, default=0, help="default: SEGSTREAM_RETENTION_WINDOWS")
+    f.add_argument("--no-tombstone", action="store_true", help="do not publish the tombstone (no broker reachable)")
+    f.add_argument("--consent", action="store_true", help="undo the withholding: the customers' new events count again")
+    f.set_defaults(func=_forget)
 
     k = sub.add_parser("api-key", help="create an API key: prints it once, appends its digest to the keys file")
     k.add_argument("name", help="who holds it (one word), e.g. marketing")

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     # none configured: `segstream api` makes a development key for the run and prints it once.
     api_keys_file: Path | None = None
     api_keys: str = Field(default="", repr=False)  # the same lines, ";"-separated
+    # Customers with no window in this many windows are erased by `segstream forget --inactive`
+    # (run it from cron); 0: no retention limit.
+    retention_windows: int = 0
     data_dir: Path = Path("var/worker")  # Faust's local data directory
     log_level: str = "INFO"
     # Allocations between young-generation garbage collections (Python's default: 700;

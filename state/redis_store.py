@@ -115,6 +115,47 @@ end
 return table.concat(rejected, '', 1, nrej)
 """
 
+_FORGET = """
+-- KEYS: state key, history key, centroid key, segment-size key. ARGV: H.
+-- Takes the customer out of the segment sizes and takes back the centroid folds we can
+-- attribute to them (the stored trajectory, or the current state without one), then
+-- deletes both keys; in one atomic step, so the worker's commits never see half of it.
+-- Returns 1 if there was a state, else 0.
+local H = tonumber(ARGV[1])
+local rec = redis.call('GET', KEYS[1])
+local hist = redis.call('LRANGE', KEYS[2], 0, -1)
+if not rec and #hist == 0 then return 0 end
+if rec then
+  local seg = struct.unpack('<i2', rec, 5)
+  if seg >= 0 then redis.call('HINCRBY', KEYS[4], seg, -1) end
+end
+local folds = hist
+if #folds == 0 then folds = {rec} end
+local sums = redis.call('HGET', KEYS[3], 'sums')
+local counts = redis.call('HGET', KEYS[3], 'counts')
+if sums then
+  local dsum, dcnt, any = {}, {}, false
+  for _, r in ipairs(folds) do
+    local j = struct.unpack('<i2', r, 11)
+    if j >= 0 then
+      any = true
+      dcnt[j] = (dcnt[j] or 0) + 1
+      for d = 0, H - 1 do dsum[j * H + d] = (dsum[j * H + d] or 0) + struct.unpack('<f', r, 25 + d * 4) end
+    end
+  end
+  if any then
+    local K = #counts / 8
+    local out, outc = {}, {}
+    for j = 0, K * H - 1 do out[j + 1] = struct.pack('<d', struct.unpack('<d', sums, j * 8 + 1) - (dsum[j] or 0)) end
+    for j = 0, K - 1 do outc[j + 1] = struct.pack('<d', struct.unpack('<d', counts, j * 8 + 1) - (dcnt[j] or 0)) end
+    redis.call('HSET', KEYS[3], 'sums', table.concat(out), 'counts', table.concat(outc))
+    redis.call('HINCRBY', KEYS[3], 'version', 1)
+  end
+end
+redis.call('DEL', KEYS[1], KEYS[2])
+return 1
+"""
+
 _INIT = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 'sums', ARGV[1], 'counts', ARGV[2], 'version', 0)
@@ -154,6 +195,7 @@ class RedisStateStore:
         self.sizes_key = f"{ns}:sizes"
         self._commit = client.register_script(_COMMIT)
         self._init = client.register_script(_INIT)
+        self._forget = client.register_script(_FORGET)
         self.k = 0
         # (epoch key, epoch, partition) the next commits are made under: set by the
         # worker's core per batch, empty where nobody else can own the customers
@@ -203,6 +245,11 @@ class RedisStateStore:
         written = np.ones(len(customer_ids), bool)
         written[np.frombuffer(rejected, "<i4") - 1] = False
         return written
+
+    def forget(self, customer_id: str) -> bool:
+        """Erase the customer's state and trajectory, adjusting segment sizes and centroids; False if unknown."""
+        keys = [self.key(customer_id), self._history_prefix + customer_id, self.centroid_key, self.sizes_key]
+        return bool(self._forget(keys=keys, args=[self.hidden_size]))
 
     def _decode(self, raw: list[bytes | None]) -> StateBatch:
         out = StateBatch.empty(len(raw), self.hidden_size)

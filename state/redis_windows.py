@@ -87,6 +87,15 @@ class WindowCheckpoints:
         opened = ",".join(map(str, sorted(open_windows)))
         pipe.hset(self._meta(topic, partition), mapping={"offset": offset, "max_event_time": repr(max_event_time), "open": opened})
 
+    def forget(self, customer_id: str) -> int:
+        """Remove the customer's rows from every open window of every partition; the rows removed.
+
+        The windows' dedup digests stay: 64-bit hashes of (customer, event id) that name nobody."""
+        removed = 0
+        for key in self.r.scan_iter(match=f"{self.prefix}:w:*", count=1000):
+            removed += self.r.hdel(key, customer_id)
+        return removed
+
     def offset(self, topic: str, partition: int) -> int:
         """Last offset checkpointed for a partition, -1 if none: the read position a worker resumes from."""
         raw = self.r.hget(self._meta(topic, partition), "offset")

@@ -156,6 +156,21 @@ def create_app(settings: Settings, ring: KeyRing | None = None) -> FastAPI:
             segment_history=history,
         )
 
+    @api.delete("/api/customers/{customer_id}", dependencies=[Depends(require("admin"))])
+    def forget_customer(customer_id: str) -> dict:
+        """Erase the customer (docs/security.md); idempotent. Needs a Redis user that may write."""
+        from redis.exceptions import NoPermissionError
+
+        from .erasure import Eraser
+
+        try:
+            done = Eraser(settings, store.r, store).forget(customer_id)
+        except NoPermissionError:
+            raise HTTPException(503, "this API's Redis user is read-only: erase with `segstream forget`, "
+                                     "or run an admin API with a user that may write the namespace") from None
+        return {"customer_id": customer_id, "state": done.state, "window_rows": done.window_rows,
+                "other_keys": done.other_keys, "tombstone": done.tombstone}
+
     @api.get("/api/map", response_model=list[MapPoint], dependencies=[customers_scope])
     def customer_map(limit: int = Query(2000, ge=1, le=20000)):
         ids = store.customer_ids(limit)

@@ -26,6 +26,7 @@ from segstream.core.personality import CATEGORIES
 from segstream.core.pipeline import ingest_payloads
 from segstream.core.windows import ClosedWindow, WindowAggregator
 from state.fencing import Fenced
+from state.forgotten import ForgottenCustomers
 from state.redis_client import UNAVAILABLE, connect
 from state.redis_store import RedisStateStore
 from state.redis_windows import WindowCheckpoints
@@ -53,6 +54,8 @@ class StreamProcessor:
         self.store: RedisStateStore = self.pipeline.engine.store
         self.checkpoints = WindowCheckpoints(self.redis, len(CATEGORIES), prefix=settings.redis_prefix)
         self.limits = event_limits(settings)
+        self.forgotten = ForgottenCustomers(self.redis, settings.redis_prefix)  # erased: their events are withheld
+        self.forgotten.refresh()
         self._parts: dict[int, _Partition] = {}
         self._epochs: dict[int, int] = {}  # partition -> epoch claimed at assignment
         self._fenced: set[int] = set()  # claimed by a newer owner: skipped until assigned again
@@ -120,14 +123,14 @@ class StreamProcessor:
                 continue
             part.offset, part.dirty = int(offsets.max()), True
             touched.append(pb.partition)
-            ing = ingest_payloads(part.windows, values, self.limits, keys)
+            ing = ingest_payloads(part.windows, values, self.limits, keys, withhold=self.forgotten.withhold)
             out.outcomes.update(ing.counts())
             late = EventRejected("late:window_closed", "the watermark had passed the end of its window")
             bad = ing.rejected + [(i, late) for i in ing.late_positions()]
             for i, err in bad:
                 out.dead_letters.append(dead_letter(values[i], err, source_topic=self.topic,
                                                     source_partition=pb.partition, source_offset=int(offsets[i])))
-        polled = {p: self._parts[p].windows.poll() for p in sorted(touched)}
+        polled = {p: self._withheld(self._parts[p].windows.poll()) for p in sorted(touched)}
         closed = [w for ws in polled.values() for w in ws]
         self.store.fences = [(self.checkpoints.epoch_key(self.topic, p), self._epochs[p], p) for p in touched]
         out.windows_closed = len(closed)
@@ -137,6 +140,13 @@ class StreamProcessor:
         out.changes = out.engine.changes
         out.open_windows = sum(p.windows.open_windows for p in self._parts.values())
         return out
+
+    def _withheld(self, closed: list[ClosedWindow]) -> list[ClosedWindow]:
+        """Windows of customers erased while their window was open here: dropped, never applied."""
+        if not self.forgotten.digests or not closed:
+            return closed
+        drop = self.forgotten.withhold([w.customer_id for w in closed])
+        return [w for w, d in zip(closed, drop) if not d]
 
     def _dead_letter_windows(self, out: BatchOutput, polled: dict[int, list[ClosedWindow]]) -> None:
         """Windows the engine failed on (a bug their data triggers, not an outage): each goes to
@@ -157,6 +167,7 @@ class StreamProcessor:
         A partition another worker has claimed is let go and the others are still
         written; then :class:`Fenced` tells the worker which went.
         """
+        self.forgotten.refresh()  # erasures since the last checkpoint take effect from here
         fenced = []
         for p, part in list(self._parts.items()):
             if part.dirty:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -62,10 +62,12 @@ class Ingested:
     valid: TransactionColumns
     outcome: np.ndarray  # per valid event, a code of windows.OUTCOMES
     rejected: list[tuple[int, EventRejected]]  # (position in the batch, why)
+    withheld: int = 0  # valid events of erased customers, not counted (no new consent)
 
     def counts(self) -> Counter:
         c = Counter(outcome_counts(self.outcome))
         c["invalid"] = len(self.rejected)
+        c["forgotten"] = self.withheld
         return +c
 
     def late_positions(self) -> list[int]:
@@ -74,10 +76,20 @@ class Ingested:
 
 
 def ingest_payloads(windows: WindowAggregator, payloads: Sequence[bytes | None], limits: Limits,
-                    keys: Sequence[bytes | None] | None = None) -> Ingested:
-    """Raw events, as producers publish them (with their Kafka keys, if any), into their customers' open windows."""
+                    keys: Sequence[bytes | None] | None = None,
+                    withhold: Callable[[list[str]], np.ndarray] | None = None) -> Ingested:
+    """Raw events, as producers publish them (with their Kafka keys, if any), into their customers' open windows.
+
+    ``withhold`` marks the events (by customer id) that must not be counted: customers
+    who were erased, whose old events a replay brings back.
+    """
     decoded = decode_batch(payloads, limits, keys)
-    return Ingested(decoded.valid, windows.add_columns(decoded.valid), decoded.rejected)
+    valid, withheld = decoded.valid, 0
+    if withhold is not None and len(valid):
+        drop = withhold(valid.customer_id)
+        if drop.any():
+            valid, withheld = valid.take(np.flatnonzero(~drop)), int(drop.sum())
+    return Ingested(valid, windows.add_columns(valid), decoded.rejected, withheld)
 
 
 class SegmentationPipeline:

@@ -188,3 +188,16 @@ def test_explorer_page_in_headless_chromium(served):
             assert dialogs == [] and violations == []
         finally:
             browser.close()
+
+
+def test_admin_erases_a_customer_and_the_api_then_answers_404(served):
+    base, proc = served
+    cid = "C0000099"
+    url = base + f"/api/customers/{cid}"
+    assert httpx.get(url, headers=auth("customers")).status_code == 200
+    assert httpx.delete(url, headers=auth("customers")).status_code == 403
+    r = httpx.delete(url, headers=auth("admin"), timeout=60)
+    assert r.status_code == 200 and r.json()["state"] is True
+    assert r.json()["tombstone"] is False  # this test's API has no broker: reported, not hidden
+    assert httpx.get(url, headers=auth("customers")).status_code == 404
+    assert cid not in [p["customer_id"] for p in httpx.get(base + "/api/map?limit=20000", headers=auth("customers")).json()]

@@ -1,0 +1,82 @@
+"""Forgetting a customer everywhere segstream keeps them, and telling downstream copies to forget.
+
+Used by ``segstream forget`` and the API's admin ``DELETE /api/customers/{id}``. What
+is erased, and what is not, is listed in docs/security.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import redis
+from kafka.errors import KafkaError
+
+from segstream.config import Settings
+from state.forgotten import ForgottenCustomers
+from state.redis_store import RedisStateStore
+from state.redis_windows import WindowCheckpoints
+
+log = logging.getLogger("segstream.erasure")
+
+
+@dataclass
+class Erasure:
+    customer_id: str
+    state: bool  # a state (and trajectory) was erased, segment sizes and centroids adjusted
+    window_rows: int  # open-window checkpoint rows removed
+    other_keys: int  # keys of other model versions removed
+    tombstone: bool  # a tombstone went to the segment-changes topic
+
+
+class Eraser:
+    def __init__(self, settings: Settings, client: redis.Redis, store: RedisStateStore):
+        self.settings = settings
+        self.r = client
+        self.store = store
+        self.checkpoints = WindowCheckpoints(client, 0, prefix=settings.redis_prefix)
+        self.forgotten = ForgottenCustomers(client, settings.redis_prefix)
+
+    def forget(self, customer_id: str, publish: bool = True) -> Erasure:
+        # first withhold new events, so a running worker stops re-creating what we erase
+        self.forgotten.add(customer_id)
+        state = self.store.forget(customer_id)
+        rows = self.checkpoints.forget(customer_id)
+        others = 0
+        for pattern in (f"{self.settings.redis_prefix}:*:s:{customer_id}", f"{self.settings.redis_prefix}:*:h:{customer_id}"):
+            for key in self.r.scan_iter(match=pattern, count=1000):
+                others += self.r.delete(key)
+        return Erasure(customer_id, state, rows, others, publish and self._tombstone(customer_id))
+
+    def consent(self, customer_id: str) -> bool:
+        return self.forgotten.remove(customer_id)
+
+    def inactive(self, windows: int) -> list[str]:
+        """Customers with no window in the last ``windows`` windows, by event time: the newest
+        window any customer reached, so a replay of old data does not expire everybody."""
+        ids = self.store.customer_ids()
+        if not ids:
+            return []
+        states, _ = self.store.load(ids)
+        newest = int(states.last_window.max())
+        return [c for c, w in zip(ids, states.last_window.tolist()) if w <= newest - windows]
+
+    def _tombstone(self, customer_id: str) -> bool:
+        """A null value keyed by the customer: compacted copies of the topic drop the key."""
+        from kafka import KafkaProducer  # here: the API imports this module only to erase
+
+        from .kafka_config import kafka_python_options
+
+        try:
+            producer = KafkaProducer(**kafka_python_options(self.settings), acks="all")
+        except KafkaError as err:
+            log.warning("tombstone not published (%s): erase again once the broker is reachable", err)
+            return False
+        try:
+            producer.send(self.settings.topic_changes, key=customer_id.encode(), value=None).get(timeout=30)
+            return True
+        except KafkaError as err:
+            log.warning("tombstone not published (%s): erase again once the broker is reachable", err)
+            return False
+        finally:
+            producer.close()
