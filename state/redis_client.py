@@ -7,8 +7,9 @@ only choose the policy, so a Redis restart shows up as latency, not a crash.
 from __future__ import annotations
 
 import redis
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import BusyLoadingError, ConnectionError, OutOfMemoryError, ReadOnlyError, TimeoutError
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.exceptions import (AuthenticationError, BusyLoadingError, ConnectionError, OutOfMemoryError, ReadOnlyError,
+                              TimeoutError)
 from redis.retry import Retry
 
 # Redis cannot take our writes right now, though nothing is wrong with them: full
@@ -27,3 +28,21 @@ def connect(url: str, *, retries: int = 10, timeout_s: float = 5.0) -> redis.Red
         socket_connect_timeout=timeout_s,
         health_check_interval=15,
     )
+
+
+def verify(client: redis.Redis) -> None:
+    """Fail at start-up, with a message, on credentials Redis refuses: redis-py counts a wrong
+    password as a connection error, which the retry policy (and the worker's backoff) would
+    otherwise retry for ever. Unreachable is fine here: that is retried as usual later."""
+    pool = client.connection_pool
+    kwargs = {**pool.connection_kwargs, "retry": Retry(NoBackoff(), 0), "retry_on_error": []}
+    conn = pool.connection_class(**kwargs)
+    try:
+        conn.connect()  # authenticates
+    except AuthenticationError as err:
+        user = kwargs.get("username") or "default"
+        raise SystemExit(f"Redis refused the credentials of user {user!r} in SEGSTREAM_REDIS_URL: {err}") from None
+    except (ConnectionError, TimeoutError):
+        pass
+    finally:
+        conn.disconnect()

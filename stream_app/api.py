@@ -21,7 +21,7 @@ from segstream.assembly import window_spec
 from segstream.config import Settings
 from segstream.core.personality import TRAITS
 from segstream.core.profiles import profiles
-from state.redis_client import connect
+from state.redis_client import connect, verify
 from state.redis_store import RedisStateStore
 
 from .auth import KeyRing, requirer
@@ -81,7 +81,9 @@ def create_app(settings: Settings, ring: KeyRing | None = None) -> FastAPI:
     require = requirer(ring)
     artefact = ModelArtefact.load(settings.model_path)
     model = TorchSequenceModel(artefact)
-    store = RedisStateStore(connect(settings.redis_url), artefact.hidden_size, artefact.version,
+    client = connect(settings.redis_url)
+    verify(client)
+    store = RedisStateStore(client, artefact.hidden_size, artefact.version,
                             prefix=settings.redis_prefix, history=settings.history_windows)
     spec = window_spec(settings)
     # no /docs or /redoc: FastAPI's pages load their scripts from a CDN; /openapi.json stays

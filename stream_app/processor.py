@@ -27,7 +27,7 @@ from segstream.core.pipeline import ingest_payloads
 from segstream.core.windows import ClosedWindow, WindowAggregator
 from state.fencing import Fenced
 from state.forgotten import ForgottenCustomers
-from state.redis_client import UNAVAILABLE, connect
+from state.redis_client import UNAVAILABLE, connect, verify
 from state.redis_store import RedisStateStore
 from state.redis_windows import WindowCheckpoints
 
@@ -48,6 +48,7 @@ class StreamProcessor:
         self.settings = settings
         self.topic = topic or settings.topic_transactions
         self.redis = connect(settings.redis_url)
+        verify(self.redis)
         self.pipeline = build_pipeline(settings, lambda m: RedisStateStore(
             self.redis, m.hidden_size, m.version, prefix=settings.redis_prefix, history=settings.history_windows))
         self.pipeline.isolate_except = (*UNAVAILABLE, Fenced)  # outages stop the batch; a bug sets windows aside

@@ -33,9 +33,11 @@ class Server:
     script: str
     workdir: Path
     port: int
+    options: tuple[str, ...] = ()  # extra server options (redis-local)
 
     def start(self) -> None:
-        subprocess.run([str(ROOT / "scripts" / self.script), "start", str(self.workdir), str(self.port)], check=True, timeout=180)
+        subprocess.run([str(ROOT / "scripts" / self.script), "start", str(self.workdir), str(self.port), *self.options],
+                       check=True, timeout=180)
 
     def stop(self) -> None:
         subprocess.run([str(ROOT / "scripts" / self.script), "stop", str(self.workdir)], check=False, timeout=60)
@@ -48,8 +50,8 @@ class Server:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def redis_server(workdir: Path) -> Server:
-    return Server("redis-local", workdir, free_port())
+def redis_server(workdir: Path, *options: str) -> Server:
+    return Server("redis-local", workdir, free_port(), options)
 
 
 def kafka_server(workdir: Path) -> Server:

@@ -19,11 +19,24 @@ def compose():
 def test_services_and_ports():
     svc = compose()["services"]
     assert {"kafka", "redis", "prometheus", "grafana", "producer", "worker-1", "worker-2"} <= set(svc)
-    host_ports = [p.split(":")[0] for s in svc.values() for p in s.get("ports", [])]
+    published = [p for s in svc.values() for p in s.get("ports", [])]
+    assert all(p.startswith("127.0.0.1:") for p in published), "a port is published on every host interface"
+    host_ports = [p.split(":")[1] for p in published]
     assert len(host_ports) == len(set(host_ports)), "two services publish the same host port"
     for w in ("worker-1", "worker-2"):
         env = svc[w]["environment"]
-        assert svc[w]["ports"] == [f"{env['SEGSTREAM_WEB_PORT']}:{env['SEGSTREAM_WEB_PORT']}"]
+        assert svc[w]["ports"] == [f"127.0.0.1:{env['SEGSTREAM_WEB_PORT']}:{env['SEGSTREAM_WEB_PORT']}"]
+
+
+def test_no_default_passwords_and_least_privilege_redis_users():
+    text = (ROOT / "docker-compose.yml").read_text()
+    svc = compose()["services"]
+    assert "admin/admin" not in text and svc["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"].startswith("${")
+    redis_cmd = " ".join(svc["redis"]["command"])
+    assert "--user default off" in redis_cmd
+    assert svc["worker-1"]["environment"]["SEGSTREAM_REDIS_URL"].startswith("redis://worker:${")
+    assert svc["api"]["environment"]["SEGSTREAM_REDIS_URL"].startswith("redis://api:${")
+    assert svc["api"]["environment"]["SEGSTREAM_API_KEYS"].startswith("${")
 
 
 def test_env_names_are_settings():
@@ -35,7 +48,7 @@ def test_env_names_are_settings():
     env = compose()["services"]["worker-1"]["environment"]
     host, port = env["SEGSTREAM_KAFKA_BOOTSTRAP"].split(":")
     assert host == "kafka" and f"PLAINTEXT://kafka:{port}" in compose()["services"]["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
-    assert env["SEGSTREAM_REDIS_URL"].startswith("redis://redis:")
+    assert "@redis:6379/" in env["SEGSTREAM_REDIS_URL"]
 
 
 def test_prometheus_scrapes_the_workers():
