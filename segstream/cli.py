@@ -117,7 +117,7 @@ def _forget(args: argparse.Namespace) -> int:
     s = get_settings()
     art = ModelArtefact.load(s.model_path)
     r = connect(s.redis_url)
-    eraser = Eraser(s, r, RedisStateStore(r, art.hidden_size, art.version, prefix=s.redis_prefix, history=s.history_windows))
+    eraser = Eraser(s, r, RedisStateStore.for_deployment(r, s, art.hidden_size, art.version))
     if args.consent:
         for cid in args.customer_ids:
             print(json.dumps({"customer_id": cid, "withheld_before": eraser.consent(cid)}))

@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 import redis
 
+from segstream.config import Settings
 from segstream.core.assignment import delta
 from segstream.core.ports import CentroidStats, StateBatch
 
@@ -200,6 +201,12 @@ class RedisStateStore:
         # (epoch key, epoch, partition) the next commits are made under: set by the
         # worker's core per batch, empty where nobody else can own the customers
         self.fences: list[tuple[str, int, int]] = []
+
+    @classmethod
+    def for_deployment(cls, client: redis.Redis, settings: Settings, hidden_size: int,
+                       model_version: str) -> "RedisStateStore":
+        """The store every entry point of one deployment shares: its namespace, its trajectory length."""
+        return cls(client, hidden_size, model_version, prefix=settings.redis_prefix, history=settings.history_windows)
 
     def key(self, customer_id: str) -> str:
         return self._state_prefix + customer_id

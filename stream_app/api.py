@@ -8,6 +8,7 @@ runs only its own script, so a value that slipped into the data cannot run as co
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -75,16 +76,14 @@ class MapPoint(BaseModel):
     y: float
 
 
-def create_app(settings: Settings, ring: KeyRing | None = None) -> FastAPI:
-    """``ring``: the keys that may call it (by default the configured ones, see auth.py)."""
-    ring = ring if ring is not None else KeyRing.load(settings.api_keys_file, settings.api_keys)
+def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
+    """``ring``: the keys that may call it (``segstream api`` loads the configured ones, see auth.py)."""
     require = requirer(ring)
     artefact = ModelArtefact.load(settings.model_path)
     model = TorchSequenceModel(artefact)
     client = connect(settings.redis_url)
     verify(client)
-    store = RedisStateStore(client, artefact.hidden_size, artefact.version,
-                            prefix=settings.redis_prefix, history=settings.history_windows)
+    store = RedisStateStore.for_deployment(client, settings, artefact.hidden_size, artefact.version)
     spec = window_spec(settings)
     # no /docs or /redoc: FastAPI's pages load their scripts from a CDN; /openapi.json stays
     api = FastAPI(title="segstream lookup API", version="1", description=__doc__, docs_url=None, redoc_url=None)
@@ -170,8 +169,7 @@ def create_app(settings: Settings, ring: KeyRing | None = None) -> FastAPI:
         except NoPermissionError:
             raise HTTPException(503, "this API's Redis user is read-only: erase with `segstream forget`, "
                                      "or run an admin API with a user that may write the namespace") from None
-        return {"customer_id": customer_id, "state": done.state, "window_rows": done.window_rows,
-                "other_keys": done.other_keys, "tombstone": done.tombstone}
+        return asdict(done)
 
     @api.get("/api/map", response_model=list[MapPoint], dependencies=[customers_scope])
     def customer_map(limit: int = Query(2000, ge=1, le=20000)):

@@ -67,16 +67,14 @@ class Eraser:
 
         from .kafka_config import kafka_python_options
 
+        producer = None
         try:
             producer = KafkaProducer(**kafka_python_options(self.settings), acks="all")
-        except KafkaError as err:
-            log.warning("tombstone not published (%s): erase again once the broker is reachable", err)
-            return False
-        try:
             producer.send(self.settings.topic_changes, key=customer_id.encode(), value=None).get(timeout=30)
             return True
-        except KafkaError as err:
+        except KafkaError as err:  # also raised by the constructor when no broker answers
             log.warning("tombstone not published (%s): erase again once the broker is reachable", err)
             return False
         finally:
-            producer.close()
+            if producer is not None:
+                producer.close()

@@ -49,8 +49,8 @@ class StreamProcessor:
         self.topic = topic or settings.topic_transactions
         self.redis = connect(settings.redis_url)
         verify(self.redis)
-        self.pipeline = build_pipeline(settings, lambda m: RedisStateStore(
-            self.redis, m.hidden_size, m.version, prefix=settings.redis_prefix, history=settings.history_windows))
+        self.pipeline = build_pipeline(
+            settings, lambda m: RedisStateStore.for_deployment(self.redis, settings, m.hidden_size, m.version))
         self.pipeline.isolate_except = (*UNAVAILABLE, Fenced)  # outages stop the batch; a bug sets windows aside
         self.store: RedisStateStore = self.pipeline.engine.store
         self.checkpoints = WindowCheckpoints(self.redis, len(CATEGORIES), prefix=settings.redis_prefix)
@@ -91,11 +91,9 @@ class StreamProcessor:
             raise RuntimeError("an earlier batch failed; the processor needs reset() first")
         try:
             return self._process(batch)
-        except Fenced as err:
-            self._let_go(err.partitions)
-            self._failed = True
-            raise
-        except BaseException:
+        except BaseException as err:
+            if isinstance(err, Fenced):
+                self._let_go(err.partitions)
             self._failed = True
             raise
 

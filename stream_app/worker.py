@@ -179,25 +179,26 @@ class Worker:
                 log.warning("claiming partitions %s failed (%s); claiming them on first use", partitions, err)
 
     async def on_failure(self, core: Core, err: Exception) -> None:
-        """Report, forget the in-memory windows (they may hold half a batch) and back off."""
-        if isinstance(err, Fenced):  # not an outage: nothing to wait for
+        """Report, forget the in-memory windows (they may hold half a batch) and, after an
+        outage, back off; a fence is not an outage: there is nothing to wait for."""
+        outage = not isinstance(err, Fenced)
+        if not outage:
             metrics.FENCED.labels(err.where).inc(len(err.partitions))
             log.warning("%s: letting them go and re-reading the rest from the last checkpoint", err)
-            await self._drop_queued()
-            await core.reset()
-            return
-        self.healthy = False
-        if isinstance(err, KafkaError):
+        elif isinstance(err, KafkaError):
             metrics.PUBLISH_ERRORS.inc()
             log.warning("the broker refused an output batch (%s); back to the last checkpoint in %.1fs", err,
                         self._delay)
         else:
             metrics.REDIS_ERRORS.labels("batch").inc()
             log.warning("Redis unavailable (%s); back to the last checkpoint in %.1fs", err, self._delay)
+        if outage:
+            self.healthy = False
         await self._drop_queued()
         await core.reset()
-        await asyncio.sleep(self._delay)
-        self._delay = min(self._delay * 2, 10.0)
+        if outage:
+            await asyncio.sleep(self._delay)
+            self._delay = min(self._delay * 2, 10.0)
 
     async def model_stats(self) -> Any:
         return None if self._core is None else await self._core.model_stats()
