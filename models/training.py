@@ -1,9 +1,12 @@
 """Training the recurrent predictor on windowed spending, and seeding its centroids.
 
-The target is the paper's: the *spending-evinced* personality over a customer's
-whole history (loading table applied to their total spending mix), which a bank
-can compute from its own data. The generator's latent personality is never
-shown to training; it is kept for scoring.
+The target is the paper's idea, the *spending-evinced* personality over a
+customer's whole history, read from their total spending mix through the loading
+table by log-ratios (``log_ratio_traits``: the share-weighted sum the paper uses
+ranks a customer's second trait wrong a third of the time on our generator, and a
+model cannot learn better than its target). A bank can compute it from its own
+data. The generator's latent personality is never shown to training; it is kept
+for scoring.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import torch
 from sklearn.cluster import KMeans
 
 from segstream.core.change import Calibration
-from segstream.core.personality import trait_scores
+from segstream.core.personality import log_ratio_traits
 
 from .artefact import ModelArtefact
 from .features import compact, transform
@@ -25,7 +28,7 @@ from .personality_lstm import PersonalityLSTM
 
 @dataclass(frozen=True)
 class TrainConfig:
-    hidden_size: int = 8
+    hidden_size: int = 12
     n_segments: int = 20
     warmup_windows: int = 3
     epochs: int = 60
@@ -49,7 +52,7 @@ class Dataset:
     @classmethod
     def from_spend(cls, spend_fraction: np.ndarray, active: np.ndarray) -> "Dataset":
         x, mask = compact(spend_fraction, active)
-        raw = trait_scores(spend_fraction.sum(1))
+        raw = log_ratio_traits(spend_fraction.sum(1))
         mean, std = raw.mean(0), raw.std(0)
         return cls(x, mask, ((raw - mean) / std).astype(np.float32), mean, std)
 
@@ -112,7 +115,7 @@ def calibrate(model: PersonalityLSTM, ds: Dataset, hidden: np.ndarray, spend_fra
     before it, exactly as the engine does; the seasonal table is the mean shift of
     windows by calendar month. A bank's own history gives its own seasons.
     """
-    raw = trait_scores(spend_fraction)  # [N, T, 5] per window, calendar-aligned
+    raw = log_ratio_traits(spend_fraction)  # [N, T, 5] per window, calendar-aligned
     z = (raw - ds.y_mean) / ds.y_std
     moy = (first_month + np.arange(z.shape[1])) % 12
     season = np.zeros((12, 5))

@@ -51,8 +51,10 @@ def build_pipeline(settings: Settings, make_store: Callable[[SequenceModel], Sta
         model,
         store,
         policy=EmissionPolicy(warmup=settings.warmup_windows, rewarm=settings.rewarm_windows,
-                              confirm=settings.confirm_windows, margin=settings.confirm_margin),
-        detector=ChangeDetector(weight=settings.change_weight, threshold=settings.change_threshold)
+                              confirm=settings.confirm_windows, margin=settings.confirm_margin,
+                              settle=settings.settle_confidence, patience=settings.settle_windows),
+        detector=ChangeDetector(weight=settings.change_weight, threshold=settings.change_threshold,
+                                 quiet=settings.change_quiet)
         if settings.change_threshold > 0 else None,
         initial_centroids=artefact.centroids,
         prior_weight=settings.centroid_prior_weight,

@@ -212,10 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=_demo)
 
     t = sub.add_parser("train", help="train the recurrent predictor on generated customers and save an artefact")
-    t.add_argument("--customers", type=int, default=4000)
+    t.add_argument("--customers", type=int, default=10000)
     t.add_argument("--months", type=int, default=24)
     t.add_argument("--seed", type=int, default=1)
-    t.add_argument("--hidden", type=int, default=8)
+    t.add_argument("--hidden", type=int, default=12)
     t.add_argument("--segments", type=int, default=20)
     t.add_argument("--out", type=Path, help="artefact file (default: the shipped models/artefacts/default.pt)")
     _bank_flags(t)

@@ -66,12 +66,15 @@ class Settings(BaseSettings):
     # interpreter lock; False runs it in a thread of the worker.
     core_process: bool = True
     # --- change detection and emission (core/change.py; docs/evaluation.md has the trade-off)
-    warmup_windows: int = 4  # windows before a customer's first segment is announced
+    warmup_windows: int = 6  # windows before a customer's first segment is announced
     change_threshold: float = 25.0  # change statistic (~chi-square, 5 d.o.f.) that resets the state; 0: off
     change_weight: float = 0.3  # EWMA weight of the newest window in the change statistic
+    change_quiet: float = 9.2  # a window whose own squared residual is within this restarts the shadow state
     rewarm_windows: int = 1  # windows after a detected change before its new segment is announced
-    confirm_windows: int = 3  # without a detected change: windows in a row another segment must be nearer ...
-    confirm_margin: float = 0.2  # ... by this relative distance, before the segment moves
+    confirm_windows: int = 6  # without a detected change: windows in a row another segment must be nearer ...
+    confirm_margin: float = 0.25  # ... by this relative distance, before the segment moves
+    settle_confidence: float = 0.05  # after a detected change: announce early only this sure of the new segment ...
+    settle_windows: int = 2  # ... else this many windows after it
     model_path: Path | None = None  # None: the artefact shipped in models/artefacts
     centroid_prior_weight: float = 50.0  # pseudo-count of the shipped centroids
     history_windows: int = 12  # hidden-state trajectory kept per customer in Redis (0: none)

@@ -166,7 +166,7 @@ return 0
 """
 
 
-RECORD_FORMAT = 2  # 2: change statistic and emission state in the header
+RECORD_FORMAT = 3  # 2: change statistic and emission state in the header; 3: the shadow state
 
 
 def record_dtype(hidden_size: int) -> np.dtype:
@@ -178,6 +178,7 @@ def record_dtype(hidden_size: int) -> np.dtype:
             ("n_windows", "<u2"), ("nearest", "<i2"), ("streak", "u1"), ("pending", "u1"),
             ("ewma", "<f2", (5,)),
             ("h", "<f4", (hidden_size,)), ("c", "<f4", (hidden_size,)),
+            ("shadow_h", "<f2", (hidden_size,)), ("shadow_c", "<f2", (hidden_size,)),
         ]
     )
 

@@ -11,12 +11,17 @@ announcing noise:
   shift taken out, feeds an exponentially weighted mean per customer; its squared
   norm is a chi-square-like statistic (Lowry's multivariate EWMA chart). One odd
   month (a car, a holiday) moves it little; a new personality keeps pushing it
-  the same way. Past the threshold the state is reset and re-warms on the new
-  behaviour: the paper's trajectories restart from the new personality.
+  the same way. Past the threshold the state restarts on the new behaviour: the
+  paper's trajectories restart from the new personality. It restarts from a
+  *shadow* state that has stepped through the windows since one last looked like
+  the prediction (its own squared residual within ``quiet``), so the new state
+  has seen the change's first window too, not only the alarm's.
 * **Emission policy** (:class:`EmissionPolicy`): the announced segment moves only
-  (a) a few windows after a detected change, or (b) when another centroid has
-  been nearer by a relative margin for ``confirm`` windows in a row (slow drift).
-  Nearest-centroid flips at a segment boundary are not announced.
+  (a) after a detected change, once the new state is sure of its segment (its gap
+  to the second-nearest centroid at least ``settle``) or ``patience`` windows have
+  passed, or (b) when another centroid has been nearer by a relative margin for
+  ``confirm`` windows in a row (slow drift). Nearest-centroid flips at a segment
+  boundary are not announced.
 
 Both keep their whole memory in the customer's state record, so any worker can
 continue any customer, and both run on arrays for a whole batch.
@@ -28,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .personality import trait_scores
+from .personality import log_ratio_traits
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,7 @@ class Calibration:
 
     def observe(self, spend: np.ndarray, month_of_year: np.ndarray) -> np.ndarray:
         """Window spend [B, K] -> standardised evinced personality [B, 5], seasons removed."""
-        z = (trait_scores(spend) - self.trait_mean) / self.trait_std
+        z = (log_ratio_traits(spend) - self.trait_mean) / self.trait_std
         return z - self.season[month_of_year]
 
 
@@ -57,14 +62,19 @@ class ChangeDetector:
     weight: float = 0.3  # EWMA weight of the newest window
     threshold: float = 25.0  # on the statistic, ~chi-square with 5 degrees of freedom when nothing changed
     clip: float = 3.0  # residuals beyond this many spreads count as this many (one-off purchases)
+    quiet: float = 9.2  # a window's own squared residual up to this (chi-square 5 d.o.f., 90%) looks unchanged
 
-    def update(self, ewma: np.ndarray, residual: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(new EWMA [B, 5], statistic [B]) for residuals [B, 5] in trait units."""
+    def update(self, ewma: np.ndarray, residual: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(new EWMA [B, 5], statistic [B], quiet [B]) for residuals [B, 5] in trait units.
+
+        ``quiet`` marks windows that on their own look like the state's prediction
+        (their squared residual within ``quiet``): a change has not begun by them.
+        """
         z = np.clip(residual / sd, -self.clip, self.clip)
         lam = self.weight
         new = (1.0 - lam) * ewma + lam * z
         stat = (new * new).sum(1) * (2.0 - lam) / lam
-        return new.astype(np.float32), stat
+        return new.astype(np.float32), stat, (z * z).sum(1) <= self.quiet
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,8 @@ class EmissionPolicy:
     rewarm: int = 1  # windows after a detected change before the new segment is announced
     confirm: int = 3  # windows in a row another centroid must be nearer, without a detected change
     margin: float = 0.2  # ... by this relative distance, (d_announced - d_new) / (d_announced + d_new)
+    settle: float = 0.0  # after a detected change, announce at ``rewarm`` only with this confidence (gap to the
+    patience: int = 3  # ... second-nearest centroid), else when it is reached or after ``patience`` windows
 
 
 @dataclass
@@ -88,7 +100,7 @@ class Decision:
 
 def decide(policy: EmissionPolicy, announced: np.ndarray, nearest: np.ndarray, previous_nearest: np.ndarray,
            relative_margin: np.ndarray, streak: np.ndarray, pending: np.ndarray, n_windows: np.ndarray,
-           alarm: np.ndarray) -> Decision:
+           alarm: np.ndarray, confidence: np.ndarray | None = None) -> Decision:
     """One window of the emission policy for a batch; every input is row-aligned [B].
 
     ``previous_nearest`` is last window's nearest centroid: a streak counts windows
@@ -97,7 +109,8 @@ def decide(policy: EmissionPolicy, announced: np.ndarray, nearest: np.ndarray, p
     pending = pending | alarm
     warm = n_windows >= policy.warmup
     first = (announced < 0) & warm
-    rewarmed = pending & (n_windows >= policy.rewarm) & (announced >= 0)
+    sure = True if confidence is None else (confidence >= policy.settle) | (n_windows >= policy.patience)
+    rewarmed = pending & (n_windows >= policy.rewarm) & (announced >= 0) & sure
     beats = (announced >= 0) & (nearest != announced) & (relative_margin > policy.margin) & ~pending
     again = np.where(nearest == previous_nearest, streak.astype(np.int64) + 1, 1)
     streak = np.where(beats, np.minimum(again, 255), 0)

@@ -110,10 +110,18 @@ class SegmentEngine:
 
         spend = normalised_spend(windows)
         before = self.model.traits_of(old.h)
-        ewma, stat, alarm = self._detect(windows, spend, before, old)
-        h0, c0 = old.h.copy(), old.c.copy()
-        h0[alarm], c0[alarm] = 0.0, 0.0
-        h, c, traits = self.model.step(spend.astype(np.float32), h0, c0)
+        ewma, stat, alarm, quiet = self._detect(windows, spend, before, old)
+        # a detected change restarts from the shadow, which has seen the windows since the
+        # statistic last looked quiet; main and shadow states step in one model call
+        n = len(windows)
+        h0 = np.where(alarm[:, None], old.shadow_h, old.h).astype(np.float32)
+        c0 = np.where(alarm[:, None], old.shadow_c, old.c).astype(np.float32)
+        x = spend.astype(np.float32)
+        h2, c2, traits2 = self.model.step(np.concatenate([x, x]), np.concatenate([h0, old.shadow_h]),
+                                          np.concatenate([c0, old.shadow_c]))
+        h, c, traits = h2[:n], c2[:n], traits2[:n]
+        restart = (alarm | quiet)[:, None]
+        shadow_h, shadow_c = np.where(restart, 0.0, h2[n:]), np.where(restart, 0.0, c2[n:])
         t2 = time.perf_counter()
 
         n_windows = np.where(alarm, 1, old.n_windows + 1).astype(np.int32)
@@ -124,9 +132,10 @@ class SegmentEngine:
         settled = (n_windows >= self.policy.warmup) | ((old.segment >= 0) & (n_windows >= self.policy.rewarm))
         near = np.where(settled, seg, -1).astype(np.int32)
         d = decide(self.policy, old.segment, near, old.nearest, relative, old.streak, old.pending.astype(bool), n_windows,
-                   alarm)
+                   alarm, conf)
         new = StateBatch(h=h, c=c, segment=d.segment, prev_segment=old.segment, last_window=index, n_windows=n_windows,
-                         nearest=near, streak=d.streak, pending=d.pending, ewma=np.where(alarm[:, None], 0.0, ewma))
+                         nearest=near, streak=d.streak, pending=d.pending, ewma=np.where(alarm[:, None], 0.0, ewma),
+                         shadow_h=shadow_h, shadow_c=shadow_c)
         t3 = time.perf_counter()
 
         written = self.store.commit(ids, new)
@@ -144,17 +153,17 @@ class SegmentEngine:
         return res
 
     def _detect(self, windows, spend: np.ndarray, before: np.ndarray, old: StateBatch):
-        """(EWMA, statistic, alarm) per row: the change statistic against the state's prediction."""
+        """(EWMA, statistic, alarm, quiet) per row: the change statistic against the state's prediction."""
         n = len(windows)
         if self.detector is None:
-            return old.ewma, np.zeros(n), np.zeros(n, bool)
+            return old.ewma, np.zeros(n), np.zeros(n, bool), np.ones(n, bool)
         cal = self.model.calibration
         starts = np.fromiter((w.start for w in windows), np.float64, n)
         observed = cal.observe(spend, month_of_year(starts))
-        ewma, stat = self.detector.update(old.ewma, observed - before, cal.residual_sd)
+        ewma, stat, quiet = self.detector.update(old.ewma, observed - before, cal.residual_sd)
         # only a state that has settled predicts anything; one already re-warming is left alone
         alarm = (stat > self.detector.threshold) & (old.n_windows >= self.policy.warmup) & ~old.pending.astype(bool)
-        return ewma, stat, alarm
+        return ewma, stat, alarm, quiet
 
     def _reannounce(self, windows, old: StateBatch, index: np.ndarray, stats: CentroidStats) -> list[SegmentChange]:
         """Change events of windows that were applied but may not have been announced.

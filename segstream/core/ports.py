@@ -29,6 +29,10 @@ class StateBatch:
     streak: np.ndarray  # [B] uint8 windows in a row ``nearest`` beat the announced segment
     pending: np.ndarray  # [B] bool: a change was detected and its new segment not yet announced
     ewma: np.ndarray  # [B, 5] float32 change statistic's running mean of standardised residuals
+    # [B, H] float32 LSTM state over the windows since the change statistic last looked
+    # quiet: what a detected change restarts from, so the new state has seen the change begin
+    shadow_h: np.ndarray
+    shadow_c: np.ndarray
 
     @classmethod
     def empty(cls, n: int, hidden_size: int) -> "StateBatch":
@@ -43,6 +47,8 @@ class StateBatch:
             streak=np.zeros(n, np.uint8),
             pending=np.zeros(n, bool),
             ewma=np.zeros((n, 5), np.float32),
+            shadow_h=np.zeros((n, hidden_size), np.float32),
+            shadow_c=np.zeros((n, hidden_size), np.float32),
         )
 
     @classmethod

@@ -36,7 +36,7 @@ def every_key_and_value(r) -> list[bytes]:
 
 def test_forgetting_erases_every_trace_adjusts_the_model_and_withholds_a_replay(bootstrap, redis_url):
     s = settings_from(isolated_settings(bootstrap, redis_url, history_windows=24))
-    events = list(SyntheticBank(GeneratorConfig(customers=60, months=7, seed=4)).events())
+    events = list(SyntheticBank(GeneratorConfig(customers=60, months=9, seed=4)).events())
     payloads = [orjson.dumps(e) for e in events]
     proc = StreamProcessor(s)
 

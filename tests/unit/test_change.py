@@ -11,7 +11,7 @@ def run_detector(residuals, det=ChangeDetector()):
     ewma = np.zeros((residuals.shape[0], 5), np.float32)
     stats = []
     for t in range(residuals.shape[1]):
-        ewma, stat = det.update(ewma, residuals[:, t], SD)
+        ewma, stat, _ = det.update(ewma, residuals[:, t], SD)
         stats.append(stat)
     return np.stack(stats, 1)
 
@@ -34,10 +34,21 @@ def test_one_huge_month_is_clipped_and_does_not_alarm_alone():
     assert run_detector(r).max() < 25
 
 
-def _decide(policy, announced, nearest, previous, margin, streak=0, pending=False, n=10, alarm=False):
+def test_a_window_is_quiet_only_while_it_looks_like_the_prediction():
+    det = ChangeDetector(quiet=9.2)
+    rng = np.random.default_rng(1)
+    noise = rng.normal(0, 1, (4000, 5))
+    _, _, quiet = det.update(np.zeros((4000, 5), np.float32), noise, SD)
+    assert 0.85 < quiet.mean() < 0.95  # chi-square with 5 d.o.f. is within 9.2 90% of the time
+    moved = noise + np.array([2.5, -2.5, 0, 0, 0])
+    _, _, quiet = det.update(np.zeros((4000, 5), np.float32), moved, SD)
+    assert quiet.mean() < 0.2
+
+
+def _decide(policy, announced, nearest, previous, margin, streak=0, pending=False, n=10, alarm=False, confidence=1.0):
     a = lambda v, t: np.array([v], t)  # noqa: E731
     return decide(policy, a(announced, np.int32), a(nearest, np.int32), a(previous, np.int32), a(margin, float),
-                  a(streak, np.uint8), a(pending, bool), a(n, np.int32), a(alarm, bool))
+                  a(streak, np.uint8), a(pending, bool), a(n, np.int32), a(alarm, bool), a(confidence, float))
 
 
 def test_policy_first_assignment_waits_for_warmup():
@@ -67,6 +78,16 @@ def test_policy_after_a_detected_change_announces_once_rewarmed():
     # re-warmed into the same segment: nothing to announce, nothing pending
     d = _decide(p, 1, 1, 1, 0.0, n=2, pending=True)
     assert not d.changed[0] and not d.pending[0]
+
+
+def test_policy_waits_for_a_sure_new_segment_but_not_past_its_patience():
+    p = EmissionPolicy(rewarm=1, settle=0.1, patience=2)
+    d = _decide(p, 1, 4, 1, 0.0, n=1, alarm=True, confidence=0.03)  # between two centroids: wait
+    assert not d.changed[0] and d.pending[0]
+    d = _decide(p, 1, 4, 4, 0.0, n=2, pending=True, confidence=0.03)  # patience reached: announce anyway
+    assert d.changed[0] and d.segment[0] == 4 and d.detected[0]
+    d = _decide(p, 1, 4, 1, 0.0, n=1, alarm=True, confidence=0.4)  # sure at once: no wait
+    assert d.changed[0] and d.segment[0] == 4
 
 
 def test_month_of_year():

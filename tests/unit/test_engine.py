@@ -136,3 +136,43 @@ def test_a_move_is_announced_only_once_confirmed_for_k_windows_by_a_margin():
     assert ch.evidence["reason"] == "confirmed_drift" and ch.evidence["windows_confirmed"] == 3
     assert ch.evidence["margin"] > 0.2
     assert store.segments() == {"a": 1}
+
+
+def test_a_detected_change_restarts_from_the_windows_since_it_began():
+    """The restarted state has seen the change's first window too, not only the alarm's."""
+    from segstream.core.change import Calibration, ChangeDetector
+    from segstream.core.personality import CATEGORIES, CATEGORY_INDEX, log_ratio_traits
+
+    k = len(CATEGORIES)
+
+    def mix(category):
+        v = np.full(k, 1.0)
+        v[CATEGORY_INDEX[category]] = 200.0
+        return v
+
+    class SumModel:
+        """h := the window, c := sum of the windows this state has seen; it always predicts a reader of books."""
+
+        version, hidden_size = "sum-1", k
+        calibration = Calibration(np.zeros(5), np.ones(5), np.full(5, 0.05), np.zeros((12, 5)))
+
+        def step(self, x, h, c):
+            return x.copy(), c + x, self.traits_of(x)
+
+        def traits_of(self, h):
+            return np.tile(log_ratio_traits(mix("books")), (len(h), 1))
+
+    store = InMemoryStateStore(k)
+    eng = SegmentEngine(SumModel(), store, policy=EmissionPolicy(warmup=3, rewarm=1), detector=ChangeDetector(),
+                        initial_centroids=np.stack([mix("books"), mix("savings")]).astype(np.float32) / 229.0)
+    w = lambda i, cat: ClosedWindow("a", i, i * 100.0, (i + 1) * 100.0, mix(cat), 1, income=1.0)  # noqa: E731
+    for i in range(4):
+        assert eng.process([w(i, "books")]).detected == 0
+    first = eng.process([w(4, "savings")])  # the change begins: too early to call, but not quiet
+    assert first.detected == 0
+    (shadow,) = store.load(["a"])[0].shadow_c
+    np.testing.assert_allclose(shadow, mix("savings"), rtol=1e-3)  # the shadow restarted at it
+    assert eng.process([w(5, "savings")]).detected == 1
+    state = store.load(["a"])[0]
+    np.testing.assert_allclose(state.c[0], 2 * mix("savings"), rtol=1e-3)  # both changed windows, no books
+    assert not state.shadow_c.any()
