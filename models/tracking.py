@@ -103,13 +103,13 @@ def reset_probe(sc: Scenario, settings: Settings, after: tuple[int, ...] = (1, 2
     from segstream.core.profiles import profiles
     from segstream.quality import true_changes
 
-    art, _ = load_model(settings)
+    art, model = load_model(settings)
     bank = sc.bank()
     spend, active = bank.monthly_spend()
     truth = bank.micro_segments()
     start = true_changes(truth)
     rows = np.flatnonzero((start >= 0) & (start + max(after) <= sc.months))
-    labels = np.array([p.label for p in profiles(art.model.head(torch.from_numpy(art.centroids)).detach().numpy())])
+    labels = np.array([p.label for p in profiles(model.traits_of(art.centroids))])
     out = {}
     for k in after:
         x = np.stack([spend[r, start[r]:start[r] + k] for r in rows]).astype(np.float32)

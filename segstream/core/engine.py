@@ -112,16 +112,18 @@ class SegmentEngine:
         before = self.model.traits_of(old.h)
         ewma, stat, alarm, quiet = self._detect(windows, spend, before, old)
         # a detected change restarts from the shadow, which has seen the windows since the
-        # statistic last looked quiet; main and shadow states step in one model call
+        # statistic last looked quiet; main and shadow states step in one model call, the
+        # shadow only where it carries on (a quiet window or an alarm restarts it at zero)
         n = len(windows)
         h0 = np.where(alarm[:, None], old.shadow_h, old.h).astype(np.float32)
         c0 = np.where(alarm[:, None], old.shadow_c, old.c).astype(np.float32)
         x = spend.astype(np.float32)
-        h2, c2, traits2 = self.model.step(np.concatenate([x, x]), np.concatenate([h0, old.shadow_h]),
-                                          np.concatenate([c0, old.shadow_c]))
+        go = np.flatnonzero(~(alarm | quiet))
+        h2, c2, traits2 = self.model.step(np.concatenate([x, x[go]]), np.concatenate([h0, old.shadow_h[go]]),
+                                          np.concatenate([c0, old.shadow_c[go]]))
         h, c, traits = h2[:n], c2[:n], traits2[:n]
-        restart = (alarm | quiet)[:, None]
-        shadow_h, shadow_c = np.where(restart, 0.0, h2[n:]), np.where(restart, 0.0, c2[n:])
+        shadow_h, shadow_c = np.zeros_like(h), np.zeros_like(c)
+        shadow_h[go], shadow_c[go] = h2[n:], c2[n:]
         t2 = time.perf_counter()
 
         n_windows = np.where(alarm, 1, old.n_windows + 1).astype(np.int32)
