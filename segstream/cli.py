@@ -148,6 +148,9 @@ def _api_key(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from stream_app.kafka_config import verify
+
+    verify(get_settings())
     from stream_app.app import app
 
     sys.argv = ["segstream worker", "worker", "-l", args.loglevel]
@@ -158,8 +161,10 @@ def _worker(args: argparse.Namespace) -> int:
 def _produce(args: argparse.Namespace) -> int:
     from producers import sources
     from producers.kafka_producer import publish
+    from stream_app.kafka_config import verify
 
     settings = get_settings()
+    verify(settings)
     if args.source == "synthetic":
         from producers.synthetic import GeneratorConfig, SyntheticBank
 
@@ -184,8 +189,10 @@ def _shared(rel: str) -> Path:
 
 
 def _watch(args: argparse.Namespace) -> int:
+    from stream_app.kafka_config import verify
     from stream_app.watch import changes, describe
 
+    verify(get_settings())
     for ch in changes(get_settings(), from_beginning=args.from_beginning, idle_timeout_s=args.idle_timeout):
         print(json.dumps(ch) if args.json else describe(ch), flush=True)
     return 0

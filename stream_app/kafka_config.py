@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -45,6 +46,43 @@ def faust_credentials(s: Settings):
             mechanism=s.kafka_sasl_mechanism, ssl_context=ssl_context,
         )
     return faust.SSLCredentials(ssl_context) if ssl_context else None
+
+
+def verify(s: Settings, timeout_s: float = 10.0) -> None:
+    """Fail at start-up, with a message, on credentials or a certificate the broker refuses.
+    Kafka clients treat both as a broken connection and retry them for ever (kafka-python
+    gives up after 30 s with "Unable to bootstrap"), which hides the cause. One handshake
+    per bootstrap server tells them apart; an unreachable broker is left to the clients'
+    own retries, as at any other time."""
+    if s.kafka_security_protocol == "PLAINTEXT":
+        return
+    import ssl
+
+    from aiokafka.conn import create_conn
+    from aiokafka.errors import KafkaError, SaslAuthenticationFailed, UnsupportedSaslMechanismError
+
+    opts = aiokafka_options(s)
+    sasl = {k: opts[k] for k in ("sasl_mechanism", "sasl_plain_username", "sasl_plain_password") if k in opts}
+
+    async def handshake(host: str, port: int) -> None:
+        conn = await create_conn(host, port, security_protocol=s.kafka_security_protocol,
+                                 ssl_context=opts.get("ssl_context"), request_timeout_ms=int(timeout_s * 1000), **sasl)
+        conn.close()
+
+    for server in s.kafka_bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            asyncio.run(asyncio.wait_for(handshake(host, int(port)), timeout_s))
+        except (SaslAuthenticationFailed, UnsupportedSaslMechanismError) as err:
+            raise SystemExit(f"Kafka at {server} refused user {s.kafka_sasl_username!r} "
+                             f"({s.kafka_sasl_mechanism}); check SEGSTREAM_KAFKA_SASL_USERNAME/_PASSWORD: {err}") from None
+        except ssl.SSLCertVerificationError as err:
+            raise SystemExit(f"Kafka at {server}: its TLS certificate is not trusted "
+                             f"(SEGSTREAM_KAFKA_SSL_CAFILE={s.kafka_ssl_cafile}): {err.verify_message}") from None
+        except (OSError, asyncio.TimeoutError, KafkaError) as err:
+            log.warning("Kafka at %s not reachable for the credentials check (%s); the client will retry", server, err)
+            continue
+        return
 
 
 def ensure_topics(s: Settings) -> None:
