@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from segstream.config import Settings
+from segstream.core.categories import CategoryMap
 from segstream.core.change import ChangeDetector, EmissionPolicy
 from segstream.core.engine import SegmentEngine
 from segstream.core.personality import CATEGORIES
@@ -27,7 +28,8 @@ def window_aggregator(settings: Settings) -> WindowAggregator:
 
 def event_limits(settings: Settings, now: float | None = None) -> Limits:
     return Limits(max_bytes=settings.max_message_bytes, max_future_s=settings.max_future_s,
-                  max_amount=settings.max_amount, now=now)
+                  max_amount=settings.max_amount, now=now,
+                  categories=CategoryMap.from_file(settings.category_map, settings.unmapped_categories))
 
 
 def load_model(settings: Settings):

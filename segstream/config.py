@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     max_future_s: int = 7 * 86400  # events further ahead of wall-clock time are rejected
     max_message_bytes: int = 16 * 1024
     max_amount: float = 1_000_000.0
+    # The bank's own category names -> ours (CSV "name,category" or YAML); events may also
+    # carry an ISO 18245 "mcc" instead of a category (segstream/core/categories.py).
+    category_map: Path | None = None
+    # Purchases with no personality meaning (cash, taxes, utilities): "other" accepts and
+    # counts them (outcome other_category) outside the spending mix; "dlq" refuses them.
+    unmapped_categories: Literal["other", "dlq"] = "other"
 
     # --- engine ----------------------------------------------------------
     batch_size: int = 8192  # records per poll at most: round trips to Redis and the broker are per batch

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictFloat, ValidationError, field_validator
 
+from .categories import OTHER, CategoryMap, CategoryRefused
 from .personality import CATEGORY_INDEX
 
 # Customer ids are keys in Redis, Kafka and URLs, and text in a banker's browser:
@@ -64,7 +65,7 @@ class Transaction(BaseModel):
     @field_validator("category")
     @classmethod
     def _known_category(cls, v: str) -> str:
-        if v not in CATEGORY_INDEX:
+        if v not in CATEGORY_INDEX and v != OTHER:
             raise ValueError("unknown_category")
         return v
 
@@ -158,10 +159,20 @@ def validate_event(
     now: float | None = None,
     max_future_s: float = 7 * 86400,
     max_amount: float = 1_000_000.0,
+    categories: CategoryMap = CategoryMap(),
 ) -> Transaction:
-    """Build a :class:`Transaction` or raise :class:`EventRejected` with a reason code."""
+    """Build a :class:`Transaction` or raise :class:`EventRejected` with a reason code.
+
+    An event naming its purchase by merchant category code or by the bank's own name
+    gets our category (or ``other``) from ``categories`` first."""
     if not isinstance(data, dict):
         raise EventRejected("not_an_object", type(data).__name__)
+    cat = data.get("category")
+    if cat is None or (isinstance(cat, str) and cat not in CATEGORY_INDEX):  # other types: the schema says why
+        try:
+            data = {**data, "category": categories.resolve(data)}
+        except CategoryRefused as err:
+            raise EventRejected(err.reason, err.detail) from None
     try:
         tx = Transaction.model_validate(data)
     except ValidationError as err:
@@ -176,6 +187,7 @@ def decode_event(
     now: float | None = None,
     max_future_s: float = 7 * 86400,
     max_amount: float = 1_000_000.0,
+    categories: CategoryMap = CategoryMap(),
 ) -> Transaction:
     """Bytes from the wire to a valid transaction, or :class:`EventRejected`.
 
@@ -196,7 +208,7 @@ def decode_event(
         except UnicodeDecodeError:
             raise EventRejected("not_utf8", str(err)) from None
         raise EventRejected("malformed_json", str(err)) from None
-    return validate_event(data, now=now, max_future_s=max_future_s, max_amount=max_amount)
+    return validate_event(data, now=now, max_future_s=max_future_s, max_amount=max_amount, categories=categories)
 
 
 def dead_letter(raw: bytes, err: EventRejected, **source: Any) -> InvalidEvent:

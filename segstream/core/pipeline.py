@@ -63,11 +63,13 @@ class Ingested:
     outcome: np.ndarray  # per valid event, a code of windows.OUTCOMES
     rejected: list[tuple[int, EventRejected]]  # (position in the batch, why)
     withheld: int = 0  # valid events of erased customers, not counted (no new consent)
+    other: int = 0  # valid events of no personality category (cash, taxes, ...): kept out of the spending mix
 
     def counts(self) -> Counter:
         c = Counter(outcome_counts(self.outcome))
         c["invalid"] = len(self.rejected)
         c["forgotten"] = self.withheld
+        c["other_category"] = self.other
         return +c
 
     def late_positions(self) -> list[int]:
@@ -89,7 +91,7 @@ def ingest_payloads(windows: WindowAggregator, payloads: Sequence[bytes | None],
         drop = withhold(valid.customer_id)
         if drop.any():
             valid, withheld = valid.take(np.flatnonzero(~drop)), int(drop.sum())
-    return Ingested(valid, windows.add_columns(valid), decoded.rejected, withheld)
+    return Ingested(valid, windows.add_columns(valid), decoded.rejected, withheld, decoded.other)
 
 
 class SegmentationPipeline:

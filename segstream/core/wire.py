@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Literal, Sequence
 
 import msgspec
 import numpy as np
 
+from .categories import OTHER, CategoryMap
 from .columns import TransactionColumns
 from .events import CUSTOMER_ID_PATTERN, FX_TO_EUR, EventRejected, Transaction, decode_event
 from .personality import CATEGORIES
@@ -64,12 +65,14 @@ class Limits:
     max_future_s: float = 7 * 86400
     max_amount: float = 1_000_000.0
     now: float | None = None
+    categories: CategoryMap = field(default_factory=CategoryMap)  # merchant codes and the bank's own names
 
 
 @dataclass
 class Decoded:
     valid: TransactionColumns  # in batch order; ``position`` indexes the input payloads
     rejected: list[tuple[int, EventRejected]]  # (position, why), in batch order
+    other: int = 0  # valid events whose purchase maps to no personality category: counted, not scored
 
 
 def _reference(raw: bytes, limits: Limits, now: float) -> Transaction:
@@ -81,7 +84,7 @@ def _reference(raw: bytes, limits: Limits, now: float) -> Transaction:
     """
     try:
         return decode_event(raw, max_bytes=limits.max_bytes, now=now, max_future_s=limits.max_future_s,
-                            max_amount=limits.max_amount)
+                            max_amount=limits.max_amount, categories=limits.categories)
     except EventRejected:
         raise
     except Exception as err:  # noqa: BLE001 - any failure is this record's, never the worker's
@@ -133,6 +136,10 @@ def decode_batch(payloads: Sequence[bytes | None], limits: Limits = Limits(),
                 rejected.append((i, problem))
         if len(keep) < len(events):
             events, positions = [events[j] for j in keep], [positions[j] for j in keep]
+    other = [j for j, ev in enumerate(events) if ev.category == OTHER]
+    if other:
+        keep_rows = sorted(set(range(len(events))) - set(other))
+        events, positions = [events[j] for j in keep_rows], [positions[j] for j in keep_rows]
     cols = TransactionColumns.build(events, positions)
     ok = (
         np.isfinite(cols.amount_eur) & (cols.amount_eur <= limits.max_amount)
@@ -149,4 +156,4 @@ def decode_batch(payloads: Sequence[bytes | None], limits: Limits = Limits(),
                 rejected.append((int(cols.position[row]), err))
         cols = cols.take(np.flatnonzero(keep))
     rejected.sort(key=lambda r: r[0])
-    return Decoded(cols, rejected)
+    return Decoded(cols, rejected, len(other))
