@@ -1,4 +1,4 @@
-"""Event sources besides the generator: event files and replays of the shared real data sets.
+"""Replays of the shared real data sets (bank exports: producers/export.py).
 
 Real data sets carry no merchant category of our kind, so each replay maps
 what it has to the nearest category and says so; they exercise the pipeline
@@ -12,21 +12,6 @@ from pathlib import Path
 from typing import Iterator
 
 import pandas as pd
-
-EVENT_COLUMNS = ("event_id", "customer_id", "timestamp", "amount", "currency", "category", "income")
-
-
-def from_file(path: Path) -> Iterator[dict]:
-    """Events from a CSV or Parquet file with the producer schema's columns."""
-    df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    missing = {"event_id", "customer_id", "timestamp", "amount", "currency", "category"} - set(df.columns)
-    if missing:
-        raise ValueError(f"{path}: missing columns {sorted(missing)}")
-    for row in df.to_dict("records"):
-        ev = {k: row[k] for k in EVENT_COLUMNS if k in row and not (isinstance(row[k], float) and pd.isna(row[k]))}
-        ev["timestamp"] = str(ev["timestamp"])
-        ev["customer_id"] = str(ev["customer_id"])
-        yield ev
 
 
 def cdnow(path: Path) -> Iterator[dict]:

@@ -164,19 +164,79 @@ def _produce(args: argparse.Namespace) -> int:
     from stream_app.kafka_config import verify
 
     settings = get_settings()
-    verify(settings)
+    if not (args.source == "file" and args.dry_run):  # a dry run needs no broker
+        verify(settings)
     if args.source == "synthetic":
         from producers.synthetic import GeneratorConfig, SyntheticBank
 
         events = SyntheticBank(GeneratorConfig(customers=args.customers, months=args.months, seed=args.seed)).events()
     elif args.source == "file":
-        events = sources.from_file(args.path)
+        return _produce_file(args, settings)
     elif args.source == "cdnow":
         events = sources.cdnow(args.path or _shared("cdnow/CDNOW_master.txt"))
     else:
         events = sources.berka_orders(args.path or _shared("berka"))
     n = publish(events, settings, rate=args.rate, limit=args.limit, compression=args.compression)
     print(json.dumps({"produced": n, "topic": settings.topic_transactions}))
+    return 0
+
+
+def _produce_file(args: argparse.Namespace, settings) -> int:
+    """A bank export as it is: every line checked by the worker's own rules; --dry-run publishes nothing."""
+    import time
+
+    from tqdm import tqdm
+
+    from producers.export import ExportMapping, ExportReport, checked_events, count_lines, read_export
+    from segstream.assembly import event_limits
+
+    if not args.path:
+        raise SystemExit("segstream produce file: --path EXPORT is required")
+    overrides = dict(kv.split("=", 1) for kv in args.map)
+    try:
+        mapping = ExportMapping.load(args.mapping, overrides)
+    except (ValueError, OSError) as err:
+        raise SystemExit(f"segstream produce file: the column mapping is not usable: {err}") from None
+    report = ExportReport()
+    bar = tqdm(total=count_lines(args.path), unit="line", file=sys.stderr, disable=not sys.stderr.isatty())
+    rows = read_export(args.path, mapping)
+
+    def counted():
+        for row in rows:
+            bar.update(1)
+            yield row
+
+    events = checked_events(counted(), event_limits(settings, now=time.time()), report)
+    try:
+        if args.dry_run:
+            for _ in events:
+                pass
+            n = 0
+        else:
+            from producers.kafka_producer import publish
+
+            n = publish(events, settings, rate=args.rate, limit=args.limit, compression=args.compression, progress=False)
+    except ValueError as err:
+        raise SystemExit(f"segstream produce file: {err}") from None
+    finally:
+        bar.close()
+    if args.rejects:
+        with open(args.rejects, "w") as f:
+            f.write("line,reason,detail\n")
+            f.writelines(f'{ln},{r},"{d.replace(chr(34), chr(39))}"\n' for ln, r, d in report.rejected)
+    out = {"dry_run": args.dry_run, "produced": n, "topic": settings.topic_transactions, **report.summary()}
+    print(json.dumps(out))
+    return 1 if args.dry_run and report.rejected else 0
+
+
+def _sample_export(args: argparse.Namespace) -> int:
+    from producers.bank_export import write_sample_export
+    from producers.synthetic import GeneratorConfig
+
+    gen = GeneratorConfig(customers=args.customers, months=args.months, seed=args.seed, seasonal=args.seasonal,
+                          change_share=args.change_share)
+    data, mapping = write_sample_export(args.folder, gen)
+    print(json.dumps({"export": str(data), "mapping": str(mapping)}))
     return 0
 
 
@@ -274,7 +334,22 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--limit", type=int)
     pr.add_argument("--compression", default="gzip", choices=["gzip", "snappy", "lz4", "zstd", "none"],
                     help="record batch compression (the worker reads every codec Kafka has)")
+    pr.add_argument("--mapping", type=Path, help="file: YAML column mapping of the export (producers/export.py)")
+    pr.add_argument("--map", action="append", default=[], metavar="KEY=VALUE",
+                    help="file: one mapping field, e.g. --map mcc=MCC --map decimal=, (overrides --mapping)")
+    pr.add_argument("--dry-run", action="store_true",
+                    help="file: check every line by the worker's rules and report; publish nothing (exit 1 if any is refused)")
+    pr.add_argument("--rejects", type=Path, help="file: write every refused line (line, reason, detail) as CSV")
     pr.set_defaults(func=_produce)
+
+    se = sub.add_parser("sample-export", help="write a realistic bank export (MCCs, German columns and numbers) "
+                                             "of generated customers, and its column mapping")
+    se.add_argument("folder", type=Path)
+    se.add_argument("--customers", type=int, default=300)
+    se.add_argument("--months", type=int, default=24)
+    se.add_argument("--seed", type=int, default=5)
+    _bank_flags(se)
+    se.set_defaults(func=_sample_export)
 
     wa = sub.add_parser("watch", help="tail the segment-changes topic")
     wa.add_argument("--from-beginning", action="store_true")
