@@ -37,6 +37,10 @@ class TrainConfig:
     patience: int = 6
     val_share: float = 0.2
     seed: int = 0
+    # "customers": hold out a random share of customers (generated data: every customer has
+    # the same months). "chronological": train on the first months, stop early on how well the
+    # state predicts the later months (a bank's history: the future is what matters).
+    split: str = "customers"
 
 
 @dataclass
@@ -63,27 +67,38 @@ def hidden_states(model: PersonalityLSTM, x: np.ndarray, mask: np.ndarray) -> tu
     return pred.numpy(), hidden.numpy()
 
 
-def fit(model: torch.nn.Module, loss_on, n: int, cfg: TrainConfig, log=print) -> dict:
-    """Adam with early stopping on a held-out share of ``n`` rows; ``loss_on(rows)`` gives the loss."""
+def fit(model: torch.nn.Module, loss_on, n: int, cfg: TrainConfig, log=print, val_on=None,
+        rows: np.ndarray | None = None) -> dict:
+    """Adam with early stopping; ``loss_on(rows)`` gives the training loss of those rows.
+
+    Without ``val_on`` a random share of the ``n`` rows is held out; with it (a chronological
+    split) ``rows`` train and ``val_on()`` is the held-out loss."""
     g = torch.Generator().manual_seed(cfg.seed)
-    perm = torch.randperm(n, generator=g).numpy()
-    n_val = max(1, int(n * cfg.val_share))
-    val, tr = perm[:n_val], perm[n_val:]
+    if val_on is None:
+        perm = torch.randperm(n, generator=g).numpy()
+        n_val = max(1, int(n * cfg.val_share))
+        val, tr = perm[:n_val], perm[n_val:]
+        val_on = lambda: loss_on(val)  # noqa: E731
+    else:
+        tr = np.arange(n) if rows is None else rows
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    best, best_state, bad, epochs = float("inf"), None, 0, 0
+    best, best_state, bad, epochs, curve = float("inf"), None, 0, 0, []
     for epoch in range(cfg.epochs):
         model.train()
         order = tr[torch.randperm(len(tr), generator=g).numpy()]
+        seen = []
         for i in range(0, len(order), cfg.batch_size):
             opt.zero_grad()
             loss = loss_on(order[i : i + cfg.batch_size])
             loss.backward()
             opt.step()
+            seen.append(float(loss.detach()))
         model.eval()
         with torch.no_grad():
-            v = float(loss_on(val))
+            v = float(val_on())
         epochs = epoch + 1
-        log(f"epoch {epochs:3d}  val_loss {v:.4f}")
+        curve.append((float(np.mean(seen)), v))
+        log(f"epoch {epochs:3d}  train_loss {curve[-1][0]:.4f}  val_loss {v:.4f}")
         if v < best - 1e-4:
             best, bad = v, 0
             best_state = {k: t.clone() for k, t in model.state_dict().items()}
@@ -93,18 +108,40 @@ def fit(model: torch.nn.Module, loss_on, n: int, cfg: TrainConfig, log=print) ->
                 break
     model.load_state_dict(best_state)
     model.eval()
-    return {"val_mse": best, "epochs": epochs}
+    return {"val_mse": best, "epochs": epochs, "curve": curve}
 
 
-def sequence_loss(model: torch.nn.Module, x: np.ndarray, mask: np.ndarray, target: np.ndarray):
-    """MSE of a sequence model's per-step output against ``target`` [N, T, D], on real steps only."""
+def sequence_loss(model: torch.nn.Module, x: np.ndarray, mask: np.ndarray, target: np.ndarray,
+                  scored: np.ndarray | None = None):
+    """MSE of a sequence model's per-step output against ``target`` [N, T, D], on real steps
+    only (of those, the ``scored`` ones: the model still reads the others)."""
     X, M, Y = torch.from_numpy(x), torch.from_numpy(mask), torch.from_numpy(target)
+    S = M if scored is None else torch.from_numpy(scored & mask)
 
     def loss_on(idx: np.ndarray) -> torch.Tensor:
         pred, _ = model(X[idx], M[idx])
-        return ((pred - Y[idx]) ** 2)[M[idx]].mean()
+        return ((pred - Y[idx]) ** 2)[S[idx]].mean()
 
     return loss_on
+
+
+def choose_segments(hidden: np.ndarray, candidates: tuple[int, ...] = tuple(range(4, 33, 2)), seed: int = 0,
+                    sample: int = 5000) -> tuple[int, list[dict]]:
+    """The number of segments with the best silhouette of k-means on the hidden states,
+    and the elbow/silhouette table behind the choice (for the training report)."""
+    from sklearn.metrics import silhouette_score
+
+    rng = np.random.default_rng(seed)
+    pts = hidden[rng.choice(len(hidden), min(len(hidden), 4 * sample), replace=False)]
+    table = []
+    for k in candidates:
+        if k >= len(pts):
+            break
+        km = KMeans(k, n_init=3, random_state=seed).fit(pts)
+        sil = float(silhouette_score(pts, km.labels_, sample_size=min(sample, len(pts)), random_state=seed))
+        table.append({"k": k, "inertia": float(km.inertia_), "silhouette": sil})
+    best = max(table, key=lambda r: (round(r["silhouette"], 3), -r["k"]))
+    return best["k"], table
 
 
 def calibrate(model: PersonalityLSTM, ds: Dataset, hidden: np.ndarray, spend_fraction: np.ndarray, active: np.ndarray,
@@ -133,6 +170,30 @@ def calibrate(model: PersonalityLSTM, ds: Dataset, hidden: np.ndarray, spend_fra
     return Calibration(ds.y_mean, ds.y_std, residual.std(0) + 1e-6, season)
 
 
+def _fit_chronological(model: PersonalityLSTM, ds: Dataset, x_norm: np.ndarray, spend_fraction: np.ndarray,
+                       active: np.ndarray, cfg: TrainConfig, log) -> dict:
+    """Train on the months before the cut, each customer's target read from those months
+    only; validate on the windows after it against their whole history."""
+    months = spend_fraction.shape[1]
+    cut = max(1, min(months - 1, int(round(months * (1 - cfg.val_share)))))
+    month_of, _ = compact(np.broadcast_to(np.arange(months, dtype=np.float64)[None, :, None],
+                                          (len(active), months, 1)).copy(), active)
+    before = ds.mask & (month_of[..., 0] < cut)
+    after = ds.mask & ~before
+    early = log_ratio_traits(spend_fraction[:, :cut].sum(1))
+    y_early = ((early - ds.y_mean) / ds.y_std).astype(np.float32)
+    shape = (*ds.mask.shape, ds.y.shape[1])
+    train_loss = sequence_loss(model, x_norm, ds.mask, np.broadcast_to(y_early[:, None, :], shape).copy(), before)
+    val_loss = sequence_loss(model, x_norm, ds.mask, np.broadcast_to(ds.y[:, None, :], shape).copy(), after)
+    rows, held = np.flatnonzero(before.any(1)), np.flatnonzero(after.any(1))
+    if not len(held):
+        raise ValueError("no customer has a window after the chronological cut: a longer history is needed")
+    log(f"chronological split: months 0-{cut - 1} train ({len(rows)} customers), {cut}-{months - 1} validate "
+        f"({len(held)})")
+    out = fit(model, train_loss, len(ds.y), cfg, log=log, val_on=lambda: val_loss(held), rows=rows)
+    return {**out, "cut_month": cut}
+
+
 def train(spend_fraction: np.ndarray, active: np.ndarray, cfg: TrainConfig = TrainConfig(), source: dict | None = None,
           log=print, first_month: int = 0) -> ModelArtefact:
     """Train on [N, T, K] window spend whose first column is calendar month ``first_month`` (0 = January)."""
@@ -146,18 +207,26 @@ def train(spend_fraction: np.ndarray, active: np.ndarray, cfg: TrainConfig = Tra
 
     model = PersonalityLSTM(ds.x.shape[2], cfg.hidden_size)
     target = np.broadcast_to(ds.y[:, None, :], (*ds.mask.shape, ds.y.shape[1])).copy()
-    fit_ = fit(model, sequence_loss(model, x_norm, ds.mask, target), len(ds.y), cfg, log=log)
+    if cfg.split == "chronological":
+        fit_ = _fit_chronological(model, ds, x_norm, spend_fraction, active, cfg, log)
+    else:
+        fit_ = fit(model, sequence_loss(model, x_norm, ds.mask, target), len(ds.y), cfg, log=log)
 
     _, hidden = hidden_states(model, x_norm, ds.mask)
     steps = np.arange(ds.x.shape[1])[None, :]
     warm = ds.mask & (steps >= cfg.warmup_windows - 1)
-    km = KMeans(cfg.n_segments, n_init=10, random_state=cfg.seed).fit(hidden[warm])
+    n_segments, fit_["segment_choice"] = cfg.n_segments, []
+    if n_segments <= 0:
+        n_segments, fit_["segment_choice"] = choose_segments(hidden[warm], seed=cfg.seed)
+        log(f"segments: {n_segments} (best silhouette)")
+    km = KMeans(n_segments, n_init=10, random_state=cfg.seed).fit(hidden[warm])
+    fit_["n_segments"] = n_segments
     log(f"trained in {time.perf_counter() - t0:.1f}s: val_mse {fit_['val_mse']:.4f}")
     return ModelArtefact(
         model=model,
         x_mean=x_mean,
         x_std=x_std,
         centroids=km.cluster_centers_.astype(np.float32),
-        trained_on={**(source or {}), **asdict(cfg), **fit_},
+        trained_on={**(source or {}), **asdict(cfg), **fit_},  # the curve and the k table: the report's
         calibration=calibrate(model, ds, hidden, spend_fraction, active, first_month, cfg.warmup_windows),
     )

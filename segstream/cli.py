@@ -27,23 +27,70 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from models.training import TrainConfig, train
+
+    if args.transactions:
+        return _train_history(args)
     from producers.synthetic import GeneratorConfig, SyntheticBank
 
     gen = GeneratorConfig(customers=args.customers, months=args.months, seed=args.seed, seasonal=args.seasonal,
                           change_share=args.change_share)
     bank = SyntheticBank(gen)
     spend, active = bank.monthly_spend()
-    cfg = TrainConfig(hidden_size=args.hidden, n_segments=args.segments, seed=args.seed)
+    cfg = TrainConfig(hidden_size=args.hidden, n_segments=20 if args.segments is None else args.segments, seed=args.seed)
     log = print if args.verbose else (lambda *_: None)
     source = {"generator_customers": args.customers, "generator_months": args.months, "generator_seasonal": args.seasonal,
               "generator_change_share": args.change_share}
     artefact = train(spend, active, cfg, source=source, log=log, first_month=gen.start_month - 1)
+    return _save(artefact, args.out)
+
+
+def _save(artefact, out: Path | None) -> int:
     from models.artefact import DEFAULT_PATH  # here: torch loads only for commands that need it
 
-    out = args.out or DEFAULT_PATH
+    out = out or DEFAULT_PATH
     artefact.save(out)
-    print(json.dumps({"model_version": artefact.version, "path": str(out), **artefact.trained_on}))
+    brief = {k: v for k, v in artefact.trained_on.items() if k not in ("curve", "segment_choice")}
+    print(json.dumps({"model_version": artefact.version, "path": str(out), **brief}, default=str))
     return 0
+
+
+def _train_history(args: argparse.Namespace) -> int:
+    """A model from the bank's own export: windows by the worker's aggregator, a chronological
+    split, the number of segments from the hidden states unless given, and a report."""
+    from tqdm import tqdm
+
+    from models.history import load_history
+    from models.report import write_report
+    from models.training import TrainConfig, train
+    from producers.export import ExportMapping, count_lines
+
+    if not args.out:
+        raise SystemExit("segstream train --transactions: give --out for the new artefact (the shipped one stays)")
+    mapping = ExportMapping.load(args.mapping, dict(kv.split("=", 1) for kv in args.map))
+    settings = get_settings()
+    with tqdm(total=count_lines(args.transactions), unit="line", desc="windows", file=sys.stderr) as bar:
+        hist = load_history(args.transactions, mapping, settings, progress=bar.update)
+    if hist.report.rejected:
+        print(f"{len(hist.report.rejected)} lines refused: {hist.report.summary(5)['reasons']} "
+              f"(see them with: segstream produce file --dry-run)", file=sys.stderr)
+    cfg = TrainConfig(hidden_size=args.hidden, n_segments=args.segments or 0, seed=args.seed, split="chronological")
+    epochs = tqdm(total=cfg.epochs, unit="epoch", desc="training", file=sys.stderr)
+
+    def log(msg: str) -> None:
+        if msg.startswith("epoch"):
+            epochs.update(1)
+            epochs.set_postfix_str(msg.split("  ", 1)[1])
+        else:
+            tqdm.write(msg, file=sys.stderr)
+
+    source = {"transactions": str(args.transactions), "customers": len(hist.customers),
+              "months": int(hist.spend_fraction.shape[1]), "first_window": hist.first_window,
+              "lines": hist.report.lines, "refused": len(hist.report.rejected)}
+    artefact = train(hist.spend_fraction, hist.active, cfg, source=source, log=log, first_month=hist.first_month)
+    epochs.close()
+    report = write_report(artefact, hist, args.report or args.out.with_suffix(".report"), str(args.transactions))
+    print(f"training report: {report}", file=sys.stderr)
+    return _save(artefact, args.out)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -283,8 +330,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--months", type=int, default=24)
     t.add_argument("--seed", type=int, default=1)
     t.add_argument("--hidden", type=int, default=12)
-    t.add_argument("--segments", type=int, default=20)
+    t.add_argument("--segments", type=int,
+                   help="number of segments (default: 20 on generated data, from the hidden states' silhouette "
+                        "with --transactions)")
     t.add_argument("--out", type=Path, help="artefact file (default: the shipped models/artefacts/default.pt)")
+    t.add_argument("--transactions", type=Path, help="train on a bank export instead of generated customers")
+    t.add_argument("--mapping", type=Path, help="with --transactions: the export's column mapping (YAML)")
+    t.add_argument("--map", action="append", default=[], metavar="KEY=VALUE", help="one mapping field")
+    t.add_argument("--report", type=Path, help="training report folder (default: beside --out, .report)")
     _bank_flags(t)
     t.add_argument("-v", "--verbose", action="store_true")
     t.set_defaults(func=_train)
