@@ -59,6 +59,7 @@ class TrajectoryPoint(BaseModel):
 
 class Customer(BaseModel):
     customer_id: str
+    model_version: str  # the hidden space these segments live in (blue/green: docs/operations.md)
     segment: int  # -1 while warming up
     segment_label: str | None
     recommendation: str | None
@@ -144,6 +145,7 @@ def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
                 prev = s
         return Customer(
             customer_id=customer_id,
+            model_version=artefact.version,
             segment=seg,
             segment_label=prof[seg].label if seg >= 0 else None,
             recommendation=prof[seg].family if seg >= 0 else None,

@@ -32,7 +32,7 @@ def test_windows_from_the_export_are_the_generators_months(export):
     # times are written in Berlin time to the minute: a purchase near midnight on the last day of
     # a month may fall in the neighbouring window; everything else is the same number
     same = np.isclose(hist.spend_fraction[rows], spend, atol=1e-3).all(axis=2)
-    assert same.mean() > 0.97
+    assert same.mean() > 0.99
     assert (hist.active[rows] == active).mean() > 0.99
 
 
