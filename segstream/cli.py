@@ -287,6 +287,16 @@ def _sample_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _classic(args: argparse.Namespace) -> int:
+    from models.classic import ClassicConfig, run, write_report
+
+    data = args.data or _shared("cc_general/CC_GENERAL.csv")
+    res, arrays = run(data, ClassicConfig(k=args.k, tree_depth=args.depth))
+    report = write_report(res, arrays, args.out)
+    print(json.dumps(res) if args.json else f"report: {report}")
+    return 0
+
+
 def _shared(rel: str) -> Path:
     for base in (Path.cwd(), *Path(__file__).resolve().parents):
         cand = base / ".." / "shared" / "data" / rel
@@ -403,6 +413,15 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--seed", type=int, default=5)
     _bank_flags(se)
     se.set_defaults(func=_sample_export)
+
+    cl = sub.add_parser("classic", help="the seed studies' classic segmentation (k-means, GMM, Ward, DBSCAN, PCA, "
+                                        "a decision tree as rules) of a customer table, as a report")
+    cl.add_argument("--data", type=Path, help="numeric customer table, CSV (default: ../shared/data CC GENERAL)")
+    cl.add_argument("--k", type=int, default=4, help="segments for the compared methods (seed 002 uses 4)")
+    cl.add_argument("--depth", type=int, default=3, help="depth of the rule tree")
+    cl.add_argument("--out", type=Path, default=Path("classic-report"), help="report folder")
+    cl.add_argument("--json", action="store_true", help="print the results as JSON")
+    cl.set_defaults(func=_classic)
 
     wa = sub.add_parser("watch", help="tail the segment-changes topic")
     wa.add_argument("--from-beginning", action="store_true")
