@@ -19,11 +19,12 @@ import torch
 from sklearn.cluster import KMeans
 
 from segstream.core.change import Calibration
-from segstream.core.personality import log_ratio_traits
+from segstream.core.personality import CATEGORIES, log_ratio_traits
 
 from .artefact import ModelArtefact
 from .features import compact, transform
 from .personality_lstm import PersonalityLSTM
+from .surrogate import micro_segment_rules
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,12 @@ def _fit_chronological(model: PersonalityLSTM, ds: Dataset, x_norm: np.ndarray, 
     return {**out, "cut_month": cut}
 
 
+def rules_of(hidden: np.ndarray, ds: Dataset, centroids: np.ndarray, cfg: TrainConfig) -> dict:
+    """Each segment's readable rules over category shares, shipped in the artefact for the API."""
+    r = micro_segment_rules(hidden, ds.mask, ds.x, centroids, list(CATEGORIES), warmup=cfg.warmup_windows, seed=cfg.seed)
+    return {"segment_rules": {str(k): v for k, v in r.rules.items()}, "segment_rules_accuracy": r.accuracy}
+
+
 def train(spend_fraction: np.ndarray, active: np.ndarray, cfg: TrainConfig = TrainConfig(), source: dict | None = None,
           log=print, first_month: int = 0) -> ModelArtefact:
     """Train on [N, T, K] window spend whose first column is calendar month ``first_month`` (0 = January)."""
@@ -221,6 +228,7 @@ def train(spend_fraction: np.ndarray, active: np.ndarray, cfg: TrainConfig = Tra
         log(f"segments: {n_segments} (best silhouette)")
     km = KMeans(n_segments, n_init=10, random_state=cfg.seed).fit(hidden[warm])
     fit_["n_segments"] = n_segments
+    fit_.update(rules_of(hidden, ds, km.cluster_centers_, cfg))
     log(f"trained in {time.perf_counter() - t0:.1f}s: val_mse {fit_['val_mse']:.4f}")
     return ModelArtefact(
         model=model,

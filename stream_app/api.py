@@ -48,6 +48,10 @@ class Segment(BaseModel):
     traits: dict[str, float]
     centroid: list[float]
     position: list[float]  # on the explorer's 2-D map
+    # who is in it, in spending terms: a shallow tree over the last six windows' category shares
+    # (rules_accuracy: its held-out accuracy over all segments, from training)
+    rules: list[str] = []
+    rules_accuracy: float | None = None
 
 
 class TrajectoryPoint(BaseModel):
@@ -105,6 +109,8 @@ def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
         _, _, vt = np.linalg.svd(c - mean, full_matrices=False)
         return c, mean, vt[:2]
 
+    rules = artefact.trained_on.get("segment_rules", {})
+
     def segments() -> list[Segment]:
         c, mean, axes = basis()
         sizes = store.segment_sizes()
@@ -112,7 +118,8 @@ def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
         return [
             Segment(segment=p.segment, label=p.label, size=sizes.get(p.segment, 0), description=p.description,
                     recommendation=p.family, why=p.why, traits=p.traits, centroid=c[p.segment].tolist(),
-                    position=pos[p.segment].tolist())
+                    position=pos[p.segment].tolist(), rules=rules.get(str(p.segment), []),
+                    rules_accuracy=artefact.trained_on.get("segment_rules_accuracy"))
             for p in profiles(model.traits_of(c))
         ]
 

@@ -97,6 +97,12 @@ async function refresh() {
       swatch.style.background = palette(g.segment);
       li.append(swatch, `${g.segment} `, el("b", g.label), ` · ${g.size} customers · ${g.recommendation} `,
                 el("span", g.description, "muted"));
+      if (g.rules && g.rules.length) {  // who is in it, in spending terms (as text, never markup)
+        const ul = el("ul", undefined, "rules");
+        ul.title = `a shallow tree over the last six months' category shares; ${Math.round(100 * g.rules_accuracy)}% right on held-out customers`;
+        ul.append(...g.rules.map(r => el("li", r)));
+        li.append(ul);
+      }
       return li;
     }));
     const list = document.getElementById("customers");

@@ -82,6 +82,9 @@ def test_segments_sizes_add_up_and_carry_recommendations(served):
     assigned = sum(1 for c, s in proc.store.scan_segments().items() if s >= 0 and c != XSS)
     assert sum(s["size"] for s in segs) == assigned + 1 and assigned > 0  # + the planted customer
     assert all(s["recommendation"] in ("savings plan", "credit/loan product", "wealth management", "budgeting help") for s in segs)
+    # who is in each segment in spending terms, from the artefact's surrogate tree
+    assert sum(1 for s in segs if s["rules"]) >= 19 and 0.5 < segs[0]["rules_accuracy"] < 1
+    assert all("% of the segment" in r for s in segs for r in s["rules"])
     assert httpx.get(base + "/api/segments/99", headers=auth("segments")).status_code == 404
 
 
@@ -165,7 +168,9 @@ def test_explorer_page_in_headless_chromium(served):
             page.on("console", lambda m: "Content Security Policy" in m.text and violations.append(m.text))
             page.goto(base + "/")
             page.wait_for_selector("#segments li[data-segment]", timeout=20000)
-            assert page.locator("#segments li").count() == 20
+            assert page.locator("#segments > li").count() == 20
+            assert page.locator("#segments ul.rules li").count() >= 19  # each segment's rules, as text
+            assert "% of the segment" in page.locator("#segments ul.rules li").first.inner_text()
             page.wait_for_selector("#customers li", timeout=20000)
             first = page.locator("#customers li").first
             cid = first.inner_text()
