@@ -168,7 +168,8 @@ def validate_event(
     if not isinstance(data, dict):
         raise EventRejected("not_an_object", type(data).__name__)
     cat = data.get("category")
-    if cat is None or (isinstance(cat, str) and cat not in CATEGORY_INDEX):  # other types: the schema says why
+    # a merchant code, or a name not ours; anything else (missing fields, other types) the schema names
+    if (cat is None and data.get("mcc") is not None) or (isinstance(cat, str) and cat not in CATEGORY_INDEX):
         try:
             data = {**data, "category": categories.resolve(data)}
         except CategoryRefused as err:
