@@ -1,5 +1,7 @@
 FROM python:3.11-slim
 WORKDIR /app
+# the CPU build of torch (~200 MB) first: the default wheel brings CUDA (several GB) a CPU-only service never uses
+RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu "torch==2.15.0"
 COPY pyproject.toml README.md ./
 COPY segstream segstream
 COPY producers producers

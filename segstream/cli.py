@@ -45,9 +45,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _save(artefact, out: Path | None) -> int:
-    from models.artefact import DEFAULT_PATH  # here: torch loads only for commands that need it
-
-    out = out or DEFAULT_PATH
+    out = out or Path("var/models") / f"{artefact.version}.pt"  # never the shipped one unless named
     artefact.save(out)
     brief = {k: v for k, v in artefact.trained_on.items() if k not in ("curve", "segment_choice")}
     print(json.dumps({"model_version": artefact.version, "path": str(out), **brief}, default=str))
@@ -93,6 +91,11 @@ def _train_history(args: argparse.Namespace) -> int:
     return _save(artefact, args.out)
 
 
+def _progress(args: argparse.Namespace):
+    """Long jobs say what they are doing on stderr, unless asked not to."""
+    return (lambda *_: None) if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     if args.tracking:
         return _evaluate_tracking(args)
@@ -102,7 +105,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         train_customers=800, test_customers=400, months=12, epochs=15, elbow_sizes=(1, 3, 8), elbow_epochs=5,
         transfer_repeats=3, transfer_steps=40)
     berka = args.berka if args.berka else (_shared("berka") if not args.quick else None)
-    res = evaluate(cfg, log=(lambda s: print(s, file=sys.stderr)) if args.verbose else (lambda *_: None), berka_folder=berka)
+    res = evaluate(cfg, log=_progress(args), berka_folder=berka)
     feats, test = res.pop("_features"), res.pop("_test")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "evaluation.json").write_text(json.dumps(res, indent=2))
@@ -123,7 +126,7 @@ def _evaluate_tracking(args: argparse.Namespace) -> int:
     from models.tracking import Scenario, compare, plot_frontier, to_markdown
 
     sc = Scenario(customers=400, months=16) if args.quick else Scenario()
-    res = compare(sc, log=(lambda s: print(s, file=sys.stderr)) if args.verbose else (lambda *_: None))
+    res = compare(sc, log=_progress(args))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "tracking.json").write_text(json.dumps(res, indent=2, default=float))
     cmd = "segstream evaluate --tracking" + (" --quick" if args.quick else "")
@@ -195,9 +198,11 @@ def _api_key(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from state.redis_client import reachable
     from stream_app.kafka_config import verify
 
     verify(get_settings())
+    reachable(get_settings().redis_url)
     from stream_app.app import app
 
     sys.argv = ["segstream worker", "worker", "-l", args.loglevel]
@@ -307,9 +312,11 @@ def _shared(rel: str) -> Path:
 
 def _watch(args: argparse.Namespace) -> int:
     from stream_app.kafka_config import verify
-    from stream_app.watch import changes, describe
+    from stream_app.watch import HEADER, changes, describe
 
     verify(get_settings())
+    if not args.json:
+        print(HEADER, flush=True)
     for ch in changes(get_settings(), from_beginning=args.from_beginning, idle_timeout_s=args.idle_timeout):
         print(json.dumps(ch) if args.json else describe(ch), flush=True)
     return 0
@@ -321,14 +328,24 @@ def _bank_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seasonal", action="store_true", help="December and summer spending that is not personality")
 
 
+def _port(text: str) -> int:
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (1-65535)")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from segstream import __version__
+
     p = argparse.ArgumentParser(prog="segstream", description=__doc__)
+    p.add_argument("--version", action="version", version=f"segstream {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="run generator -> windows -> engine in-process and score it against ground truth")
-    d.add_argument("--customers", type=int, default=2000)
-    d.add_argument("--months", type=int, default=24)
-    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--customers", type=int, default=2000, help="generated customers (default 2000)")
+    d.add_argument("--months", type=int, default=24, help="monthly windows per customer (default 24)")
+    d.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
     d.add_argument("--json", action="store_true", help="end with one JSON object on the last line")
     _bank_flags(d)
     d.add_argument("--drift-share", type=float, default=0.0,
@@ -336,31 +353,33 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=_demo)
 
     t = sub.add_parser("train", help="train the recurrent predictor on generated customers and save an artefact")
-    t.add_argument("--customers", type=int, default=10000)
-    t.add_argument("--months", type=int, default=24)
-    t.add_argument("--seed", type=int, default=1)
-    t.add_argument("--hidden", type=int, default=12)
+    t.add_argument("--customers", type=int, default=10000, help="generated customers to train on (default 10000)")
+    t.add_argument("--months", type=int, default=24, help="months of history per generated customer (default 24)")
+    t.add_argument("--seed", type=int, default=1, help="seed of the generator, the split and the weights (default 1)")
+    t.add_argument("--hidden", type=int, default=12, help="LSTM hidden size: the personality space's dimensions (default 12)")
     t.add_argument("--segments", type=int,
                    help="number of segments (default: 20 on generated data, from the hidden states' silhouette "
                         "with --transactions)")
-    t.add_argument("--out", type=Path, help="artefact file (default: the shipped models/artefacts/default.pt)")
+    t.add_argument("--out", type=Path, help="artefact file (default: var/models/<version>.pt; the shipped one is "
+                                              "replaced only if you name models/artefacts/default.pt)")
     t.add_argument("--transactions", type=Path, help="train on a bank export instead of generated customers")
     t.add_argument("--mapping", type=Path, help="with --transactions: the export's column mapping (YAML)")
     t.add_argument("--map", action="append", default=[], metavar="KEY=VALUE", help="one mapping field")
     t.add_argument("--report", type=Path, help="training report folder (default: beside --out, .report)")
     _bank_flags(t)
-    t.add_argument("-v", "--verbose", action="store_true")
+    t.add_argument("-v", "--verbose", action="store_true", help="a line per epoch")
     t.set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="compare the four architectures' features as the paper does")
-    e.add_argument("--out", type=Path, default=Path("docs"))
+    e.add_argument("--out", type=Path, default=Path("evaluation-report"),
+                   help="folder for the report, JSON and plots (default evaluation-report/; docs/ holds the committed run)")
     e.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     e.add_argument("--tracking", action="store_true",
                    help="how well announced segments follow personality changes: frontier and baselines")
     e.add_argument("--no-plots", action="store_true")
     e.add_argument("--berka", type=Path, help="Berka tables folder (default: ../shared/data/berka)")
-    e.add_argument("--json", action="store_true")
-    e.add_argument("-v", "--verbose", action="store_true")
+    e.add_argument("--json", action="store_true", help="print the results as JSON instead of Markdown")
+    e.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     e.set_defaults(func=_evaluate)
 
     w = sub.add_parser("worker", help="run the Faust worker (Kafka -> engine -> Kafka, state in Redis)")
@@ -369,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("api", help="serve the lookup API and the segment explorer page (API keys with scopes)")
     a.add_argument("--host", default="127.0.0.1")
-    a.add_argument("--port", type=int, default=8080)
+    a.add_argument("--port", type=_port, default=8080)
     a.set_defaults(func=_api)
 
     f = sub.add_parser("forget", help="erase customers: state, trajectory, open windows; tombstone downstream")

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     # The watermark trails the latest event time that this many consecutive events of a
     # partition reached: fewer outliers (a wrong clock stamping days ahead) cannot move it.
     watermark_quorum: int = 3
+    # A partition quiet this long (no records) closes its windows once the wall clock
+    # passes their end plus the lateness, as if events had said so: the last month of a
+    # backfill, or of a customer base that stopped paying by card, closes without newer
+    # events. 0 keeps windows open until events move the clock.
+    idle_close_s: float = 120.0
     max_future_s: int = 7 * 86400  # events further ahead of wall-clock time are rejected
     max_message_bytes: int = 16 * 1024
     max_amount: float = 1_000_000.0

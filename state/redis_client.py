@@ -46,3 +46,18 @@ def verify(client: redis.Redis) -> None:
         pass
     finally:
         conn.disconnect()
+
+
+def reachable(url: str, timeout_s: float = 3.0) -> None:
+    """Stop a process at start-up with one clear line when Redis does not answer (or refuses
+    the credentials): later, an outage is ridden out with backoff; at start it is a setup error."""
+    client = connect(url, retries=0, timeout_s=timeout_s)
+    verify(client)
+    kw = client.connection_pool.connection_kwargs
+    try:
+        client.ping()
+    except UNAVAILABLE as err:
+        raise SystemExit(f"Redis at {kw.get('host')}:{kw.get('port')} is not reachable ({err}): is it running, and "
+                         f"is SEGSTREAM_REDIS_URL right?") from None
+    finally:
+        client.close()

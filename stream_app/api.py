@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel
 
 from models.artefact import ModelArtefact, TorchSequenceModel
@@ -22,7 +22,7 @@ from segstream.assembly import window_spec
 from segstream.config import Settings
 from segstream.core.personality import TRAITS
 from segstream.core.profiles import profiles
-from state.redis_client import connect, verify
+from state.redis_client import UNAVAILABLE, connect, verify
 from state.redis_store import RedisStateStore
 
 from .auth import KeyRing, requirer
@@ -86,7 +86,8 @@ def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
     require = requirer(ring)
     artefact = ModelArtefact.load(settings.model_path)
     model = TorchSequenceModel(artefact)
-    client = connect(settings.redis_url)
+    # a request must not hang on a Redis that is down: one quick retry, then 503
+    client = connect(settings.redis_url, retries=1, timeout_s=2.0)
     verify(client)
     store = RedisStateStore.for_deployment(client, settings, artefact.hidden_size, artefact.version)
     spec = window_spec(settings)
@@ -99,11 +100,41 @@ def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
         response.headers.update(SECURITY_HEADERS)
         return response
 
+    async def store_unavailable(request: Request, err: Exception):
+        return JSONResponse({"detail": f"the state store (Redis) is unavailable: {type(err).__name__}: {err}"},
+                            status_code=503, headers={"Retry-After": "5", **SECURITY_HEADERS})
+
+    for unavailable in UNAVAILABLE:
+        api.add_exception_handler(unavailable, store_unavailable)
+
+    @api.get("/healthz", include_in_schema=False)
+    def healthz() -> dict:
+        """The process answers (a liveness probe; no personal data, no key needed)."""
+        return {"ok": True}
+
+    @api.get("/readyz", include_in_schema=False)
+    def readyz():
+        """Ready to serve: Redis answers and a worker has written this deployment's centroids."""
+        try:
+            client.ping()
+        except UNAVAILABLE as err:
+            return JSONResponse({"ready": False, "reason": f"Redis unavailable: {err}"}, status_code=503)
+        if not client.exists(store.centroid_key):
+            return JSONResponse({"ready": False, "reason": "no worker has written centroids for this namespace and "
+                                 "model yet"}, status_code=503)
+        return {"ready": True, "model_version": artefact.version}
+
     def month(idx: int) -> str:
         return datetime.fromtimestamp(spec.start(int(idx)), tz=timezone.utc).date().isoformat()
 
+    def started() -> bool:
+        return bool(client.exists(store.centroid_key))
+
     def basis() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Centroids and a 2-D projection (their principal axes): stable while centroids move slowly."""
+        if not started():
+            raise HTTPException(404, f"no segments yet: no worker has written centroids for namespace "
+                                     f"{settings.redis_prefix!r} and model {artefact.version}")
         c = store.centroid_stats().centroids
         mean = c.mean(0)
         _, _, vt = np.linalg.svd(c - mean, full_matrices=False)
@@ -127,7 +158,7 @@ def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
 
     @api.get("/api/segments", response_model=list[Segment], dependencies=[segments_scope])
     def list_segments():
-        return segments()
+        return segments() if started() else []  # before any worker has run: none yet
 
     @api.get("/api/segments/{segment}", response_model=Segment, dependencies=[segments_scope])
     def get_segment(segment: int):
@@ -138,6 +169,8 @@ def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
 
     @api.get("/api/customers/{customer_id}", response_model=Customer, dependencies=[customers_scope])
     def get_customer(customer_id: str):
+        if not started():
+            raise HTTPException(404, f"unknown customer {customer_id!r}: no worker has run for this namespace yet")
         state, _ = store.load([customer_id])
         if state.last_window[0] < 0:
             raise HTTPException(404, f"unknown customer {customer_id!r}: no window of theirs has been processed")
@@ -183,7 +216,7 @@ def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
     @api.get("/api/map", response_model=list[MapPoint], dependencies=[customers_scope])
     def customer_map(limit: int = Query(2000, ge=1, le=20000)):
         ids = store.customer_ids(limit)
-        if not ids:
+        if not ids or not started():
             return []
         state, _ = store.load(ids)
         _, mean, axes = basis()

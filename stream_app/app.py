@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import faust
 from prometheus_client import generate_latest
@@ -71,13 +72,19 @@ if settings.ingest == "agent":
     async def on_assigned(app, assigned, **kwargs) -> None:
         await worker.assign([tp.partition for tp in assigned if tp.topic == settings.topic_transactions])
 
+    @app.timer(interval=2.0)
+    async def close_quiet() -> None:
+        """Every batch is checkpointed in agent mode, so this may run between any two."""
+        if settings.idle_close_s > 0:
+            await worker.close_quiet(time.time())
+
 else:
 
     @app.task
     async def segment_batches() -> None:
         from .batch_ingest import consume
 
-        await consume(settings, worker.handle, worker.checkpoint, worker.revoke, worker.assign)
+        await consume(settings, worker.handle, worker.checkpoint, worker.revoke, worker.assign, worker.close_quiet)
 
 
 @app.timer(interval=5.0)

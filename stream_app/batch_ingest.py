@@ -27,6 +27,7 @@ from .kafka_config import aiokafka_options
 from .batch import PartitionBatch
 
 log = logging.getLogger("segstream.worker")
+QUIET_CHECK_S = 2.0  # how often an idle worker looks for windows the wall clock has passed
 
 
 class _Revoker(ConsumerRebalanceListener):
@@ -57,12 +58,14 @@ async def consume(
     checkpoint: Callable[[], Awaitable[bool]],
     revoke: Callable[[list[int]], Awaitable[bool]],
     assign: Callable[[list[int]], Awaitable[None]],
+    close_quiet: Callable[[float], Awaitable[bool]] | None = None,
 ) -> None:
     """Fetch, process and publish each batch; checkpoint and commit every ``checkpoint_interval_s``.
 
     Offsets are committed only once a checkpoint covers them, so a restarted worker
     never starts past what its windows hold. If Redis fails between checkpoints the
     in-memory windows are dropped and the consumer seeks back to the last commit.
+    While no record arrives, ``close_quiet`` runs every few seconds with the wall time.
     """
     consumer = AIOKafkaConsumer(
         **aiokafka_options(s),
@@ -134,7 +137,7 @@ async def consume(
 
     spaced = s.checkpoint_interval_s > 0
     held = False  # the last batch's outputs wait in the handler for the next call
-    last = time.monotonic()
+    last = quiet_check = time.monotonic()
     fetching = asyncio.ensure_future(fetch())
     try:
         while True:
@@ -162,6 +165,13 @@ async def consume(
                     continue
                 pending.update({tp: msgs[-1].offset + 1 for tp, msgs in got.items() if msgs})
             elif not (due and pending):
+                if close_quiet is not None and s.idle_close_s > 0 and time.monotonic() - quiet_check >= QUIET_CHECK_S:
+                    quiet_check = time.monotonic()
+                    if not await close_quiet(time.time()):
+                        await rewind()
+                        continue
+                    with metrics.WORKER_SECONDS.labels("commit").time():
+                        await commit()  # nothing pending: the checkpoint covered it
                 continue
             elif not await checkpoint():  # idle: write what the last batches left pending
                 await rewind()

@@ -69,8 +69,8 @@ class CoreRunner:
         return asyncio.get_running_loop().run_in_executor(self.executor, _call, method, args)
 
     # The processor's methods, typed: each call is queued now and runs in order.
-    def process(self, batch: list[PartitionBatch]) -> asyncio.Future:  # -> BatchOutput
-        return self._submit("process", batch)
+    def process(self, batch: list[PartitionBatch], now: float | None = None) -> asyncio.Future:  # -> BatchOutput
+        return self._submit("process", batch, now)
 
     def checkpoint(self) -> asyncio.Future:  # -> None
         return self._submit("checkpoint")

@@ -49,13 +49,11 @@ def faust_credentials(s: Settings):
 
 
 def verify(s: Settings, timeout_s: float = 10.0) -> None:
-    """Fail at start-up, with a message, on credentials or a certificate the broker refuses.
-    Kafka clients treat both as a broken connection and retry them for ever (kafka-python
-    gives up after 30 s with "Unable to bootstrap"), which hides the cause. One handshake
-    per bootstrap server tells them apart; an unreachable broker is left to the clients'
-    own retries, as at any other time."""
-    if s.kafka_security_protocol == "PLAINTEXT":
-        return
+    """Fail at start-up with one clear line when no bootstrap server answers, or when the
+    broker refuses the credentials or the certificate. Kafka clients treat all three as a
+    broken connection and retry (kafka-python gives up after 30 s with a long traceback and
+    "Unable to bootstrap", aiokafka never), which hides the cause. One handshake per
+    bootstrap server, until one succeeds."""
     import ssl
 
     from aiokafka.conn import create_conn
@@ -69,6 +67,7 @@ def verify(s: Settings, timeout_s: float = 10.0) -> None:
                                  ssl_context=opts.get("ssl_context"), request_timeout_ms=int(timeout_s * 1000), **sasl)
         conn.close()
 
+    failures = []
     for server in s.kafka_bootstrap.split(","):
         host, _, port = server.strip().rpartition(":")
         try:
@@ -79,10 +78,12 @@ def verify(s: Settings, timeout_s: float = 10.0) -> None:
         except ssl.SSLCertVerificationError as err:
             raise SystemExit(f"Kafka at {server}: its TLS certificate is not trusted "
                              f"(SEGSTREAM_KAFKA_SSL_CAFILE={s.kafka_ssl_cafile}): {err.verify_message}") from None
-        except (OSError, asyncio.TimeoutError, KafkaError) as err:
-            log.warning("Kafka at %s not reachable for the credentials check (%s); the client will retry", server, err)
+        except (OSError, asyncio.TimeoutError, KafkaError, ValueError) as err:
+            failures.append(f"{server} ({type(err).__name__}: {err})" if str(err) else f"{server} ({type(err).__name__})")
             continue
         return
+    raise SystemExit(f"Kafka is not reachable at {', '.join(failures)}: is the broker running, and is "
+                     f"SEGSTREAM_KAFKA_BOOTSTRAP ({s.kafka_bootstrap}) right?")
 
 
 def ensure_topics(s: Settings) -> None:

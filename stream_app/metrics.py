@@ -7,6 +7,7 @@ import time
 from prometheus_client import Counter, Gauge, Histogram, Info, Summary
 
 from segstream.core.personality import TRAIT_ABBR
+from segstream.core.windows import OUTCOMES
 
 from .batch import BatchOutput, PartitionBatch
 
@@ -44,6 +45,23 @@ FENCED = Counter("segstream_fenced_partitions_total",
                  "paused past its session); the partition is let go", ["where"])
 REDIS_ERRORS = Counter("segstream_redis_errors_total", "Redis operations that failed after retries", ["op"])
 MODEL = Info("segstream_model", "The model artefact this worker serves")
+DEAD_LETTERED = Counter("segstream_dead_lettered_events_total",
+                        "Events sent to the dead-letter topic, all reasons (there from start-up, so rate() sees a burst)")
+
+# Every label value a panel or an alert reads exists at 0 from start-up: a series that appears
+# at its first error already at its full value is a step rate() never sees.
+OUTCOME_LABELS = (*OUTCOMES, "invalid", "forgotten", "other_category", "fenced", "replayed")
+COMMON_DLQ_REASONS = ("malformed_json", "not_utf8", "oversized", "tombstone", "key:missing", "key:mismatch",
+                      "late:window_closed", "category:unknown_category", "category:missing", "mcc:unknown",
+                      "customer_id:string_pattern_mismatch", "amount:out_of_range", "timestamp:in_future")
+for _o in OUTCOME_LABELS:
+    EVENTS.labels(_o)
+for _r in COMMON_DLQ_REASONS:
+    DEAD_LETTERS.labels(_r)
+for _op in ("batch", "claim", "gauges"):
+    REDIS_ERRORS.labels(_op)
+for _w in ("checkpoint", "state"):
+    FENCED.labels(_w)
 
 
 def _trait(label: str | None) -> str:
@@ -51,11 +69,13 @@ def _trait(label: str | None) -> str:
 
 
 def observe_batch(batch: list[PartitionBatch], out: BatchOutput) -> None:
-    BATCH_EVENTS.observe(sum(map(len, batch)))
+    if batch:  # not the timer's closing of quiet partitions
+        BATCH_EVENTS.observe(sum(map(len, batch)))
     for outcome, n in out.outcomes.items():
         EVENTS.labels(outcome).inc(n)
     for d in out.dead_letters:
         DEAD_LETTERS.labels(d.reason).inc()
+    DEAD_LETTERED.inc(len(out.dead_letters))
     WINDOWS_CLOSED.inc(out.windows_closed)
     STATE_UPDATES.inc(out.engine.applied)
     STALE_WINDOWS.inc(out.engine.stale)

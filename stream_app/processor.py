@@ -14,7 +14,8 @@ skips its records until Kafka assigns it again (state/fencing.py).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import orjson
@@ -41,6 +42,7 @@ class _Partition:
     windows: WindowAggregator
     offset: int  # last offset consumed
     dirty: bool = False
+    seen: float = field(default_factory=time.time)  # wall time of its last record (or of its restore)
 
 
 class StreamProcessor:
@@ -84,13 +86,16 @@ class StreamProcessor:
             part = self._parts[p] = _Partition(agg, offset)
         return part
 
-    def process(self, batch: list[PartitionBatch]) -> BatchOutput:
+    def process(self, batch: list[PartitionBatch], now: float | None = None) -> BatchOutput:
         """Refuses to run after a failed batch until reset(): the worker may have queued
-        this batch behind it, and it must not apply windows on top of half a batch."""
+        this batch behind it, and it must not apply windows on top of half a batch.
+
+        With ``now`` (wall time), partitions quiet for ``idle_close_s`` also close the
+        windows that ``now`` is past the end (plus lateness) of: see :meth:`_quiet`."""
         if self._failed:
             raise RuntimeError("an earlier batch failed; the processor needs reset() first")
         try:
-            return self._process(batch)
+            return self._process(batch, now)
         except BaseException as err:
             if isinstance(err, Fenced):
                 self._let_go(err.partitions)
@@ -103,7 +108,24 @@ class StreamProcessor:
             self._parts.pop(p, None)
             self._epochs.pop(p, None)
 
-    def _process(self, batch: list[PartitionBatch]) -> BatchOutput:
+    def _quiet(self, now: float) -> list[int]:
+        """Partitions with no record for ``idle_close_s`` whose oldest open window ``now`` has
+        passed (end plus lateness): their clock moves to ``now``, and the move is checkpointed
+        like any other, so a restart does not reopen what was closed."""
+        idle, lateness = self.settings.idle_close_s, self.settings.allowed_lateness_s
+        quiet = []
+        if idle <= 0:
+            return quiet
+        for p in [p for p in self._epochs if p not in self._fenced]:  # assigned, read or not since a restart
+            part = self._partition(p)
+            if (now - part.seen >= idle
+                    and part.windows.next_end() + lateness <= now):
+                part.windows.advance_to(now)
+                part.dirty = True
+                quiet.append(p)
+        return quiet
+
+    def _process(self, batch: list[PartitionBatch], now: float | None = None) -> BatchOutput:
         out = BatchOutput()
         touched: list[int] = []
         for pb in batch:
@@ -120,7 +142,7 @@ class StreamProcessor:
                 keys = None if keys is None else [keys[i] for i in keep]
             if not len(values):
                 continue
-            part.offset, part.dirty = int(offsets.max()), True
+            part.offset, part.dirty, part.seen = int(offsets.max()), True, time.time()
             touched.append(pb.partition)
             ing = ingest_payloads(part.windows, values, self.limits, keys, withhold=self.forgotten.withhold)
             out.outcomes.update(ing.counts())
@@ -129,6 +151,8 @@ class StreamProcessor:
             for i, err in bad:
                 out.dead_letters.append(dead_letter(values[i], err, source_topic=self.topic,
                                                     source_partition=pb.partition, source_offset=int(offsets[i])))
+        if now is not None:
+            touched += [p for p in self._quiet(now) if p not in touched]
         polled = {p: self._withheld(self._parts[p].windows.poll()) for p in sorted(touched)}
         closed = [w for ws in polled.values() for w in ws]
         self.store.fences = [(self.checkpoints.epoch_key(self.topic, p), self._epochs[p], p) for p in touched]

@@ -28,8 +28,16 @@ def changes(settings: Settings, *, from_beginning: bool = False, idle_timeout_s:
         consumer.close()
 
 
+HEADER = (f"{'window':<10}  {'customer':<14} {'from':>8} -> {'to':<8}  {'conf':<9}  "
+          f"[predicted traits O C E A N, z-scores]  model@centroids")
+
+
 def describe(ch: dict) -> str:
+    """One line per change; the window is shown by its first day ([start, end), as in the API)."""
+    # events from before window_start existed: the (exclusive) end, marked as such
+    window = ch["window_start"][:10] if ch.get("window_start") else "<" + ch["window_end"][:10]
     traits = " ".join(f"{k[0].upper()}{v:+.2f}" for k, v in ch["traits"].items())
     old = "new" if ch["old_segment"] is None else f"{ch['old_segment']:>2} {ch['old_segment_label'] or '':<5}"
-    return (f"{ch['window_end'][:10]}  {ch['customer_id']:<14} {old:>8} -> {ch['new_segment']:>2} {ch['segment_label']:<5}"
+    return (f"{window:<10}  {ch['customer_id']:<14} {old:>8} -> {ch['new_segment']:>2} {ch['segment_label']:<5}"
             f"  conf {ch['confidence']:.2f}  [{traits}]  {ch['model_version']}@{ch['centroid_version']}")
+

@@ -49,7 +49,7 @@ class Core(Protocol):
 
     in_process: bool
 
-    def process(self, batch: list[PartitionBatch]) -> asyncio.Future: ...
+    def process(self, batch: list[PartitionBatch], now: float | None = None) -> asyncio.Future: ...
     def checkpoint(self) -> asyncio.Future: ...
     def reset(self) -> asyncio.Future: ...
     def assign(self, partitions: list[int]) -> asyncio.Future: ...
@@ -60,6 +60,10 @@ class Core(Protocol):
 class Publisher(Protocol):
     async def start(self) -> None: ...
     async def send(self, messages: dict[str, list[tuple[bytes, bytes]]]) -> asyncio.Future: ...
+
+
+def _no_highwater(partition: int) -> None:
+    return None
 
 
 class Worker:
@@ -154,6 +158,20 @@ class Worker:
             hw = highwater(pb.partition)
             if hw is not None:
                 metrics.LAG.labels(str(pb.partition)).set(max(hw - pb.offsets[-1] - 1, 0))
+
+    async def close_quiet(self, now: float) -> bool:
+        """Close the windows of quiet partitions that ``now`` (wall time) is past, publish what
+        they announce and checkpoint; False if that failed (re-read from the last checkpoint)."""
+        async with self._lock:
+            core = await self.core()
+            try:
+                self._queued.append(([], core.process([], now), _no_highwater))
+                await self._checkpoint(core)
+            except TRANSIENT as err:
+                await self.on_failure(core, err)
+                return False
+            self._recovered()
+        return True
 
     async def checkpoint(self) -> bool:
         """Write every partition's pending checkpoint now; False if that failed (re-read from the last one)."""

@@ -210,6 +210,7 @@ class SegmentEngine:
                 segment_label=labels[new],
                 recommendation=prof[new].family,
                 window_end=datetime.fromtimestamp(windows[i].end, tz=timezone.utc),
+                window_start=datetime.fromtimestamp(windows[i].start, tz=timezone.utc),
                 distance=dist_l[j],
                 confidence=conf_l[j],
                 model_version=model_version,

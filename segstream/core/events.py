@@ -95,7 +95,10 @@ class SegmentChange(BaseModel):
     old_segment_label: str | None
     segment_label: str  # trait ordering of the new segment's centroid, e.g. "O>E"
     recommendation: str  # product family for the new segment (see core/profiles.py)
+    # the window is [window_start, window_end): a monthly window is named by its first day,
+    # as the API and the explorer name it; window_end (exclusive) is when it could close
     window_end: datetime
+    window_start: datetime | None = None  # absent on events from segstream before 0.5
     distance: float  # Euclidean distance of the hidden state to the new centroid
     confidence: float  # margin to the runner-up centroid, in [0, 1]
     model_version: str

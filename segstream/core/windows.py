@@ -261,6 +261,15 @@ class WindowAggregator:
             table.keys.update(keys.tolist())
             table.new_keys.append(keys)
 
+    def advance_to(self, t: float) -> None:
+        """Move the clock to ``t`` (never back): a quiet stream's wall clock, where no event
+        will; a later event is then late if its window ended before ``t`` minus the lateness."""
+        self.max_event_time = max(self.max_event_time, float(t))
+
+    def next_end(self) -> float:
+        """End of the oldest open window (inf if none): the clock must pass it plus the lateness to close it."""
+        return self.spec.end(min(self._open)) if self._open else float("inf")
+
     def poll(self) -> list[ClosedWindow]:
         """Close and return every window whose end the watermark has passed, oldest first."""
         wm = self.watermark

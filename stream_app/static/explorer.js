@@ -91,7 +91,10 @@ async function refresh() {
     // a key with the segments scope only may not list customers: show the segments alone
     points = m.ok ? await m.json() : [];
     fit();
-    document.getElementById("segments").replaceChildren(...segs.map(g => {
+    if (!segs.length) {
+      document.getElementById("segments").replaceChildren(
+        el("li", "No segments yet: no worker has processed a window for this deployment.", "muted"));
+    } else document.getElementById("segments").replaceChildren(...segs.map(g => {
       const li = el("li"), swatch = el("span", undefined, "swatch");
       li.dataset.segment = g.segment;
       swatch.style.background = palette(g.segment);

@@ -11,12 +11,14 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
+import httpx
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
 from segstream.config import Settings
 from state.redis_client import connect
 from state.redis_windows import WindowCheckpoints
+from stream_app.auth import KeyRing
 
 from .servers import free_port
 
@@ -175,3 +177,26 @@ def read_topic(settings: Settings, topic: str, idle_s: float = 3.0) -> list[dict
         return [orjson.loads(m.value) for m in c]
     finally:
         c.close()
+
+
+class Api:
+    """`segstream api` as a subprocess with a key of one scope."""
+
+    def __init__(self, env: dict[str, str], log, scope: str = "customers"):
+        self.key, stored = KeyRing.new("bank", scope)
+        self.port = free_port()
+        self.proc = subprocess.Popen([sys.executable, "-m", "segstream", "api", "--port", str(self.port)],
+                                     env={**os.environ, **env, "PYTHONPATH": str(ROOT), "SEGSTREAM_API_KEYS": stored.line()},
+                                     stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+        self.base = f"http://127.0.0.1:{self.port}"
+        wait_until(lambda: httpx.get(self.base + "/openapi.json").status_code == 200, 60, "the API to start")
+
+    def get(self, path: str, timeout: float = 30) -> httpx.Response:
+        return httpx.get(self.base + path, headers={"X-API-Key": self.key}, timeout=timeout)
+
+    def customer(self, cid: str) -> httpx.Response:
+        return self.get(f"/api/customers/{cid}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)

@@ -15,7 +15,7 @@ from producers.kafka_producer import publish
 from .harness import (Worker, all_consumed, consumed, end_offsets, isolated_settings, read_topic, settings_from,
                       wait_until)
 from .servers import kafka_server, redis_server
-from .test_worker import assert_same_states, embedded
+from .test_worker import assert_same_states, change_keys, embedded
 
 pytestmark = pytest.mark.integration
 
@@ -139,6 +139,43 @@ def test_poison_records_and_every_codec_leave_the_worker_running(bootstrap, redi
     dlq = read_topic(s, s.topic_dlq)
     assert {d["reason"] for d in dlq} >= {r for _, _, r in poison if r}
     assert_same_states(s, embedded(s, good)[0])
+
+
+def test_an_output_batch_the_broker_refuses_is_not_checkpointed(bootstrap, redis_url, events, tmp_path):
+    """The segment-changes topic refuses every batch (``max.message.bytes`` below any batch): the
+    worker counts it, reports 503, backs off and re-reads from its last checkpoint; once an
+    operator raises the limit, every change reaches the topic and the states equal a clean run."""
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
+
+    from stream_app.kafka_config import kafka_python_options
+
+    env = isolated_settings(bootstrap, redis_url, ingest="batch", batch_size=256)
+    s = settings_from(env)
+    admin = KafkaAdminClient(**kafka_python_options(s))
+    try:
+        admin.create_topics([NewTopic(s.topic_changes, s.topic_partitions, 1,
+                                      topic_configs={"max.message.bytes": "100"})])
+        publish(events, s, progress=False)
+        ref_pipe, ref_changes = embedded(s, events)
+        assert ref_changes, "the scenario must announce changes for this test to mean anything"
+        w = Worker(env, tmp_path).start()
+        try:
+            wait_until(lambda: w.metrics().get("segstream_publish_errors_total", 0) >= 2, 120,
+                       "the broker to refuse output batches", [w])
+            assert health(w) == 503
+            time.sleep(3)  # a few retries of the same refused batch
+            assert sum(consumed(s).values()) < sum(end_offsets(s).values())  # no checkpoint past it
+            admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, s.topic_changes,
+                                                configs={"max.message.bytes": "1048588"})])
+            wait_until(lambda: health(w) == 200, 120, "the worker to report healthy again", [w])
+            wait_until(all_consumed(s), 180, "the worker to finish", [w])
+        finally:
+            w.stop()
+    finally:
+        admin.close()
+    assert_same_states(s, ref_pipe)
+    got = read_topic(s, s.topic_changes)
+    assert set(change_keys(got)) == set(change_keys(ref_changes))  # none lost; a re-announcement may repeat
 
 
 def test_broker_restart_mid_stream(redis_url, events, tmp_path):
@@ -273,3 +310,38 @@ def test_a_window_that_trips_the_engine_is_dead_lettered_and_the_stream_goes_on(
     assert sum(o.engine.applied for o in outs) == closed - len(letters)
     state, _ = proc.store.load([victim])
     assert state.last_window[0] % 2 == 1  # its odd windows applied around the quarantined even ones
+
+
+@pytest.mark.parametrize("quorum", [1, 3])
+def test_one_event_stamped_days_ahead_closes_no_month_for_the_others(bootstrap, redis_url, tmp_path, quorum):
+    """One wrong clock six days into next month, then 98 customers' on-time events of this month:
+    with the default quorum (3) none is late; with a quorum of 1 (the plain maximum, as before)
+    the single outlier closes the month and they go to the dead-letter topic as late."""
+    from datetime import datetime, timedelta, timezone
+
+    env = isolated_settings(bootstrap, redis_url, ingest="batch", topic_partitions=1, watermark_quorum=quorum)
+    s = settings_from(env)
+    march = datetime(2024, 3, 1, tzinfo=timezone.utc)
+
+    def event(i: int, when: datetime, tag: str) -> dict:
+        return {"event_id": f"{tag}-{i}", "customer_id": f"C{i:07d}", "timestamp": when.isoformat(),
+                "amount": 20.0 + i, "currency": "EUR", "category": "groceries", "income": 3000.0}
+
+    before = [event(i, march + timedelta(days=i % 25, hours=i % 24), "a") for i in range(100)]
+    before.sort(key=lambda e: e["timestamp"])
+    outlier = [event(0, datetime(2024, 4, 6, 12, tzinfo=timezone.utc), "clock-wrong")]
+    after = [event(i, datetime(2024, 3, 29, tzinfo=timezone.utc) + timedelta(minutes=i), "b") for i in range(1, 99)]
+    publish(before + outlier + after, s, progress=False)
+    w = Worker(env, tmp_path).start()
+    try:
+        wait_until(all_consumed(s), 120, "the worker to consume the topic", [w])
+        m = w.metrics()
+    finally:
+        w.stop()
+    late = m.get("segstream_dead_letters_total{reason=late:window_closed}", 0)
+    if quorum == 1:
+        assert late == len(after)  # the test can see the fault it guards against
+    else:
+        assert late == 0
+        assert m["segstream_events_total{outcome=ok}"] == len(before) + len(outlier) + len(after)
+        assert m.get("segstream_windows_closed_total", 0) == 0  # March stays open: the stream is not past it

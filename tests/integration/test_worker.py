@@ -229,3 +229,32 @@ def test_a_worker_paused_past_its_session_is_fenced_when_it_wakes(bootstrap, red
     pipe, ref = embedded(s, events)
     assert_same_states(s, pipe)
     assert sorted(set(change_keys(read_topic(s, s.topic_changes)))) == change_keys(ref)
+
+
+def test_a_quiet_partition_closes_the_months_the_wall_clock_has_passed(env, tmp_path):
+    """A backfill's last month closes without newer events once the partitions are quiet for
+    idle_close_s; the closing is checkpointed, so after a restart an event for that month is late."""
+    env = {**env, "SEGSTREAM_IDLE_CLOSE_S": "3"}
+    s = settings_from(env)
+    bank = list(SyntheticBank(GeneratorConfig(customers=40, months=3, seed=9)).events())
+    publish(bank, s, progress=False)
+    pipe, _ = embedded(s, bank)
+    open_at_end = pipe.windows.open_windows  # the stream alone leaves the last month open
+    assert open_at_end > 0
+    pipe.drain(final=True)  # what closing everything gives
+    w = Worker(env, tmp_path).start()
+    try:
+        wait_until(all_consumed(s), 120, "the worker to consume the backfill", [w])
+        wait_until(lambda: w.metrics().get("segstream_open_windows", -1) == 0, 60,
+                   "the quiet partitions to close the last month", [w])
+    finally:
+        w.stop()
+    assert_same_states(s, pipe)
+    late = dict(bank[-1], event_id="after-the-close")
+    publish([late], s, progress=False)
+    w = Worker(env, tmp_path).start()  # restarted: the closing came back from the checkpoint
+    try:
+        wait_until(all_consumed(s), 120, "the restarted worker to read the late event", [w])
+        assert w.metrics().get("segstream_dead_letters_total{reason=late:window_closed}", 0) == 1
+    finally:
+        w.stop()

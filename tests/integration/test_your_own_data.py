@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 
-import httpx
 import numpy as np
 import orjson
 import pytest
@@ -19,32 +18,10 @@ from producers.kafka_producer import publish
 from producers.synthetic import GeneratorConfig, SyntheticBank
 from state.redis_client import connect
 from state.redis_store import RedisStateStore
-from stream_app.auth import KeyRing
 
-from .harness import ROOT, Worker, all_consumed, isolated_settings, read_topic, settings_from, wait_until
-from .servers import free_port
+from .harness import ROOT, Api, Worker, all_consumed, isolated_settings, read_topic, settings_from, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-class Api:
-    """`segstream api` as a subprocess with a customers-scope key."""
-
-    def __init__(self, env: dict[str, str], log):
-        self.key, stored = KeyRing.new("bank", "customers")
-        self.port = free_port()
-        self.proc = subprocess.Popen([sys.executable, "-m", "segstream", "api", "--port", str(self.port)],
-                                     env={**os.environ, **env, "PYTHONPATH": str(ROOT), "SEGSTREAM_API_KEYS": stored.line()},
-                                     stdout=open(log, "wb"), stderr=subprocess.STDOUT)
-        self.base = f"http://127.0.0.1:{self.port}"
-        wait_until(lambda: httpx.get(self.base + "/openapi.json").status_code == 200, 60, "the API to start")
-
-    def customer(self, cid: str) -> httpx.Response:
-        return httpx.get(f"{self.base}/api/customers/{cid}", headers={"X-API-Key": self.key})
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(30)
 
 
 def test_a_bank_export_flows_from_produce_file_to_the_api(bootstrap, redis_url, tmp_path):

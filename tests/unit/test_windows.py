@@ -166,3 +166,17 @@ def test_quorum_clock_is_the_same_whatever_the_batch_size(cut):
     batched = WindowAggregator(WindowSpec(months=1), 3, DAY, quorum=3)
     codes = np.concatenate([batched.add_columns(TransactionColumns.of(rows[i:i + cut])) for i in range(0, 60, cut)])
     assert codes.tolist() == codes_one and batched.max_event_time == one.max_event_time
+
+
+def test_the_wall_clock_closes_what_no_event_will():
+    """advance_to moves the clock, never back; a month closes once it is past its end plus the lateness."""
+    agg = WindowAggregator(WindowSpec(months=1), n_categories=3, allowed_lateness_s=DAY)
+    agg.add("c", ts(2024, 3, 10), 0, 1.0)
+    assert agg.next_end() == ts(2024, 4, 1)
+    agg.advance_to(ts(2024, 4, 1, 12))  # past the end, not past the lateness
+    assert agg.poll() == []
+    agg.advance_to(ts(2024, 4, 2))
+    assert [w.customer_id for w in agg.poll()] == ["c"] and agg.next_end() == float("inf")
+    agg.advance_to(ts(2024, 1, 1))
+    assert agg.max_event_time == ts(2024, 4, 2)
+    assert agg.add("c", ts(2024, 3, 30), 0, 1.0) == "late"

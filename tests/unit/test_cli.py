@@ -1,0 +1,52 @@
+"""The command line explains itself: one clear line and a non-zero exit for each setup mistake."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from segstream import __version__
+from segstream.cli import main
+from segstream.config import get_settings
+from state.redis_client import reachable
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"segstream {__version__}"
+
+
+def test_a_port_out_of_range_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["api", "--port", "99999"])
+    assert e.value.code == 2 and "99999 is not a TCP port" in capsys.readouterr().err
+
+
+def test_produce_file_without_a_path():
+    with pytest.raises(SystemExit, match="--path EXPORT is required"):
+        main(["produce", "file", "--dry-run"])
+
+
+@pytest.fixture()
+def no_broker(monkeypatch):
+    monkeypatch.setenv("SEGSTREAM_KAFKA_BOOTSTRAP", "127.0.0.1:1")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("job", [["watch"], ["produce", "synthetic", "--customers", "2"], ["worker"]])
+def test_an_unreachable_broker_is_one_line_at_once(no_broker, job):
+    t0 = time.monotonic()
+    with pytest.raises(SystemExit, match=r"Kafka is not reachable at 127\.0\.0\.1:1 .*SEGSTREAM_KAFKA_BOOTSTRAP"):
+        main(job)
+    assert time.monotonic() - t0 < 5
+
+
+def test_an_unreachable_redis_is_one_line_at_once():
+    t0 = time.monotonic()
+    with pytest.raises(SystemExit, match=r"Redis at 127\.0\.0\.1:1 is not reachable .*SEGSTREAM_REDIS_URL"):
+        reachable("redis://:secret@127.0.0.1:1/0")
+    assert time.monotonic() - t0 < 5
