@@ -67,7 +67,20 @@ def test_the_image_installs_the_cpu_torch_the_package_pins():
     assert re.search(rf"download\.pytorch\.org/whl/cpu \"torch=={re.escape(pin)}\"", docker), docker
 
 
+def test_no_default_passwords_and_least_privilege_redis_users():
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "admin/admin" not in text
+    assert env_of(SERVICES["grafana"])["GF_SECURITY_ADMIN_PASSWORD"].startswith("${")
+    assert "--user default off" in " ".join(SERVICES["redis"]["command"])
+    assert env_of(OURS["worker-1"])["SEGSTREAM_REDIS_URL"].startswith("redis://worker:${")
+    assert env_of(OURS["api"])["SEGSTREAM_REDIS_URL"].startswith("redis://api:${")
+    assert env_of(OURS["api"])["SEGSTREAM_API_KEYS"].startswith("${")
+
+
 def test_ports_are_published_on_loopback_and_workers_restart_with_a_healthcheck():
+    published = [p for svc in SERVICES.values() for p in svc.get("ports", [])]
+    host_ports = [p.split(":")[1] for p in published]
+    assert len(host_ports) == len(set(host_ports)), "two services publish the same host port"
     for name, svc in SERVICES.items():
         for port in svc.get("ports", []):
             assert port.startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
