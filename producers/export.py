@@ -205,7 +205,6 @@ class ExportReport:
 def checked_events(rows: Iterator[ExportRow], limits: Limits, report: ExportReport) -> Iterator[dict[str, Any]]:
     """The rows the worker would accept, each checked by the worker's own rules (``validate_event``
     with the deployment's limits and category map); the rest are recorded in ``report``."""
-    now = limits.now
     for row in rows:
         report.lines += 1
         if row.credit:
@@ -214,12 +213,25 @@ def checked_events(rows: Iterator[ExportRow], limits: Limits, report: ExportRepo
         if row.event is None:
             report.rejected.append((row.line, row.reason or "", row.detail))
             continue
-        try:
-            tx = validate_event(row.event, now=now, max_future_s=limits.max_future_s, max_amount=limits.max_amount,
-                                categories=limits.categories)
-        except EventRejected as err:
-            report.rejected.append((row.line, err.reason, err.detail))
-            continue
-        report.events += 1
-        report.other += tx.category == OTHER
-        yield row.event
+        if _accepted(row.event, row.line, limits, report):
+            yield row.event
+
+
+def checked(events: Iterable[dict[str, Any]], limits: Limits, report: ExportReport) -> Iterator[dict[str, Any]]:
+    """Events of any source (numbered from 1) that the worker would accept; the rest recorded in ``report``."""
+    for n, event in enumerate(events, 1):
+        report.lines += 1
+        if _accepted(event, n, limits, report):
+            yield event
+
+
+def _accepted(event: dict[str, Any], line: int, limits: Limits, report: ExportReport) -> bool:
+    try:
+        tx = validate_event(event, now=limits.now, max_future_s=limits.max_future_s, max_amount=limits.max_amount,
+                            categories=limits.categories)
+    except EventRejected as err:
+        report.rejected.append((line, err.reason, err.detail))
+        return False
+    report.events += 1
+    report.other += tx.category == OTHER
+    return True

@@ -211,12 +211,18 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _produce(args: argparse.Namespace) -> int:
+    """Every event is checked by the worker's own rules first: what it would refuse is reported
+    (and withheld), not published to be dead-lettered unseen."""
+    import time
+
     from producers import sources
+    from producers.export import ExportReport, checked
     from producers.kafka_producer import publish
+    from segstream.assembly import event_limits
     from stream_app.kafka_config import verify
 
     settings = get_settings()
-    if not (args.source == "file" and args.dry_run):  # a dry run needs no broker
+    if not args.dry_run:  # a dry run needs no broker
         verify(settings)
     if args.source == "synthetic":
         from producers.synthetic import GeneratorConfig, SyntheticBank
@@ -228,9 +234,31 @@ def _produce(args: argparse.Namespace) -> int:
         events = sources.cdnow(args.path or _shared("cdnow/CDNOW_master.txt"))
     else:
         events = sources.berka_orders(args.path or _shared("berka"))
-    n = publish(events, settings, rate=args.rate, limit=args.limit, compression=args.compression)
-    print(json.dumps({"produced": n, "topic": settings.topic_transactions}))
-    return 0
+    report = ExportReport()
+    accepted = checked(events, event_limits(settings, now=time.time()), report)
+    n = 0 if args.dry_run else publish(accepted, settings, rate=args.rate, limit=args.limit,
+                                       compression=args.compression)
+    if args.dry_run:
+        for _ in accepted:
+            pass
+    return _produced(args, settings, n, report)
+
+
+def _produced(args: argparse.Namespace, settings, n: int, report) -> int:
+    """Print what was published and what the worker's own rules refused (and withheld); exit 1
+    when the refused share passes --max-rejected (a dry run: any refused line, by default)."""
+    if args.rejects:
+        with open(args.rejects, "w") as f:
+            f.write("line,reason,detail\n")
+            f.writelines(f'{ln},{r},"{d.replace(chr(34), chr(39))}"\n' for ln, r, d in report.rejected)
+    out = {"dry_run": args.dry_run, "produced": n, "topic": settings.topic_transactions, **report.summary()}
+    print(json.dumps(out))
+    limit = args.max_rejected if args.max_rejected is not None else (0.0 if args.dry_run else 1.0)
+    share = len(report.rejected) / max(report.lines, 1)
+    if report.rejected:
+        print(f"segstream produce: {len(report.rejected)} of {report.lines} refused by the worker's rules and not "
+              f"published ({share:.1%}): {out['reasons']}", file=sys.stderr)
+    return 1 if share > limit else 0
 
 
 def _produce_file(args: argparse.Namespace, settings) -> int:
@@ -272,13 +300,7 @@ def _produce_file(args: argparse.Namespace, settings) -> int:
         raise SystemExit(f"segstream produce file: {err}") from None
     finally:
         bar.close()
-    if args.rejects:
-        with open(args.rejects, "w") as f:
-            f.write("line,reason,detail\n")
-            f.writelines(f'{ln},{r},"{d.replace(chr(34), chr(39))}"\n' for ln, r, d in report.rejected)
-    out = {"dry_run": args.dry_run, "produced": n, "topic": settings.topic_transactions, **report.summary()}
-    print(json.dumps(out))
-    return 1 if args.dry_run and report.rejected else 0
+    return _produced(args, settings, n, report)
 
 
 def _sample_export(args: argparse.Namespace) -> int:
@@ -420,8 +442,11 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--map", action="append", default=[], metavar="KEY=VALUE",
                     help="file: one mapping field, e.g. --map mcc=MCC --map decimal=, (overrides --mapping)")
     pr.add_argument("--dry-run", action="store_true",
-                    help="file: check every line by the worker's rules and report; publish nothing (exit 1 if any is refused)")
-    pr.add_argument("--rejects", type=Path, help="file: write every refused line (line, reason, detail) as CSV")
+                    help="check every line or event by the worker's rules and report; publish nothing (exit 1 if any is refused)")
+    pr.add_argument("--rejects", type=Path, help="write every refused line or event (number, reason, detail) as CSV")
+    pr.add_argument("--max-rejected", type=float, metavar="SHARE",
+                    help="exit 1 when more than this share of events is refused (default: never for a real run, "
+                         "0 for a dry run)")
     pr.set_defaults(func=_produce)
 
     se = sub.add_parser("sample-export", help="write a realistic bank export (MCCs, German columns and numbers) "

@@ -50,3 +50,21 @@ def test_an_unreachable_redis_is_one_line_at_once():
     with pytest.raises(SystemExit, match=r"Redis at 127\.0\.0\.1:1 is not reachable .*SEGSTREAM_REDIS_URL"):
         reachable("redis://:secret@127.0.0.1:1/0")
     assert time.monotonic() - t0 < 5
+
+
+def test_produce_reports_what_the_worker_would_refuse_and_fails_above_the_threshold(monkeypatch, capsys):
+    """The producer checks with the worker's rules: a deployment that refuses amounts above 50 EUR
+    refuses most synthetic events, and the producer says so instead of printing a bare count."""
+    import json
+
+    monkeypatch.setenv("SEGSTREAM_MAX_AMOUNT", "50")
+    get_settings.cache_clear()
+    try:
+        args = ["produce", "synthetic", "--customers", "5", "--months", "2", "--dry-run"]
+        assert main(args) == 1
+        out = json.loads(capsys.readouterr().out)
+        assert out["rejected"] > 0 and out["events"] + out["rejected"] == out["lines"]
+        assert set(out["reasons"]) == {"amount:out_of_range"}
+        assert main([*args, "--max-rejected", "0.99"]) == 0
+    finally:
+        get_settings.cache_clear()
