@@ -22,6 +22,11 @@ SERVICES = COMPOSE["services"]
 OURS = {name: svc for name, svc in SERVICES.items() if svc.get("build") == "."}
 
 
+def compose() -> dict:
+    """The compose file, parsed (tests/integration/test_redis_acl.py starts its Redis users)."""
+    return COMPOSE
+
+
 def env_of(svc: dict) -> dict[str, str]:
     return {k: str(v) for k, v in (svc.get("environment") or {}).items()}
 
