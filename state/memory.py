@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from segstream.core.assignment import delta
-from segstream.core.ports import CentroidStats, StateBatch
+from segstream.core.ports import CentroidStats, StateBatch, flow_counts, flows_from_fields
 
 
 _FIELDS = StateBatch.fields()
@@ -25,6 +25,7 @@ class InMemoryStateStore:
         self._row: dict[str, int] = {}
         self._data = StateBatch.empty(1024, hidden_size)
         self.stats: CentroidStats | None = None
+        self._flows: dict[str, int] = {}  # window:before:after -> customers, as Redis keeps them
 
     def __len__(self) -> int:
         return len(self._row)
@@ -62,6 +63,9 @@ class InMemoryStateStore:
             rows[i] = self._append(customer_ids[i])
         for f in _FIELDS:
             getattr(self._data, f)[rows[written]] = getattr(states, f)[written]
+        for w, before, after, n in flow_counts(states.take(np.flatnonzero(written))).tolist():
+            key = f"{w}:{before}:{after}"
+            self._flows[key] = self._flows.get(key, 0) + n
         labels = np.where(written, states.nearest, -1)
         if (labels >= 0).any():
             sums, counts = delta(states.h, labels, len(self.stats.counts))
@@ -78,6 +82,9 @@ class InMemoryStateStore:
                 getattr(grown, f)[:row] = getattr(self._data, f)
             self._data = grown
         return row
+
+    def window_flows(self) -> dict[int, dict[tuple[int, int], int]]:
+        return flows_from_fields(self._flows.items())
 
     def segments(self) -> dict[str, int]:
         seg = self._data.segment.tolist()

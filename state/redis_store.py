@@ -18,7 +18,7 @@ import redis
 
 from segstream.config import Settings
 from segstream.core.assignment import delta
-from segstream.core.ports import CentroidStats, StateBatch
+from segstream.core.ports import CentroidStats, StateBatch, flow_counts, flows_from_fields
 
 from .fencing import Fenced
 
@@ -26,17 +26,19 @@ _COMMIT = """
 -- ARGV: H, K, batch delta of centroid sums (K*H doubles) and counts (K doubles)
 --       computed as if every record were written, history length L, the rows
 --       whose segment differs from the previous one (int32s, 1-based), the
---       epochs the fence keys must still hold (F doubles), then one record per
---       customer. KEYS: n state keys, n history keys if L > 0, the centroid and
---       segment-size keys, then the F fence keys (state/fencing.py).
+--       epochs the fence keys must still hold (F doubles), the batch's window
+--       flows as if every record were written (int32 quads: window, segment
+--       before, segment after, customers), then one record per customer.
+--       KEYS: n state keys, n history keys if L > 0, the centroid, segment-size
+--       and flow keys, then the F fence keys (state/fencing.py).
 -- A fence key that moved refuses the whole batch before anything is written.
 -- Rows the guard rejects are taken back out of the delta: rare (replays only),
 -- so the common path touches each record's bytes once. Returns the rejected
 -- rows (int32s, 1-based): usually none.
 local H = tonumber(ARGV[1])
 local K = tonumber(ARGV[2])
-local dsums, dcounts, L, flips, epochs = ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7]
-local first = 7
+local dsums, dcounts, L, flips, epochs, flows = ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8]
+local first = 8
 local F = #epochs / 8
 for f = 1, F do
   local fk = KEYS[#KEYS - F + f]
@@ -44,9 +46,9 @@ for f = 1, F do
     return redis.error_reply('FENCED ' .. fk)
   end
 end
-local n = #KEYS - 2 - F
+local n = #KEYS - 3 - F
 if L > 0 then n = n / 2 end
-local ck, sk = KEYS[#KEYS - 1 - F], KEYS[#KEYS - F]
+local ck, sk, fl = KEYS[#KEYS - 2 - F], KEYS[#KEYS - 1 - F], KEYS[#KEYS - F]
 -- unpack() is bounded by Lua's C stack, so long argument lists go in chunks
 local function chunked(cmd, list, step)
   local out = {}
@@ -60,7 +62,7 @@ local keys = {}
 for i = 1, n do keys[i] = KEYS[i] end
 local olds = chunked('MGET', keys, 4000)
 local unpack4 = struct.unpack
-local rejected, nrej, skip, undo_sum, undo_cnt, sets, m = {}, 0, {}, {}, {}, {}, 0
+local rejected, nrej, skip, undo_sum, undo_cnt, undo_flow, sets, m = {}, 0, {}, {}, {}, {}, {}, 0
 for i = 1, n do
   local new, old = ARGV[first + i], olds[i]
   if (not old) or unpack4('<i4', old) < unpack4('<i4', new) then
@@ -76,6 +78,11 @@ for i = 1, n do
     nrej = nrej + 1
     rejected[nrej] = struct.pack('<i4', i)
     skip[i] = true
+    local w, segw, prevw = struct.unpack('<i4i2i2', new, 1)
+    if segw >= 0 then
+      local f = w .. ':' .. prevw .. ':' .. segw
+      undo_flow[f] = (undo_flow[f] or 0) + 1
+    end
     local seg = struct.unpack('<i2', new, 11)  -- the nearest centroid: the fold label
     if seg >= 0 then
       undo_cnt[seg] = (undo_cnt[seg] or 0) + 1
@@ -93,6 +100,12 @@ for f = 1, #flips / 4 do
     if seg >= 0 then redis.call('HINCRBY', sk, seg, 1) end
     if prev >= 0 then redis.call('HINCRBY', sk, prev, -1) end
   end
+end
+for q = 1, #flows / 16 do
+  local w, prevw, segw, cnt = struct.unpack('<i4i4i4i4', flows, q * 16 - 15)
+  local f = w .. ':' .. prevw .. ':' .. segw
+  cnt = cnt - (undo_flow[f] or 0)
+  if cnt ~= 0 then redis.call('HINCRBY', fl, f, cnt) end
 end
 local any = false
 for j = 0, K - 1 do
@@ -195,6 +208,7 @@ class RedisStateStore:
         self.history = history  # windows of trajectory kept per customer (0: none)
         self.centroid_key = f"{ns}:centroids"
         self.sizes_key = f"{ns}:sizes"
+        self.flows_key = f"{ns}:flows"  # window:before:after -> customers (aggregates only)
         self._commit = client.register_script(_COMMIT)
         self._init = client.register_script(_INIT)
         self._forget = client.register_script(_FORGET)
@@ -237,12 +251,12 @@ class RedisStateStore:
         size, blob = self.dtype.itemsize, rec.tobytes()
         epochs = np.array([e for _, e, _ in self.fences], "<f8")
         args = [self.hidden_size, self.k, sums.astype("<f8").tobytes(), counts.astype("<f8").tobytes(), self.history,
-                flips.tobytes(), epochs.tobytes()]
+                flips.tobytes(), epochs.tobytes(), flow_counts(states).astype("<i4").tobytes()]
         args += [blob[i * size : (i + 1) * size] for i in range(len(rec))]
         keys = [self.key(c) for c in customer_ids]
         if self.history:
             keys += [self._history_prefix + c for c in customer_ids]
-        keys += [self.centroid_key, self.sizes_key] + [k for k, _, _ in self.fences]
+        keys += [self.centroid_key, self.sizes_key, self.flows_key] + [k for k, _, _ in self.fences]
         try:
             rejected = self._commit(keys=keys, args=args)
         except redis.ResponseError as err:
@@ -283,14 +297,21 @@ class RedisStateStore:
         """Customers currently in each segment, kept by the commit script."""
         return {int(k): int(v) for k, v in self.r.hgetall(self.sizes_key).items()}
 
+    def window_flows(self) -> dict[int, dict[tuple[int, int], int]]:
+        """Per window, customers by (segment before, segment after) among those whose window was
+        applied and who have a segment: sizes per window and the flow between them."""
+        return flows_from_fields((k.decode(), int(v)) for k, v in self.r.hgetall(self.flows_key).items())
+
     def segments(self, customer_ids: Sequence[str]) -> dict[str, int]:
         states = self._decode(self.r.mget([self.key(c) for c in customer_ids]))
         return {c: int(s) for c, s in zip(customer_ids, states.segment)}
 
-    def customer_ids(self, limit: int | None = None) -> list[str]:
-        """Stored customers, in Redis' scan order (operator and test use; O(customers))."""
+    def customer_ids(self, limit: int | None = None, prefix: str = "") -> list[str]:
+        """Stored customers whose id starts with ``prefix``, in Redis' scan order (operator and
+        search use; O(customers))."""
         ids = []
-        for k in self.r.scan_iter(match=self._state_prefix + "*", count=10_000):
+        glob = "".join("\\" + ch if ch in "*?[]\\^" else ch for ch in prefix)
+        for k in self.r.scan_iter(match=self._state_prefix + glob + "*", count=10_000):
             ids.append(k.decode()[len(self._state_prefix):])
             if limit is not None and len(ids) >= limit:
                 break

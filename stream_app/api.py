@@ -8,14 +8,19 @@ runs only its own script, so a value that slipped into the data cannot run as co
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
+import fastapi_offline
 
 from models.artefact import ModelArtefact, TorchSequenceModel
 from segstream.assembly import window_spec
@@ -28,7 +33,8 @@ from state.redis_store import RedisStateStore
 from .auth import KeyRing, requirer
 
 STATIC = Path(__file__).parent / "static"
-ASSETS = {"explorer.js": "text/javascript", "explorer.css": "text/css"}
+ASSETS = {"explorer.js": "text/javascript", "explorer.css": "text/css",
+          "vendor/echarts.min.js": "text/javascript"}  # ECharts 6.1.0 (Apache-2.0), scripts/vendor-js
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
                                "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
@@ -59,6 +65,23 @@ class TrajectoryPoint(BaseModel):
     segment: int
     position: list[float]
     hidden: list[float]
+    traits: dict[str, float]  # predicted Big-Five after this window (the model's scale: 0 = average)
+    # set where the segment differs from the point before: why, from the trait shift
+    change: str | None = None
+
+
+class Flow(BaseModel):
+    before: int  # -1: no segment yet (the customer's first)
+    after: int
+    customers: int
+
+
+class WindowSummary(BaseModel):
+    """One window: customers by segment among those whose window was applied, and how they moved."""
+
+    window_start: str
+    sizes: dict[int, int]
+    flows: list[Flow]
 
 
 class Customer(BaseModel):
@@ -81,6 +104,27 @@ class MapPoint(BaseModel):
     y: float
 
 
+# Swagger UI 5 (OpenAPI 3.1, as FastAPI writes it) as fastapi-offline packages it; only its files
+SWAGGER_DIR = Path(fastapi_offline.__file__).parent / "static"
+SWAGGER_ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css", "favicon.png": "image/png"}
+
+
+def swagger_page() -> tuple[str, str]:
+    """FastAPI's Swagger UI page pointed at the packaged assets, and a CSP that allows exactly its
+    one inline script (by hash) and the inline styles Swagger UI sets, nothing from elsewhere."""
+    page = get_swagger_ui_html(openapi_url="/openapi.json", title="segstream lookup API",
+                               swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                               swagger_css_url="/docs-assets/swagger-ui.css",
+                               swagger_favicon_url="/docs-assets/favicon.png",
+                               # no badge from validator.swagger.io: nothing leaves the page
+                               swagger_ui_parameters={"validatorUrl": None}).body.decode()
+    inline = re.findall(r"<script>(.*?)</script>", page, re.S)
+    hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'" for s in inline)
+    csp = (f"default-src 'none'; script-src 'self' {hashes}; style-src 'self' 'unsafe-inline'; connect-src 'self'; "
+           "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+    return page, csp
+
+
 def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
     """``ring``: the keys that may call it (``segstream api`` loads the configured ones, see auth.py)."""
     require = requirer(ring)
@@ -91,14 +135,29 @@ def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
     verify(client)
     store = RedisStateStore.for_deployment(client, settings, artefact.hidden_size, artefact.version)
     spec = window_spec(settings)
-    # no /docs or /redoc: FastAPI's pages load their scripts from a CDN; /openapi.json stays
+    # FastAPI's own /docs and /redoc load their scripts from a CDN: /docs is served below from
+    # swagger-ui-bundle's files instead; /redoc is off
     api = FastAPI(title="segstream lookup API", version="1", description=__doc__, docs_url=None, redoc_url=None)
+    docs_page, docs_csp = swagger_page()
 
     @api.middleware("http")
     async def security_headers(request: Request, call_next):
         response = await call_next(request)
         response.headers.update(SECURITY_HEADERS)
+        if request.url.path == "/docs":
+            response.headers["Content-Security-Policy"] = docs_csp
         return response
+
+    @api.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        """Swagger UI, offline; calling a route from it needs a key (its Authorize button)."""
+        return HTMLResponse(docs_page)
+
+    @api.get("/docs-assets/{name}", include_in_schema=False)
+    def docs_asset(name: str):
+        if name not in SWAGGER_ASSETS:
+            raise HTTPException(404, "no such file")
+        return FileResponse(SWAGGER_DIR / name, media_type=SWAGGER_ASSETS[name])
 
     async def store_unavailable(request: Request, err: Exception):
         return JSONResponse({"detail": f"the state store (Redis) is unavailable: {type(err).__name__}: {err}"},
@@ -167,6 +226,44 @@ def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
             raise HTTPException(404, f"no segment {segment}: segments are 0..{len(segs) - 1}")
         return segs[segment]
 
+    def trajectory_points(traj, mean, axes, prof) -> list[TrajectoryPoint]:
+        """Each stored window's state, with its traits; a segment change names the traits that moved most."""
+        traits = model.traits_of(traj.h) if len(traj) else np.zeros((0, len(TRAITS)))
+        points, prev = [], None
+        for i, (w, s, h) in enumerate(zip(traj.last_window.tolist(), traj.segment.tolist(), traj.h)):
+            change = None
+            if s >= 0 and s != prev and i > 0:
+                shift = traits[i] - traits[i - 1]
+                top = np.argsort(-np.abs(shift))[:2]
+                moved = ", ".join(f"{TRAITS[t]} {shift[t]:+.2f}" for t in top)
+                was = f"{prev} {prof[prev].label}" if prev is not None and prev >= 0 else "no segment"
+                change = f"{was} → {s} {prof[s].label}: {moved}"
+            points.append(TrajectoryPoint(window_start=month(w), segment=int(s), position=((h - mean) @ axes.T).tolist(),
+                                          hidden=h.tolist(), traits=dict(zip(TRAITS, map(float, traits[i]))),
+                                          change=change))
+            prev = s
+        return points
+
+    @api.get("/api/windows", response_model=list[WindowSummary], dependencies=[segments_scope])
+    def windows(last: int = Query(24, ge=1, le=240)):
+        """Segment sizes and flows per window (aggregates, no customer ids), kept by the workers'
+        commits; the newest ``last`` windows, oldest first."""
+        flows = store.window_flows()
+        out = []
+        for w in sorted(flows)[-last:]:
+            sizes: dict[int, int] = {}
+            for (_, after), n in flows[w].items():
+                sizes[after] = sizes.get(after, 0) + n
+            out.append(WindowSummary(window_start=month(w), sizes=dict(sorted(sizes.items())),
+                                     flows=[Flow(before=b, after=a, customers=n)
+                                            for (b, a), n in sorted(flows[w].items())]))
+        return out
+
+    @api.get("/api/customers", response_model=list[str], dependencies=[customers_scope])
+    def search_customers(prefix: str = Query("", max_length=64), limit: int = Query(50, ge=1, le=500)):
+        """Customer ids starting with ``prefix`` (the explorer's search box), sorted."""
+        return sorted(store.customer_ids(limit, prefix)) if started() else []
+
     @api.get("/api/customers/{customer_id}", response_model=Customer, dependencies=[customers_scope])
     def get_customer(customer_id: str):
         if not started():
@@ -192,10 +289,7 @@ def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
             traits=dict(zip(TRAITS, map(float, model.traits_of(state.h)[0]))),
             windows_applied=int(state.n_windows[0]),
             last_window_start=month(state.last_window[0]),
-            trajectory=[
-                TrajectoryPoint(window_start=month(w), segment=int(s), position=((h - mean) @ axes.T).tolist(), hidden=h.tolist())
-                for w, s, h in zip(traj.last_window, traj.segment, traj.h)
-            ],
+            trajectory=trajectory_points(traj, mean, axes, prof),
             segment_history=history,
         )
 
@@ -228,7 +322,11 @@ def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
     def explorer():
         return FileResponse(STATIC / "explorer.html", media_type="text/html")
 
-    @api.get("/static/{name}", include_in_schema=False, dependencies=[segments_scope])
+    @api.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(status_code=204)  # none: a browser's request must not be a console 404
+
+    @api.get("/static/{name:path}", include_in_schema=False, dependencies=[segments_scope])
     def asset(name: str):
         if name not in ASSETS:
             raise HTTPException(404, "no such file")

@@ -18,7 +18,7 @@ from contextlib import suppress
 from typing import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 
 from segstream.config import Settings
 
@@ -111,13 +111,16 @@ async def consume(
         nonlocal fetching
         await cancel(fetching)
         pending.clear()
-        for tp in consumer.assignment():
-            committed = await consumer.committed(tp)
-            if committed is None:
-                await consumer.seek_to_beginning(tp)
-            else:
-                covered[tp] = committed
-                consumer.seek(tp, committed)
+        for tp in list(consumer.assignment()):
+            try:
+                committed = await consumer.committed(tp)
+                if committed is None:
+                    await consumer.seek_to_beginning(tp)
+                else:
+                    covered[tp] = committed
+                    consumer.seek(tp, committed)
+            except IllegalStateError:  # revoked while we asked: its next owner starts from the commit
+                continue
         fetching = asyncio.ensure_future(fetch())
 
     async def assigned(partitions: list[int]) -> None:

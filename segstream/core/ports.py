@@ -79,6 +79,27 @@ class CentroidStats:
         return (self.sums / np.maximum(self.counts, 1e-12)[:, None]).astype(np.float32)
 
 
+def flow_counts(states: StateBatch) -> np.ndarray:
+    """[n, 4] rows (window, segment before, segment after, customers) of a batch's states that
+    have a segment: what each window did to segment sizes, kept per window by the stores."""
+    have = states.segment >= 0
+    triples = np.stack([states.last_window[have], states.prev_segment[have], states.segment[have]], 1)
+    if not len(triples):
+        return np.zeros((0, 4), np.int64)
+    uniq, counts = np.unique(triples.astype(np.int64), axis=0, return_counts=True)
+    return np.column_stack([uniq, counts])
+
+
+def flows_from_fields(items) -> dict[int, dict[tuple[int, int], int]]:
+    """``window:before:after`` -> customers, as the stores keep them, into {window: {(before, after): n}}."""
+    out: dict[int, dict[tuple[int, int], int]] = {}
+    for key, n in items:
+        w, before, after = map(int, key.split(":"))
+        if n:
+            out.setdefault(w, {})[(before, after)] = n
+    return out
+
+
 class SequenceModel(Protocol):
     version: str
     hidden_size: int

@@ -1,58 +1,28 @@
-const palette = i => `hsl(${(i * 137.5) % 360} 65% 48%)`;
-const map = document.getElementById("map"), ctx = map.getContext("2d");
-const sizesCanvas = document.getElementById("sizes"), sctx = sizesCanvas.getContext("2d");
-let points = [], segs = [], selected = null, traj = null, sizeHistory = [];
-let view = { minX: -1, maxX: 1, minY: -1, maxY: 1 };
+// The segment explorer. Charts are ECharts (served from /static/vendor, never a CDN), drawn on
+// canvas with canvas tooltips (renderMode "richText"): no value from the API ever becomes
+// markup. Lists are built with textContent for the same reason.
+"use strict";
 
-function fit() {
-  const xs = points.map(p => p.x).concat(segs.map(s => s.position[0]));
-  const ys = points.map(p => p.y).concat(segs.map(s => s.position[1]));
-  if (!xs.length) return;
-  const pad = 0.05;
-  const [minX, maxX, minY, maxY] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
-  view = { minX: minX - pad * (maxX - minX), maxX: maxX + pad * (maxX - minX), minY: minY - pad * (maxY - minY), maxY: maxY + pad * (maxY - minY) };
-}
-const sx = x => (x - view.minX) / (view.maxX - view.minX || 1) * map.width;
-const sy = y => map.height - (y - view.minY) / (view.maxY - view.minY || 1) * map.height;
+// Tableau 20: twenty distinguishable colours, one per segment; beyond twenty, spaced hues
+const TAB20 = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+  "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2",
+  "#dbdb8d", "#9edae5", "#393b79"];
+const colour = s => s < 0 ? "#c8c8c8" : (s < TAB20.length ? TAB20[s] : `hsl(${(s * 137.5) % 360}, 55%, 45%)`);
+const WARMING = "warming up";
+const TRAIT_NAMES = ["openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism"];
 
-function draw() {
-  ctx.clearRect(0, 0, map.width, map.height);
-  for (const p of points) {
-    ctx.fillStyle = p.segment < 0 ? "#bbb" : palette(p.segment);
-    ctx.fillRect(sx(p.x) - 2, sy(p.y) - 2, 4, 4);
-  }
-  ctx.font = "bold 11px system-ui";
-  for (const s of segs) {
-    ctx.fillStyle = "#000";
-    ctx.fillText(`${s.segment} ${s.label}`, sx(s.position[0]) + 4, sy(s.position[1]) - 4);
-  }
-  if (traj && traj.trajectory.length) {
-    ctx.strokeStyle = "#000"; ctx.lineWidth = 2; ctx.beginPath();
-    traj.trajectory.forEach((t, i) => { const [x, y] = [sx(t.position[0]), sy(t.position[1])]; i ? ctx.lineTo(x, y) : ctx.moveTo(x, y); });
-    ctx.stroke();
-    for (const t of traj.trajectory) { ctx.fillStyle = palette(t.segment); ctx.beginPath(); ctx.arc(sx(t.position[0]), sy(t.position[1]), 4, 0, 7); ctx.fill(); }
-  }
-}
+const charts = {
+  map: echarts.init(document.getElementById("map")),
+  sizes: echarts.init(document.getElementById("sizes")),
+  flows: echarts.init(document.getElementById("flows")),
+  traits: echarts.init(document.getElementById("traits")),
+};
+window.addEventListener("resize", () => Object.values(charts).forEach(c => c.resize()));
+const tooltip = { renderMode: "richText", confine: true };
 
-function drawSizes() {
-  sctx.clearRect(0, 0, sizesCanvas.width, sizesCanvas.height);
-  if (sizeHistory.length < 1) return;
-  const max = Math.max(1, ...sizeHistory.flat());
-  const n = sizeHistory.length;
-  for (let s = 0; s < sizeHistory[0].length; s++) {
-    sctx.strokeStyle = palette(s); sctx.beginPath();
-    sizeHistory.forEach((row, i) => {
-      const x = n === 1 ? sizesCanvas.width / 2 : i / (n - 1) * (sizesCanvas.width - 4) + 2;
-      const y = sizesCanvas.height - 2 - row[s] / max * (sizesCanvas.height - 4);
-      i ? sctx.lineTo(x, y) : sctx.moveTo(n === 1 ? 2 : x, y);
-      if (n === 1) sctx.lineTo(sizesCanvas.width - 2, y);
-    });
-    sctx.stroke();
-  }
-}
+let segs = [], points = [], windows = [], selected = null, traj = null;
+const segName = s => s < 0 ? "new" : `${s} ${segs[s] ? segs[s].label : ""}`.trim();
 
-// Every value from the API goes in as text (textContent), never as markup: a customer id
-// or a label cannot become an element or a script, whatever it contains.
 function el(tag, text, cls) {
   const e = document.createElement(tag);
   if (text !== undefined) e.textContent = text;
@@ -60,68 +30,218 @@ function el(tag, text, cls) {
   return e;
 }
 
-async function select(id) {
-  selected = id;
-  const r = await fetch(`/api/customers/${encodeURIComponent(id)}`);
-  const panel = document.getElementById("trajectory");
-  if (!r.ok) { panel.replaceChildren(el("b", "Trajectory "), el("span", (await r.json()).detail, "muted")); return; }
-  traj = await r.json();
-  const hist = traj.segment_history.map(h => `${h.window_start}: ${h.segment}`).join(" → ");
-  const head = [el("b", `Trajectory of ${traj.customer_id}`),
-                document.createTextNode(` — segment ${traj.segment} ${traj.segment_label ?? "(warming up)"}`)];
-  if (traj.recommendation) head.push(document.createTextNode(", suggested: "), el("i", traj.recommendation));
-  const list = el("ul");
-  list.append(...traj.trajectory.map(t => el("li", `${t.window_start}: segment ${t.segment}`, "traj-point")));
-  panel.replaceChildren(...head, el("br"), el("span", `history: ${hist}`, "muted"), list);
-  draw();
+async function getJSON(url) {
+  const r = await fetch(url);
+  const body = await r.json();
+  if (!r.ok) throw new Error(body.detail || r.statusText);
+  return body;
 }
 
-map.addEventListener("click", ev => {
-  const rect = map.getBoundingClientRect(), x = ev.clientX - rect.left, y = ev.clientY - rect.top;
-  let best = null, bd = 100;
-  for (const p of points) { const d = (sx(p.x) - x) ** 2 + (sy(p.y) - y) ** 2; if (d < bd) { bd = d; best = p; } }
-  if (best) select(best.customer_id);
+// --- the map ------------------------------------------------------------------
+function drawMap() {
+  const bySeg = new Map();
+  for (const p of points) {
+    if (!bySeg.has(p.segment)) bySeg.set(p.segment, []);
+    bySeg.get(p.segment).push([p.x, p.y, p.customer_id]);
+  }
+  const series = [...bySeg.keys()].sort((a, b) => a - b).map(s => ({
+    name: s < 0 ? WARMING : segName(s), type: "scatter", large: true, largeThreshold: 2000,
+    symbolSize: 4, itemStyle: { color: colour(s), opacity: 0.55 }, data: bySeg.get(s),
+  }));
+  series.push({
+    name: "segment centres", type: "scatter", symbol: "diamond", symbolSize: 12, z: 5,
+    itemStyle: { color: "#111" }, label: { show: true, position: "right", formatter: p => p.data[2], fontSize: 11 },
+    data: segs.map(g => [g.position[0], g.position[1], `${g.segment} ${g.label}`]),
+  });
+  if (traj && traj.trajectory.length) series.push({
+    name: "selected customer", type: "line", z: 6, symbol: "circle", symbolSize: 8,
+    lineStyle: { color: "#000", width: 2 }, itemStyle: { color: "#000" },
+    data: traj.trajectory.map(t => [t.position[0], t.position[1], `${traj.customer_id} ${t.window_start}: ${segName(t.segment)}`]),
+  });
+  charts.map.setOption({
+    animation: false,
+    tooltip: { ...tooltip, formatter: p => `${p.data[2]}` },
+    legend: { type: "scroll", top: 0, textStyle: { fontSize: 11 } },
+    grid: { left: 56, right: 16, top: 44, bottom: 44 },
+    xAxis: { name: "principal axis 1 of the centroids", nameLocation: "middle", nameGap: 26, scale: true },
+    yAxis: { name: "principal axis 2", nameLocation: "middle", nameGap: 40, scale: true },
+    dataZoom: [{ type: "inside", xAxisIndex: 0 }, { type: "inside", yAxisIndex: 0 }],
+    series,
+  }, { notMerge: true });
+}
+charts.map.on("click", p => {
+  if (p.seriesType === "scatter" && p.seriesName !== "segment centres") select(p.data[2]);
 });
 
-async function refresh() {
-  try {
-    const [s, m] = await Promise.all([fetch("/api/segments"), fetch("/api/map?limit=3000")]);
-    if (!s.ok) throw new Error((await s.json()).detail);
-    segs = await s.json();
-    // a key with the segments scope only may not list customers: show the segments alone
-    points = m.ok ? await m.json() : [];
-    fit();
-    if (!segs.length) {
-      document.getElementById("segments").replaceChildren(
-        el("li", "No segments yet: no worker has processed a window for this deployment.", "muted"));
-    } else document.getElementById("segments").replaceChildren(...segs.map(g => {
-      const li = el("li"), swatch = el("span", undefined, "swatch");
-      li.dataset.segment = g.segment;
-      swatch.style.background = palette(g.segment);
-      li.append(swatch, `${g.segment} `, el("b", g.label), ` · ${g.size} customers · ${g.recommendation} `,
-                el("span", g.description, "muted"));
-      if (g.rules && g.rules.length) {  // who is in it, in spending terms (as text, never markup)
-        const ul = el("ul", undefined, "rules");
-        ul.title = `a shallow tree over the last six months' category shares; ${Math.round(100 * g.rules_accuracy)}% right on held-out customers`;
-        ul.append(...g.rules.map(r => el("li", r)));
-        li.append(ul);
-      }
-      return li;
-    }));
-    const list = document.getElementById("customers");
-    if (!m.ok) list.replaceChildren(el("li", (await m.json()).detail, "muted"));
-    else if (!list.children.length || list.children.length < Math.min(60, points.length)) {
-      list.replaceChildren(...points.slice(0, 60).map(p => {
-        const li = el("li", p.customer_id);
-        li.dataset.customer = p.customer_id;
-        li.addEventListener("click", () => select(p.customer_id));
-        return li;
-      }));
-    }
-    sizeHistory.push(segs.map(g => g.size)); if (sizeHistory.length > 200) sizeHistory.shift();
-    document.getElementById("status").textContent = `· ${points.length} customers shown · updated ${new Date().toLocaleTimeString()}`;
-    if (selected) await select(selected); else draw();
-    drawSizes();
-  } catch (e) { document.getElementById("status").textContent = `· ${e}`; }
+// --- sizes and flows per window ------------------------------------------------
+function drawSizes() {
+  const ids = [...new Set(windows.flatMap(w => Object.keys(w.sizes).map(Number)))].sort((a, b) => a - b);
+  charts.sizes.setOption({
+    animation: false,
+    tooltip: { ...tooltip, trigger: "axis" },
+    legend: { type: "scroll", top: 0, textStyle: { fontSize: 11 } },
+    grid: { left: 56, right: 16, top: 36, bottom: 40 },
+    xAxis: { type: "category", name: "window (first day)", nameLocation: "middle", nameGap: 26,
+             data: windows.map(w => w.window_start) },
+    yAxis: { type: "value", name: "customers" },
+    series: ids.map(s => ({ name: segName(s), type: "line", stack: "all", areaStyle: {}, symbol: "none",
+                            itemStyle: { color: colour(s) }, lineStyle: { width: 0.5 },
+                            data: windows.map(w => w.sizes[s] || 0) })),
+  }, { notMerge: true });
 }
-refresh(); setInterval(refresh, 3000);
+
+function drawFlows() {
+  const pick = document.getElementById("flow-window");
+  const stayers = document.getElementById("flow-stayers").checked;
+  const w = windows.find(x => x.window_start === pick.value) || windows[windows.length - 1];
+  const links = w ? w.flows.filter(f => stayers || f.before !== f.after) : [];
+  const nodes = new Map();
+  const from = s => `was ${segName(s)}`, to = s => `now ${segName(s)}`;
+  for (const f of links) {
+    nodes.set(from(f.before), colour(f.before));
+    nodes.set(to(f.after), colour(f.after));
+  }
+  charts.flows.setOption({
+    animation: false,
+    tooltip: { ...tooltip, formatter: p => p.dataType === "edge"
+      ? `${p.data.source} → ${p.data.target}: ${p.data.value} customers` : `${p.name}` },
+    title: links.length ? undefined : { text: w ? "no segment changes in this window" : "no windows yet",
+                                        left: "center", top: "middle", textStyle: { fontSize: 13, color: "#777" } },
+    series: [{
+      type: "sankey", left: 8, right: 110, top: 10, bottom: 10, nodeGap: 6, layoutIterations: 16,
+      emphasis: { focus: "adjacency" }, label: { fontSize: 11 },
+      data: [...nodes].map(([name, c]) => ({ name, itemStyle: { color: c } })),
+      links: links.map(f => ({ source: from(f.before), target: to(f.after), value: f.customers })),
+      lineStyle: { color: "gradient", opacity: 0.45 },
+    }],
+  }, { notMerge: true });
+}
+
+function fillWindowPicker() {
+  const pick = document.getElementById("flow-window");
+  const keep = pick.value;
+  pick.replaceChildren(...windows.map(w => {
+    const o = el("option", w.window_start);
+    o.value = w.window_start;
+    return o;
+  }));
+  pick.value = windows.some(w => w.window_start === keep) ? keep : (windows.length ? windows[windows.length - 1].window_start : "");
+}
+document.getElementById("flow-window").addEventListener("change", drawFlows);
+document.getElementById("flow-stayers").addEventListener("change", drawFlows);
+
+// --- one customer ----------------------------------------------------------------
+async function select(id) {
+  selected = id;
+  const panel = document.getElementById("trajectory");
+  const list = document.getElementById("trajectory-points");
+  try {
+    traj = await getJSON(`/api/customers/${encodeURIComponent(id)}`);
+  } catch (e) {
+    traj = null;
+    panel.replaceChildren(el("h2", "Trajectory"), el("span", String(e.message), "muted"));
+    list.replaceChildren();
+    charts.traits.clear();
+    drawMap();
+    return;
+  }
+  const head = [el("h2", `Trajectory of ${traj.customer_id}`),
+                el("span", `segment ${traj.segment < 0 ? "— (warming up)" : segName(traj.segment)}`)];
+  if (traj.recommendation) head.push(document.createTextNode(" · suggested: "), el("i", traj.recommendation));
+  head.push(el("div", `${traj.windows_applied} windows applied; traits on the model's scale (0 = the average customer; ` +
+                      "the order of the traits names the segment)", "muted"));
+  panel.replaceChildren(...head);
+  list.replaceChildren(...traj.trajectory.map(t => el("li",
+    `${t.window_start}: segment ${t.segment < 0 ? "— (warming up)" : segName(t.segment)}` + (t.change ? ` — ${t.change}` : ""),
+    t.change ? "traj-point changed" : "traj-point")));
+  drawTraits();
+  drawMap();
+}
+
+function drawTraits() {
+  const xs = traj.trajectory.map(t => t.window_start);
+  const changes = traj.trajectory.filter(t => t.change);
+  charts.traits.setOption({
+    animation: false,
+    tooltip: { ...tooltip, trigger: "axis" },
+    legend: { top: 0, textStyle: { fontSize: 11 } },
+    grid: { left: 48, right: 16, top: 32, bottom: 40 },
+    xAxis: { type: "category", data: xs, name: "window (first day)", nameLocation: "middle", nameGap: 26 },
+    yAxis: { type: "value", name: "trait score", scale: true },
+    series: TRAIT_NAMES.map((name, i) => ({
+      name, type: "line", symbolSize: 5, data: traj.trajectory.map(t => t.traits[name]),
+      markLine: i ? undefined : {
+        symbol: "none", lineStyle: { type: "dashed", color: "#444" },
+        label: { formatter: p => p.data.reason, fontSize: 10, position: "insideEndTop" },
+        data: changes.map(t => ({ xAxis: t.window_start, reason: t.change.split(":")[0] })),
+      },
+    })),
+  }, { notMerge: true });
+}
+
+function listCustomers(ids, message) {
+  const list = document.getElementById("customers");
+  if (message) { list.replaceChildren(el("li", message, "muted")); return; }
+  list.replaceChildren(...ids.map(id => {
+    const li = el("li", id);
+    li.dataset.customer = id;
+    li.addEventListener("click", () => select(id));
+    return li;
+  }));
+}
+
+document.getElementById("search-form").addEventListener("submit", async ev => {
+  ev.preventDefault();
+  const q = document.getElementById("search").value.trim();
+  try {
+    const ids = await getJSON(`/api/customers?prefix=${encodeURIComponent(q)}&limit=200`);
+    listCustomers(ids, ids.length ? null : `no customer id starts with “${q}”`);
+    if (ids.length === 1 || ids.includes(q)) await select(ids.includes(q) ? q : ids[0]);
+  } catch (e) { listCustomers([], String(e.message)); }
+});
+
+// --- segments and refresh ----------------------------------------------------------
+function listSegments() {
+  const ul = document.getElementById("segments");
+  if (!segs.length) {
+    ul.replaceChildren(el("li", "No segments yet: no worker has processed a window for this deployment.", "muted"));
+    return;
+  }
+  ul.replaceChildren(...segs.map(g => {
+    const li = el("li"), swatch = el("span", undefined, "swatch");
+    li.dataset.segment = g.segment;
+    swatch.style.background = colour(g.segment);
+    li.append(swatch, `${g.segment} `, el("b", g.label), ` · ${g.size} customers · ${g.recommendation} `,
+              el("span", g.description, "muted"));
+    if (g.rules && g.rules.length) {  // who is in it, in spending terms
+      const rules = el("ul", undefined, "rules");
+      rules.title = `a shallow tree over the last six months' category shares; ${Math.round(100 * g.rules_accuracy)}% right on held-out customers`;
+      rules.append(...g.rules.map(r => el("li", r)));
+      li.append(rules);
+    }
+    return li;
+  }));
+}
+
+let listed = false;
+async function refresh() {
+  const status = document.getElementById("status");
+  try {
+    segs = await getJSON("/api/segments");
+    listSegments();
+    windows = await getJSON("/api/windows?last=36");
+    fillWindowPicker();
+    drawSizes();
+    drawFlows();
+    // a key with the segments scope only may not list customers: the aggregates alone
+    try {
+      points = await getJSON("/api/map?limit=20000");
+      if (!listed) { listCustomers(points.slice(0, 60).map(p => p.customer_id)); listed = points.length > 0; }
+    } catch (e) { points = []; listCustomers([], String(e.message)); }
+    drawMap();
+    if (selected) await select(selected);
+    status.textContent = `· ${points.length} customers on the map · ${windows.length} windows · updated ${new Date().toLocaleTimeString()}`;
+  } catch (e) { status.textContent = `· ${e.message}`; }
+}
+refresh();
+setInterval(refresh, 10000);

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -127,12 +128,45 @@ def test_openapi_shows_the_schemes_and_no_page_loads_from_a_cdn(served):
     schemes = spec["components"]["securitySchemes"]
     assert {s["type"] for s in schemes.values()} == {"apiKey", "http"}
     assert all(op.get("security") for path in spec["paths"].values() for op in path.values())
-    assert httpx.get(base + "/docs").status_code == 404  # Swagger UI would load from a CDN
+    docs = httpx.get(base + "/docs")  # Swagger UI, from the package's own files
+    assert docs.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in docs.text
+    assert not re.search(r"(src|href)=[\"']https?://", docs.text), "a /docs asset loads from elsewhere"
+    assert "unsafe-inline" not in docs.headers["content-security-policy"].split("style-src")[0]
+    assert httpx.get(base + "/docs-assets/swagger-ui-bundle.js").status_code == 200
+    assert httpx.get(base + "/redoc").status_code == 404  # ReDoc would load from a CDN
     r = httpx.get(base + "/", headers=auth("segments"))
     csp = r.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "default-src 'none'" in csp
     assert r.headers["x-content-type-options"] == "nosniff" and r.headers["cache-control"] == "no-store"
     assert "<script>" not in r.text and "http" not in r.text.lower().replace("http-equiv", "")
+
+
+def test_windows_give_sizes_and_flows_that_add_up_to_the_states(served):
+    """Per window: customers by segment and who moved where, aggregated by the commits; the
+    newest window's sizes are the segments of the customers whose last window it is."""
+    base, proc = served
+    wins = httpx.get(base + "/api/windows", headers=auth("segments")).json()
+    assert len(wins) >= 2 and [w["window_start"] for w in wins] == sorted(w["window_start"] for w in wins)
+    for w in wins:
+        assert sum(w["sizes"].values()) == sum(f["customers"] for f in w["flows"])
+    ids = proc.store.customer_ids()  # the planted customer too: its commit counted like any other
+    state, _ = proc.store.load(ids)
+    last = int(state.last_window.max())
+    want: dict[str, int] = {}
+    for s, lw in zip(state.segment.tolist(), state.last_window.tolist()):
+        if lw == last and s >= 0:
+            want[str(s)] = want.get(str(s), 0) + 1
+    assert wins[-1]["sizes"] == want
+    assert any(f["before"] != f["after"] for w in wins for f in w["flows"])  # changes are there to draw
+    assert httpx.get(base + "/api/windows").status_code == 401
+
+
+def test_customer_search_by_prefix(served):
+    base, _ = served
+    ids = httpx.get(base + "/api/customers", params={"prefix": "C000001", "limit": 5}, headers=auth("customers")).json()
+    assert ids == sorted(ids) and len(ids) == 5 and all(i.startswith("C000001") for i in ids)
+    assert httpx.get(base + "/api/customers", params={"prefix": "*"}, headers=auth("customers")).json() == []
+    assert httpx.get(base + "/api/customers", params={"prefix": "C"}, headers=auth("segments")).status_code == 403
 
 
 def test_markup_in_a_customer_id_is_served_as_json_text(served):
@@ -161,36 +195,82 @@ def test_explorer_page_in_headless_chromium(served):
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
             "--disable-component-update", "--disable-sync"])
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900},
+            page = browser.new_page(viewport={"width": 1400, "height": 1000},
                                     http_credentials={"username": "adviser", "password": KEYS["customers"][0]})
-            dialogs, violations = [], []
+            dialogs, violations, errors, elsewhere = [], [], [], []
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            page.on("console", lambda m: "Content Security Policy" in m.text and violations.append(m.text))
+            page.on("console", lambda m: (("Content Security Policy" in m.text and violations.append(m.text)),
+                                          (m.type == "error" and errors.append(m.text))))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("request", lambda r: r.url.startswith(base) or elsewhere.append(r.url))
             page.goto(base + "/")
             page.wait_for_selector("#segments li[data-segment]", timeout=20000)
             assert page.locator("#segments > li").count() == 20
             assert page.locator("#segments ul.rules li").count() >= 19  # each segment's rules, as text
             assert "% of the segment" in page.locator("#segments ul.rules li").first.inner_text()
             page.wait_for_selector("#customers li", timeout=20000)
-            first = page.locator("#customers li").first
-            cid = first.inner_text()
-            first.click()
-            page.wait_for_selector(".traj-point", timeout=20000)
-            assert cid in page.locator("#trajectory").inner_text()
+
+            def painted(chart: str) -> int:  # pixels an ECharts canvas has drawn
+                return page.evaluate("""id => { const c = document.querySelector('#' + id + ' canvas');
+                    if (!c) return 0; const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                    let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }""", chart)
+
+            page.wait_for_function("() => charts.map.getOption().series.length > 1", timeout=20000)
+            assert painted("map") > 2000 and painted("sizes") > 2000
+            sizes = page.evaluate("() => charts.sizes.getOption().series.map(s => s.data.reduce((a, b) => a + b, 0))")
+            assert sum(sizes) > 0
+            # the flow view: a Sankey of the newest window's changes, then another window picked
+            links = page.evaluate("() => charts.flows.getOption().series[0].links.length")
+            windows = page.locator("#flow-window option").count()
+            assert windows >= 2
+            if links == 0:  # the newest window may have no change: pick one that has
+                for i in range(windows):
+                    page.select_option("#flow-window", index=i)
+                    if page.evaluate("() => charts.flows.getOption().series[0].links.length"):
+                        break
+            assert page.evaluate("() => charts.flows.getOption().series[0].links.length") > 0
+            assert painted("flows") > 1000
+            # search: an id's start lists the matches; the full id opens the customer
+            page.fill("#search", "C000001")
+            page.click("#search-form button")
+            page.wait_for_function("() => [...document.querySelectorAll('#customers li')].every(li => li.textContent.startsWith('C000001'))",
+                                   timeout=20000)
+            page.fill("#search", "C0000012")
+            page.click("#search-form button")
+            page.wait_for_function("() => document.getElementById('trajectory').textContent.includes('C0000012')",
+                                   timeout=20000)
             assert page.locator(".traj-point").count() >= 1
-            # the map was drawn: some pixels are not white
-            painted = page.evaluate("""() => { const c = document.getElementById('map').getContext('2d');
-                const d = c.getImageData(0, 0, 640, 480).data; let n = 0;
-                for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0) n++; return n; }""")
-            assert painted > 500
+            # the trajectory: traits over time as a chart, the path drawn on the map
+            assert page.evaluate("() => charts.traits.getOption().series.length") == 5
+            assert painted("traits") > 1000
+            assert page.evaluate("() => charts.map.getOption().series.some(s => s.name === 'selected customer')")
             page.screenshot(path=str(ARTIFACTS / "explorer.png"), full_page=True)
+            # a customer whose segment changed (here: got its first one, 8 months being short for
+            # more): the change is marked on the chart and in the list, with the traits that moved
+            changed = page.evaluate("""async () => { for (const id of points.map(p => p.customer_id)) {
+                const c = await (await fetch('/api/customers/' + encodeURIComponent(id))).json();
+                if (c.trajectory.some(t => t.change)) return id; } return null; }""")
+            assert changed, "no stored trajectory shows a segment change (a first segment counts)"
+            page.evaluate("id => select(id)", changed)
+            page.wait_for_selector(".traj-point.changed", timeout=20000)
+            assert "→" in page.locator(".traj-point.changed").last.inner_text()
+            marks = page.evaluate("() => charts.traits.getOption().series[0].markLine.data.length")
+            assert marks >= 1
+            page.screenshot(path=str(ARTIFACTS / "explorer-change.png"), full_page=True)
             # a customer id with markup is shown as text, and no script of its runs
             page.evaluate("id => select(id)", XSS)
             page.wait_for_function("id => document.getElementById('trajectory').textContent.includes(id)", arg=XSS,
                                    timeout=20000)
             page.wait_for_timeout(500)
-            assert page.locator("#trajectory img, #customers img, img").count() == 0
-            assert dialogs == [] and violations == []
+            assert page.locator("img").count() == 0
+            assert dialogs == [] and violations == [] and errors == [], (dialogs, violations, errors)
+            assert elsewhere == [], elsewhere  # nothing from a CDN or any other host
+            # Swagger UI, offline: its own assets only, within its CSP
+            page.goto(base + "/docs")
+            page.wait_for_selector(".swagger-ui .info .title", timeout=20000)
+            assert "segstream lookup API" in page.locator(".swagger-ui .info .title").inner_text()
+            page.screenshot(path=str(ARTIFACTS / "docs.png"))
+            assert violations == [] and elsewhere == [], (violations, elsewhere)
         finally:
             browser.close()
 

@@ -63,6 +63,28 @@ def test_engine_gives_same_results_on_redis_and_in_memory(redis_url):
     assert red_store.scan_segments() == mem.store.segments()
 
 
+def test_window_flows_are_the_same_on_redis_and_in_memory_and_a_replay_adds_nothing(redis_url):
+    """Sizes per window and the flow between segments: kept by the commit in the same atomic step
+    as the states, so the rows the guard refuses (a replay) are not counted again."""
+    policy = EmissionPolicy(warmup=2, confirm=2, margin=0.1)
+    mem = SegmentEngine(PassThroughModel(), InMemoryStateStore(H), policy=policy, initial_centroids=CENTROIDS,
+                        prior_weight=3)
+    red_store = RedisStateStore(connect(redis_url), H, "test-flows")
+    red = SegmentEngine(PassThroughModel(), red_store, policy=policy, initial_centroids=CENTROIDS, prior_weight=3)
+    rng = np.random.default_rng(4)
+    batches = [[window(f"c{i}", idx, rng.uniform(0, 10, 2)) for i in range(40)] for idx in range(6)]
+    for ws in batches:
+        mem.process(ws)
+        red.process(ws)
+    flows = red_store.window_flows()
+    assert flows == mem.store.window_flows() and len(flows) >= 4
+    sizes = {w: sum(n for (_, after), n in f.items()) for w, f in flows.items()}
+    assert all(n <= 40 for n in sizes.values()) and sizes[max(sizes)] == 40
+    assert any(before != after for f in flows.values() for before, after in f if before >= 0)  # moves happen
+    red.process(batches[-1])  # replayed: every row refused by the guard
+    assert red_store.window_flows() == flows
+
+
 def _stream(n: int, seed: int):
     """Events over three months for a few customers, with repeated ids."""
     rng = np.random.default_rng(seed)
