@@ -42,7 +42,12 @@ def windows_for(customers: int, months: int, seed: int = 0) -> list[list[ClosedW
     out = []
     for m in range(months):
         rows = np.flatnonzero(active[:, m])
-        out.append([ClosedWindow(str(bank.customer_ids[i]), m, m * 1.0, m + 1.0, spend[i, m], 20, float(bank.income[i])) for i in rows])
+        out.append(
+            [
+                ClosedWindow(str(bank.customer_ids[i]), m, m * 1.0, m + 1.0, spend[i, m], 20, float(bank.income[i]))
+                for i in rows
+            ]
+        )
     return out
 
 

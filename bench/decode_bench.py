@@ -57,15 +57,18 @@ def main() -> None:
     floor = per_event_us(orjson_only, payloads, args.repeats)
     ref = per_event_us(reference, payloads, args.repeats)
     fast = per_event_us(batch, payloads, args.repeats)
-    report("decode", {
-        "events": len(payloads),
-        "batch": args.batch,
-        "orjson_only_us_per_event": round(floor, 3),
-        "reference_us_per_event": round(ref, 3),
-        "batch_us_per_event": round(fast, 3),
-        "batch_speedup_over_reference": round(ref / fast, 2),
-        "batch_cost_in_orjson_parses": round(fast / floor, 2),
-    })
+    report(
+        "decode",
+        {
+            "events": len(payloads),
+            "batch": args.batch,
+            "orjson_only_us_per_event": round(floor, 3),
+            "reference_us_per_event": round(ref, 3),
+            "batch_us_per_event": round(fast, 3),
+            "batch_speedup_over_reference": round(ref / fast, 2),
+            "batch_cost_in_orjson_parses": round(fast / floor, 2),
+        },
+    )
 
 
 if __name__ == "__main__":

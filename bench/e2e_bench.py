@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import orjson
-
 from common import encoded, local_servers, report  # noqa: I001
 
 from producers.kafka_producer import publish
@@ -34,8 +33,15 @@ from tests.integration.harness import Worker, consumed, end_offsets, isolated_se
 async def bare_consumer(bootstrap: str, topic: str, n: int) -> float:
     from aiokafka import AIOKafkaConsumer
 
-    c = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
-                         group_id=None, max_partition_fetch_bytes=4 << 20, fetch_max_bytes=16 << 20)
+    c = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        max_partition_fetch_bytes=4 << 20,
+        fetch_max_bytes=16 << 20,
+    )
     await c.start()
     got, t0 = 0, time.perf_counter()
     try:
@@ -75,14 +81,19 @@ def run_workers(env: dict, k: int, workdir: Path, total: int) -> dict:
         "startup_s": t_first - t_start,
         "windows": sum(x.get("segstream_windows_closed_total", 0) for x in m),
         # where the worker's wall-clock went (summed over workers; fetch and ack_wait are waits only)
-        "stage_seconds": {k.split("stage=")[1].rstrip("}"): round(sum(x.get(k, 0) for x in m), 2)
-                          for k in m[0] if k.startswith("segstream_worker_stage_seconds_sum")},
+        "stage_seconds": {
+            k.split("stage=")[1].rstrip("}"): round(sum(x.get(k, 0) for x in m), 2)
+            for k in m[0]
+            if k.startswith("segstream_worker_stage_seconds_sum")
+        },
     }
 
 
 def histogram_quantile(q: float, metrics: dict, name: str) -> float:
     """Prometheus' histogram_quantile: linear interpolation inside the bucket."""
-    buckets = sorted((float(k.split("le=")[1].rstrip("}")), v) for k, v in metrics.items() if k.startswith(name + "_bucket"))
+    buckets = sorted(
+        (float(k.split("le=")[1].rstrip("}")), v) for k, v in metrics.items() if k.startswith(name + "_bucket")
+    )
     total = buckets[-1][1]
     if not total:
         return float("nan")
@@ -104,8 +115,13 @@ def main() -> None:
     ap.add_argument("--no-agent", action="store_true", help="skip the (slow) Faust agent ingest run")
     ap.add_argument("--latency-customers", type=int, default=400)
     ap.add_argument("--latency-months", type=int, default=12)
-    ap.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE,...",
-                    help="also time one batch worker with these settings, e.g. core-thread:SEGSTREAM_CORE_PROCESS=false")
+    ap.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE,...",
+        help="also time one batch worker with these settings, e.g. core-thread:SEGSTREAM_CORE_PROCESS=false",
+    )
     args = ap.parse_args()
     variants = {}
     for v in args.variant:
@@ -125,17 +141,25 @@ def main() -> None:
 
         bare = asyncio.run(bare_consumer(bootstrap, s.topic_transactions, total))
         runs = {}
-        plan = [("agent", 1, {}), ("batch", 1, {}), ("batch", 2, {})] + [(name, 1, over) for name, over in variants.items()]
+        plan = [("agent", 1, {}), ("batch", 1, {}), ("batch", 2, {})] + [
+            (name, 1, over) for name, over in variants.items()
+        ]
         for i, (mode, k, over) in enumerate(plan):
             if mode == "agent" and args.no_agent:
                 continue
-            env_i = {**env, "SEGSTREAM_INGEST": "agent" if mode == "agent" else "batch", **over,
-                     "SEGSTREAM_CONSUMER_GROUP": f"{env['SEGSTREAM_CONSUMER_GROUP']}-{i}",
-                     "SEGSTREAM_REDIS_URL": f"redis://127.0.0.1:{redis_port}/{i}"}
+            env_i = {
+                **env,
+                "SEGSTREAM_INGEST": "agent" if mode == "agent" else "batch",
+                **over,
+                "SEGSTREAM_CONSUMER_GROUP": f"{env['SEGSTREAM_CONSUMER_GROUP']}-{i}",
+                "SEGSTREAM_REDIS_URL": f"redis://127.0.0.1:{redis_port}/{i}",
+            }
             runs[(mode, k)] = run_workers(env_i, k, work, total)
 
         # latency at a fixed offered rate, below saturation, on data long enough to pass warm-up
-        env3 = isolated_settings(bootstrap, f"redis://127.0.0.1:{redis_port}/15", centroid_prior_weight=50, ingest="batch")
+        env3 = isolated_settings(
+            bootstrap, f"redis://127.0.0.1:{redis_port}/15", centroid_prior_weight=50, ingest="batch"
+        )
         s3 = settings_from(env3)
         lat = SyntheticBank(GeneratorConfig(customers=args.latency_customers, months=args.latency_months, seed=4))
         lat_payloads = encoded(lat.events())
@@ -160,10 +184,14 @@ def main() -> None:
             "batch_worker_events_per_s": round(runs[("batch", 1)]["events_per_s"]),
             "batch_worker_events_per_s_incl_startup": round(runs[("batch", 1)]["events_per_s_incl_startup"]),
             "worker_startup_s": round(runs[("batch", 1)]["startup_s"], 1),
-            "ratio_agent_worker_to_bare": round(runs[("agent", 1)]["events_per_s"] / bare, 3) if ("agent", 1) in runs else None,
+            "ratio_agent_worker_to_bare": round(runs[("agent", 1)]["events_per_s"] / bare, 3)
+            if ("agent", 1) in runs
+            else None,
             "ratio_batch_worker_to_bare": round(runs[("batch", 1)]["events_per_s"] / bare, 3),
             "two_batch_workers_events_per_s": round(runs[("batch", 2)]["events_per_s"]),
-            "ratio_two_to_one_batch_worker": round(runs[("batch", 2)]["events_per_s"] / runs[("batch", 1)]["events_per_s"], 2),
+            "ratio_two_to_one_batch_worker": round(
+                runs[("batch", 2)]["events_per_s"] / runs[("batch", 1)]["events_per_s"], 2
+            ),
             "windows_closed": runs[("batch", 1)]["windows"],
             "batch_worker_stage_seconds": runs[("batch", 1)]["stage_seconds"],
             "latency_events": len(lat_payloads),

@@ -12,7 +12,6 @@ import argparse
 import time
 
 import numpy as np
-
 from common import report, windows_for  # noqa: I001
 
 from segstream.assembly import build_pipeline

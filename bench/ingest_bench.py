@@ -34,8 +34,13 @@ def worker_batches(payloads: list[tuple[bytes, bytes]], partitions: int, batch: 
     per = max(1, batch // partitions)
     out, start = [], 0
     while any(start < len(v) for v in parts.values()):
-        out.append([PartitionBatch(p, list(range(start, start + len(v[start : start + per]))), v[start : start + per])
-                    for p, v in parts.items() if start < len(v)])
+        out.append(
+            [
+                PartitionBatch(p, list(range(start, start + len(v[start : start + per]))), v[start : start + per])
+                for p, v in parts.items()
+                if start < len(v)
+            ]
+        )
         start += per
     return out
 

@@ -19,7 +19,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
-
 from common import report  # noqa: I001
 
 from models.artefact import ModelArtefact
@@ -31,8 +30,27 @@ from tests.integration.servers import redis_server
 
 def redis_benchmark(host: str, port: int, size: int, n: int, pipeline: int) -> dict[str, float]:
     out = subprocess.run(
-        ["redis-benchmark", "-h", host, "-p", str(port), "-t", "set,get", "-n", str(n), "-P", str(pipeline),
-         "-d", str(size), "-r", "1000000", "-q"], capture_output=True, text=True, check=True,
+        [
+            "redis-benchmark",
+            "-h",
+            host,
+            "-p",
+            str(port),
+            "-t",
+            "set,get",
+            "-n",
+            str(n),
+            "-P",
+            str(pipeline),
+            "-d",
+            str(size),
+            "-r",
+            "1000000",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return {m.group(1): float(m.group(2)) for m in re.finditer(r"(SET|GET): ([\d.]+) requests per second", out)}
 
@@ -80,7 +98,9 @@ def main() -> None:
     ap.add_argument("--rate-customers", type=int, default=50_000, help="customers in the read+write rate run")
     ap.add_argument("--benchmark-requests", type=int, default=1_000_000)
     ap.add_argument("--redis-url")
-    ap.add_argument("--history", type=int, default=0, help="trajectory windows kept per customer (the worker's default is 12)")
+    ap.add_argument(
+        "--history", type=int, default=0, help="trajectory windows kept per customer (the worker's default is 12)"
+    )
     args = ap.parse_args()
     srv = None
     url = args.redis_url
@@ -111,7 +131,9 @@ def main() -> None:
         for n in args.customers:
             figures[f"redis_bytes_per_customer_{n}"] = round(bytes_per_customer(store, n, args.batch, rng), 1)
             # with n customers stored, does a batch cost more? (it should not: keyed reads)
-            figures[f"store_states_per_s_with_{n}_stored"] = round(store_rate(store, min(n, args.rate_customers), args.batch, 2, rng))
+            figures[f"store_states_per_s_with_{n}_stored"] = round(
+                store_rate(store, min(n, args.rate_customers), args.batch, 2, rng)
+            )
         report("redis_state", figures)
     finally:
         if srv:

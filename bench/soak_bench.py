@@ -18,7 +18,15 @@ from common import encoded, local_servers, report  # noqa: I001
 
 from producers.kafka_producer import publish
 from producers.synthetic import GeneratorConfig, SyntheticBank
-from tests.integration.harness import Worker, child_pids, consumed, end_offsets, isolated_settings, settings_from, wait_until
+from tests.integration.harness import (
+    Worker,
+    child_pids,
+    consumed,
+    end_offsets,
+    isolated_settings,
+    settings_from,
+    wait_until,
+)
 
 
 def rss_mib(pid: int) -> float:
@@ -41,7 +49,9 @@ def main() -> None:
     bank = SyntheticBank(GeneratorConfig(customers=args.customers, months=months, seed=8))
     payloads = encoded(bank.events(), limit=args.events)
     with local_servers("segstream-soak-") as (work, bootstrap, redis_port):
-        env = isolated_settings(bootstrap, f"redis://127.0.0.1:{redis_port}/0", ingest="batch", centroid_prior_weight=50)
+        env = isolated_settings(
+            bootstrap, f"redis://127.0.0.1:{redis_port}/0", ingest="batch", centroid_prior_weight=50
+        )
         s = settings_from(env)
         publish([], s, progress=False, raw=payloads[:1])
         w = Worker(env, work).start()

@@ -59,15 +59,20 @@ class ModelArtefact:
                 "centroids": torch.from_numpy(self.centroids.astype(np.float32)),
                 "categories": list(self.categories),
                 "trained_on": self.trained_on,
-                **({} if self.calibration is None else {
-                    f"calibration_{k}": torch.from_numpy(np.asarray(v, np.float32))
-                    for k, v in vars(self.calibration).items()}),
+                **(
+                    {}
+                    if self.calibration is None
+                    else {
+                        f"calibration_{k}": torch.from_numpy(np.asarray(v, np.float32))
+                        for k, v in vars(self.calibration).items()
+                    }
+                ),
             },
             path,
         )
 
     @classmethod
-    def load(cls, path: Path | None = None) -> "ModelArtefact":
+    def load(cls, path: Path | None = None) -> ModelArtefact:
         blob = torch.load(path or DEFAULT_PATH, map_location="cpu", weights_only=True)
         if tuple(blob["categories"]) != CATEGORIES:
             raise ValueError(f"{path}: trained on another category list; retrain with `segstream train`")
@@ -82,9 +87,11 @@ class ModelArtefact:
             categories=tuple(blob["categories"]),
             trained_on=blob["trained_on"],
             version=blob["version"],
-            calibration=Calibration(**{f: blob[f"calibration_{f}"].numpy().astype(np.float64)
-                                       for f in Calibration.__dataclass_fields__})
-            if "calibration_season" in blob else None,
+            calibration=Calibration(
+                **{f: blob[f"calibration_{f}"].numpy().astype(np.float64) for f in Calibration.__dataclass_fields__}
+            )
+            if "calibration_season" in blob
+            else None,
         )
 
     def normalise(self, spend_fraction: np.ndarray) -> np.ndarray:
@@ -112,5 +119,3 @@ class TorchSequenceModel:
     def traits_of(self, h: np.ndarray) -> np.ndarray:
         # The head is linear: numpy keeps this off the torch call budget.
         return np.asarray(h, np.float32) @ self._head_w + self._head_b
-
-

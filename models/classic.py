@@ -20,8 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.cluster import DBSCAN, AgglomerativeClustering, KMeans
 from sklearn.decomposition import PCA
-from sklearn.metrics import (adjusted_rand_score, calinski_harabasz_score, davies_bouldin_score,
-                             silhouette_score)
+from sklearn.metrics import adjusted_rand_score, calinski_harabasz_score, davies_bouldin_score, silhouette_score
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import NearestNeighbors
 from sklearn.preprocessing import StandardScaler
@@ -35,14 +34,22 @@ from .surrogate import explain
 # judged on the segment's mean relative to everyone's in standard deviations (high: > 0.5),
 # first match wins:
 FAMILY_RULES: tuple[tuple[str, str, str], ...] = (
-    ("budgeting help", "CASH_ADVANCE high and PRC_FULL_PAYMENT below average",
-     "lives on cash advances and revolves the balance: a budget and a cheaper instalment plan"),
-    ("wealth management", "PURCHASES high and PRC_FULL_PAYMENT above average",
-     "spends a lot and pays in full: surplus to invest"),
-    ("credit/loan product", "INSTALLMENTS_PURCHASES above average",
-     "buys in instalments: a consolidated loan or a card with instalment terms"),
-    ("savings plan", "otherwise",
-     "little activity on the card: a goal-based savings plan"),
+    (
+        "budgeting help",
+        "CASH_ADVANCE high and PRC_FULL_PAYMENT below average",
+        "lives on cash advances and revolves the balance: a budget and a cheaper instalment plan",
+    ),
+    (
+        "wealth management",
+        "PURCHASES high and PRC_FULL_PAYMENT above average",
+        "spends a lot and pays in full: surplus to invest",
+    ),
+    (
+        "credit/loan product",
+        "INSTALLMENTS_PURCHASES above average",
+        "buys in instalments: a consolidated loan or a card with instalment terms",
+    ),
+    ("savings plan", "otherwise", "little activity on the card: a goal-based savings plan"),
 )
 assert {f for f, _, _ in FAMILY_RULES} <= set(FAMILIES)
 
@@ -82,9 +89,11 @@ def _scores(x: np.ndarray, labels: np.ndarray, cfg: ClassicConfig) -> dict[str, 
     x, labels = x[ok], labels[ok]
     if len(set(labels.tolist())) < 2:
         return {"silhouette": float("nan"), "davies_bouldin": float("nan"), "calinski_harabasz": float("nan")}
-    return {"silhouette": float(silhouette_score(x, labels, sample_size=min(cfg.sample, len(x)), random_state=cfg.seed)),
-            "davies_bouldin": float(davies_bouldin_score(x, labels)),
-            "calinski_harabasz": float(calinski_harabasz_score(x, labels))}
+    return {
+        "silhouette": float(silhouette_score(x, labels, sample_size=min(cfg.sample, len(x)), random_state=cfg.seed)),
+        "davies_bouldin": float(davies_bouldin_score(x, labels)),
+        "calinski_harabasz": float(calinski_harabasz_score(x, labels)),
+    }
 
 
 def _dbscan_eps(x: np.ndarray, min_samples: int) -> float:
@@ -105,9 +114,11 @@ def _family(z: pd.Series) -> tuple[str, str]:
     def above(c: str) -> bool:
         return c in z and z[c] > 0
 
-    checks = {"budgeting help": high("CASH_ADVANCE") and low("PRC_FULL_PAYMENT"),
-              "wealth management": high("PURCHASES") and above("PRC_FULL_PAYMENT"),
-              "credit/loan product": above("INSTALLMENTS_PURCHASES")}
+    checks = {
+        "budgeting help": high("CASH_ADVANCE") and low("PRC_FULL_PAYMENT"),
+        "wealth management": high("PURCHASES") and above("PRC_FULL_PAYMENT"),
+        "credit/loan product": above("INSTALLMENTS_PURCHASES"),
+    }
     for family, _, why in FAMILY_RULES:
         if checks.get(family, True):
             return family, why
@@ -133,14 +144,30 @@ def run(path: Path, cfg: ClassicConfig = ClassicConfig()) -> tuple[dict[str, Any
         "agglomerative_ward": AgglomerativeClustering(cfg.k, linkage="ward").fit_predict(x),
         "dbscan": DBSCAN(eps=eps, min_samples=min_samples).fit_predict(x),
     }
-    methods = [{"method": f"kmeans (k={cfg.k})", "clusters": cfg.k, "noise_share": 0.0, "ari_vs_kmeans": 1.0,
-                **_scores(x, labels, cfg)}]
-    settings = {"gmm": f"k={cfg.k}, full covariance", "agglomerative_ward": f"k={cfg.k}, Ward linkage",
-                "dbscan": f"eps={eps:.2f} (k-distance knee), min_samples={min_samples}"}
+    methods = [
+        {
+            "method": f"kmeans (k={cfg.k})",
+            "clusters": cfg.k,
+            "noise_share": 0.0,
+            "ari_vs_kmeans": 1.0,
+            **_scores(x, labels, cfg),
+        }
+    ]
+    settings = {
+        "gmm": f"k={cfg.k}, full covariance",
+        "agglomerative_ward": f"k={cfg.k}, Ward linkage",
+        "dbscan": f"eps={eps:.2f} (k-distance knee), min_samples={min_samples}",
+    }
     for name, lab in others.items():
-        methods.append({"method": f"{name} ({settings[name]})", "clusters": int(len(set(lab.tolist()) - {-1})),
-                        "noise_share": float((lab < 0).mean()), "ari_vs_kmeans": float(adjusted_rand_score(labels, lab)),
-                        **_scores(x, lab, cfg)})
+        methods.append(
+            {
+                "method": f"{name} ({settings[name]})",
+                "clusters": int(len(set(lab.tolist()) - {-1})),
+                "noise_share": float((lab < 0).mean()),
+                "ari_vs_kmeans": float(adjusted_rand_score(labels, lab)),
+                **_scores(x, lab, cfg),
+            }
+        )
     pca = PCA(2, random_state=cfg.seed).fit(x)
     xy = pca.transform(x)
     rules = explain(table.frame.to_numpy(), labels, names, depth=cfg.tree_depth, seed=cfg.seed)
@@ -150,16 +177,33 @@ def run(path: Path, cfg: ClassicConfig = ClassicConfig()) -> tuple[dict[str, Any
     for seg in range(cfg.k):
         family, why = _family(z.loc[seg])
         top = z.loc[seg].abs().sort_values(ascending=False).index[:4]
-        segments.append({"segment": seg, "customers": int((labels == seg).sum()), "family": family, "why": family + ": " + why,
-                         "stands_out": {c: float(med.loc[seg, c]) for c in top},
-                         "rules": rules.rules.get(seg, [])})
+        segments.append(
+            {
+                "segment": seg,
+                "customers": int((labels == seg).sum()),
+                "family": family,
+                "why": family + ": " + why,
+                "stands_out": {c: float(med.loc[seg, c]) for c in top},
+                "rules": rules.rules.get(seg, []),
+            }
+        )
     res = {
-        "data": str(path), "rows": int(len(x)), "features": names, "filled_with_median": table.filled,
-        "elbow": elbow, "k": cfg.k, "methods": methods,
+        "data": str(path),
+        "rows": int(len(x)),
+        "features": names,
+        "filled_with_median": table.filled,
+        "elbow": elbow,
+        "k": cfg.k,
+        "methods": methods,
         "pca_explained_variance": [float(v) for v in pca.explained_variance_ratio_],
-        "tree": {"depth": rules.depth, "held_out_accuracy": rules.accuracy,
-                 "held_out_accuracy_full_depth": rules.accuracy_full_depth, "test_rows": rules.test_rows},
-        "segments": segments, "seconds": round(time.perf_counter() - t0, 1),
+        "tree": {
+            "depth": rules.depth,
+            "held_out_accuracy": rules.accuracy,
+            "held_out_accuracy_full_depth": rules.accuracy_full_depth,
+            "test_rows": rules.test_rows,
+        },
+        "segments": segments,
+        "seconds": round(time.perf_counter() - t0, 1),
     }
     return res, {"xy": xy, "labels": labels}
 
@@ -174,8 +218,11 @@ def write_report(res: dict[str, Any], arrays: dict[str, Any], folder: Path) -> P
     el = res["elbow"]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     ks = [r["k"] for r in el]
-    for ax, key, title in zip(axes, ("inertia", "silhouette", "davies_bouldin"),
-                              ("inertia (elbow)", "silhouette (higher is better)", "Davies-Bouldin (lower is better)")):
+    for ax, key, title in zip(
+        axes,
+        ("inertia", "silhouette", "davies_bouldin"),
+        ("inertia (elbow)", "silhouette (higher is better)", "Davies-Bouldin (lower is better)"),
+    ):
         ax.plot(ks, [r[key] for r in el], "o-")
         ax.axvline(res["k"], color="grey", ls=":")
         ax.set_title(title), ax.set_xlabel("k")
@@ -191,32 +238,65 @@ def write_report(res: dict[str, Any], arrays: dict[str, Any], folder: Path) -> P
     fig.tight_layout(), fig.savefig(folder / "pca.png", dpi=100), plt.close(fig)
 
     f = lambda v: "–" if v != v else f"{v:.3f}"  # noqa: E731 (NaN as a dash)
-    lines = [f"# Classic segmentation of `{Path(res['data']).name}`", "",
-             f"{res['rows']} customers, {len(res['features'])} numeric features, standardised; "
-             f"missing values filled with the median: {res['filled_with_median'] or 'none'}.", "",
-             "## k-means over k", "", "![elbow, silhouette, Davies-Bouldin](elbow.png)", "",
-             "| k | inertia | silhouette | Davies-Bouldin | Calinski-Harabasz |", "|---|---|---|---|---|"]
-    lines += [f"| {r['k']} | {r['inertia']:.0f} | {f(r['silhouette'])} | {f(r['davies_bouldin'])} | "
-              f"{r['calinski_harabasz']:.0f} |" for r in el]
-    lines += ["", f"## Methods at k = {res['k']}", "",
-              "| method | clusters | noise | silhouette | Davies-Bouldin | ARI vs k-means |", "|---|---|---|---|---|---|"]
-    lines += [f"| {m['method']} | {m['clusters']} | {m['noise_share']:.1%} | {f(m['silhouette'])} | "
-              f"{f(m['davies_bouldin'])} | {m['ari_vs_kmeans']:.2f} |" for m in res["methods"]]
+    lines = [
+        f"# Classic segmentation of `{Path(res['data']).name}`",
+        "",
+        f"{res['rows']} customers, {len(res['features'])} numeric features, standardised; "
+        f"missing values filled with the median: {res['filled_with_median'] or 'none'}.",
+        "",
+        "## k-means over k",
+        "",
+        "![elbow, silhouette, Davies-Bouldin](elbow.png)",
+        "",
+        "| k | inertia | silhouette | Davies-Bouldin | Calinski-Harabasz |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['k']} | {r['inertia']:.0f} | {f(r['silhouette'])} | {f(r['davies_bouldin'])} | "
+        f"{r['calinski_harabasz']:.0f} |"
+        for r in el
+    ]
+    lines += [
+        "",
+        f"## Methods at k = {res['k']}",
+        "",
+        "| method | clusters | noise | silhouette | Davies-Bouldin | ARI vs k-means |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {m['method']} | {m['clusters']} | {m['noise_share']:.1%} | {f(m['silhouette'])} | "
+        f"{f(m['davies_bouldin'])} | {m['ari_vs_kmeans']:.2f} |"
+        for m in res["methods"]
+    ]
     t = res["tree"]
-    lines += ["", "## PCA view", "", "![PCA](pca.png)", "",
-              "## Segments as rules", "",
-              f"A decision tree of depth {t['depth']} predicts the k-means segment from the raw columns with "
-              f"**{t['held_out_accuracy']:.1%}** accuracy on {t['test_rows']} held-out customers "
-              f"(an unpruned tree, as seed 002 uses: {t['held_out_accuracy_full_depth']:.1%}).", ""]
+    lines += [
+        "",
+        "## PCA view",
+        "",
+        "![PCA](pca.png)",
+        "",
+        "## Segments as rules",
+        "",
+        f"A decision tree of depth {t['depth']} predicts the k-means segment from the raw columns with "
+        f"**{t['held_out_accuracy']:.1%}** accuracy on {t['test_rows']} held-out customers "
+        f"(an unpruned tree, as seed 002 uses: {t['held_out_accuracy_full_depth']:.1%}).",
+        "",
+    ]
     for s in res["segments"]:
-        lines += [f"### Segment {s['segment']}: {s['customers']} customers, {s['family']}", "",
-                  f"- why: {s['why']}",
-                  "- stands out (segment median): " + ", ".join(f"{c} {v:,.2f}" for c, v in s["stands_out"].items())]
+        lines += [
+            f"### Segment {s['segment']}: {s['customers']} customers, {s['family']}",
+            "",
+            f"- why: {s['why']}",
+            "- stands out (segment median): " + ", ".join(f"{c} {v:,.2f}" for c, v in s["stands_out"].items()),
+        ]
         lines += [f"- rule: {r}" for r in s["rules"]] or ["- no leaf of the shallow tree is mostly this segment"]
         lines.append("")
-    lines += [f"Recommendation families follow `models/classic.py::FAMILY_RULES` "
-              f"(CC GENERAL has no categories, so its segments are read by card behaviour); "
-              f"computed in {res['seconds']} s.", ""]
+    lines += [
+        f"Recommendation families follow `models/classic.py::FAMILY_RULES` "
+        f"(CC GENERAL has no categories, so its segments are read by card behaviour); "
+        f"computed in {res['seconds']} s.",
+        "",
+    ]
     path = folder / "report.md"
     path.write_text("\n".join(lines))
     (folder / "classic.json").write_text(json.dumps(res, indent=1))

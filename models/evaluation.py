@@ -60,9 +60,14 @@ def prepare(customers: int, months: int, seed: int, norm: dict | None = None) ->
     per_window = trait_scores(x)
     overall = trait_scores(spend.sum(1))
     if norm is None:
-        norm = {"x_mean": feats[mask].mean(0), "x_std": feats[mask].std(0) + 1e-6,
-                "w_mean": per_window[mask].mean(0), "w_std": per_window[mask].std(0) + 1e-9,
-                "o_mean": overall.mean(0), "o_std": overall.std(0)}
+        norm = {
+            "x_mean": feats[mask].mean(0),
+            "x_std": feats[mask].std(0) + 1e-6,
+            "w_mean": per_window[mask].mean(0),
+            "w_std": per_window[mask].std(0) + 1e-9,
+            "o_mean": overall.mean(0),
+            "o_std": overall.std(0),
+        }
     xn = ((feats - norm["x_mean"]) / norm["x_std"] * mask[..., None]).astype(np.float32)
     rt = ((per_window - norm["w_mean"]) / norm["w_std"] * mask[..., None]).astype(np.float32)
     ov = ((overall - norm["o_mean"]) / norm["o_std"]).astype(np.float32)
@@ -95,7 +100,11 @@ def score(f: np.ndarray, d: Data, warmup: int, seed: int) -> dict[str, float]:
     """Coarse/micro ARI and NMI, hierarchy, stability and smoothness of one feature set [N, T, D]."""
     truth = d.bank.truth
     last = _last(f, d.mask)
-    coarse_true, micro_true, second_true = truth["dominant"].to_numpy(), truth["micro_segment"].to_numpy(), truth["second"].to_numpy()
+    coarse_true, micro_true, second_true = (
+        truth["dominant"].to_numpy(),
+        truth["micro_segment"].to_numpy(),
+        truth["second"].to_numpy(),
+    )
     coarse = KMeans(5, n_init=10, random_state=seed).fit_predict(last)
     micro_km = KMeans(20, n_init=10, random_state=seed).fit(last)
     micro = micro_km.labels_
@@ -175,8 +184,16 @@ class _Head(torch.nn.Module):
         return self.out(z).squeeze(1)
 
 
-def _transfer_rows(pretrained: dict[str, torch.nn.Module], x: np.ndarray, mask: np.ndarray, y: np.ndarray,
-                   train_pool: np.ndarray, val: np.ndarray, target: str, cfg: EvalConfig) -> list[dict]:
+def _transfer_rows(
+    pretrained: dict[str, torch.nn.Module],
+    x: np.ndarray,
+    mask: np.ndarray,
+    y: np.ndarray,
+    train_pool: np.ndarray,
+    val: np.ndarray,
+    target: str,
+    cfg: EvalConfig,
+) -> list[dict]:
     """Frozen pretrained body + trainable head vs the same network from scratch, repeated on small samples."""
     rows = []
     rng = np.random.default_rng(cfg.seed)
@@ -202,8 +219,18 @@ def _transfer_rows(pretrained: dict[str, torch.nn.Module], x: np.ndarray, mask: 
                     losses.append(float(((model(X[val], M[val]) - Y[val]) ** 2).mean()))
                 total, trainable = model.weights()
             mean, ci = _ci(losses)
-            rows.append({"target": target, "network": arch, "init": init, "total_weights": total,
-                         "trainable_weights": trainable, "val_mse": mean, "ci95": ci, "validation_n": len(val)})
+            rows.append(
+                {
+                    "target": target,
+                    "network": arch,
+                    "init": init,
+                    "total_weights": total,
+                    "trainable_weights": trainable,
+                    "val_mse": mean,
+                    "ci95": ci,
+                    "validation_n": len(val),
+                }
+            )
     return rows
 
 
@@ -212,8 +239,9 @@ def transfer(pretrained: dict[str, torch.nn.Module], d: Data, cfg: EvalConfig) -
     n = len(d.x)
     pool, val = np.arange(n // 2), np.arange(n // 2, n)  # the second half is the large validation set
     liq = d.bank.liquidity_index
-    return (_transfer_rows(pretrained, d.x, d.mask, (liq - liq.mean()) / liq.std(), pool, val, "liquidity_index", cfg)
-            + _transfer_rows(pretrained, d.x, d.mask, d.bank.default.astype(float), pool, val, "default_rate", cfg))
+    return _transfer_rows(
+        pretrained, d.x, d.mask, (liq - liq.mean()) / liq.std(), pool, val, "liquidity_index", cfg
+    ) + _transfer_rows(pretrained, d.x, d.mask, d.bank.default.astype(float), pool, val, "default_rate", cfg)
 
 
 # Berka's standing-order purposes mapped to our categories (UVER, a loan instalment, has no
@@ -233,8 +261,12 @@ def berka(folder, norm: dict, months: int = 12) -> tuple[np.ndarray, np.ndarray,
 
     read = lambda name: pd.read_csv(f"{folder}/{name}", sep=";")  # noqa: E731
     loans, orders, accounts, districts = read("loan.asc"), read("order.asc"), read("account.asc"), read("district.asc")
-    orders["k"] = orders["k_symbol"].astype(str).str.strip().map(BERKA_CATEGORIES).fillna("subscriptions").map(CATEGORY_INDEX)
-    salary = accounts.merge(districts[["A1", "A11"]], left_on="district_id", right_on="A1").set_index("account_id")["A11"]
+    orders["k"] = (
+        orders["k_symbol"].astype(str).str.strip().map(BERKA_CATEGORIES).fillna("subscriptions").map(CATEGORY_INDEX)
+    )
+    salary = accounts.merge(districts[["A1", "A11"]], left_on="district_id", right_on="A1").set_index("account_id")[
+        "A11"
+    ]
     ids = loans["account_id"].to_numpy()
     spend = np.zeros((len(ids), len(CATEGORY_INDEX)))
     row = {a: i for i, a in enumerate(ids)}
@@ -266,8 +298,10 @@ def evaluate(cfg: EvalConfig = EvalConfig(), log=print, berka_folder=None) -> di
     for name in ARCHITECTURES:
         log(f"training {name}")
         models[name] = train_architecture(name, train_d, cfg.hidden_size, tc)
-    results = {"raw_spending": score(test_d.x, test_d, cfg.warmup, cfg.seed),
-               "raw_trait_scores": score(test_d.raw_traits, test_d, cfg.warmup, cfg.seed)}
+    results = {
+        "raw_spending": score(test_d.x, test_d, cfg.warmup, cfg.seed),
+        "raw_trait_scores": score(test_d.raw_traits, test_d, cfg.warmup, cfg.seed),
+    }
     feats = {}
     for name, m in models.items():
         feats[name] = features(m, test_d)
@@ -279,8 +313,15 @@ def evaluate(cfg: EvalConfig = EvalConfig(), log=print, berka_folder=None) -> di
     if berka_folder is not None:
         log("transfer learning on Berka")
         tr += berka_transfer(models, norm, berka_folder, cfg)
-    return {"config": asdict(cfg), "clustering": results, "elbow": el, "transfer": tr,
-            "seconds": round(time.perf_counter() - t0, 1), "_features": feats, "_test": test_d}
+    return {
+        "config": asdict(cfg),
+        "clustering": results,
+        "elbow": el,
+        "transfer": tr,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "_features": feats,
+        "_test": test_d,
+    }
 
 
 def plot_trajectories(features_: np.ndarray, d: Data, path, title: str, n: int = 150) -> None:
@@ -321,15 +362,24 @@ def to_markdown(res: dict) -> str:
     for name, r in res["clustering"].items():
         out.append(f"| {name} | " + " | ".join(f"{r[c]:.3f}" for c in cols) + " |")
     el = res["elbow"]
-    out += ["", "Elbow (recurrent predictor, validation MSE by hidden size): "
-            + ", ".join(f"{h}: {v:.4f}" for h, v in el["val_mse_by_hidden"].items())
-            + f"; returns diminish at **{el['diminishing_returns_at']}** hidden units.", "",
-            "| target | network | init | total weights | trainable weights | val MSE | 95% CI |",
-            "|---|---|---|---:|---:|---:|---:|"]
+    out += [
+        "",
+        "Elbow (recurrent predictor, validation MSE by hidden size): "
+        + ", ".join(f"{h}: {v:.4f}" for h, v in el["val_mse_by_hidden"].items())
+        + f"; returns diminish at **{el['diminishing_returns_at']}** hidden units.",
+        "",
+        "| target | network | init | total weights | trainable weights | val MSE | 95% CI |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
     for t in res["transfer"]:
-        out.append(f"| {t['target']} | {t['network']} | {t['init']} | {t['total_weights']} | {t['trainable_weights']} "
-                   f"| {t['val_mse']:.3f} | ±{t['ci95']:.3f} |")
-    out += ["", "Transfer: mean validation MSE over repeats of training on "
-            f"{res['config']['transfer_train']} customers, 95% CI = 1.96 s.d./sqrt(repeats); "
-            "`berka_default` is the real PKDD'99 data (loan status B/D), with standing orders as spending."]
+        out.append(
+            f"| {t['target']} | {t['network']} | {t['init']} | {t['total_weights']} | {t['trainable_weights']} "
+            f"| {t['val_mse']:.3f} | ±{t['ci95']:.3f} |"
+        )
+    out += [
+        "",
+        "Transfer: mean validation MSE over repeats of training on "
+        f"{res['config']['transfer_train']} customers, 95% CI = 1.96 s.d./sqrt(repeats); "
+        "`berka_default` is the real PKDD'99 data (loan status B/D), with standing orders as spending.",
+    ]
     return "\n".join(out) + "\n"

@@ -7,10 +7,10 @@ stream would build differently. Refused lines are counted in the report, not gue
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import orjson
@@ -32,8 +32,13 @@ class History:
     report: ExportReport
 
 
-def load_history(path: Path, mapping: ExportMapping, settings: Settings, batch: int = 50_000,
-                 progress: Callable[[int], None] = lambda _: None) -> History:
+def load_history(
+    path: Path,
+    mapping: ExportMapping,
+    settings: Settings,
+    batch: int = 50_000,
+    progress: Callable[[int], None] = lambda _: None,
+) -> History:
     if settings.window_months != 1:
         raise ValueError("training from transactions needs monthly windows (SEGSTREAM_WINDOW_MONTHS=1)")
     report = ExportReport()
@@ -67,5 +72,5 @@ def load_history(path: Path, mapping: ExportMapping, settings: Settings, batch: 
     frac = normalised_spend(closed)
     for w, f in zip(closed, frac):
         spend[row_of[w.customer_id], w.index - first] += f
-    start = datetime.fromtimestamp(window_spec(settings).start(first), tz=timezone.utc)
+    start = datetime.fromtimestamp(window_spec(settings).start(first), tz=UTC)
     return History(spend, spend.sum(2) > 0, customers, start.month - 1, start.date().isoformat(), report)

@@ -20,7 +20,9 @@ class PersonalityLSTM(nn.Module):
         self.cell = nn.LSTMCell(n_features, hidden_size)
         self.head = nn.Linear(hidden_size, n_traits)
 
-    def step(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def step(
+        self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         h, c = self.cell(x, (h, c))
         return h, c, self.head(h)
 

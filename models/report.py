@@ -71,35 +71,53 @@ def write_report(art: ModelArtefact, h: History, folder: Path, source: str, warm
     r = h.report
     reasons = ", ".join(f"{n} {why}" for why, n in sorted(r.summary()["reasons"].items())) or "none"
     lines = [
-        f"# Training report: model {art.version}", "",
-        "## Data", "",
+        f"# Training report: model {art.version}",
+        "",
+        "## Data",
+        "",
         f"- export `{source}`: {r.lines} lines, {r.events} purchases, {r.credits} credits skipped, "
         f"{r.other} purchases with no personality category (cash, taxes, ...), {len(r.rejected)} refused ({reasons})",
         f"- {len(h.customers)} customers, {h.spend_fraction.shape[1]} monthly windows from {h.first_window}, "
-        f"{int(h.active.sum())} windows with spending", "",
-        "## Training", "",
-        f"- split: {t.get('split')}" + (f", cut before window {t['cut_month']} (later windows validate)"
-                                        if "cut_month" in t else ""),
+        f"{int(h.active.sum())} windows with spending",
+        "",
+        "## Training",
+        "",
+        f"- split: {t.get('split')}"
+        + (f", cut before window {t['cut_month']} (later windows validate)" if "cut_month" in t else ""),
         f"- epochs {t.get('epochs')}, best validation MSE {t.get('val_mse', float('nan')):.4f} "
         f"(standardised Big-Five targets; 1.0 = no better than the mean)",
-        "- ![loss curve](loss_curve.png)", "",
-        "## Segments", "",
+        "- ![loss curve](loss_curve.png)",
+        "",
+        "## Segments",
+        "",
     ]
     if t.get("segment_choice"):
-        lines += [f"{k} segments: the best silhouette of k-means on the hidden states "
-                  "(![elbow and silhouette](segment_choice.png)).", "",
-                  "| k | inertia | silhouette |", "|---|---|---|"]
+        lines += [
+            f"{k} segments: the best silhouette of k-means on the hidden states "
+            "(![elbow and silhouette](segment_choice.png)).",
+            "",
+            "| k | inertia | silhouette |",
+            "|---|---|---|",
+        ]
         lines += [f"| {row['k']} | {row['inertia']:.0f} | {row['silhouette']:.3f} |" for row in t["segment_choice"]]
         lines.append("")
     else:
         lines += [f"{k} segments, as asked (`--segments`).", ""]
-    lines += ["| segment | label | customers (last window) | dominant, second | recommendation |", "|---|---|---|---|---|"]
+    lines += [
+        "| segment | label | customers (last window) | dominant, second | recommendation |",
+        "|---|---|---|---|---|",
+    ]
     for p in profiles(model.traits_of(art.centroids)):
         lines.append(f"| {p.segment} | {p.label} | {sizes[p.segment]} | {p.dominant}, {p.second} | {p.family} |")
-    lines += ["", "## Stability", "",
-              f"- a customer's nearest segment is the same as in their previous window {kept:.1%} of the time "
-              f"(after {warmup} windows; the worker's emission policy smooths this further)",
-              f"- k-means with another seed on the same states agrees with these segments at ARI {ari:.2f}", ""]
+    lines += [
+        "",
+        "## Stability",
+        "",
+        f"- a customer's nearest segment is the same as in their previous window {kept:.1%} of the time "
+        f"(after {warmup} windows; the worker's emission policy smooths this further)",
+        f"- k-means with another seed on the same states agrees with these segments at ARI {ari:.2f}",
+        "",
+    ]
     path = folder / "report.md"
     path.write_text("\n".join(lines))
     return path

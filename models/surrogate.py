@@ -27,8 +27,17 @@ def _fmt(v: float, percent: bool) -> str:
     return f"{v:.0%}" if percent else (f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2f}")
 
 
-def explain(x: np.ndarray, y: np.ndarray, names: list[str], *, depth: int = 4, per_segment: int = 3,
-            percent: bool = False, seed: int = 0, test_share: float = 0.3) -> SegmentRules:
+def explain(
+    x: np.ndarray,
+    y: np.ndarray,
+    names: list[str],
+    *,
+    depth: int = 4,
+    per_segment: int = 3,
+    percent: bool = False,
+    seed: int = 0,
+    test_share: float = 0.3,
+) -> SegmentRules:
     """Fit on ``1 - test_share`` of the rows, score on the rest; rules from the shallow tree's leaves
     (conditions of the path, its share of the segment and its purity)."""
     strat = y if np.bincount(y).min() >= 2 else None
@@ -41,7 +50,9 @@ def explain(x: np.ndarray, y: np.ndarray, names: list[str], *, depth: int = 4, p
 
     def walk(node: int, conds: list[str]) -> None:
         if t.children_left[node] == -1:
-            counts = t.value[node][0] * t.n_node_samples[node] if t.value[node][0].sum() <= 1.0 + 1e-9 else t.value[node][0]
+            counts = (
+                t.value[node][0] * t.n_node_samples[node] if t.value[node][0].sum() <= 1.0 + 1e-9 else t.value[node][0]
+            )
             cls = int(np.argmax(counts))
             seg = int(tree.classes_[cls])
             total_seg = max(1, int((ytr == seg).sum()))
@@ -58,12 +69,26 @@ def explain(x: np.ndarray, y: np.ndarray, names: list[str], *, depth: int = 4, p
     for seg, coverage, purity, text in sorted(leaves, key=lambda r: -r[1]):
         if purity >= 0.5 and len(rules.setdefault(seg, [])) < per_segment:
             rules[seg].append(f"{text} ({coverage:.0%} of the segment, {purity:.0%} pure)")
-    return SegmentRules(float(tree.score(xte, yte)), float(full.score(xte, yte)), depth,
-                        {int(k): v for k, v in sorted(rules.items())}, len(yte))
+    return SegmentRules(
+        float(tree.score(xte, yte)),
+        float(full.score(xte, yte)),
+        depth,
+        {int(k): v for k, v in sorted(rules.items())},
+        len(yte),
+    )
 
 
-def micro_segment_rules(hidden: np.ndarray, mask: np.ndarray, x: np.ndarray, centroids: np.ndarray,
-                        names: list[str], warmup: int = 3, last: int = 6, depth: int = 6, seed: int = 0) -> SegmentRules:
+def micro_segment_rules(
+    hidden: np.ndarray,
+    mask: np.ndarray,
+    x: np.ndarray,
+    centroids: np.ndarray,
+    names: list[str],
+    warmup: int = 3,
+    last: int = 6,
+    depth: int = 6,
+    seed: int = 0,
+) -> SegmentRules:
     """Rules for the stream's micro-segments: a shallow tree over each customer's category shares
     in their last ``last`` windows that predicts the segment of their last state.
 
@@ -78,6 +103,6 @@ def micro_segment_rules(hidden: np.ndarray, mask: np.ndarray, x: np.ndarray, cen
     rows = np.flatnonzero(lengths >= warmup)
     end = lengths[rows] - 1
     seg, _, _ = nearest(centroids, hidden[rows, end])
-    spend = np.stack([x[r, max(0, e - last + 1): e + 1].sum(0) for r, e in zip(rows, end)])
+    spend = np.stack([x[r, max(0, e - last + 1) : e + 1].sum(0) for r, e in zip(rows, end)])
     shares = spend / np.maximum(spend.sum(1, keepdims=True), 1e-12)
     return explain(shares, np.asarray(seg), names, depth=depth, percent=True, seed=seed)

@@ -11,9 +11,10 @@ and river's online k-means on the same hidden states.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -22,9 +23,19 @@ from segstream.config import Settings
 from segstream.core.personality import log_ratio_traits, segment_label
 from segstream.quality import score_tracking
 
-SCORES = ("label_accuracy", "label_accuracy_stable_end", "label_accuracy_changed_end", "change_precision",
-          "change_recall_3", "change_recall_6", "change_recall_3_new_label", "median_delay", "p90_delay",
-          "false_changes_per_stable_window", "ari_vs_truth")
+SCORES = (
+    "label_accuracy",
+    "label_accuracy_stable_end",
+    "label_accuracy_changed_end",
+    "change_precision",
+    "change_recall_3",
+    "change_recall_6",
+    "change_recall_3_new_label",
+    "median_delay",
+    "p90_delay",
+    "false_changes_per_stable_window",
+    "ari_vs_truth",
+)
 
 
 @dataclass(frozen=True)
@@ -36,15 +47,23 @@ class Scenario:
     seasonal: bool = True
 
     def bank(self) -> SyntheticBank:
-        return SyntheticBank(GeneratorConfig(customers=self.customers, months=self.months, seed=self.seed,
-                                             change_share=self.change_share, seasonal=self.seasonal))
+        return SyntheticBank(
+            GeneratorConfig(
+                customers=self.customers,
+                months=self.months,
+                seed=self.seed,
+                change_share=self.change_share,
+                seasonal=self.seasonal,
+            )
+        )
 
 
 def _demo(sc: Scenario, settings: Settings) -> dict[str, Any]:
     from segstream.demo import run_demo
 
-    return run_demo(sc.customers, sc.months, sc.seed, settings, progress=False, change_share=sc.change_share,
-                    seasonal=sc.seasonal)
+    return run_demo(
+        sc.customers, sc.months, sc.seed, settings, progress=False, change_share=sc.change_share, seasonal=sc.seasonal
+    )
 
 
 def trailing_baseline(sc: Scenario, window: int) -> dict[str, Any]:
@@ -73,8 +92,16 @@ def river_kmeans(sc: Scenario, settings: Settings) -> dict[str, Any]:
     from segstream.demo import run_demo
 
     pipeline = build_pipeline(settings)
-    run_demo(sc.customers, sc.months, sc.seed, settings, progress=False, change_share=sc.change_share,
-             seasonal=sc.seasonal, pipeline=pipeline)
+    run_demo(
+        sc.customers,
+        sc.months,
+        sc.seed,
+        settings,
+        progress=False,
+        change_share=sc.change_share,
+        seasonal=sc.seasonal,
+        pipeline=pipeline,
+    )
     bank = sc.bank()
     store = pipeline.engine.store
     ids = list(store.segments())
@@ -88,8 +115,11 @@ def river_kmeans(sc: Scenario, settings: Settings) -> dict[str, Any]:
     rate = 2 * len(points) / (time.perf_counter() - t0)
     truth = bank.truth.set_index("customer_id").loc[ids, "micro_segment"]
     ours = np.array([store.segments()[c] for c in ids])
-    return {"ari_river_kmeans": float(adjusted_rand_score(truth, pred)), "river_points_per_s": rate,
-            "ari_ours_same_states": float(adjusted_rand_score(truth, ours))}
+    return {
+        "ari_river_kmeans": float(adjusted_rand_score(truth, pred)),
+        "river_points_per_s": rate,
+        "ari_ours_same_states": float(adjusted_rand_score(truth, ours)),
+    }
 
 
 def reset_probe(sc: Scenario, settings: Settings, after: tuple[int, ...] = (1, 2, 3, 6)) -> dict[int, float]:
@@ -112,8 +142,8 @@ def reset_probe(sc: Scenario, settings: Settings, after: tuple[int, ...] = (1, 2
     labels = np.array([p.label for p in profiles(model.traits_of(art.centroids))])
     out = {}
     for k in after:
-        x = np.stack([spend[r, start[r]:start[r] + k] for r in rows]).astype(np.float32)
-        m = np.stack([active[r, start[r]:start[r] + k] for r in rows])
+        x = np.stack([spend[r, start[r] : start[r] + k] for r in rows]).astype(np.float32)
+        m = np.stack([active[r, start[r] : start[r] + k] for r in rows])
         with torch.inference_mode():
             _, hidden = art.model(torch.from_numpy(art.normalise(x)), torch.from_numpy(m))
         seg, _, _ = nearest(art.centroids, hidden[:, -1].numpy())
@@ -131,11 +161,22 @@ def compare(sc: Scenario = Scenario(), log: Callable[[str], None] = lambda _: No
         rows[name] = {k: out[k] for k in SCORES} | {"settings": over}
         log(f"{name}: {time.perf_counter() - t0:.1f}s")
 
-    run("every nearest-centroid flip, no change statistic (the 0.2 policy)", change_threshold=0.0, confirm_windows=1,
-        confirm_margin=0.0, warmup_windows=3)
-    run("confirmation only (3 windows, margin 0.2; the 0.3 policy without its statistic)", change_threshold=0.0,
-        confirm_windows=3, confirm_margin=0.2)
-    run("product default", )
+    run(
+        "every nearest-centroid flip, no change statistic (the 0.2 policy)",
+        change_threshold=0.0,
+        confirm_windows=1,
+        confirm_margin=0.0,
+        warmup_windows=3,
+    )
+    run(
+        "confirmation only (3 windows, margin 0.2; the 0.3 policy without its statistic)",
+        change_threshold=0.0,
+        confirm_windows=3,
+        confirm_margin=0.2,
+    )
+    run(
+        "product default",
+    )
     run("restart from zero at a detected change (no shadow state)", change_quiet=1e9)
     run("new segment at once after a detected change, however unsure", settle_confidence=0.0)
     run("labels settle sooner (confirm 3 windows, margin 0.2)", confirm_windows=3, confirm_margin=0.2)
@@ -149,27 +190,52 @@ def compare(sc: Scenario = Scenario(), log: Callable[[str], None] = lambda _: No
             log(f"frontier {over}")
     for w in (3, 12):
         rows[f"trailing {w}-month raw scores, every flip"] = trailing_baseline(sc, w)
-    return {"scenario": vars(sc), "rows": rows, "frontier": frontier, "river": river_kmeans(sc, base),
-            "reset_probe": reset_probe(sc, base)}
+    return {
+        "scenario": vars(sc),
+        "rows": rows,
+        "frontier": frontier,
+        "river": river_kmeans(sc, base),
+        "reset_probe": reset_probe(sc, base),
+    }
 
 
 def to_markdown(res: dict[str, Any]) -> str:
-    cols = ("label_accuracy_stable_end", "label_accuracy_changed_end", "change_precision", "change_recall_3",
-            "change_recall_6", "median_delay", "false_changes_per_stable_window")
+    cols = (
+        "label_accuracy_stable_end",
+        "label_accuracy_changed_end",
+        "change_precision",
+        "change_recall_3",
+        "change_recall_6",
+        "median_delay",
+        "false_changes_per_stable_window",
+    )
     fmt = lambda v: "–" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))  # noqa: E731
     out = ["| | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for name, r in res["rows"].items():
         out.append(f"| {name} | " + " | ".join(fmt(r.get(c)) for c in cols) + " |")
-    out += ["", "Frontier (change threshold × confirmation):", "",
-            "| threshold | confirm | margin | " + " | ".join(cols) + " |", "|---" * (len(cols) + 3) + "|"]
+    out += [
+        "",
+        "Frontier (change threshold × confirmation):",
+        "",
+        "| threshold | confirm | margin | " + " | ".join(cols) + " |",
+        "|---" * (len(cols) + 3) + "|",
+    ]
     for r in res["frontier"]:
-        out.append(f"| {r['change_threshold']} | {r['confirm_windows']} | {r['confirm_margin']} | "
-                   + " | ".join(fmt(r.get(c)) for c in cols) + " |")
+        out.append(
+            f"| {r['change_threshold']} | {r['confirm_windows']} | {r['confirm_margin']} | "
+            + " | ".join(fmt(r.get(c)) for c in cols)
+            + " |"
+        )
     rv = res["river"]
-    out += ["", f"river `cluster.KMeans` on the final hidden states: ARI {rv['ari_river_kmeans']:.3f} "
-            f"({rv['river_points_per_s']:.0f} points/s), ours on the same states {rv['ari_ours_same_states']:.3f}.",
-            "", "A state restarted at the true change month gives the new micro-segment "
-            + ", ".join(f"{v:.0%} after {k}" for k, v in res["reset_probe"].items()) + " windows."]
+    out += [
+        "",
+        f"river `cluster.KMeans` on the final hidden states: ARI {rv['ari_river_kmeans']:.3f} "
+        f"({rv['river_points_per_s']:.0f} points/s), ours on the same states {rv['ari_ours_same_states']:.3f}.",
+        "",
+        "A state restarted at the true change month gives the new micro-segment "
+        + ", ".join(f"{v:.0%} after {k}" for k, v in res["reset_probe"].items())
+        + " windows.",
+    ]
     return "\n".join(out) + "\n"
 
 
@@ -182,13 +248,22 @@ def plot_frontier(res: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for confirm in sorted({r["confirm_windows"] for r in res["frontier"]}):
         pts = [r for r in res["frontier"] if r["confirm_windows"] == confirm]
-        ax.plot([100 * r["false_changes_per_stable_window"] for r in pts], [r["median_delay"] or 0 for r in pts], "o-",
-                label=f"confirm {confirm}" if confirm < 99 else "detected changes only")
+        ax.plot(
+            [100 * r["false_changes_per_stable_window"] for r in pts],
+            [r["median_delay"] or 0 for r in pts],
+            "o-",
+            label=f"confirm {confirm}" if confirm < 99 else "detected changes only",
+        )
         for r in pts:
-            ax.annotate(f"{r['change_threshold']:g}", (100 * r["false_changes_per_stable_window"], r["median_delay"] or 0),
-                        fontsize=7)
+            ax.annotate(
+                f"{r['change_threshold']:g}",
+                (100 * r["false_changes_per_stable_window"], r["median_delay"] or 0),
+                fontsize=7,
+            )
     flips = next(iter(res["rows"].values()))
-    ax.plot([100 * flips["false_changes_per_stable_window"]], [flips["median_delay"] or 0], "kx", label="every flip (0.2)")
+    ax.plot(
+        [100 * flips["false_changes_per_stable_window"]], [flips["median_delay"] or 0], "kx", label="every flip (0.2)"
+    )
     ax.set_xlabel("false changes, % of stable customer-windows")
     ax.set_ylabel("median delay of announced true changes (windows)")
     ax.set_title("Delay against false changes over the emission setting")

@@ -55,7 +55,7 @@ class Dataset:
     y_std: np.ndarray
 
     @classmethod
-    def from_spend(cls, spend_fraction: np.ndarray, active: np.ndarray) -> "Dataset":
+    def from_spend(cls, spend_fraction: np.ndarray, active: np.ndarray) -> Dataset:
         x, mask = compact(spend_fraction, active)
         raw = log_ratio_traits(spend_fraction.sum(1))
         mean, std = raw.mean(0), raw.std(0)
@@ -68,8 +68,9 @@ def hidden_states(model: PersonalityLSTM, x: np.ndarray, mask: np.ndarray) -> tu
     return pred.numpy(), hidden.numpy()
 
 
-def fit(model: torch.nn.Module, loss_on, n: int, cfg: TrainConfig, log=print, val_on=None,
-        rows: np.ndarray | None = None) -> dict:
+def fit(
+    model: torch.nn.Module, loss_on, n: int, cfg: TrainConfig, log=print, val_on=None, rows: np.ndarray | None = None
+) -> dict:
     """Adam with early stopping; ``loss_on(rows)`` gives the training loss of those rows.
 
     Without ``val_on`` a random share of the ``n`` rows is held out; with it (a chronological
@@ -112,8 +113,9 @@ def fit(model: torch.nn.Module, loss_on, n: int, cfg: TrainConfig, log=print, va
     return {"val_mse": best, "epochs": epochs, "curve": curve}
 
 
-def sequence_loss(model: torch.nn.Module, x: np.ndarray, mask: np.ndarray, target: np.ndarray,
-                  scored: np.ndarray | None = None):
+def sequence_loss(
+    model: torch.nn.Module, x: np.ndarray, mask: np.ndarray, target: np.ndarray, scored: np.ndarray | None = None
+):
     """MSE of a sequence model's per-step output against ``target`` [N, T, D], on real steps
     only (of those, the ``scored`` ones: the model still reads the others)."""
     X, M, Y = torch.from_numpy(x), torch.from_numpy(mask), torch.from_numpy(target)
@@ -126,8 +128,9 @@ def sequence_loss(model: torch.nn.Module, x: np.ndarray, mask: np.ndarray, targe
     return loss_on
 
 
-def choose_segments(hidden: np.ndarray, candidates: tuple[int, ...] = tuple(range(4, 33, 2)), seed: int = 0,
-                    sample: int = 5000) -> tuple[int, list[dict]]:
+def choose_segments(
+    hidden: np.ndarray, candidates: tuple[int, ...] = tuple(range(4, 33, 2)), seed: int = 0, sample: int = 5000
+) -> tuple[int, list[dict]]:
     """The number of segments with the best silhouette of k-means on the hidden states,
     and the elbow/silhouette table behind the choice (for the training report)."""
     from sklearn.metrics import silhouette_score
@@ -145,8 +148,15 @@ def choose_segments(hidden: np.ndarray, candidates: tuple[int, ...] = tuple(rang
     return best["k"], table
 
 
-def calibrate(model: PersonalityLSTM, ds: Dataset, hidden: np.ndarray, spend_fraction: np.ndarray, active: np.ndarray,
-              first_month: int, warmup: int) -> Calibration:
+def calibrate(
+    model: PersonalityLSTM,
+    ds: Dataset,
+    hidden: np.ndarray,
+    spend_fraction: np.ndarray,
+    active: np.ndarray,
+    first_month: int,
+    warmup: int,
+) -> Calibration:
     """Scales of the change statistic, measured on the training history itself.
 
     Each window's evinced personality is compared with the prediction of the state
@@ -171,14 +181,22 @@ def calibrate(model: PersonalityLSTM, ds: Dataset, hidden: np.ndarray, spend_fra
     return Calibration(ds.y_mean, ds.y_std, residual.std(0) + 1e-6, season)
 
 
-def _fit_chronological(model: PersonalityLSTM, ds: Dataset, x_norm: np.ndarray, spend_fraction: np.ndarray,
-                       active: np.ndarray, cfg: TrainConfig, log) -> dict:
+def _fit_chronological(
+    model: PersonalityLSTM,
+    ds: Dataset,
+    x_norm: np.ndarray,
+    spend_fraction: np.ndarray,
+    active: np.ndarray,
+    cfg: TrainConfig,
+    log,
+) -> dict:
     """Train on the months before the cut, each customer's target read from those months
     only; validate on the windows after it against their whole history."""
     months = spend_fraction.shape[1]
     cut = max(1, min(months - 1, int(round(months * (1 - cfg.val_share)))))
-    month_of, _ = compact(np.broadcast_to(np.arange(months, dtype=np.float64)[None, :, None],
-                                          (len(active), months, 1)).copy(), active)
+    month_of, _ = compact(
+        np.broadcast_to(np.arange(months, dtype=np.float64)[None, :, None], (len(active), months, 1)).copy(), active
+    )
     before = ds.mask & (month_of[..., 0] < cut)
     after = ds.mask & ~before
     early = log_ratio_traits(spend_fraction[:, :cut].sum(1))
@@ -189,20 +207,30 @@ def _fit_chronological(model: PersonalityLSTM, ds: Dataset, x_norm: np.ndarray, 
     rows, held = np.flatnonzero(before.any(1)), np.flatnonzero(after.any(1))
     if not len(held):
         raise ValueError("no customer has a window after the chronological cut: a longer history is needed")
-    log(f"chronological split: months 0-{cut - 1} train ({len(rows)} customers), {cut}-{months - 1} validate "
-        f"({len(held)})")
+    log(
+        f"chronological split: months 0-{cut - 1} train ({len(rows)} customers), {cut}-{months - 1} validate "
+        f"({len(held)})"
+    )
     out = fit(model, train_loss, len(ds.y), cfg, log=log, val_on=lambda: val_loss(held), rows=rows)
     return {**out, "cut_month": cut}
 
 
 def rules_of(hidden: np.ndarray, ds: Dataset, centroids: np.ndarray, cfg: TrainConfig) -> dict:
     """Each segment's readable rules over category shares, shipped in the artefact for the API."""
-    r = micro_segment_rules(hidden, ds.mask, ds.x, centroids, list(CATEGORIES), warmup=cfg.warmup_windows, seed=cfg.seed)
+    r = micro_segment_rules(
+        hidden, ds.mask, ds.x, centroids, list(CATEGORIES), warmup=cfg.warmup_windows, seed=cfg.seed
+    )
     return {"segment_rules": {str(k): v for k, v in r.rules.items()}, "segment_rules_accuracy": r.accuracy}
 
 
-def train(spend_fraction: np.ndarray, active: np.ndarray, cfg: TrainConfig = TrainConfig(), source: dict | None = None,
-          log=print, first_month: int = 0) -> ModelArtefact:
+def train(
+    spend_fraction: np.ndarray,
+    active: np.ndarray,
+    cfg: TrainConfig = TrainConfig(),
+    source: dict | None = None,
+    log=print,
+    first_month: int = 0,
+) -> ModelArtefact:
     """Train on [N, T, K] window spend whose first column is calendar month ``first_month`` (0 = January)."""
     torch.manual_seed(cfg.seed)
     t0 = time.perf_counter()

@@ -76,10 +76,13 @@ def write_sample_export(folder: Path, config: GeneratorConfig) -> tuple[Path, Pa
                 seen_month.add((cid, t.year, t.month))
                 pay = t.replace(day=1, hour=6, minute=0)
                 f.write(f"SAL-{cid}-{pay:%Y%m};{cid};{pay:%d.%m.%Y %H:%M};{income};EUR;;Gehalt;{income}\n")
-                f.write(f"ATM-{cid}-{pay:%Y%m};{cid};{pay:%d.%m.%Y} 12:00;{_german(-200.0)};EUR;6011;"
-                        f"Geldautomat;{income}\n")
+                f.write(
+                    f"ATM-{cid}-{pay:%Y%m};{cid};{pay:%d.%m.%Y} 12:00;{_german(-200.0)};EUR;6011;Geldautomat;{income}\n"
+                )
             mcc = rng.choice(codes[ev["category"]])
-            f.write(f"{ev['event_id']};{cid};{t:%d.%m.%Y %H:%M};{_german(-ev['amount'])};{ev['currency']};{mcc};"
-                    f"Kartenzahlung;{income}\n")
+            f.write(
+                f"{ev['event_id']};{cid};{t:%d.%m.%Y %H:%M};{_german(-ev['amount'])};{ev['currency']};{mcc};"
+                f"Kartenzahlung;{income}\n"
+            )
     (folder / "mapping.yaml").write_text(MAPPING)
     return path, folder / "mapping.yaml"

@@ -12,9 +12,10 @@ skipped and counted, not refused.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -52,7 +53,7 @@ class ExportMapping(BaseModel):
     debit_values: list[str] = ["D", "DEBIT", "S", "SOLL"]
 
     @model_validator(mode="after")
-    def _consistent(self) -> "ExportMapping":
+    def _consistent(self) -> ExportMapping:
         if (self.category is None) == (self.mcc is None):
             raise ValueError("map exactly one of category and mcc")
         if self.debits == "column" and not self.direction:
@@ -60,7 +61,7 @@ class ExportMapping(BaseModel):
         return self
 
     @classmethod
-    def load(cls, path: Path | None, overrides: dict[str, Any] | None = None) -> "ExportMapping":
+    def load(cls, path: Path | None, overrides: dict[str, Any] | None = None) -> ExportMapping:
         data: dict[str, Any] = {}
         if path:
             import yaml
@@ -73,8 +74,21 @@ class ExportMapping(BaseModel):
         return cls(**{**data, **(overrides or {})})
 
     def columns(self) -> list[str]:
-        return [c for c in (self.customer, self.time, self.amount, self.category, self.mcc, self.currency,
-                            self.income, self.event_id, self.direction) if c]
+        return [
+            c
+            for c in (
+                self.customer,
+                self.time,
+                self.amount,
+                self.category,
+                self.mcc,
+                self.currency,
+                self.income,
+                self.event_id,
+                self.direction,
+            )
+            if c
+        ]
 
 
 @dataclass(frozen=True)
@@ -130,20 +144,24 @@ def _chunk_rows(df: pd.DataFrame, first_line: int, m: ExportMapping, source: str
             yield ExportRow(line, None, "customer:missing", f"column {m.customer!r} is empty")
             continue
         if pd.isna(times.iat[i]):
-            yield ExportRow(line, None, "time:unparsable",
-                            f"{df[m.time].iat[i]!r} does not match {m.time_format or 'ISO 8601'}")
+            yield ExportRow(
+                line, None, "time:unparsable", f"{df[m.time].iat[i]!r} does not match {m.time_format or 'ISO 8601'}"
+            )
             continue
         a = amount.iat[i]
         if pd.isna(a):
-            yield ExportRow(line, None, "amount:unparsable",
-                            f"{df[m.amount].iat[i]!r} (decimal {m.decimal!r}, thousands {m.thousands!r})")
+            yield ExportRow(
+                line,
+                None,
+                "amount:unparsable",
+                f"{df[m.amount].iat[i]!r} (decimal {m.decimal!r}, thousands {m.thousands!r})",
+            )
             continue
         if not debit.iat[i]:
             yield ExportRow(line, None, "credit", "not a purchase")
             continue
         ev: dict[str, Any] = {
-            "event_id": (df[m.event_id].iat[i] if m.event_id else None)
-            or f"{source}:{line}",
+            "event_id": (df[m.event_id].iat[i] if m.event_id else None) or f"{source}:{line}",
             "customer_id": cust.strip(),
             "timestamp": iso.iat[i],
             "amount": abs(float(a)),
@@ -166,8 +184,15 @@ def read_export(path: Path, mapping: ExportMapping, chunksize: int = 100_000) ->
     if path.suffix == ".parquet":
         chunks: Any = [pd.read_parquet(path).astype("string").astype(object).where(lambda d: d.notna(), None)]
     else:
-        chunks = pd.read_csv(path, sep=mapping.delimiter, dtype=str, keep_default_na=False, encoding=mapping.encoding,
-                             chunksize=chunksize, skip_blank_lines=False)
+        chunks = pd.read_csv(
+            path,
+            sep=mapping.delimiter,
+            dtype=str,
+            keep_default_na=False,
+            encoding=mapping.encoding,
+            chunksize=chunksize,
+            skip_blank_lines=False,
+        )
     first = 2
     for df in chunks:
         missing = [c for c in mapping.columns() if c not in df.columns]
@@ -197,9 +222,15 @@ class ExportReport:
         reasons: dict[str, int] = {}
         for _, reason, _ in self.rejected:
             reasons[reason] = reasons.get(reason, 0) + 1
-        return {"lines": self.lines, "events": self.events, "credits_skipped": self.credits,
-                "other_category": self.other, "rejected": len(self.rejected), "reasons": reasons,
-                "first_rejected": [{"line": ln, "reason": r, "detail": d} for ln, r, d in self.rejected[:examples]]}
+        return {
+            "lines": self.lines,
+            "events": self.events,
+            "credits_skipped": self.credits,
+            "other_category": self.other,
+            "rejected": len(self.rejected),
+            "reasons": reasons,
+            "first_rejected": [{"line": ln, "reason": r, "detail": d} for ln, r, d in self.rejected[:examples]],
+        }
 
 
 def checked_events(rows: Iterator[ExportRow], limits: Limits, report: ExportReport) -> Iterator[dict[str, Any]]:
@@ -227,8 +258,13 @@ def checked(events: Iterable[dict[str, Any]], limits: Limits, report: ExportRepo
 
 def _accepted(event: dict[str, Any], line: int, limits: Limits, report: ExportReport) -> bool:
     try:
-        tx = validate_event(event, now=limits.now, max_future_s=limits.max_future_s, max_amount=limits.max_amount,
-                            categories=limits.categories)
+        tx = validate_event(
+            event,
+            now=limits.now,
+            max_future_s=limits.max_future_s,
+            max_amount=limits.max_amount,
+            categories=limits.categories,
+        )
     except EventRejected as err:
         report.rejected.append((line, err.reason, err.detail))
         return False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 import orjson
 from kafka import KafkaProducer
@@ -12,7 +12,6 @@ from tqdm import tqdm
 
 from segstream.config import Settings
 from stream_app.kafka_config import ensure_topics, kafka_python_options
-
 
 COMPRESSIONS = ("gzip", "snappy", "lz4", "zstd", "none")
 

@@ -7,9 +7,9 @@ with real timing and amounts, not the personality model.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 
@@ -19,9 +19,15 @@ def cdnow(path: Path) -> Iterator[dict]:
     df = pd.read_csv(path, sep=r"\s+", header=None, names=["customer_id", "date", "n_cds", "amount"])
     df = df[df.amount > 0].sort_values("date", kind="stable")
     for i, r in enumerate(df.itertuples(index=False)):
-        d = datetime.strptime(str(r.date), "%Y%m%d").replace(hour=12, tzinfo=timezone.utc)
-        yield {"event_id": f"cdnow-{i}", "customer_id": f"cdnow-{r.customer_id}", "timestamp": d.isoformat(),
-               "amount": float(r.amount), "currency": "USD", "category": "entertainment"}
+        d = datetime.strptime(str(r.date), "%Y%m%d").replace(hour=12, tzinfo=UTC)
+        yield {
+            "event_id": f"cdnow-{i}",
+            "customer_id": f"cdnow-{r.customer_id}",
+            "timestamp": d.isoformat(),
+            "amount": float(r.amount),
+            "currency": "USD",
+            "category": "entertainment",
+        }
 
 
 _BERKA_CATEGORY = {"POJISTNE": "insurance", "SIPO": "home_garden", "LEASING": "fuel", "UVER": "savings"}
@@ -36,6 +42,12 @@ def berka_orders(folder: Path, months: int = 12, start: str = "1997-01") -> Iter
         yy, mm = y + (m - 1 + k) // 12, (m - 1 + k) % 12 + 1
         for r in orders.itertuples(index=False):
             day = 1 + int(r.order_id) % 28
-            ts = datetime(yy, mm, day, 9, tzinfo=timezone.utc)
-            yield {"event_id": f"berka-{r.order_id}-{yy}{mm:02d}", "customer_id": f"berka-{r.account_id}",
-                   "timestamp": ts.isoformat(), "amount": float(r.amount), "currency": "CZK", "category": r.category}
+            ts = datetime(yy, mm, day, 9, tzinfo=UTC)
+            yield {
+                "event_id": f"berka-{r.order_id}-{yy}{mm:02d}",
+                "customer_id": f"berka-{r.account_id}",
+                "timestamp": ts.isoformat(),
+                "amount": float(r.amount),
+                "currency": "CZK",
+                "category": r.category,
+            }

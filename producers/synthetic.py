@@ -15,9 +15,9 @@ a segmentation that follows changes can be scored window by window.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Iterator
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -25,10 +25,19 @@ import pandas as pd
 from segstream.core.personality import CATEGORIES, CATEGORY_INDEX, LOADINGS, TRAIT_ABBR, TRAITS
 
 _BASE = np.zeros(len(CATEGORIES))
-for _cat, _w in {"groceries": 1.6, "restaurants": 0.4, "fuel": 0.5, "public_transport": 0.3,
-                 "subscriptions": 0.3, "savings": 0.6, "insurance": 0.4}.items():
+for _cat, _w in {
+    "groceries": 1.6,
+    "restaurants": 0.4,
+    "fuel": 0.5,
+    "public_transport": 0.3,
+    "subscriptions": 0.3,
+    "savings": 0.6,
+    "insurance": 0.4,
+}.items():
     _BASE[CATEGORY_INDEX[_cat]] = _w
-_LIFE_EVENT_CATEGORIES = np.array([CATEGORY_INDEX[c] for c in ("electronics", "travel", "healthcare", "home_garden", "fuel")])
+_LIFE_EVENT_CATEGORIES = np.array(
+    [CATEGORY_INDEX[c] for c in ("electronics", "travel", "healthcare", "home_garden", "fuel")]
+)
 
 # Calendar-month tilts of the spending mix (log-weights), the same for everybody.
 _SEASONS = np.zeros((12, len(CATEGORIES)))
@@ -84,7 +93,7 @@ class MonthBatch:
 def month_start(year: int, month0: int) -> float:
     """Epoch of the first instant of month ``month0`` (0-based) counted from ``year``-01."""
     y, m = divmod(month0, 12)
-    return datetime(year + y, m + 1, 1, tzinfo=timezone.utc).timestamp()
+    return datetime(year + y, m + 1, 1, tzinfo=UTC).timestamp()
 
 
 class SyntheticBank:
@@ -207,7 +216,7 @@ class SyntheticBank:
                 yield {
                     "event_id": f"{ids[c]}-{mb.month:03d}-{seq[c]:04d}",
                     "customer_id": ids[c],
-                    "timestamp": datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(),
+                    "timestamp": datetime.fromtimestamp(ts, tz=UTC).isoformat(),
                     "amount": a,
                     "currency": cfg.currency,
                     "category": CATEGORIES[k],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from segstream.config import Settings
 from segstream.core.categories import CategoryMap
@@ -22,14 +22,19 @@ def window_spec(settings: Settings) -> WindowSpec:
 
 
 def window_aggregator(settings: Settings) -> WindowAggregator:
-    return WindowAggregator(window_spec(settings), len(CATEGORIES), settings.allowed_lateness_s,
-                            quorum=settings.watermark_quorum)
+    return WindowAggregator(
+        window_spec(settings), len(CATEGORIES), settings.allowed_lateness_s, quorum=settings.watermark_quorum
+    )
 
 
 def event_limits(settings: Settings, now: float | None = None) -> Limits:
-    return Limits(max_bytes=settings.max_message_bytes, max_future_s=settings.max_future_s,
-                  max_amount=settings.max_amount, now=now,
-                  categories=CategoryMap.from_file(settings.category_map, settings.unmapped_categories))
+    return Limits(
+        max_bytes=settings.max_message_bytes,
+        max_future_s=settings.max_future_s,
+        max_amount=settings.max_amount,
+        now=now,
+        categories=CategoryMap.from_file(settings.category_map, settings.unmapped_categories),
+    )
 
 
 def load_model(settings: Settings):
@@ -40,7 +45,9 @@ def load_model(settings: Settings):
     return artefact, TorchSequenceModel(artefact)
 
 
-def build_pipeline(settings: Settings, make_store: Callable[[SequenceModel], StateStore] | None = None) -> SegmentationPipeline:
+def build_pipeline(
+    settings: Settings, make_store: Callable[[SequenceModel], StateStore] | None = None
+) -> SegmentationPipeline:
     """The core pipeline; ``make_store`` builds the state store for the loaded model (in-memory if None)."""
     artefact, model = load_model(settings)
     if make_store is None:
@@ -52,12 +59,19 @@ def build_pipeline(settings: Settings, make_store: Callable[[SequenceModel], Sta
     engine = SegmentEngine(
         model,
         store,
-        policy=EmissionPolicy(warmup=settings.warmup_windows, rewarm=settings.rewarm_windows,
-                              confirm=settings.confirm_windows, margin=settings.confirm_margin,
-                              settle=settings.settle_confidence, patience=settings.settle_windows),
-        detector=ChangeDetector(weight=settings.change_weight, threshold=settings.change_threshold,
-                                 quiet=settings.change_quiet)
-        if settings.change_threshold > 0 else None,
+        policy=EmissionPolicy(
+            warmup=settings.warmup_windows,
+            rewarm=settings.rewarm_windows,
+            confirm=settings.confirm_windows,
+            margin=settings.confirm_margin,
+            settle=settings.settle_confidence,
+            patience=settings.settle_windows,
+        ),
+        detector=ChangeDetector(
+            weight=settings.change_weight, threshold=settings.change_threshold, quiet=settings.change_quiet
+        )
+        if settings.change_threshold > 0
+        else None,
         initial_centroids=artefact.centroids,
         prior_weight=settings.centroid_prior_weight,
     )

@@ -14,8 +14,15 @@ from segstream.config import get_settings
 def _demo(args: argparse.Namespace) -> int:
     from segstream.demo import run_demo
 
-    summary = run_demo(args.customers, args.months, args.seed, get_settings(), change_share=args.change_share,
-                       drift_share=args.drift_share, seasonal=args.seasonal)
+    summary = run_demo(
+        args.customers,
+        args.months,
+        args.seed,
+        get_settings(),
+        change_share=args.change_share,
+        drift_share=args.drift_share,
+        seasonal=args.seasonal,
+    )
     if args.json:
         print(json.dumps(summary))
     else:
@@ -32,14 +39,25 @@ def _train(args: argparse.Namespace) -> int:
         return _train_history(args)
     from producers.synthetic import GeneratorConfig, SyntheticBank
 
-    gen = GeneratorConfig(customers=args.customers, months=args.months, seed=args.seed, seasonal=args.seasonal,
-                          change_share=args.change_share)
+    gen = GeneratorConfig(
+        customers=args.customers,
+        months=args.months,
+        seed=args.seed,
+        seasonal=args.seasonal,
+        change_share=args.change_share,
+    )
     bank = SyntheticBank(gen)
     spend, active = bank.monthly_spend()
-    cfg = TrainConfig(hidden_size=args.hidden, n_segments=20 if args.segments is None else args.segments, seed=args.seed)
-    log = print if args.verbose else (lambda *_: None)
-    source = {"generator_customers": args.customers, "generator_months": args.months, "generator_seasonal": args.seasonal,
-              "generator_change_share": args.change_share}
+    cfg = TrainConfig(
+        hidden_size=args.hidden, n_segments=20 if args.segments is None else args.segments, seed=args.seed
+    )
+    log = _progress(args)  # a line per epoch on stderr: stdout carries the result's JSON
+    source = {
+        "generator_customers": args.customers,
+        "generator_months": args.months,
+        "generator_seasonal": args.seasonal,
+        "generator_change_share": args.change_share,
+    }
     artefact = train(spend, active, cfg, source=source, log=log, first_month=gen.start_month - 1)
     return _save(artefact, args.out)
 
@@ -69,8 +87,11 @@ def _train_history(args: argparse.Namespace) -> int:
     with tqdm(total=count_lines(args.transactions), unit="line", desc="windows", file=sys.stderr) as bar:
         hist = load_history(args.transactions, mapping, settings, progress=bar.update)
     if hist.report.rejected:
-        print(f"{len(hist.report.rejected)} lines refused: {hist.report.summary(5)['reasons']} "
-              f"(see them with: segstream produce file --dry-run)", file=sys.stderr)
+        print(
+            f"{len(hist.report.rejected)} lines refused: {hist.report.summary(5)['reasons']} "
+            f"(see them with: segstream produce file --dry-run)",
+            file=sys.stderr,
+        )
     cfg = TrainConfig(hidden_size=args.hidden, n_segments=args.segments or 0, seed=args.seed, split="chronological")
     epochs = tqdm(total=cfg.epochs, unit="epoch", desc="training", file=sys.stderr)
 
@@ -81,9 +102,14 @@ def _train_history(args: argparse.Namespace) -> int:
         else:
             tqdm.write(msg, file=sys.stderr)
 
-    source = {"transactions": str(args.transactions), "customers": len(hist.customers),
-              "months": int(hist.spend_fraction.shape[1]), "first_window": hist.first_window,
-              "lines": hist.report.lines, "refused": len(hist.report.rejected)}
+    source = {
+        "transactions": str(args.transactions),
+        "customers": len(hist.customers),
+        "months": int(hist.spend_fraction.shape[1]),
+        "first_window": hist.first_window,
+        "lines": hist.report.lines,
+        "refused": len(hist.report.rejected),
+    }
     artefact = train(hist.spend_fraction, hist.active, cfg, source=source, log=log, first_month=hist.first_month)
     epochs.close()
     report = write_report(artefact, hist, args.report or args.out.with_suffix(".report"), str(args.transactions))
@@ -101,9 +127,20 @@ def _evaluate(args: argparse.Namespace) -> int:
         return _evaluate_tracking(args)
     from models.evaluation import EvalConfig, evaluate, plot_trajectories, to_markdown
 
-    cfg = EvalConfig() if not args.quick else EvalConfig(
-        train_customers=800, test_customers=400, months=12, epochs=15, elbow_sizes=(1, 3, 8), elbow_epochs=5,
-        transfer_repeats=3, transfer_steps=40)
+    cfg = (
+        EvalConfig()
+        if not args.quick
+        else EvalConfig(
+            train_customers=800,
+            test_customers=400,
+            months=12,
+            epochs=15,
+            elbow_sizes=(1, 3, 8),
+            elbow_epochs=5,
+            transfer_repeats=3,
+            transfer_steps=40,
+        )
+    )
     berka = args.berka if args.berka else (_shared("berka") if not args.quick else None)
     res = evaluate(cfg, log=_progress(args), berka_folder=berka)
     feats, test = res.pop("_features"), res.pop("_test")
@@ -111,7 +148,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     (args.out / "evaluation.json").write_text(json.dumps(res, indent=2))
     (args.out / "evaluation.md").write_text(
         "# Evaluation\n\nGenerated by `segstream evaluate" + (" --quick" if args.quick else "") + "`; "
-        f"{res['seconds']} s on this machine.\n\n" + to_markdown(res))
+        f"{res['seconds']} s on this machine.\n\n" + to_markdown(res)
+    )
     if not args.no_plots:
         for name in ("recurrent_predictor", "feedforward_predictor", "recurrent_autoencoder"):
             plot_trajectories(feats[name], test, args.out / f"trajectories_{name}.png", name.replace("_", " "))
@@ -130,8 +168,9 @@ def _evaluate_tracking(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "tracking.json").write_text(json.dumps(res, indent=2, default=float))
     cmd = "segstream evaluate --tracking" + (" --quick" if args.quick else "")
-    (args.out / "tracking.md").write_text(f"# Following personality changes\n\nGenerated by `{cmd}` on {sc}.\n\n"
-                                          + to_markdown(res))
+    (args.out / "tracking.md").write_text(
+        f"# Following personality changes\n\nGenerated by `{cmd}` on {sc}.\n\n" + to_markdown(res)
+    )
     if not args.no_plots:
         plot_frontier(res, args.out / "tracking_frontier.png")
     print(json.dumps(res, default=float) if args.json else to_markdown(res))
@@ -149,9 +188,13 @@ def _api(args: argparse.Namespace) -> int:
     if not ring.keys:  # a local run works without setup, and still never answers anonymously
         key, stored = KeyRing.new("development", "admin")
         ring.keys.append(stored)
-        print(f"segstream api: no API keys configured (SEGSTREAM_API_KEYS_FILE); a development key with the admin "
-              f"scope, valid for this run only:\n  {key}\nbrowser: any user name, this key as password; "
-              f"programs: the X-API-Key header", file=sys.stderr, flush=True)
+        print(
+            f"segstream api: no API keys configured (SEGSTREAM_API_KEYS_FILE); a development key with the admin "
+            f"scope, valid for this run only:\n  {key}\nbrowser: any user name, this key as password; "
+            f"programs: the X-API-Key header",
+            file=sys.stderr,
+            flush=True,
+        )
     uvicorn.run(create_app(s, ring), host=args.host, port=args.port, log_level="warning")
     return 0
 
@@ -192,8 +235,10 @@ def _api_key(args: argparse.Namespace) -> int:
     with open(args.file, "a") as f:
         f.write(stored.line() + "\n")
     print(key)
-    print(f"added {stored.name!r} ({stored.scope}) to {args.file}; the key is not stored and is shown only now",
-          file=sys.stderr)
+    print(
+        f"added {stored.name!r} ({stored.scope}) to {args.file}; the key is not stored and is shown only now",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -236,8 +281,11 @@ def _produce(args: argparse.Namespace) -> int:
         events = sources.berka_orders(args.path or _shared("berka"))
     report = ExportReport()
     accepted = checked(events, event_limits(settings, now=time.time()), report)
-    n = 0 if args.dry_run else publish(accepted, settings, rate=args.rate, limit=args.limit,
-                                       compression=args.compression)
+    n = (
+        0
+        if args.dry_run
+        else publish(accepted, settings, rate=args.rate, limit=args.limit, compression=args.compression)
+    )
     if args.dry_run:
         for _ in accepted:
             pass
@@ -256,8 +304,11 @@ def _produced(args: argparse.Namespace, settings, n: int, report) -> int:
     limit = args.max_rejected if args.max_rejected is not None else (0.0 if args.dry_run else 1.0)
     share = len(report.rejected) / max(report.lines, 1)
     if report.rejected:
-        print(f"segstream produce: {len(report.rejected)} of {report.lines} refused by the worker's rules and not "
-              f"published ({share:.1%}): {out['reasons']}", file=sys.stderr)
+        print(
+            f"segstream produce: {len(report.rejected)} of {report.lines} refused by the worker's rules and not "
+            f"published ({share:.1%}): {out['reasons']}",
+            file=sys.stderr,
+        )
     return 1 if share > limit else 0
 
 
@@ -295,7 +346,9 @@ def _produce_file(args: argparse.Namespace, settings) -> int:
         else:
             from producers.kafka_producer import publish
 
-            n = publish(events, settings, rate=args.rate, limit=args.limit, compression=args.compression, progress=False)
+            n = publish(
+                events, settings, rate=args.rate, limit=args.limit, compression=args.compression, progress=False
+            )
     except ValueError as err:
         raise SystemExit(f"segstream produce file: {err}") from None
     finally:
@@ -307,8 +360,13 @@ def _sample_export(args: argparse.Namespace) -> int:
     from producers.bank_export import write_sample_export
     from producers.synthetic import GeneratorConfig
 
-    gen = GeneratorConfig(customers=args.customers, months=args.months, seed=args.seed, seasonal=args.seasonal,
-                          change_share=args.change_share)
+    gen = GeneratorConfig(
+        customers=args.customers,
+        months=args.months,
+        seed=args.seed,
+        seasonal=args.seasonal,
+        change_share=args.change_share,
+    )
     data, mapping = write_sample_export(args.folder, gen)
     print(json.dumps({"export": str(data), "mapping": str(mapping)}))
     return 0
@@ -345,8 +403,12 @@ def _watch(args: argparse.Namespace) -> int:
 
 
 def _bank_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--change-share", type=float, default=0.0,
-                   help="share of generated customers whose personality changes abruptly at a random month")
+    p.add_argument(
+        "--change-share",
+        type=float,
+        default=0.0,
+        help="share of generated customers whose personality changes abruptly at a random month",
+    )
     p.add_argument("--seasonal", action="store_true", help="December and summer spending that is not personality")
 
 
@@ -370,34 +432,54 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
     d.add_argument("--json", action="store_true", help="end with one JSON object on the last line")
     _bank_flags(d)
-    d.add_argument("--drift-share", type=float, default=0.0,
-                   help="share of customers whose personality drifts to a new one over 6 months")
+    d.add_argument(
+        "--drift-share",
+        type=float,
+        default=0.0,
+        help="share of customers whose personality drifts to a new one over 6 months",
+    )
     d.set_defaults(func=_demo)
 
     t = sub.add_parser("train", help="train the recurrent predictor on generated customers and save an artefact")
     t.add_argument("--customers", type=int, default=10000, help="generated customers to train on (default 10000)")
     t.add_argument("--months", type=int, default=24, help="months of history per generated customer (default 24)")
     t.add_argument("--seed", type=int, default=1, help="seed of the generator, the split and the weights (default 1)")
-    t.add_argument("--hidden", type=int, default=12, help="LSTM hidden size: the personality space's dimensions (default 12)")
-    t.add_argument("--segments", type=int,
-                   help="number of segments (default: 20 on generated data, from the hidden states' silhouette "
-                        "with --transactions)")
-    t.add_argument("--out", type=Path, help="artefact file (default: var/models/<version>.pt; the shipped one is "
-                                              "replaced only if you name models/artefacts/default.pt)")
+    t.add_argument(
+        "--hidden", type=int, default=12, help="LSTM hidden size: the personality space's dimensions (default 12)"
+    )
+    t.add_argument(
+        "--segments",
+        type=int,
+        help="number of segments (default: 20 on generated data, from the hidden states' silhouette "
+        "with --transactions)",
+    )
+    t.add_argument(
+        "--out",
+        type=Path,
+        help="artefact file (default: var/models/<version>.pt; the shipped one is "
+        "replaced only if you name models/artefacts/default.pt)",
+    )
     t.add_argument("--transactions", type=Path, help="train on a bank export instead of generated customers")
     t.add_argument("--mapping", type=Path, help="with --transactions: the export's column mapping (YAML)")
     t.add_argument("--map", action="append", default=[], metavar="KEY=VALUE", help="one mapping field")
     t.add_argument("--report", type=Path, help="training report folder (default: beside --out, .report)")
     _bank_flags(t)
-    t.add_argument("-v", "--verbose", action="store_true", help="a line per epoch")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress lines (one per epoch) on stderr")
     t.set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="compare the four architectures' features as the paper does")
-    e.add_argument("--out", type=Path, default=Path("evaluation-report"),
-                   help="folder for the report, JSON and plots (default evaluation-report/; docs/ holds the committed run)")
+    e.add_argument(
+        "--out",
+        type=Path,
+        default=Path("evaluation-report"),
+        help="folder for the report, JSON and plots (default evaluation-report/; docs/ holds the committed run)",
+    )
     e.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    e.add_argument("--tracking", action="store_true",
-                   help="how well announced segments follow personality changes: frontier and baselines")
+    e.add_argument(
+        "--tracking",
+        action="store_true",
+        help="how well announced segments follow personality changes: frontier and baselines",
+    )
     e.add_argument("--no-plots", action="store_true")
     e.add_argument("--berka", type=Path, help="Berka tables folder (default: ../shared/data/berka)")
     e.add_argument("--json", action="store_true", help="print the results as JSON instead of Markdown")
@@ -415,8 +497,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("forget", help="erase customers: state, trajectory, open windows; tombstone downstream")
     f.add_argument("customer_ids", nargs="*")
-    f.add_argument("--inactive", action="store_true",
-                   help="also every customer with no window in the last --inactive-windows (retention)")
+    f.add_argument(
+        "--inactive",
+        action="store_true",
+        help="also every customer with no window in the last --inactive-windows (retention)",
+    )
     f.add_argument("--inactive-windows", type=int, default=0, help="default: SEGSTREAM_RETENTION_WINDOWS")
     f.add_argument("--no-tombstone", action="store_true", help="do not publish the tombstone (no broker reachable)")
     f.add_argument("--consent", action="store_true", help="undo the withholding: the customers' new events count again")
@@ -436,21 +521,39 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--seed", type=int, default=7)
     pr.add_argument("--rate", type=float, help="events per second (default: as fast as possible)")
     pr.add_argument("--limit", type=int)
-    pr.add_argument("--compression", default="gzip", choices=["gzip", "snappy", "lz4", "zstd", "none"],
-                    help="record batch compression (the worker reads every codec Kafka has)")
+    pr.add_argument(
+        "--compression",
+        default="gzip",
+        choices=["gzip", "snappy", "lz4", "zstd", "none"],
+        help="record batch compression (the worker reads every codec Kafka has)",
+    )
     pr.add_argument("--mapping", type=Path, help="file: YAML column mapping of the export (producers/export.py)")
-    pr.add_argument("--map", action="append", default=[], metavar="KEY=VALUE",
-                    help="file: one mapping field, e.g. --map mcc=MCC --map decimal=, (overrides --mapping)")
-    pr.add_argument("--dry-run", action="store_true",
-                    help="check every line or event by the worker's rules and report; publish nothing (exit 1 if any is refused)")
+    pr.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="file: one mapping field, e.g. --map mcc=MCC --map decimal=, (overrides --mapping)",
+    )
+    pr.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check every line or event by the worker's rules and report; publish nothing (exit 1 if any is refused)",
+    )
     pr.add_argument("--rejects", type=Path, help="write every refused line or event (number, reason, detail) as CSV")
-    pr.add_argument("--max-rejected", type=float, metavar="SHARE",
-                    help="exit 1 when more than this share of events is refused (default: never for a real run, "
-                         "0 for a dry run)")
+    pr.add_argument(
+        "--max-rejected",
+        type=float,
+        metavar="SHARE",
+        help="exit 1 when more than this share of events is refused (default: never for a real run, 0 for a dry run)",
+    )
     pr.set_defaults(func=_produce)
 
-    se = sub.add_parser("sample-export", help="write a realistic bank export (MCCs, German columns and numbers) "
-                                             "of generated customers, and its column mapping")
+    se = sub.add_parser(
+        "sample-export",
+        help="write a realistic bank export (MCCs, German columns and numbers) "
+        "of generated customers, and its column mapping",
+    )
     se.add_argument("folder", type=Path)
     se.add_argument("--customers", type=int, default=300)
     se.add_argument("--months", type=int, default=24)
@@ -458,8 +561,11 @@ def build_parser() -> argparse.ArgumentParser:
     _bank_flags(se)
     se.set_defaults(func=_sample_export)
 
-    cl = sub.add_parser("classic", help="the seed studies' classic segmentation (k-means, GMM, Ward, DBSCAN, PCA, "
-                                        "a decision tree as rules) of a customer table, as a report")
+    cl = sub.add_parser(
+        "classic",
+        help="the seed studies' classic segmentation (k-means, GMM, Ward, DBSCAN, PCA, "
+        "a decision tree as rules) of a customer table, as a report",
+    )
     cl.add_argument("--data", type=Path, help="numeric customer table, CSV (default: ../shared/data CC GENERAL)")
     cl.add_argument("--k", type=int, default=4, help="segments for the compared methods (seed 002 uses 4)")
     cl.add_argument("--depth", type=int, default=3, help="depth of the rule tree")
@@ -479,7 +585,27 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ModuleNotFoundError as err:
+        extra = EXTRAS.get((err.name or "").split(".")[0])
+        if extra is None:
+            raise
+        raise SystemExit(
+            f"segstream {args.command} needs the {extra!r} extra ({err.name} is not installed): "
+            f"pip install 'segstream[{extra}]'"
+        ) from None
+
+
+# optional dependencies (pyproject.toml) by the module a job imports first
+EXTRAS = {
+    "sklearn": "research",
+    "matplotlib": "research",
+    "river": "research",
+    "fastapi": "api",
+    "uvicorn": "api",
+    "fastapi_offline": "api",
+}
 
 
 if __name__ == "__main__":

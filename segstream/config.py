@@ -110,7 +110,6 @@ class Settings(BaseSettings):
     # promotes them into older generations that full collections then walk.
     gc_threshold: int = 100_000
 
-
     @property
     def redis_prefix(self) -> str:
         return self.namespace or self.consumer_group

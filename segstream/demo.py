@@ -11,10 +11,9 @@ import time
 from collections import Counter
 from typing import Any
 
+import numpy as np
 import orjson
 from tqdm import tqdm
-
-import numpy as np
 
 from producers.synthetic import GeneratorConfig, SyntheticBank
 from segstream.assembly import build_pipeline, event_limits
@@ -26,8 +25,9 @@ from segstream.quality import score_segments, score_tracking
 BATCH = 5000  # events per ingest and watermark check, as a worker's batch would be
 
 
-def label_timeline(bank: SyntheticBank, truth: np.ndarray,
-                   changes: list[SegmentChange]) -> tuple[np.ndarray, list[tuple[int, int, bool]]]:
+def label_timeline(
+    bank: SyntheticBank, truth: np.ndarray, changes: list[SegmentChange]
+) -> tuple[np.ndarray, list[tuple[int, int, bool]]]:
     """Announced label per customer and month ([N, T], "" before the first) from the change
     events alone, as a downstream consumer would see them; and the announced changes
     as (customer row, month, new label is the true one)."""
@@ -45,13 +45,29 @@ def label_timeline(bank: SyntheticBank, truth: np.ndarray,
     return labels, moves
 
 
-def run_demo(customers: int, months: int, seed: int, settings: Settings, progress: bool | None = None,
-             change_share: float = 0.0, drift_share: float = 0.0, seasonal: bool = False,
-             pipeline: SegmentationPipeline | None = None) -> dict[str, Any]:
+def run_demo(
+    customers: int,
+    months: int,
+    seed: int,
+    settings: Settings,
+    progress: bool | None = None,
+    change_share: float = 0.0,
+    drift_share: float = 0.0,
+    seasonal: bool = False,
+    pipeline: SegmentationPipeline | None = None,
+) -> dict[str, Any]:
     """Run and score; pass ``pipeline`` to look at its store afterwards."""
     pipeline = pipeline or build_pipeline(settings)
-    bank = SyntheticBank(GeneratorConfig(customers=customers, months=months, seed=seed, change_share=change_share,
-                                         drift_share=drift_share, seasonal=seasonal))
+    bank = SyntheticBank(
+        GeneratorConfig(
+            customers=customers,
+            months=months,
+            seed=seed,
+            change_share=change_share,
+            drift_share=drift_share,
+            seasonal=seasonal,
+        )
+    )
     changes: list[SegmentChange] = []
     show = sys.stderr.isatty() if progress is None else progress
     # Far-future guard relative to the data, not the wall clock, so old and new

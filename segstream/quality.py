@@ -29,8 +29,9 @@ def true_changes(truth: np.ndarray) -> np.ndarray:
     return np.where(moved.any(axis=1), first, -1)
 
 
-def score_tracking(labels: np.ndarray, truth: np.ndarray, announced: list[tuple[int, int, bool]],
-                   match_windows: int = 6) -> dict[str, float | int | None]:
+def score_tracking(
+    labels: np.ndarray, truth: np.ndarray, announced: list[tuple[int, int, bool]], match_windows: int = 6
+) -> dict[str, float | int | None]:
     """Label accuracy and change detection against the truth per window.
 
     ``labels`` [N, T] is the announced segment label per customer and window ("" before
@@ -61,8 +62,12 @@ def score_tracking(labels: np.ndarray, truth: np.ndarray, announced: list[tuple[
     # changes early enough that 6 windows of aftermath were seen
     scorable = changed & (start + match_windows < t)
     denom = int(scorable.sum())
-    hit = lambda k, need_label=False: sum(  # noqa: E731
-        1 for r, (d, right) in matched.items() if scorable[r] and d <= k and (right or not need_label)) / max(denom, 1)
+    hit = lambda k, need_label=False: (
+        sum(  # noqa: E731
+            1 for r, (d, right) in matched.items() if scorable[r] and d <= k and (right or not need_label)
+        )
+        / max(denom, 1)
+    )
     total = len(announced)
     stable_windows = int(has[~changed].sum())
     return {

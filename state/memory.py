@@ -6,13 +6,11 @@ k-means folds only for written rows), so the two are interchangeable.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from segstream.core.assignment import delta
 from segstream.core.ports import CentroidStats, StateBatch, flow_counts, flows_from_fields
-
 
 _FIELDS = StateBatch.fields()
 
@@ -20,10 +18,12 @@ _FIELDS = StateBatch.fields()
 class InMemoryStateStore:
     """Customers are rows of growing arrays, so a batch is read and written by fancy indexing."""
 
-    def __init__(self, hidden_size: int):
+    def __init__(self, hidden_size: int, history: int = 0):
         self.hidden_size = hidden_size
+        self.history = history  # windows of trajectory kept per customer (0: none)
         self._row: dict[str, int] = {}
         self._data = StateBatch.empty(1024, hidden_size)
+        self._trajectories: dict[str, list[StateBatch]] = {}
         self.stats: CentroidStats | None = None
         self._flows: dict[str, int] = {}  # window:before:after -> customers, as Redis keeps them
 
@@ -32,8 +32,7 @@ class InMemoryStateStore:
 
     def init_centroids(self, centroids: np.ndarray, prior_weight: float) -> None:
         if self.stats is None:
-            c = np.asarray(centroids, np.float64)
-            self.stats = CentroidStats(c * prior_weight, np.full(len(c), float(prior_weight)), 0)
+            self.stats = CentroidStats.seed(centroids, prior_weight)
 
     def _rows(self, customer_ids: Sequence[str]) -> np.ndarray:
         get = self._row.get
@@ -47,8 +46,7 @@ class InMemoryStateStore:
         known = np.flatnonzero(rows >= 0)
         for f in _FIELDS:
             getattr(out, f)[known] = getattr(self._data, f)[rows[known]]
-        snap = CentroidStats(self.stats.sums.copy(), self.stats.counts.copy(), self.stats.version)
-        return out, snap
+        return out, self.stats.copy()
 
     def commit(self, customer_ids: Sequence[str], states: StateBatch) -> np.ndarray:
         if len(set(customer_ids)) < len(customer_ids):  # one customer twice: apply in order
@@ -63,15 +61,15 @@ class InMemoryStateStore:
             rows[i] = self._append(customer_ids[i])
         for f in _FIELDS:
             getattr(self._data, f)[rows[written]] = getattr(states, f)[written]
+        if self.history:
+            for i in np.flatnonzero(written).tolist():
+                kept = self._trajectories.setdefault(customer_ids[i], [])
+                kept.append(states.take(np.array([i])))
+                del kept[: -self.history]
         for w, before, after, n in flow_counts(states.take(np.flatnonzero(written))).tolist():
             key = f"{w}:{before}:{after}"
             self._flows[key] = self._flows.get(key, 0) + n
-        labels = np.where(written, states.nearest, -1)
-        if (labels >= 0).any():
-            sums, counts = delta(states.h, labels, len(self.stats.counts))
-            self.stats.sums += sums
-            self.stats.counts += counts
-            self.stats.version += 1
+        self.stats.fold(states.h, np.where(written, states.nearest, -1))
         return written
 
     def _append(self, customer_id: str) -> int:
@@ -86,9 +84,25 @@ class InMemoryStateStore:
     def window_flows(self) -> dict[int, dict[tuple[int, int], int]]:
         return flows_from_fields(self._flows.items())
 
-    def segments(self) -> dict[str, int]:
+    def segments(self, customer_ids: Sequence[str] | None = None) -> dict[str, int]:
+        """Stored customers' segments: of these ids (unknown ones -1), or of every customer."""
         seg = self._data.segment.tolist()
-        return {cid: seg[r] for cid, r in self._row.items()}
+        if customer_ids is None:
+            return {cid: seg[r] for cid, r in self._row.items()}
+        return {cid: seg[r] if r >= 0 else -1 for cid, r in zip(customer_ids, self._rows(customer_ids).tolist())}
+
+    def segment_sizes(self) -> dict[int, int]:
+        """Customers currently in each segment (the ones with a segment)."""
+        seg = self._data.segment[: len(self._row)]
+        values, counts = np.unique(seg[seg >= 0], return_counts=True)
+        return dict(zip(values.tolist(), counts.tolist()))
+
+    def trajectory(self, customer_id: str) -> StateBatch:
+        """The customer's last ``history`` states, oldest first."""
+        kept = self._trajectories.get(customer_id, [])
+        if not kept:
+            return StateBatch.empty(0, self.hidden_size)
+        return StateBatch(*(np.concatenate([getattr(k, f) for k in kept]) for f in _FIELDS))
 
     def state(self, customer_id: str) -> tuple | None:
         """(h, c, segment, prev_segment, last_window, n_windows) of one customer, or None."""
@@ -96,5 +110,11 @@ class InMemoryStateStore:
         if r is None:
             return None
         d = self._data
-        return (d.h[r].copy(), d.c[r].copy(), int(d.segment[r]), int(d.prev_segment[r]), int(d.last_window[r]),
-                int(d.n_windows[r]))
+        return (
+            d.h[r].copy(),
+            d.c[r].copy(),
+            int(d.segment[r]),
+            int(d.prev_segment[r]),
+            int(d.last_window[r]),
+            int(d.n_windows[r]),
+        )

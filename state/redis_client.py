@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
-from redis.exceptions import (AuthenticationError, BusyLoadingError, ConnectionError, OutOfMemoryError, ReadOnlyError,
-                              TimeoutError)
+from redis.exceptions import (
+    AuthenticationError,
+    BusyLoadingError,
+    ConnectionError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    TimeoutError,
+)
 from redis.retry import Retry
 
 # Redis cannot take our writes right now, though nothing is wrong with them: full
@@ -57,7 +63,9 @@ def reachable(url: str, timeout_s: float = 3.0) -> None:
     try:
         client.ping()
     except UNAVAILABLE as err:
-        raise SystemExit(f"Redis at {kw.get('host')}:{kw.get('port')} is not reachable ({err}): is it running, and "
-                         f"is SEGSTREAM_REDIS_URL right?") from None
+        raise SystemExit(
+            f"Redis at {kw.get('host')}:{kw.get('port')} is not reachable ({err}): is it running, and "
+            f"is SEGSTREAM_REDIS_URL right?"
+        ) from None
     finally:
         client.close()

@@ -11,13 +11,12 @@ twice in the centroids.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import redis
 
 from segstream.config import Settings
-from segstream.core.assignment import delta
 from segstream.core.ports import CentroidStats, StateBatch, flow_counts, flows_from_fields
 
 from .fencing import Fenced
@@ -187,17 +186,26 @@ def record_dtype(hidden_size: int) -> np.dtype:
     ``prev_segment`` at 4, ``nearest`` at 10 and ``h`` at 24: keep them there."""
     return np.dtype(
         [
-            ("last_window", "<i4"), ("segment", "<i2"), ("prev_segment", "<i2"),
-            ("n_windows", "<u2"), ("nearest", "<i2"), ("streak", "u1"), ("pending", "u1"),
+            ("last_window", "<i4"),
+            ("segment", "<i2"),
+            ("prev_segment", "<i2"),
+            ("n_windows", "<u2"),
+            ("nearest", "<i2"),
+            ("streak", "u1"),
+            ("pending", "u1"),
             ("ewma", "<f2", (5,)),
-            ("h", "<f4", (hidden_size,)), ("c", "<f4", (hidden_size,)),
-            ("shadow_h", "<f2", (hidden_size,)), ("shadow_c", "<f2", (hidden_size,)),
+            ("h", "<f4", (hidden_size,)),
+            ("c", "<f4", (hidden_size,)),
+            ("shadow_h", "<f2", (hidden_size,)),
+            ("shadow_c", "<f2", (hidden_size,)),
         ]
     )
 
 
 class RedisStateStore:
-    def __init__(self, client: redis.Redis, hidden_size: int, model_version: str, prefix: str = "seg", history: int = 0):
+    def __init__(
+        self, client: redis.Redis, hidden_size: int, model_version: str, prefix: str = "seg", history: int = 0
+    ):
         self.r = client
         self.hidden_size = hidden_size
         self.dtype = record_dtype(hidden_size)
@@ -218,8 +226,9 @@ class RedisStateStore:
         self.fences: list[tuple[str, int, int]] = []
 
     @classmethod
-    def for_deployment(cls, client: redis.Redis, settings: Settings, hidden_size: int,
-                       model_version: str) -> "RedisStateStore":
+    def for_deployment(
+        cls, client: redis.Redis, settings: Settings, hidden_size: int, model_version: str
+    ) -> RedisStateStore:
         """The store every entry point of one deployment shares: its namespace, its trajectory length."""
         return cls(client, hidden_size, model_version, prefix=settings.redis_prefix, history=settings.history_windows)
 
@@ -227,9 +236,11 @@ class RedisStateStore:
         return self._state_prefix + customer_id
 
     def init_centroids(self, centroids: np.ndarray, prior_weight: float) -> None:
-        c = np.asarray(centroids, "<f8")
-        self.k = len(c)
-        self._init(keys=[self.centroid_key], args=[(c * prior_weight).tobytes(), np.full(len(c), prior_weight, "<f8").tobytes()])
+        seed = CentroidStats.seed(centroids, prior_weight)
+        self.k = len(seed.counts)
+        self._init(
+            keys=[self.centroid_key], args=[seed.sums.astype("<f8").tobytes(), seed.counts.astype("<f8").tobytes()]
+        )
 
     def load(self, customer_ids: Sequence[str]) -> tuple[StateBatch, CentroidStats]:
         pipe = self.r.pipeline(transaction=False)
@@ -246,12 +257,20 @@ class RedisStateStore:
         for f in StateBatch.fields():
             rec[f] = getattr(states, f)
         # float32 h, as Lua reads it back when it must undo a rejected row
-        sums, counts = delta(rec["h"].astype(np.float64), np.asarray(states.nearest, np.int64), self.k)
+        sums, counts = CentroidStats.delta(rec["h"].astype(np.float64), np.asarray(states.nearest, np.int64), self.k)
         flips = (np.flatnonzero(rec["segment"] != rec["prev_segment"]) + 1).astype("<i4")
         size, blob = self.dtype.itemsize, rec.tobytes()
         epochs = np.array([e for _, e, _ in self.fences], "<f8")
-        args = [self.hidden_size, self.k, sums.astype("<f8").tobytes(), counts.astype("<f8").tobytes(), self.history,
-                flips.tobytes(), epochs.tobytes(), flow_counts(states).astype("<i4").tobytes()]
+        args = [
+            self.hidden_size,
+            self.k,
+            sums.astype("<f8").tobytes(),
+            counts.astype("<f8").tobytes(),
+            self.history,
+            flips.tobytes(),
+            epochs.tobytes(),
+            flow_counts(states).astype("<i4").tobytes(),
+        ]
         args += [blob[i * size : (i + 1) * size] for i in range(len(rec))]
         keys = [self.key(c) for c in customer_ids]
         if self.history:
@@ -302,7 +321,12 @@ class RedisStateStore:
         applied and who have a segment: sizes per window and the flow between them."""
         return flows_from_fields((k.decode(), int(v)) for k, v in self.r.hgetall(self.flows_key).items())
 
-    def segments(self, customer_ids: Sequence[str]) -> dict[str, int]:
+    def segments(self, customer_ids: Sequence[str] | None = None) -> dict[str, int]:
+        """Stored customers' segments: of these ids (unknown ones -1), or of every customer (O(customers))."""
+        if customer_ids is None:
+            customer_ids = self.customer_ids()
+        if not customer_ids:
+            return {}
         states = self._decode(self.r.mget([self.key(c) for c in customer_ids]))
         return {c: int(s) for c, s in zip(customer_ids, states.segment)}
 
@@ -312,12 +336,7 @@ class RedisStateStore:
         ids = []
         glob = "".join("\\" + ch if ch in "*?[]\\^" else ch for ch in prefix)
         for k in self.r.scan_iter(match=self._state_prefix + glob + "*", count=10_000):
-            ids.append(k.decode()[len(self._state_prefix):])
+            ids.append(k.decode()[len(self._state_prefix) :])
             if limit is not None and len(ids) >= limit:
                 break
         return ids
-
-    def scan_segments(self) -> dict[str, int]:
-        """Every stored customer's segment."""
-        ids = self.customer_ids()
-        return self.segments(ids) if ids else {}

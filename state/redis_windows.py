@@ -17,7 +17,7 @@ a closed window is two DELs.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import redis
@@ -73,8 +73,17 @@ class WindowCheckpoints:
             except redis.WatchError:
                 raise Fenced([partition], "checkpoint") from None
 
-    def _queue(self, pipe: redis.client.Pipeline, topic: str, partition: int, offset: int, max_event_time: float,
-               deltas: Iterable[WindowRows], closed: Iterable[int], open_windows: Iterable[int]) -> None:
+    def _queue(
+        self,
+        pipe: redis.client.Pipeline,
+        topic: str,
+        partition: int,
+        offset: int,
+        max_event_time: float,
+        deltas: Iterable[WindowRows],
+        closed: Iterable[int],
+        open_windows: Iterable[int],
+    ) -> None:
         for d in deltas:
             wkey, kkey = self._window(topic, partition, d.index)
             if d.customers:
@@ -85,7 +94,10 @@ class WindowCheckpoints:
         for i in closed:
             pipe.delete(*self._window(topic, partition, i))
         opened = ",".join(map(str, sorted(open_windows)))
-        pipe.hset(self._meta(topic, partition), mapping={"offset": offset, "max_event_time": repr(max_event_time), "open": opened})
+        pipe.hset(
+            self._meta(topic, partition),
+            mapping={"offset": offset, "max_event_time": repr(max_event_time), "open": opened},
+        )
 
     def forget(self, customer_id: str) -> int:
         """Remove the customer's rows from every open window of every partition; the rows removed.

@@ -12,15 +12,15 @@ import base64
 import hashlib
 import re
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
+import fastapi_offline
 import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
-import fastapi_offline
 
 from models.artefact import ModelArtefact, TorchSequenceModel
 from segstream.assembly import window_spec
@@ -33,11 +33,14 @@ from state.redis_store import RedisStateStore
 from .auth import KeyRing, requirer
 
 STATIC = Path(__file__).parent / "static"
-ASSETS = {"explorer.js": "text/javascript", "explorer.css": "text/css",
-          "vendor/echarts.min.js": "text/javascript"}  # ECharts 6.1.0 (Apache-2.0), scripts/vendor-js
+ASSETS = {
+    "explorer.js": "text/javascript",
+    "explorer.css": "text/css",
+    "vendor/echarts.min.js": "text/javascript",
+}  # ECharts 6.1.0 (Apache-2.0), scripts/vendor-js
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-                               "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",  # profiles are personal data: no copies in shared caches
@@ -112,16 +115,21 @@ SWAGGER_ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "
 def swagger_page() -> tuple[str, str]:
     """FastAPI's Swagger UI page pointed at the packaged assets, and a CSP that allows exactly its
     one inline script (by hash) and the inline styles Swagger UI sets, nothing from elsewhere."""
-    page = get_swagger_ui_html(openapi_url="/openapi.json", title="segstream lookup API",
-                               swagger_js_url="/docs-assets/swagger-ui-bundle.js",
-                               swagger_css_url="/docs-assets/swagger-ui.css",
-                               swagger_favicon_url="/docs-assets/favicon.png",
-                               # no badge from validator.swagger.io: nothing leaves the page
-                               swagger_ui_parameters={"validatorUrl": None}).body.decode()
+    page = get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="segstream lookup API",
+        swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+        swagger_css_url="/docs-assets/swagger-ui.css",
+        swagger_favicon_url="/docs-assets/favicon.png",
+        # no badge from validator.swagger.io: nothing leaves the page
+        swagger_ui_parameters={"validatorUrl": None},
+    ).body.decode()
     inline = re.findall(r"<script>(.*?)</script>", page, re.S)
     hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'" for s in inline)
-    csp = (f"default-src 'none'; script-src 'self' {hashes}; style-src 'self' 'unsafe-inline'; connect-src 'self'; "
-           "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+    csp = (
+        f"default-src 'none'; script-src 'self' {hashes}; style-src 'self' 'unsafe-inline'; connect-src 'self'; "
+        "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
     return page, csp
 
 
@@ -160,8 +168,11 @@ def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
         return FileResponse(SWAGGER_DIR / name, media_type=SWAGGER_ASSETS[name])
 
     async def store_unavailable(request: Request, err: Exception):
-        return JSONResponse({"detail": f"the state store (Redis) is unavailable: {type(err).__name__}: {err}"},
-                            status_code=503, headers={"Retry-After": "5", **SECURITY_HEADERS})
+        return JSONResponse(
+            {"detail": f"the state store (Redis) is unavailable: {type(err).__name__}: {err}"},
+            status_code=503,
+            headers={"Retry-After": "5", **SECURITY_HEADERS},
+        )
 
     for unavailable in UNAVAILABLE:
         api.add_exception_handler(unavailable, store_unavailable)
@@ -179,12 +190,14 @@ def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
         except UNAVAILABLE as err:
             return JSONResponse({"ready": False, "reason": f"Redis unavailable: {err}"}, status_code=503)
         if not client.exists(store.centroid_key):
-            return JSONResponse({"ready": False, "reason": "no worker has written centroids for this namespace and "
-                                 "model yet"}, status_code=503)
+            return JSONResponse(
+                {"ready": False, "reason": "no worker has written centroids for this namespace and model yet"},
+                status_code=503,
+            )
         return {"ready": True, "model_version": artefact.version}
 
     def month(idx: int) -> str:
-        return datetime.fromtimestamp(spec.start(int(idx)), tz=timezone.utc).date().isoformat()
+        return datetime.fromtimestamp(spec.start(int(idx)), tz=UTC).date().isoformat()
 
     def started() -> bool:
         return bool(client.exists(store.centroid_key))
@@ -192,8 +205,11 @@ def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
     def basis() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Centroids and a 2-D projection (their principal axes): stable while centroids move slowly."""
         if not started():
-            raise HTTPException(404, f"no segments yet: no worker has written centroids for namespace "
-                                     f"{settings.redis_prefix!r} and model {artefact.version}")
+            raise HTTPException(
+                404,
+                f"no segments yet: no worker has written centroids for namespace "
+                f"{settings.redis_prefix!r} and model {artefact.version}",
+            )
         c = store.centroid_stats().centroids
         mean = c.mean(0)
         _, _, vt = np.linalg.svd(c - mean, full_matrices=False)
@@ -206,10 +222,19 @@ def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
         sizes = store.segment_sizes()
         pos = (c - mean) @ axes.T
         return [
-            Segment(segment=p.segment, label=p.label, size=sizes.get(p.segment, 0), description=p.description,
-                    recommendation=p.family, why=p.why, traits=p.traits, centroid=c[p.segment].tolist(),
-                    position=pos[p.segment].tolist(), rules=rules.get(str(p.segment), []),
-                    rules_accuracy=artefact.trained_on.get("segment_rules_accuracy"))
+            Segment(
+                segment=p.segment,
+                label=p.label,
+                size=sizes.get(p.segment, 0),
+                description=p.description,
+                recommendation=p.family,
+                why=p.why,
+                traits=p.traits,
+                centroid=c[p.segment].tolist(),
+                position=pos[p.segment].tolist(),
+                rules=rules.get(str(p.segment), []),
+                rules_accuracy=artefact.trained_on.get("segment_rules_accuracy"),
+            )
             for p in profiles(model.traits_of(c))
         ]
 
@@ -238,9 +263,16 @@ def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
                 moved = ", ".join(f"{TRAITS[t]} {shift[t]:+.2f}" for t in top)
                 was = f"{prev} {prof[prev].label}" if prev is not None and prev >= 0 else "no segment"
                 change = f"{was} → {s} {prof[s].label}: {moved}"
-            points.append(TrajectoryPoint(window_start=month(w), segment=int(s), position=((h - mean) @ axes.T).tolist(),
-                                          hidden=h.tolist(), traits=dict(zip(TRAITS, map(float, traits[i]))),
-                                          change=change))
+            points.append(
+                TrajectoryPoint(
+                    window_start=month(w),
+                    segment=int(s),
+                    position=((h - mean) @ axes.T).tolist(),
+                    hidden=h.tolist(),
+                    traits=dict(zip(TRAITS, map(float, traits[i]))),
+                    change=change,
+                )
+            )
             prev = s
         return points
 
@@ -254,9 +286,13 @@ def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
             sizes: dict[int, int] = {}
             for (_, after), n in flows[w].items():
                 sizes[after] = sizes.get(after, 0) + n
-            out.append(WindowSummary(window_start=month(w), sizes=dict(sorted(sizes.items())),
-                                     flows=[Flow(before=b, after=a, customers=n)
-                                            for (b, a), n in sorted(flows[w].items())]))
+            out.append(
+                WindowSummary(
+                    window_start=month(w),
+                    sizes=dict(sorted(sizes.items())),
+                    flows=[Flow(before=b, after=a, customers=n) for (b, a), n in sorted(flows[w].items())],
+                )
+            )
         return out
 
     @api.get("/api/customers", response_model=list[str], dependencies=[customers_scope])
@@ -303,8 +339,11 @@ def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
         try:
             done = Eraser(settings, store.r, store).forget(customer_id)
         except NoPermissionError:
-            raise HTTPException(503, "this API's Redis user is read-only: erase with `segstream forget`, "
-                                     "or run an admin API with a user that may write the namespace") from None
+            raise HTTPException(
+                503,
+                "this API's Redis user is read-only: erase with `segstream forget`, "
+                "or run an admin API with a user that may write the namespace",
+            ) from None
         return asdict(done)
 
     @api.get("/api/map", response_model=list[MapPoint], dependencies=[customers_scope])
@@ -315,8 +354,10 @@ def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
         state, _ = store.load(ids)
         _, mean, axes = basis()
         xy = (state.h - mean) @ axes.T
-        return [MapPoint(customer_id=i, segment=int(s), x=float(p[0]), y=float(p[1]))
-                for i, s, p in zip(ids, state.segment, xy)]
+        return [
+            MapPoint(customer_id=i, segment=int(s), x=float(p[0]), y=float(p[1]))
+            for i, s, p in zip(ids, state.segment, xy)
+        ]
 
     @api.get("/", include_in_schema=False, dependencies=[segments_scope])
     def explorer():

@@ -61,8 +61,10 @@ if settings.ingest == "agent":
             return app.consumer.highwater(faust.types.TP(settings.topic_transactions, p))
 
         async for events in stream.take_events(settings.batch_size, within=settings.batch_timeout_s):
-            await worker.handle(batch_of((e.message.partition, e.message.offset, e.value, e.message.timestamp, e.key)
-                                         for e in events), highwater)
+            await worker.handle(
+                batch_of((e.message.partition, e.message.offset, e.value, e.message.timestamp, e.key) for e in events),
+                highwater,
+            )
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app, revoked, **kwargs) -> None:

@@ -65,7 +65,7 @@ class KeyRing:
         self.keys = keys
 
     @classmethod
-    def load(cls, path: Path | None, inline: str = "") -> "KeyRing":
+    def load(cls, path: Path | None, inline: str = "") -> KeyRing:
         """Keys from a file (one per line) and from ``inline`` (the same lines, ``;``-separated, for the environment)."""
         keys = []
         if path is not None:
@@ -104,11 +104,16 @@ def requirer(ring: KeyRing):
     """``require(scope)``: a FastAPI dependency that answers 401 without a known key, 403 without the scope."""
 
     def require(scope: str):
-        def check(header: str | None = Security(_header), basic: HTTPBasicCredentials | None = Depends(_basic)) -> ApiKey:
+        def check(
+            header: str | None = Security(_header), basic: HTTPBasicCredentials | None = Depends(_basic)
+        ) -> ApiKey:
             presented = header or (basic.password if basic else None)
             if not presented:
-                raise HTTPException(401, "credentials required: send the X-API-Key header, or HTTP Basic with the "
-                                         "API key as password", headers={"WWW-Authenticate": 'Basic realm="segstream"'})
+                raise HTTPException(
+                    401,
+                    "credentials required: send the X-API-Key header, or HTTP Basic with the API key as password",
+                    headers={"WWW-Authenticate": 'Basic realm="segstream"'},
+                )
             key = ring.find(presented)
             if key is None:
                 raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": 'Basic realm="segstream"'})

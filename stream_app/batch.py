@@ -7,8 +7,8 @@ model (torch) when the core runs in a process of its own.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from segstream.core.engine import EngineResult
 from segstream.core.events import InvalidEvent, SegmentChange

@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from typing import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
@@ -23,8 +23,8 @@ from aiokafka.errors import IllegalStateError, KafkaError
 from segstream.config import Settings
 
 from . import metrics
-from .kafka_config import aiokafka_options
 from .batch import PartitionBatch
+from .kafka_config import aiokafka_options
 
 log = logging.getLogger("segstream.worker")
 QUIET_CHECK_S = 2.0  # how often an idle worker looks for windows the wall clock has passed
@@ -33,8 +33,12 @@ QUIET_CHECK_S = 2.0  # how often an idle worker looks for windows the wall clock
 class _Revoker(ConsumerRebalanceListener):
     """Checkpoint and commit before partitions go, so the next owner replays little."""
 
-    def __init__(self, revoke: Callable[[list[int]], Awaitable[bool]], commit: Callable[[], Awaitable[None]],
-                 assign: Callable[[list[int]], Awaitable[None]]):
+    def __init__(
+        self,
+        revoke: Callable[[list[int]], Awaitable[bool]],
+        commit: Callable[[], Awaitable[None]],
+        assign: Callable[[list[int]], Awaitable[None]],
+    ):
         self.revoke = revoke
         self.commit = commit
         self.assign = assign
@@ -152,8 +156,13 @@ async def consume(
                 continue
             report_lag(got)
             batch = [  # columns, not an object per record
-                PartitionBatch(tp.partition, [m.offset for m in msgs], [m.value for m in msgs], msgs[0].timestamp / 1000.0,
-                               [m.key for m in msgs])
+                PartitionBatch(
+                    tp.partition,
+                    [m.offset for m in msgs],
+                    [m.value for m in msgs],
+                    msgs[0].timestamp / 1000.0,
+                    [m.key for m in msgs],
+                )
                 for tp, msgs in got.items()
                 if msgs
             ]

@@ -55,11 +55,13 @@ class CoreRunner:
         self.executor: Executor
         if self.in_process:
             # spawn, not fork: the worker already runs threads (aiokafka, Faust, redis-py)
-            self.executor = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=_start, initargs=(settings, os.getpid()))
+            self.executor = ProcessPoolExecutor(
+                1, mp_context=multiprocessing.get_context("spawn"), initializer=_start, initargs=(settings, os.getpid())
+            )
         else:
-            self.executor = ThreadPoolExecutor(1, thread_name_prefix="segstream-core",
-                                               initializer=_start, initargs=(settings, None))
+            self.executor = ThreadPoolExecutor(
+                1, thread_name_prefix="segstream-core", initializer=_start, initargs=(settings, None)
+            )
 
     def _submit(self, method: str, *args: Any) -> asyncio.Future:
         """``StreamProcessor.<method>(*args)`` where the core runs, queued now behind earlier calls.

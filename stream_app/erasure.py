@@ -43,7 +43,10 @@ class Eraser:
         state = self.store.forget(customer_id)
         rows = self.checkpoints.forget(customer_id)
         others = 0
-        for pattern in (f"{self.settings.redis_prefix}:*:s:{customer_id}", f"{self.settings.redis_prefix}:*:h:{customer_id}"):
+        for pattern in (
+            f"{self.settings.redis_prefix}:*:s:{customer_id}",
+            f"{self.settings.redis_prefix}:*:h:{customer_id}",
+        ):
             for key in self.r.scan_iter(match=pattern, count=1000):
                 others += self.r.delete(key)
         return Erasure(customer_id, state, rows, others, publish and self._tombstone(customer_id))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import suppress
 from typing import Any
 
 from segstream.config import Settings
@@ -12,10 +13,16 @@ log = logging.getLogger(__name__)
 
 
 def kafka_python_options(s: Settings) -> dict[str, Any]:
-    opts: dict[str, Any] = {"bootstrap_servers": s.kafka_bootstrap.split(","), "security_protocol": s.kafka_security_protocol}
+    opts: dict[str, Any] = {
+        "bootstrap_servers": s.kafka_bootstrap.split(","),
+        "security_protocol": s.kafka_security_protocol,
+    }
     if s.kafka_sasl_mechanism:
-        opts.update(sasl_mechanism=s.kafka_sasl_mechanism, sasl_plain_username=s.kafka_sasl_username,
-                    sasl_plain_password=s.kafka_sasl_password)
+        opts.update(
+            sasl_mechanism=s.kafka_sasl_mechanism,
+            sasl_plain_username=s.kafka_sasl_username,
+            sasl_plain_password=s.kafka_sasl_password,
+        )
     if s.kafka_ssl_cafile:
         opts["ssl_cafile"] = s.kafka_ssl_cafile
     return opts
@@ -42,8 +49,10 @@ def faust_credentials(s: Settings):
         ssl_context = ssl.create_default_context(cafile=s.kafka_ssl_cafile)
     if s.kafka_sasl_mechanism:
         return faust.SASLCredentials(
-            username=s.kafka_sasl_username, password=s.kafka_sasl_password,
-            mechanism=s.kafka_sasl_mechanism, ssl_context=ssl_context,
+            username=s.kafka_sasl_username,
+            password=s.kafka_sasl_password,
+            mechanism=s.kafka_sasl_mechanism,
+            ssl_context=ssl_context,
         )
     return faust.SSLCredentials(ssl_context) if ssl_context else None
 
@@ -63,8 +72,14 @@ def verify(s: Settings, timeout_s: float = 10.0) -> None:
     sasl = {k: opts[k] for k in ("sasl_mechanism", "sasl_plain_username", "sasl_plain_password") if k in opts}
 
     async def handshake(host: str, port: int) -> None:
-        conn = await create_conn(host, port, security_protocol=s.kafka_security_protocol,
-                                 ssl_context=opts.get("ssl_context"), request_timeout_ms=int(timeout_s * 1000), **sasl)
+        conn = await create_conn(
+            host,
+            port,
+            security_protocol=s.kafka_security_protocol,
+            ssl_context=opts.get("ssl_context"),
+            request_timeout_ms=int(timeout_s * 1000),
+            **sasl,
+        )
         conn.close()
 
     failures = []
@@ -73,17 +88,25 @@ def verify(s: Settings, timeout_s: float = 10.0) -> None:
         try:
             asyncio.run(asyncio.wait_for(handshake(host, int(port)), timeout_s))
         except (SaslAuthenticationFailed, UnsupportedSaslMechanismError) as err:
-            raise SystemExit(f"Kafka at {server} refused user {s.kafka_sasl_username!r} "
-                             f"({s.kafka_sasl_mechanism}); check SEGSTREAM_KAFKA_SASL_USERNAME/_PASSWORD: {err}") from None
+            raise SystemExit(
+                f"Kafka at {server} refused user {s.kafka_sasl_username!r} "
+                f"({s.kafka_sasl_mechanism}); check SEGSTREAM_KAFKA_SASL_USERNAME/_PASSWORD: {err}"
+            ) from None
         except ssl.SSLCertVerificationError as err:
-            raise SystemExit(f"Kafka at {server}: its TLS certificate is not trusted "
-                             f"(SEGSTREAM_KAFKA_SSL_CAFILE={s.kafka_ssl_cafile}): {err.verify_message}") from None
-        except (OSError, asyncio.TimeoutError, KafkaError, ValueError) as err:
-            failures.append(f"{server} ({type(err).__name__}: {err})" if str(err) else f"{server} ({type(err).__name__})")
+            raise SystemExit(
+                f"Kafka at {server}: its TLS certificate is not trusted "
+                f"(SEGSTREAM_KAFKA_SSL_CAFILE={s.kafka_ssl_cafile}): {err.verify_message}"
+            ) from None
+        except (TimeoutError, OSError, KafkaError, ValueError) as err:
+            failures.append(
+                f"{server} ({type(err).__name__}: {err})" if str(err) else f"{server} ({type(err).__name__})"
+            )
             continue
         return
-    raise SystemExit(f"Kafka is not reachable at {', '.join(failures)}: is the broker running, and is "
-                     f"SEGSTREAM_KAFKA_BOOTSTRAP ({s.kafka_bootstrap}) right?")
+    raise SystemExit(
+        f"Kafka is not reachable at {', '.join(failures)}: is the broker running, and is "
+        f"SEGSTREAM_KAFKA_BOOTSTRAP ({s.kafka_bootstrap}) right?"
+    )
 
 
 def ensure_topics(s: Settings) -> None:
@@ -94,12 +117,14 @@ def ensure_topics(s: Settings) -> None:
     admin = KafkaAdminClient(**kafka_python_options(s), client_id="segstream-admin")
     try:
         existing = set(admin.list_topics())
-        new = [NewTopic(t, s.topic_partitions, 1) for t in (s.topic_transactions, s.topic_changes, s.topic_dlq) if t not in existing]
+        new = [
+            NewTopic(t, s.topic_partitions, 1)
+            for t in (s.topic_transactions, s.topic_changes, s.topic_dlq)
+            if t not in existing
+        ]
         if new:
-            try:
+            with suppress(TopicAlreadyExistsError):  # another process won the race
                 admin.create_topics(new)
-            except TopicAlreadyExistsError:
-                pass
             log.info("created topics %s", [t.name for t in new])
     finally:
         admin.close()

@@ -16,44 +16,78 @@ DEAD_LETTERS = Counter("segstream_dead_letters_total", "Events sent to the dead-
 WINDOWS_CLOSED = Counter("segstream_windows_closed_total", "Customer windows closed by the watermark")
 STATE_UPDATES = Counter("segstream_state_updates_total", "Windows applied to a customer's LSTM state")
 STALE_WINDOWS = Counter("segstream_stale_windows_total", "Closed windows already applied before (replays)")
-CHANGES = Counter("segstream_segment_changes_total", "Segment-change events, by dominant trait before and after",
-                  ["from_trait", "to_trait"])
-BATCH_EVENTS = Histogram("segstream_batch_events", "Events per consumed batch",
-                         buckets=(1, 8, 32, 128, 512, 1024, 2048, 4096, 8192))
-STAGE_SECONDS = Histogram("segstream_engine_stage_seconds", "Engine time per batch, by stage", ["stage"],
-                          buckets=(1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1, 5))
-WORKER_SECONDS = Summary("segstream_worker_stage_seconds",
-                         "Worker wall-clock per batch, by stage (fetch, process, ack_wait, checkpoint, commit): "
-                         "what the worker waits on; fetch and ack_wait count only waits not overlapped with processing",
-                         ["stage"])
-E2E_SECONDS = Histogram("segstream_end_to_end_seconds",
-                        "From broker ingest of a batch's oldest event to its segment changes being published",
-                        buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60))
+CHANGES = Counter(
+    "segstream_segment_changes_total",
+    "Segment-change events, by dominant trait before and after",
+    ["from_trait", "to_trait"],
+)
+BATCH_EVENTS = Histogram(
+    "segstream_batch_events", "Events per consumed batch", buckets=(1, 8, 32, 128, 512, 1024, 2048, 4096, 8192)
+)
+STAGE_SECONDS = Histogram(
+    "segstream_engine_stage_seconds",
+    "Engine time per batch, by stage",
+    ["stage"],
+    buckets=(1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1, 5),
+)
+WORKER_SECONDS = Summary(
+    "segstream_worker_stage_seconds",
+    "Worker wall-clock per batch, by stage (fetch, process, ack_wait, checkpoint, commit): "
+    "what the worker waits on; fetch and ack_wait count only waits not overlapped with processing",
+    ["stage"],
+)
+E2E_SECONDS = Histogram(
+    "segstream_end_to_end_seconds",
+    "From broker ingest of a batch's oldest event to its segment changes being published",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+)
 LAG = Gauge("segstream_consumer_lag_messages", "Messages behind the partition's high-water mark", ["partition"])
 OPEN_WINDOWS = Gauge("segstream_open_windows", "Customer windows open in this worker")
 SEGMENT_SIZE = Gauge("segstream_segment_customers", "Customers currently in each micro-segment", ["segment"])
 CENTROID_VERSION = Gauge("segstream_centroid_version", "Folds applied to the shared k-means model")
-CHECKPOINT_LAG = Gauge("segstream_checkpoint_lag_messages",
-                       "Messages behind the partition's high-water mark that no window checkpoint covers yet "
-                       "(what a crash would re-read)", ["partition"])
-PUBLISH_ERRORS = Counter("segstream_publish_errors_total",
-                         "Output batches the broker refused; the worker re-reads from its last checkpoint")
-DETECTED_CHANGES = Counter("segstream_detected_changes_total",
-                           "Windows whose change statistic passed the threshold (the customer's state restarted)")
-FENCED = Counter("segstream_fenced_partitions_total",
-                 "Writes for a partition refused because a newer owner claimed it (this worker was a zombie: "
-                 "paused past its session); the partition is let go", ["where"])
+CHECKPOINT_LAG = Gauge(
+    "segstream_checkpoint_lag_messages",
+    "Messages behind the partition's high-water mark that no window checkpoint covers yet (what a crash would re-read)",
+    ["partition"],
+)
+PUBLISH_ERRORS = Counter(
+    "segstream_publish_errors_total", "Output batches the broker refused; the worker re-reads from its last checkpoint"
+)
+DETECTED_CHANGES = Counter(
+    "segstream_detected_changes_total",
+    "Windows whose change statistic passed the threshold (the customer's state restarted)",
+)
+FENCED = Counter(
+    "segstream_fenced_partitions_total",
+    "Writes for a partition refused because a newer owner claimed it (this worker was a zombie: "
+    "paused past its session); the partition is let go",
+    ["where"],
+)
 REDIS_ERRORS = Counter("segstream_redis_errors_total", "Redis operations that failed after retries", ["op"])
 MODEL = Info("segstream_model", "The model artefact this worker serves")
-DEAD_LETTERED = Counter("segstream_dead_lettered_events_total",
-                        "Events sent to the dead-letter topic, all reasons (there from start-up, so rate() sees a burst)")
+DEAD_LETTERED = Counter(
+    "segstream_dead_lettered_events_total",
+    "Events sent to the dead-letter topic, all reasons (there from start-up, so rate() sees a burst)",
+)
 
 # Every label value a panel or an alert reads exists at 0 from start-up: a series that appears
 # at its first error already at its full value is a step rate() never sees.
 OUTCOME_LABELS = (*OUTCOMES, "invalid", "forgotten", "other_category", "fenced", "replayed")
-COMMON_DLQ_REASONS = ("malformed_json", "not_utf8", "oversized", "tombstone", "key:missing", "key:mismatch",
-                      "late:window_closed", "category:unknown_category", "category:missing", "mcc:unknown",
-                      "customer_id:string_pattern_mismatch", "amount:out_of_range", "timestamp:in_future")
+COMMON_DLQ_REASONS = (
+    "malformed_json",
+    "not_utf8",
+    "oversized",
+    "tombstone",
+    "key:missing",
+    "key:mismatch",
+    "late:window_closed",
+    "category:unknown_category",
+    "category:missing",
+    "mcc:unknown",
+    "customer_id:string_pattern_mismatch",
+    "amount:out_of_range",
+    "timestamp:in_future",
+)
 for _o in OUTCOME_LABELS:
     EVENTS.labels(_o)
 for _r in COMMON_DLQ_REASONS:

@@ -52,7 +52,8 @@ class StreamProcessor:
         self.redis = connect(settings.redis_url)
         verify(self.redis)
         self.pipeline = build_pipeline(
-            settings, lambda m: RedisStateStore.for_deployment(self.redis, settings, m.hidden_size, m.version))
+            settings, lambda m: RedisStateStore.for_deployment(self.redis, settings, m.hidden_size, m.version)
+        )
         self.pipeline.isolate_except = (*UNAVAILABLE, Fenced)  # outages stop the batch; a bug sets windows aside
         self.store: RedisStateStore = self.pipeline.engine.store
         self.checkpoints = WindowCheckpoints(self.redis, len(CATEGORIES), prefix=settings.redis_prefix)
@@ -118,8 +119,7 @@ class StreamProcessor:
             return quiet
         for p in [p for p in self._epochs if p not in self._fenced]:  # assigned, read or not since a restart
             part = self._partition(p)
-            if (now - part.seen >= idle
-                    and part.windows.next_end() + lateness <= now):
+            if now - part.seen >= idle and part.windows.next_end() + lateness <= now:
                 part.windows.advance_to(now)
                 part.dirty = True
                 quiet.append(p)
@@ -149,8 +149,15 @@ class StreamProcessor:
             late = EventRejected("late:window_closed", "the watermark had passed the end of its window")
             bad = ing.rejected + [(i, late) for i in ing.late_positions()]
             for i, err in bad:
-                out.dead_letters.append(dead_letter(values[i], err, source_topic=self.topic,
-                                                    source_partition=pb.partition, source_offset=int(offsets[i])))
+                out.dead_letters.append(
+                    dead_letter(
+                        values[i],
+                        err,
+                        source_topic=self.topic,
+                        source_partition=pb.partition,
+                        source_offset=int(offsets[i]),
+                    )
+                )
         if now is not None:
             touched += [p for p in self._quiet(now) if p not in touched]
         polled = {p: self._withheld(self._parts[p].windows.poll()) for p in sorted(touched)}
@@ -178,11 +185,24 @@ class StreamProcessor:
         partition_of = {(w.customer_id, w.index): p for p, ws in polled.items() for w in ws}
         for w, err in out.engine.quarantined:
             log.error("window %d of a customer failed in the engine; dead-lettered", w.index, exc_info=err)
-            summary = {"customer_id": w.customer_id, "window": w.index, "start": w.start, "end": w.end,
-                       "events": w.n_events, "income": w.income, "spend": dict(zip(CATEGORIES, w.spend.tolist()))}
+            summary = {
+                "customer_id": w.customer_id,
+                "window": w.index,
+                "start": w.start,
+                "end": w.end,
+                "events": w.n_events,
+                "income": w.income,
+                "spend": dict(zip(CATEGORIES, w.spend.tolist())),
+            }
             err_ = EventRejected(f"engine:{type(err).__name__}", str(err))
-            out.dead_letters.append(dead_letter(orjson.dumps(summary), err_, source_topic=self.topic,
-                                                source_partition=partition_of[(w.customer_id, w.index)]))
+            out.dead_letters.append(
+                dead_letter(
+                    orjson.dumps(summary),
+                    err_,
+                    source_topic=self.topic,
+                    source_partition=partition_of[(w.customer_id, w.index)],
+                )
+            )
 
     def checkpoint(self) -> None:
         """Persist what changed; call only after the batch's outputs are published.
@@ -196,8 +216,16 @@ class StreamProcessor:
             if part.dirty:
                 deltas, closed = part.windows.checkpoint_delta()
                 try:
-                    self.checkpoints.save(self.topic, p, part.offset, part.windows.max_event_time, deltas, closed,
-                                          part.windows.window_numbers, epoch=self._epochs[p])
+                    self.checkpoints.save(
+                        self.topic,
+                        p,
+                        part.offset,
+                        part.windows.max_event_time,
+                        deltas,
+                        closed,
+                        part.windows.window_numbers,
+                        epoch=self._epochs[p],
+                    )
                 except Fenced:
                     fenced.append(p)
                 part.dirty = False

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import orjson
 from kafka import KafkaConsumer
@@ -28,8 +28,10 @@ def changes(settings: Settings, *, from_beginning: bool = False, idle_timeout_s:
         consumer.close()
 
 
-HEADER = (f"{'window':<10}  {'customer':<14} {'from':>8} -> {'to':<8}  {'conf':<9}  "
-          f"[predicted traits O C E A N, z-scores]  model@centroids")
+HEADER = (
+    f"{'window':<10}  {'customer':<14} {'from':>8} -> {'to':<8}  {'conf':<9}  "
+    f"[predicted traits O C E A N, z-scores]  model@centroids"
+)
 
 
 def describe(ch: dict) -> str:
@@ -38,6 +40,7 @@ def describe(ch: dict) -> str:
     window = ch["window_start"][:10] if ch.get("window_start") else "<" + ch["window_end"][:10]
     traits = " ".join(f"{k[0].upper()}{v:+.2f}" for k, v in ch["traits"].items())
     old = "new" if ch["old_segment"] is None else f"{ch['old_segment']:>2} {ch['old_segment_label'] or '':<5}"
-    return (f"{window:<10}  {ch['customer_id']:<14} {old:>8} -> {ch['new_segment']:>2} {ch['segment_label']:<5}"
-            f"  conf {ch['confidence']:.2f}  [{traits}]  {ch['model_version']}@{ch['centroid_version']}")
-
+    return (
+        f"{window:<10}  {ch['customer_id']:<14} {old:>8} -> {ch['new_segment']:>2} {ch['segment_label']:<5}"
+        f"  conf {ch['confidence']:.2f}  [{traits}]  {ch['model_version']}@{ch['centroid_version']}"
+    )

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from contextlib import suppress
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from aiokafka.errors import KafkaError
 
@@ -67,8 +68,12 @@ def _no_highwater(partition: int) -> None:
 
 
 class Worker:
-    def __init__(self, settings: Settings, make_core: Callable[[Settings], Core] | None = None,
-                 make_publisher: Callable[[Settings], Publisher] | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        make_core: Callable[[Settings], Core] | None = None,
+        make_publisher: Callable[[Settings], Publisher] | None = None,
+    ):
         self.settings = settings
         self._make_core = make_core
         self._make_publisher = make_publisher
@@ -95,8 +100,12 @@ class Worker:
                 self._core = self._make_core(self.settings)
             version, _, _ = await self._core.model_stats()
             metrics.MODEL.info({"model_version": version})
-            log.info("segstream worker ready (%s ingest, core in a %s): model %s", self.settings.ingest,
-                     "process" if self._core.in_process else "thread", version)
+            log.info(
+                "segstream worker ready (%s ingest, core in a %s): model %s",
+                self.settings.ingest,
+                "process" if self._core.in_process else "thread",
+                version,
+            )
         return self._core
 
     async def publisher(self) -> Publisher:
@@ -111,8 +120,15 @@ class Worker:
         return self._publisher
 
     # --- the protocol ---------------------------------------------------------
-    async def handle(self, batch: list[PartitionBatch], highwater: Highwater, *,
-                     checkpoint: bool = True, rewind: bool = False, ahead: bool = False) -> bool:
+    async def handle(
+        self,
+        batch: list[PartitionBatch],
+        highwater: Highwater,
+        *,
+        checkpoint: bool = True,
+        rewind: bool = False,
+        ahead: bool = False,
+    ) -> bool:
         """Submit a batch, publish what is processed, and (if asked) checkpoint.
 
         With ``ahead`` (under load) the batch's outputs are sent by the next call (an
@@ -147,10 +163,12 @@ class Worker:
         """Send a processed batch's outputs once the previous batch's are acknowledged; report it."""
         await self._acked()
         s = self.settings
-        self._unacked = await (await self.publisher()).send({
-            s.topic_changes: [(ch.customer_id.encode(), ch.model_dump_json().encode()) for ch in out.changes],
-            s.topic_dlq: [(d.reason.encode(), d.model_dump_json().encode()) for d in out.dead_letters],
-        })
+        self._unacked = await (await self.publisher()).send(
+            {
+                s.topic_changes: [(ch.customer_id.encode(), ch.model_dump_json().encode()) for ch in out.changes],
+                s.topic_dlq: [(d.reason.encode(), d.model_dump_json().encode()) for d in out.dead_letters],
+            }
+        )
         self._unacked.add_done_callback(lambda f: f.exception() or metrics.observe_published(batch, out))
         metrics.observe_batch(batch, out)
         metrics.OPEN_WINDOWS.set(out.open_windows)
@@ -205,8 +223,9 @@ class Worker:
             log.warning("%s: letting them go and re-reading the rest from the last checkpoint", err)
         elif isinstance(err, KafkaError):
             metrics.PUBLISH_ERRORS.inc()
-            log.warning("the broker refused an output batch (%s); back to the last checkpoint in %.1fs", err,
-                        self._delay)
+            log.warning(
+                "the broker refused an output batch (%s); back to the last checkpoint in %.1fs", err, self._delay
+            )
         else:
             metrics.REDIS_ERRORS.labels("batch").inc()
             log.warning("Redis unavailable (%s); back to the last checkpoint in %.1fs", err, self._delay)

@@ -11,8 +11,9 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
 def run(script: str, *args: str, timeout: int = 600) -> dict:
-    out = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True,
-                         timeout=timeout, cwd=BENCH)
+    out = subprocess.run(
+        [sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=timeout, cwd=BENCH
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     last = json.loads(out.stdout.strip().splitlines()[-1])
     assert last["machine"]
@@ -37,8 +38,22 @@ def test_redis_bench_smoke():
 
 @pytest.mark.integration
 def test_e2e_bench_smoke():
-    r = run("e2e_bench.py", "--customers", "60", "--months", "2", "--latency-customers", "30",
-            "--latency-months", "4", "--latency-rate", "2000", "--variant", "thread:SEGSTREAM_CORE_PROCESS=false", timeout=900)
+    r = run(
+        "e2e_bench.py",
+        "--customers",
+        "60",
+        "--months",
+        "2",
+        "--latency-customers",
+        "30",
+        "--latency-months",
+        "4",
+        "--latency-rate",
+        "2000",
+        "--variant",
+        "thread:SEGSTREAM_CORE_PROCESS=false",
+        timeout=900,
+    )
     assert r["bare_consumer_events_per_s"] > 0 and r["batch_worker_events_per_s"] > 0
     assert r["variant_thread_events_per_s"] > 0
 

@@ -41,22 +41,25 @@ _RULES: tuple[tuple[str, str], ...] = (
     ("insurance", r"insurance"),
     ("subscriptions", r"continuity/subscription"),
     ("savings", r"securities|brokers and dealers"),
-    (OTHER, r"financial institutions|wire transfer|money order|stored value|"
-            r"real estate|tax |tax payments|fines|court costs|bail|government|postal|"
-            r"intra-company|referral service|credential service|emergency services|"
-            r"consumer credit|debt collection|legal services|accounting|"
-            r"commercial equipment|commercial furniture|and commercial|commercial footwear|industrial|durable goods|non-durable|wholesale|piece goods, notions|chemicals|"
-            r"metal service|construction materials|auto and home supply|motorcycle|automobile associations|membership organization|office, photographic|stationery, office supplies and printing|"
-            r"typesetting|publishing and printing|speciality cleaning|motor freight|courier|warehousing|"
-            r"utilities|funeral|dental/laboratory|mobile home dealers|car and truck dealers|motor vehicle supplies|"
-            r"automotive|tyre|car washes|towing|parking|welding|repair shops|repair services|reupholstery|agricultural co-op|"
-            r"advertising|blueprinting|photocopying|stenographic|employment agencies|management, consulting|"
-            r"detective|exterminating|janitorial|business services|testing laboratories|architectural|"
-            r"professional services|computer programming|information retrieval services|typewriter|"
-            r"pawn|wrecking|direct marketing|door-to-door|mail order|department stores|discount shops|"
-            r"variety stores|general merchandise|miscellaneous and speciality retail|marketplaces|"
-            r"duty-free|laundry|dry cleaners|equipment, tool|shoe repair|"
-            r"aircraft and farm equipment|telegraph|automated referral"),
+    (
+        OTHER,
+        r"financial institutions|wire transfer|money order|stored value|"
+        r"real estate|tax |tax payments|fines|court costs|bail|government|postal|"
+        r"intra-company|referral service|credential service|emergency services|"
+        r"consumer credit|debt collection|legal services|accounting|"
+        r"commercial equipment|commercial furniture|and commercial|commercial footwear|industrial|durable goods|non-durable|wholesale|piece goods, notions|chemicals|"
+        r"metal service|construction materials|auto and home supply|motorcycle|automobile associations|membership organization|office, photographic|stationery, office supplies and printing|"
+        r"typesetting|publishing and printing|speciality cleaning|motor freight|courier|warehousing|"
+        r"utilities|funeral|dental/laboratory|mobile home dealers|car and truck dealers|motor vehicle supplies|"
+        r"automotive|tyre|car washes|towing|parking|welding|repair shops|repair services|reupholstery|agricultural co-op|"
+        r"advertising|blueprinting|photocopying|stenographic|employment agencies|management, consulting|"
+        r"detective|exterminating|janitorial|business services|testing laboratories|architectural|"
+        r"professional services|computer programming|information retrieval services|typewriter|"
+        r"pawn|wrecking|direct marketing|door-to-door|mail order|department stores|discount shops|"
+        r"variety stores|general merchandise|miscellaneous and speciality retail|marketplaces|"
+        r"duty-free|laundry|dry cleaners|equipment, tool|shoe repair|"
+        r"aircraft and farm equipment|telegraph|automated referral",
+    ),
     ("childcare", r"child care|children's and infants'"),
     ("charity", r"charitable|religious organi|political organi|civic, social|religious goods"),
     ("bars_nightlife", r"drinking places|night-club|dance halls|dating and escort|billiard"),
@@ -64,44 +67,85 @@ _RULES: tuple[tuple[str, str], ...] = (
     ("restaurants", r"eating places|restaurant|caterers"),
     ("groceries", r"grocer|supermarket|meat provisioners|candy, nut|dairies|bakeries|food shops|wholesale clubs"),
     ("public_transport", r"commuter|taxi|bus lines|passenger railways|railroads|tolls"),
-    ("travel", r"airline|air carrier|airport|steamship|cruise|travel|tour operator|boat rentals|"
-               r"automobile rentals|trailer rentals|recreational vehicle rentals|timeshare|"
-               r"transportation services|luggage"),
+    (
+        "travel",
+        r"airline|air carrier|airport|steamship|cruise|travel|tour operator|boat rentals|"
+        r"automobile rentals|trailer rentals|recreational vehicle rentals|timeshare|"
+        r"transportation services|luggage",
+    ),
     ("hotels", r"lodging|hotel|trailer parks|camp-sites"),
-    ("outdoor", r"recreational camps|camper|tent and awning|boat dealers|marinas|snowmobile|motor home dealers|"
-                r"landscaping|swimming pools"),
+    (
+        "outdoor",
+        r"recreational camps|camper|tent and awning|boat dealers|marinas|snowmobile|motor home dealers|"
+        r"landscaping|swimming pools",
+    ),
     ("fuel", r"service stations|fuel dispensers|vehicle charging|fuel dealers|petroleum"),
     ("pharmacy", r"drug stores|pharmac|drugs, drug"),
-    ("healthcare", r"doctors|physicians|dentists|osteopath|chiropract|optometrist|opticians|podiatrist|nursing|"
-                   r"hospital|medical|health practitioners|hearing aids|orthopaedic|ambulance|counselling"),
+    (
+        "healthcare",
+        r"doctors|physicians|dentists|osteopath|chiropract|optometrist|opticians|podiatrist|nursing|"
+        r"hospital|medical|health practitioners|hearing aids|orthopaedic|ambulance|counselling",
+    ),
     ("pets", r"pet shops|veterinary"),
     ("education", r"school|college|universit|educational"),
     ("books", r"book|newsagents|news-stands|periodicals|digital goods media"),
     ("gaming", r"video game|video amusement|digital goods - games|hobby, toy and game"),
-    ("subscriptions", r"subscription|pay television|digital goods - applications|large digital goods|"
-                      r"computer network|telecommunication services|telephone charges|telecom merchant"),
-    ("electronics", r"electronics|computer|camera|household appliance|telecommunication equipment|"
-                    r"electric razor|electrical parts"),
+    (
+        "subscriptions",
+        r"subscription|pay television|digital goods - applications|large digital goods|"
+        r"computer network|telecommunication services|telephone charges|telecom merchant",
+    ),
+    (
+        "electronics",
+        r"electronics|computer|camera|household appliance|telecommunication equipment|"
+        r"electric razor|electrical parts",
+    ),
     ("beauty", r"beauty|barber|cosmetic|spas|massage|wig"),
-    ("sports_fitness", r"sporting goods|sports and riding|commercial sports|golf|membership clubs|bicycle|"
-                       r"bowling"),
-    ("arts_culture", r"art dealers|galleries|artist supply|antique|music shops|theatrical|orchestras|"
-                     r"motion picture theatres|aquariums|tourist attractions|record shops|stamp and coin|"
-                     r"photographic studios|glassware|commercial photography|sewing, needlework|scenic spots"),
+    (
+        "sports_fitness",
+        r"sporting goods|sports and riding|commercial sports|golf|membership clubs|bicycle|"
+        r"bowling",
+    ),
+    (
+        "arts_culture",
+        r"art dealers|galleries|artist supply|antique|music shops|theatrical|orchestras|"
+        r"motion picture theatres|aquariums|tourist attractions|record shops|stamp and coin|"
+        r"photographic studios|glassware|commercial photography|sewing, needlework|scenic spots",
+    ),
     ("entertainment", r"amusement|recreation services|motion picture|video tape|circus"),
     ("gifts", r"gift|card, novelty|souvenir|florist|jewel"),
     ("fashion", r"clothing|apparel|wear|shoe shops|furriers|tailors|uniforms|footwear|accessory"),
-    ("home_garden", r"furniture|home furnish|floor covering|drapery|fireplace|lawn and garden|nurser|carpet|"
-                    r"home supply|gardening"),
-    ("diy", r"hardware|lumber|building materials|glass, paint|paints|contractors|plumbing|"
-            r"electrical|masonry|carpentry|roofing|concrete"),
+    (
+        "home_garden",
+        r"furniture|home furnish|floor covering|drapery|fireplace|lawn and garden|nurser|carpet|"
+        r"home supply|gardening",
+    ),
+    (
+        "diy",
+        r"hardware|lumber|building materials|glass, paint|paints|contractors|plumbing|"
+        r"electrical|masonry|carpentry|roofing|concrete",
+    ),
 )
 _COMPILED = tuple((cat, re.compile(pat)) for cat, pat in _RULES)
 
 
 def _description(m: Any) -> str:
-    return next((d for d in (m.iso_description, m.visa_description, m.mastercard_description, m.usda_description,
-                             m.amex_description, m.alipay_description, m.stripe_description) if d), "")
+    return next(
+        (
+            d
+            for d in (
+                m.iso_description,
+                m.visa_description,
+                m.mastercard_description,
+                m.usda_description,
+                m.amex_description,
+                m.alipay_description,
+                m.stripe_description,
+            )
+            if d
+        ),
+        "",
+    )
 
 
 def classify_mcc(code: int, description: str, range_description: str) -> tuple[str, str]:
@@ -174,7 +218,7 @@ class CategoryMap:
     unmapped: Literal["other", "dlq"] = "other"
 
     @classmethod
-    def from_file(cls, path: Path | None, unmapped: Literal["other", "dlq"] = "other") -> "CategoryMap":
+    def from_file(cls, path: Path | None, unmapped: Literal["other", "dlq"] = "other") -> CategoryMap:
         return cls(load_bank_names(path) if path else {}, unmapped)
 
     def resolve(self, data: dict[str, Any]) -> str:
@@ -184,7 +228,9 @@ class CategoryMap:
             if name in CATEGORY_INDEX:
                 return name
             if name not in self.bank_names:
-                raise CategoryRefused("category:unknown_category", f"{name!r} is neither ours nor in SEGSTREAM_CATEGORY_MAP")
+                raise CategoryRefused(
+                    "category:unknown_category", f"{name!r} is neither ours nor in SEGSTREAM_CATEGORY_MAP"
+                )
             return self._kept(self.bank_names[name], name)
         code = data.get("mcc")
         if code is None:

@@ -64,7 +64,9 @@ class ChangeDetector:
     clip: float = 3.0  # residuals beyond this many spreads count as this many (one-off purchases)
     quiet: float = 9.2  # a window's own squared residual up to this (chi-square 5 d.o.f., 90%) looks unchanged
 
-    def update(self, ewma: np.ndarray, residual: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def update(
+        self, ewma: np.ndarray, residual: np.ndarray, sd: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(new EWMA [B, 5], statistic [B], quiet [B]) for residuals [B, 5] in trait units.
 
         ``quiet`` marks windows that on their own look like the state's prediction
@@ -98,9 +100,18 @@ class Decision:
     detected: np.ndarray  # [B] bool: the move follows a detected change (else a confirmed drift or the first one)
 
 
-def decide(policy: EmissionPolicy, announced: np.ndarray, nearest: np.ndarray, previous_nearest: np.ndarray,
-           relative_margin: np.ndarray, streak: np.ndarray, pending: np.ndarray, n_windows: np.ndarray,
-           alarm: np.ndarray, confidence: np.ndarray | None = None) -> Decision:
+def decide(
+    policy: EmissionPolicy,
+    announced: np.ndarray,
+    nearest: np.ndarray,
+    previous_nearest: np.ndarray,
+    relative_margin: np.ndarray,
+    streak: np.ndarray,
+    pending: np.ndarray,
+    n_windows: np.ndarray,
+    alarm: np.ndarray,
+    confidence: np.ndarray | None = None,
+) -> Decision:
     """One window of the emission policy for a batch; every input is row-aligned [B].
 
     ``previous_nearest`` is last window's nearest centroid: a streak counts windows

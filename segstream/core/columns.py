@@ -7,14 +7,16 @@ per category are a handful of numpy calls per batch instead of one call per even
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 import xxhash
 
 from .events import FX_TO_EUR
 from .personality import CATEGORY_INDEX
+
 
 class TransactionLike(Protocol):
     """What both the fast wire struct and the validated pydantic model offer."""
@@ -40,8 +42,10 @@ def event_keys(customer_ids: Sequence[str], event_ids: Sequence[str | None]) -> 
     """
     h = xxhash.xxh3_64_intdigest
     return np.fromiter(
-        ((h(f"{len(c)}:{c}{e}".encode("utf-8", "surrogatepass")) or 1) if e is not None else 0
-         for c, e in zip(customer_ids, event_ids)),
+        (
+            (h(f"{len(c)}:{c}{e}".encode("utf-8", "surrogatepass")) or 1) if e is not None else 0
+            for c, e in zip(customer_ids, event_ids)
+        ),
         dtype=np.uint64,
         count=len(customer_ids),
     )
@@ -60,7 +64,7 @@ class TransactionColumns:
     def __len__(self) -> int:
         return len(self.customer_id)
 
-    def take(self, rows: np.ndarray) -> "TransactionColumns":
+    def take(self, rows: np.ndarray) -> TransactionColumns:
         return TransactionColumns(
             [self.customer_id[i] for i in rows.tolist()],
             self.timestamp[rows],
@@ -72,7 +76,7 @@ class TransactionColumns:
         )
 
     @classmethod
-    def build(cls, txs: Sequence[TransactionLike], positions: Iterable[int] | None = None) -> "TransactionColumns":
+    def build(cls, txs: Sequence[TransactionLike], positions: Iterable[int] | None = None) -> TransactionColumns:
         """Columns from decoded events; amounts converted to EUR, categories to indices."""
         n = len(txs)
         cids = [t.customer_id for t in txs]
@@ -89,7 +93,7 @@ class TransactionColumns:
         )
 
     @classmethod
-    def of(cls, rows: Sequence[tuple[str, float, int, float, float | None, str | None]]) -> "TransactionColumns":
+    def of(cls, rows: Sequence[tuple[str, float, int, float, float | None, str | None]]) -> TransactionColumns:
         """From (customer, time, category index, amount EUR, income EUR, event id) tuples: for tests and tools."""
         cids = [r[0] for r in rows]
         return cls(

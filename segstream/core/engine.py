@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Sequence
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -25,8 +25,8 @@ from .assignment import nearest
 from .change import ChangeDetector, EmissionPolicy, decide, month_of_year
 from .events import SegmentChange
 from .personality import CATEGORIES, LOADINGS, TRAITS, spending_shares
-from .profiles import profiles
 from .ports import CentroidStats, SequenceModel, StateBatch, StateStore
+from .profiles import profiles
 from .windows import ClosedWindow, normalised_spend
 
 STAGES = ("state_load", "lstm_step", "assignment", "state_write")
@@ -43,7 +43,7 @@ class EngineResult:
     # windows the engine failed on, set aside with the error (SegmentationPipeline isolates them)
     quarantined: list[tuple[ClosedWindow, BaseException]] = field(default_factory=list)
 
-    def merge(self, other: "EngineResult") -> None:
+    def merge(self, other: EngineResult) -> None:
         self.changes += other.changes
         self.quarantined += other.quarantined
         self.applied += other.applied
@@ -119,8 +119,9 @@ class SegmentEngine:
         c0 = np.where(alarm[:, None], old.shadow_c, old.c).astype(np.float32)
         x = spend.astype(np.float32)
         go = np.flatnonzero(~(alarm | quiet))
-        h2, c2, traits2 = self.model.step(np.concatenate([x, x[go]]), np.concatenate([h0, old.shadow_h[go]]),
-                                          np.concatenate([c0, old.shadow_c[go]]))
+        h2, c2, traits2 = self.model.step(
+            np.concatenate([x, x[go]]), np.concatenate([h0, old.shadow_h[go]]), np.concatenate([c0, old.shadow_c[go]])
+        )
         h, c, traits = h2[:n], c2[:n], traits2[:n]
         shadow_h, shadow_c = np.zeros_like(h), np.zeros_like(c)
         shadow_h[go], shadow_c[go] = h2[n:], c2[n:]
@@ -129,15 +130,38 @@ class SegmentEngine:
         n_windows = np.where(alarm, 1, old.n_windows + 1).astype(np.int32)
         seg, dist, conf = nearest(stats.centroids, h)
         d_announced = np.linalg.norm(h - stats.centroids[np.maximum(old.segment, 0)], axis=1)
-        relative = np.divide(d_announced - dist, d_announced + dist, out=np.zeros_like(dist), where=d_announced + dist > 0)
+        relative = np.divide(
+            d_announced - dist, d_announced + dist, out=np.zeros_like(dist), where=d_announced + dist > 0
+        )
         # the k-means learns from settled states only: past warm-up, or re-warmed after a detected change
         settled = (n_windows >= self.policy.warmup) | ((old.segment >= 0) & (n_windows >= self.policy.rewarm))
         near = np.where(settled, seg, -1).astype(np.int32)
-        d = decide(self.policy, old.segment, near, old.nearest, relative, old.streak, old.pending.astype(bool), n_windows,
-                   alarm, conf)
-        new = StateBatch(h=h, c=c, segment=d.segment, prev_segment=old.segment, last_window=index, n_windows=n_windows,
-                         nearest=near, streak=d.streak, pending=d.pending, ewma=np.where(alarm[:, None], 0.0, ewma),
-                         shadow_h=shadow_h, shadow_c=shadow_c)
+        d = decide(
+            self.policy,
+            old.segment,
+            near,
+            old.nearest,
+            relative,
+            old.streak,
+            old.pending.astype(bool),
+            n_windows,
+            alarm,
+            conf,
+        )
+        new = StateBatch(
+            h=h,
+            c=c,
+            segment=d.segment,
+            prev_segment=old.segment,
+            last_window=index,
+            n_windows=n_windows,
+            nearest=near,
+            streak=d.streak,
+            pending=d.pending,
+            ewma=np.where(alarm[:, None], 0.0, ewma),
+            shadow_h=shadow_h,
+            shadow_c=shadow_c,
+        )
         t3 = time.perf_counter()
 
         written = self.store.commit(ids, new)
@@ -147,10 +171,26 @@ class SegmentEngine:
         res.assigned = int((written & (d.segment >= 0)).sum())
         res.detected = int((written & alarm).sum())
         changed = np.flatnonzero(written & d.changed)
-        evidence = {"statistic": stat, "detected": d.detected, "streak": old.streak.astype(np.int64) + 1,
-                    "windows_since_reset": n_windows, "margin": relative}
-        res.changes += self._changes(windows, changed, old.segment, d.segment, dist, conf, traits, stats,
-                                     before=before, spend=spend, evidence=evidence)
+        evidence = {
+            "statistic": stat,
+            "detected": d.detected,
+            "streak": old.streak.astype(np.int64) + 1,
+            "windows_since_reset": n_windows,
+            "margin": relative,
+        }
+        res.changes += self._changes(
+            windows,
+            changed,
+            old.segment,
+            d.segment,
+            dist,
+            conf,
+            traits,
+            stats,
+            before=before,
+            spend=spend,
+            evidence=evidence,
+        )
         res.seconds = {"state_load": t1 - t0, "lstm_step": t2 - t1, "assignment": t3 - t2, "state_write": t4 - t3}
         return res
 
@@ -184,9 +224,21 @@ class SegmentEngine:
         at = np.arange(len(rows))
         return self._changes(sub, at, old.prev_segment[rows], old.segment[rows], dist, conf, traits, stats)
 
-    def _changes(self, windows, rows, old_seg, new_seg, dist, conf, traits, stats: CentroidStats, *,
-                 before: np.ndarray | None = None, spend: np.ndarray | None = None,
-                 evidence: dict[str, np.ndarray] | None = None) -> list[SegmentChange]:
+    def _changes(
+        self,
+        windows,
+        rows,
+        old_seg,
+        new_seg,
+        dist,
+        conf,
+        traits,
+        stats: CentroidStats,
+        *,
+        before: np.ndarray | None = None,
+        spend: np.ndarray | None = None,
+        evidence: dict[str, np.ndarray] | None = None,
+    ) -> list[SegmentChange]:
         if not len(rows):
             return []
         rows = np.asarray(rows)
@@ -202,22 +254,24 @@ class SegmentEngine:
         make = SegmentChange.model_construct
         for j, i in enumerate(rows.tolist()):
             old, new = old_l[j], new_l[j]
-            out.append(make(
-                customer_id=windows[i].customer_id,
-                old_segment=None if old < 0 else old,
-                new_segment=new,
-                old_segment_label=None if old < 0 else labels[old],
-                segment_label=labels[new],
-                recommendation=prof[new].family,
-                window_end=datetime.fromtimestamp(windows[i].end, tz=timezone.utc),
-                window_start=datetime.fromtimestamp(windows[i].start, tz=timezone.utc),
-                distance=dist_l[j],
-                confidence=conf_l[j],
-                model_version=model_version,
-                centroid_version=centroid_version,
-                traits=dict(zip(TRAITS, traits_l[j])),
-                **(why[j] if why else _UNEXPLAINED),
-            ))
+            out.append(
+                make(
+                    customer_id=windows[i].customer_id,
+                    old_segment=None if old < 0 else old,
+                    new_segment=new,
+                    old_segment_label=None if old < 0 else labels[old],
+                    segment_label=labels[new],
+                    recommendation=prof[new].family,
+                    window_end=datetime.fromtimestamp(windows[i].end, tz=UTC),
+                    window_start=datetime.fromtimestamp(windows[i].start, tz=UTC),
+                    distance=dist_l[j],
+                    confidence=conf_l[j],
+                    model_version=model_version,
+                    centroid_version=centroid_version,
+                    traits=dict(zip(TRAITS, traits_l[j])),
+                    **(why[j] if why else _UNEXPLAINED),
+                )
+            )
         return out
 
 
@@ -242,20 +296,27 @@ def _explanations(rows: np.ndarray, old_seg, before, after, spend, evidence) -> 
     top = np.argsort(-pull, axis=1)[:, :3].tolist()
     first = (old_seg[rows] < 0).tolist()
     detected = evidence["detected"][rows].tolist()
-    confirmed = np.where(evidence["detected"][rows], evidence["windows_since_reset"][rows],
-                         evidence["streak"][rows]).tolist()
+    confirmed = np.where(
+        evidence["detected"][rows], evidence["windows_since_reset"][rows], evidence["streak"][rows]
+    ).tolist()
     stat, margin = np.round(evidence["statistic"][rows], 2).tolist(), np.round(evidence["margin"][rows], 3).tolist()
     shift_r, shares_r, pulls = np.round(shift, 3).tolist(), np.round(shares, 3).tolist(), pull.tolist()
     out = []
     for j in range(len(rows)):
-        proof = {"reason": "first_assignment" if first[j] else "detected_change" if detected[j] else "confirmed_drift",
-                 "statistic": stat[j], "windows_confirmed": confirmed[j], "margin": margin[j]}
+        proof = {
+            "reason": "first_assignment" if first[j] else "detected_change" if detected[j] else "confirmed_drift",
+            "statistic": stat[j],
+            "windows_confirmed": confirmed[j],
+            "margin": margin[j],
+        }
         if first[j]:
             out.append({"evidence": proof})
             continue
-        out.append({
-            "trait_shift": dict(zip(TRAITS, shift_r[j])),
-            "drivers": [{"category": CATEGORIES[k], "share": shares_r[j][k]} for k in top[j] if pulls[j][k] > 0],
-            "evidence": proof,
-        })
+        out.append(
+            {
+                "trait_shift": dict(zip(TRAITS, shift_r[j])),
+                "drivers": [{"category": CATEGORIES[k], "share": shares_r[j][k]} for k in top[j] if pulls[j][k] > 0],
+                "evidence": proof,
+            }
+        )
     return out

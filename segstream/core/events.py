@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -29,8 +29,15 @@ Number = StrictFloat
 # Reference rates to EUR. Illustrative and static: a deployment replaces them with
 # its treasury's daily rates. What matters to the core is one base currency.
 FX_TO_EUR: dict[str, float] = {
-    "EUR": 1.0, "USD": 0.92, "GBP": 1.17, "CHF": 1.05, "NOK": 0.086,
-    "SEK": 0.088, "DKK": 0.134, "CZK": 0.040, "PLN": 0.23,
+    "EUR": 1.0,
+    "USD": 0.92,
+    "GBP": 1.17,
+    "CHF": 1.05,
+    "NOK": 0.086,
+    "SEK": 0.088,
+    "DKK": 0.134,
+    "CZK": 0.040,
+    "PLN": 0.23,
 }
 
 
@@ -51,7 +58,7 @@ class Transaction(BaseModel):
     @classmethod
     def _aware_utc(cls, v: datetime) -> datetime:
         if v.tzinfo is None:
-            v = v.replace(tzinfo=timezone.utc)
+            v = v.replace(tzinfo=UTC)
         return v
 
     @field_validator("currency")

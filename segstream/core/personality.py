@@ -15,6 +15,7 @@ TRAITS: tuple[str, ...] = ("openness", "conscientiousness", "extraversion", "agr
 TRAIT_ABBR: tuple[str, ...] = ("O", "C", "E", "A", "N")
 
 # category: (O, C, E, A, N)
+# fmt: off
 _LOADINGS: dict[str, tuple[float, float, float, float, float]] = {
     "groceries":        (-0.2,  0.6, -0.3,  0.3,  0.0),
     "restaurants":      ( 0.8, -0.4,  1.6,  0.4,  0.0),
@@ -47,6 +48,7 @@ _LOADINGS: dict[str, tuple[float, float, float, float, float]] = {
     "alcohol_tobacco":  (-0.4, -2.0,  1.0, -0.6,  1.6),
     "childcare":        (-0.4,  1.0,  0.0,  1.6,  0.4),
 }
+# fmt: on
 
 CATEGORIES: tuple[str, ...] = tuple(_LOADINGS)
 CATEGORY_INDEX: dict[str, int] = {c: i for i, c in enumerate(CATEGORIES)}

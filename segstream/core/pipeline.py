@@ -8,8 +8,8 @@ same segmentation for the same events.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -77,9 +77,13 @@ class Ingested:
         return self.valid.position[self.outcome == LATE].tolist()
 
 
-def ingest_payloads(windows: WindowAggregator, payloads: Sequence[bytes | None], limits: Limits,
-                    keys: Sequence[bytes | None] | None = None,
-                    withhold: Callable[[list[str]], np.ndarray] | None = None) -> Ingested:
+def ingest_payloads(
+    windows: WindowAggregator,
+    payloads: Sequence[bytes | None],
+    limits: Limits,
+    keys: Sequence[bytes | None] | None = None,
+    withhold: Callable[[list[str]], np.ndarray] | None = None,
+) -> Ingested:
     """Raw events, as producers publish them (with their Kafka keys, if any), into their customers' open windows.
 
     ``withhold`` marks the events (by customer id) that must not be counted: customers
@@ -95,8 +99,13 @@ def ingest_payloads(windows: WindowAggregator, payloads: Sequence[bytes | None],
 
 
 class SegmentationPipeline:
-    def __init__(self, engine: SegmentEngine, windows: WindowAggregator, batch_size: int = 1024,
-                 isolate_except: tuple[type[BaseException], ...] | None = None):
+    def __init__(
+        self,
+        engine: SegmentEngine,
+        windows: WindowAggregator,
+        batch_size: int = 1024,
+        isolate_except: tuple[type[BaseException], ...] | None = None,
+    ):
         self.engine = engine
         self.windows = windows
         self.batch_size = batch_size

@@ -7,8 +7,9 @@ that adapters can make one torch call and one Redis round trip per batch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -35,7 +36,7 @@ class StateBatch:
     shadow_c: np.ndarray
 
     @classmethod
-    def empty(cls, n: int, hidden_size: int) -> "StateBatch":
+    def empty(cls, n: int, hidden_size: int) -> StateBatch:
         return cls(
             h=np.zeros((n, hidden_size), np.float32),
             c=np.zeros((n, hidden_size), np.float32),
@@ -58,7 +59,7 @@ class StateBatch:
     def __len__(self) -> int:
         return len(self.segment)
 
-    def take(self, rows: np.ndarray) -> "StateBatch":
+    def take(self, rows: np.ndarray) -> StateBatch:
         return StateBatch(*(getattr(self, f)[rows] for f in self.fields()))
 
 
@@ -74,9 +75,37 @@ class CentroidStats:
     counts: np.ndarray  # [k] float64
     version: int
 
+    @classmethod
+    def seed(cls, centroids: np.ndarray, prior_weight: float) -> CentroidStats:
+        """Initial centroids, each worth ``prior_weight`` states: how far the first folds can move them."""
+        c = np.asarray(centroids, np.float64)
+        return cls(c * prior_weight, np.full(len(c), float(prior_weight)), 0)
+
     @property
     def centroids(self) -> np.ndarray:
         return (self.sums / np.maximum(self.counts, 1e-12)[:, None]).astype(np.float32)
+
+    @staticmethod
+    def delta(h: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """What assigning rows of ``h`` to ``labels`` (-1 = none) adds to k centroids' sums and
+        counts (Sculley's running means: a centroid is the mean of the states folded into it).
+        A store that folds elsewhere (Redis, in its commit script) sends this."""
+        keep = labels >= 0
+        sums = np.zeros((k, h.shape[1]), np.float64)
+        np.add.at(sums, labels[keep], np.asarray(h, np.float64)[keep])
+        counts = np.bincount(labels[keep], minlength=k).astype(np.float64)
+        return sums, counts
+
+    def fold(self, h: np.ndarray, labels: np.ndarray) -> None:
+        """Fold states into their centroids, in place; a no-op (same version) when none has a label."""
+        if (labels >= 0).any():
+            sums, counts = self.delta(h, labels, len(self.counts))
+            self.sums += sums
+            self.counts += counts
+            self.version += 1
+
+    def copy(self) -> CentroidStats:
+        return CentroidStats(self.sums.copy(), self.counts.copy(), self.version)
 
 
 def flow_counts(states: StateBatch) -> np.ndarray:
@@ -113,7 +142,7 @@ class SequenceModel(Protocol):
         ...
 
     @property
-    def calibration(self) -> "Calibration | None":
+    def calibration(self) -> Calibration | None:
         """The change statistic's scales, from training; None: no change detection."""
         ...
 

@@ -18,19 +18,39 @@ FAMILIES = ("savings plan", "credit/loan product", "wealth management", "budgeti
 
 # (dominant, second or None) -> (family, why)
 RULES: tuple[tuple[str, str | None, str, str], ...] = (
-    ("neuroticism", None, "budgeting help", "anxious spending and insurance-heavy mixes profit from a budget and buffers"),
-    ("conscientiousness", "openness", "wealth management", "disciplined savers open to new ideas: diversified investing"),
+    (
+        "neuroticism",
+        None,
+        "budgeting help",
+        "anxious spending and insurance-heavy mixes profit from a budget and buffers",
+    ),
+    (
+        "conscientiousness",
+        "openness",
+        "wealth management",
+        "disciplined savers open to new ideas: diversified investing",
+    ),
     ("conscientiousness", None, "savings plan", "planners who already save: a goal-based savings plan"),
     ("openness", "conscientiousness", "wealth management", "curious and careful: long-horizon investing"),
     ("openness", None, "credit/loan product", "travel and culture spenders: a flexible credit line for experiences"),
-    ("extraversion", "neuroticism", "budgeting help", "social, impulsive spending with worry: spending caps and alerts"),
+    (
+        "extraversion",
+        "neuroticism",
+        "budgeting help",
+        "social, impulsive spending with worry: spending caps and alerts",
+    ),
     ("extraversion", None, "credit/loan product", "social spenders: a rewards card with sensible limits"),
     ("agreeableness", "conscientiousness", "savings plan", "family- and gift-oriented planners: family savings"),
     ("agreeableness", None, "savings plan", "generous givers: automatic saving before giving"),
 )
 
-_ADJ = {"openness": "curious", "conscientiousness": "disciplined", "extraversion": "sociable",
-        "agreeableness": "generous", "neuroticism": "cautious"}
+_ADJ = {
+    "openness": "curious",
+    "conscientiousness": "disciplined",
+    "extraversion": "sociable",
+    "agreeableness": "generous",
+    "neuroticism": "cautious",
+}
 
 
 @dataclass(frozen=True)
@@ -45,7 +65,9 @@ class SegmentProfile:
 
     @property
     def description(self) -> str:
-        return f"{_ADJ[self.dominant].capitalize()} and {_ADJ[self.second]}: {self.dominant} first, {self.second} second."
+        return (
+            f"{_ADJ[self.dominant].capitalize()} and {_ADJ[self.second]}: {self.dominant} first, {self.second} second."
+        )
 
 
 def recommend(dominant: str, second: str) -> tuple[str, str]:

@@ -9,8 +9,9 @@ bank reads spending against a monthly income.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -181,8 +182,15 @@ class WindowAggregator:
         """Window numbers with an open window."""
         return sorted(self._open)
 
-    def add(self, customer_id: str, ts: float, category: int, amount: float,
-            income: float | None = None, event_id: str | None = None) -> Outcome:
+    def add(
+        self,
+        customer_id: str,
+        ts: float,
+        category: int,
+        amount: float,
+        income: float | None = None,
+        event_id: str | None = None,
+    ) -> Outcome:
         """One event (amounts in EUR); streams use :meth:`add_columns`."""
         code = self.add_columns(TransactionColumns.of([(customer_id, ts, category, amount, income, event_id)]))
         return OUTCOMES[int(code[0])]
@@ -224,8 +232,8 @@ class WindowAggregator:
         if len(ext) >= k:
             runs = np.lib.stride_tricks.sliding_window_view(ext, k).min(axis=1)  # runs[m]: ext[m .. m+k-1]
             first = k - 1 - len(self._tail)  # first event of this batch that completes a run
-            out[max(first, 0):] = runs[max(-first, 0):]
-        self._tail = ext[-(k - 1):]
+            out[max(first, 0) :] = runs[max(-first, 0) :]
+        self._tail = ext[-(k - 1) :]
         return out
 
     def _add_window(self, w: int, tx: TransactionColumns, sel: np.ndarray, code: np.ndarray) -> None:

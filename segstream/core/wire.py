@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Literal, Sequence
+from typing import Annotated, Literal
 
 import msgspec
 import numpy as np
@@ -83,8 +84,14 @@ def _reference(raw: bytes, limits: Limits, now: float) -> Transaction:
     ``internal:<error type>`` instead of stopping the worker on every restart.
     """
     try:
-        return decode_event(raw, max_bytes=limits.max_bytes, now=now, max_future_s=limits.max_future_s,
-                            max_amount=limits.max_amount, categories=limits.categories)
+        return decode_event(
+            raw,
+            max_bytes=limits.max_bytes,
+            now=now,
+            max_future_s=limits.max_future_s,
+            max_amount=limits.max_amount,
+            categories=limits.categories,
+        )
     except EventRejected:
         raise
     except Exception as err:  # noqa: BLE001 - any failure is this record's, never the worker's
@@ -101,8 +108,9 @@ def _key_problem(key: bytes | None, customer_id: str) -> EventRejected | None:
     return None
 
 
-def decode_batch(payloads: Sequence[bytes | None], limits: Limits = Limits(),
-                 keys: Sequence[bytes | None] | None = None) -> Decoded:
+def decode_batch(
+    payloads: Sequence[bytes | None], limits: Limits = Limits(), keys: Sequence[bytes | None] | None = None
+) -> Decoded:
     """Decode a batch; with ``keys`` (the records' Kafka keys), refuse records not keyed by their customer."""
     now = time.time() if limits.now is None else limits.now
     events: list[_Canonical | Transaction] = []
@@ -142,9 +150,11 @@ def decode_batch(payloads: Sequence[bytes | None], limits: Limits = Limits(),
         events, positions = [events[j] for j in keep_rows], [positions[j] for j in keep_rows]
     cols = TransactionColumns.build(events, positions)
     ok = (
-        np.isfinite(cols.amount_eur) & (cols.amount_eur <= limits.max_amount)
+        np.isfinite(cols.amount_eur)
+        & (cols.amount_eur <= limits.max_amount)
         & ~np.isinf(cols.income_eur)
-        & (cols.timestamp >= 0.0) & (cols.timestamp <= now + limits.max_future_s)
+        & (cols.timestamp >= 0.0)
+        & (cols.timestamp <= now + limits.max_future_s)
     )
     if not ok.all():
         keep = ok.copy()

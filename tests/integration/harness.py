@@ -8,8 +8,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import httpx
 import orjson
@@ -59,14 +59,25 @@ class Worker:
     def __init__(self, env: dict[str, str], workdir: Path):
         self.port = free_port()
         self.workdir = workdir
-        self.env = {**os.environ, **env, "SEGSTREAM_WEB_PORT": str(self.port), "PYTHONPATH": str(ROOT),
-                    "SEGSTREAM_DATA_DIR": str(workdir / f"faust-{self.port}")}
+        self.env = {
+            **os.environ,
+            **env,
+            "SEGSTREAM_WEB_PORT": str(self.port),
+            "PYTHONPATH": str(ROOT),
+            "SEGSTREAM_DATA_DIR": str(workdir / f"faust-{self.port}"),
+        }
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "Worker":
+    def start(self) -> Worker:
         self.log = open(self.workdir / f"worker-{self.port}.log", "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "segstream", "worker", "-l", "warn"], env=self.env, cwd=self.workdir,
-                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "segstream", "worker", "-l", "warn"],
+            env=self.env,
+            cwd=self.workdir,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         return self
 
     def kill9(self) -> None:
@@ -97,7 +108,9 @@ class Worker:
         out: dict[str, float] = {}
         for fam in text_string_to_metric_families(body):
             for s in fam.samples:
-                key = s.name + ("{" + ",".join(f"{k}={v}" for k, v in sorted(s.labels.items())) + "}" if s.labels else "")
+                key = s.name + (
+                    "{" + ",".join(f"{k}={v}" for k, v in sorted(s.labels.items())) + "}" if s.labels else ""
+                )
                 out[key] = s.value
         return out
 
@@ -150,7 +163,9 @@ def consumed(settings: Settings) -> dict[int, int]:
     return {p: cp.offset(settings.topic_transactions, p) + 1 for p in end_offsets(settings)}
 
 
-def wait_until(cond: Callable[[], bool], timeout: float, what: str, workers: list[Worker] = (), poll_s: float = 0.5) -> None:
+def wait_until(
+    cond: Callable[[], bool], timeout: float, what: str, workers: list[Worker] = (), poll_s: float = 0.5
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for w in workers:
@@ -171,8 +186,14 @@ def all_consumed(settings: Settings) -> Callable[[], bool]:
 
 
 def read_topic(settings: Settings, topic: str, idle_s: float = 3.0) -> list[dict]:
-    c = KafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest",
-                      enable_auto_commit=False, group_id=None, consumer_timeout_ms=int(idle_s * 1000))
+    c = KafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=int(idle_s * 1000),
+    )
     try:
         return [orjson.loads(m.value) for m in c]
     finally:
@@ -185,9 +206,12 @@ class Api:
     def __init__(self, env: dict[str, str], log, scope: str = "customers"):
         self.key, stored = KeyRing.new("bank", scope)
         self.port = free_port()
-        self.proc = subprocess.Popen([sys.executable, "-m", "segstream", "api", "--port", str(self.port)],
-                                     env={**os.environ, **env, "PYTHONPATH": str(ROOT), "SEGSTREAM_API_KEYS": stored.line()},
-                                     stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "segstream", "api", "--port", str(self.port)],
+            env={**os.environ, **env, "PYTHONPATH": str(ROOT), "SEGSTREAM_API_KEYS": stored.line()},
+            stdout=open(log, "wb"),
+            stderr=subprocess.STDOUT,
+        )
         self.base = f"http://127.0.0.1:{self.port}"
         wait_until(lambda: httpx.get(self.base + "/openapi.json").status_code == 200, 60, "the API to start")
 

@@ -36,8 +36,11 @@ class Server:
     options: tuple[str, ...] = ()  # extra server options (redis-local)
 
     def start(self) -> None:
-        subprocess.run([str(ROOT / "scripts" / self.script), "start", str(self.workdir), str(self.port), *self.options],
-                       check=True, timeout=180)
+        subprocess.run(
+            [str(ROOT / "scripts" / self.script), "start", str(self.workdir), str(self.port), *self.options],
+            check=True,
+            timeout=180,
+        )
 
     def stop(self) -> None:
         subprocess.run([str(ROOT / "scripts" / self.script), "stop", str(self.workdir)], check=False, timeout=60)

@@ -14,10 +14,9 @@ import orjson
 import pytest
 
 from producers.synthetic import GeneratorConfig, SyntheticBank
+from stream_app.auth import SCOPES, KeyRing
 from stream_app.batch import PartitionBatch
 from stream_app.processor import StreamProcessor
-
-from stream_app.auth import SCOPES, KeyRing
 
 from .harness import ROOT, isolated_settings, settings_from, wait_until
 from .servers import free_port
@@ -40,8 +39,12 @@ def served(redis_srv, tmp_path_factory):
 
     One customer id carries markup, written straight into Redis as data from before the
     ingest alphabet existed would be: the page must show it as text."""
-    env = isolated_settings("127.0.0.1:1", f"redis://127.0.0.1:{redis_srv.port}/3", history_windows=6,
-                            api_keys=";".join(stored.line() for _, stored in KEYS.values()))
+    env = isolated_settings(
+        "127.0.0.1:1",
+        f"redis://127.0.0.1:{redis_srv.port}/3",
+        history_windows=6,
+        api_keys=";".join(stored.line() for _, stored in KEYS.values()),
+    )
     s = settings_from(env)
     from state.redis_client import connect
 
@@ -55,8 +58,12 @@ def served(redis_srv, tmp_path_factory):
     plant_markup_customer(proc)
     port = free_port()
     log = open(tmp_path_factory.mktemp("api") / "api.log", "wb")
-    api = subprocess.Popen([sys.executable, "-m", "segstream", "api", "--port", str(port)], env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
-                           stdout=log, stderr=subprocess.STDOUT)
+    api = subprocess.Popen(
+        [sys.executable, "-m", "segstream", "api", "--port", str(port)],
+        env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     wait_until(lambda: httpx.get(base + "/openapi.json").status_code == 200, 60, "the API to start")
     assert b"development key" not in open(log.name, "rb").read()  # configured keys: no development key
@@ -80,9 +87,12 @@ def test_segments_sizes_add_up_and_carry_recommendations(served):
     base, proc = served
     segs = httpx.get(base + "/api/segments", headers=auth("segments")).json()
     assert len(segs) == 20
-    assigned = sum(1 for c, s in proc.store.scan_segments().items() if s >= 0 and c != XSS)
+    assigned = sum(1 for c, s in proc.store.segments().items() if s >= 0 and c != XSS)
     assert sum(s["size"] for s in segs) == assigned + 1 and assigned > 0  # + the planted customer
-    assert all(s["recommendation"] in ("savings plan", "credit/loan product", "wealth management", "budgeting help") for s in segs)
+    assert all(
+        s["recommendation"] in ("savings plan", "credit/loan product", "wealth management", "budgeting help")
+        for s in segs
+    )
     # who is in each segment in spending terms, from the artefact's surrogate tree
     assert sum(1 for s in segs if s["rules"]) >= 19 and 0.5 < segs[0]["rules_accuracy"] < 1
     assert all("% of the segment" in r for s in segs for r in s["rules"])
@@ -103,8 +113,14 @@ def test_customer_lookup_and_clear_404(served):
 
 def test_every_route_needs_a_key_and_each_scope_reaches_only_its_routes(served):
     base, _ = served
-    routes = {"/": "segments", "/static/explorer.js": "segments", "/api/segments": "segments",
-              "/api/segments/0": "segments", "/api/customers/C0000007": "customers", "/api/map?limit=5": "customers"}
+    routes = {
+        "/": "segments",
+        "/static/explorer.js": "segments",
+        "/api/segments": "segments",
+        "/api/segments/0": "segments",
+        "/api/customers/C0000007": "customers",
+        "/api/map?limit=5": "customers",
+    }
     rank = list(SCOPES)
     for path, needs in routes.items():
         anon = httpx.get(base + path)
@@ -191,16 +207,33 @@ def test_explorer_page_in_headless_chromium(served):
     base, _ = served
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=exe, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+        browser = pw.chromium.launch(
+            executable_path=exe,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000},
-                                    http_credentials={"username": "adviser", "password": KEYS["customers"][0]})
+            page = browser.new_page(
+                viewport={"width": 1400, "height": 1000},
+                http_credentials={"username": "adviser", "password": KEYS["customers"][0]},
+            )
             dialogs, violations, errors, elsewhere = [], [], [], []
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            page.on("console", lambda m: (("Content Security Policy" in m.text and violations.append(m.text)),
-                                          (m.type == "error" and errors.append(m.text))))
+            page.on(
+                "console",
+                lambda m: (
+                    ("Content Security Policy" in m.text and violations.append(m.text)),
+                    (m.type == "error" and errors.append(m.text)),
+                ),
+            )
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.on("request", lambda r: r.url.startswith(base) or elsewhere.append(r.url))
             page.goto(base + "/")
@@ -211,9 +244,12 @@ def test_explorer_page_in_headless_chromium(served):
             page.wait_for_selector("#customers li", timeout=20000)
 
             def painted(chart: str) -> int:  # pixels an ECharts canvas has drawn
-                return page.evaluate("""id => { const c = document.querySelector('#' + id + ' canvas');
+                return page.evaluate(
+                    """id => { const c = document.querySelector('#' + id + ' canvas');
                     if (!c) return 0; const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                    let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }""", chart)
+                    let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }""",
+                    chart,
+                )
 
             page.wait_for_function("() => charts.map.getOption().series.length > 1", timeout=20000)
             assert painted("map") > 2000 and painted("sizes") > 2000
@@ -233,12 +269,15 @@ def test_explorer_page_in_headless_chromium(served):
             # search: an id's start lists the matches; the full id opens the customer
             page.fill("#search", "C000001")
             page.click("#search-form button")
-            page.wait_for_function("() => [...document.querySelectorAll('#customers li')].every(li => li.textContent.startsWith('C000001'))",
-                                   timeout=20000)
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('#customers li')].every(li => li.textContent.startsWith('C000001'))",
+                timeout=20000,
+            )
             page.fill("#search", "C0000012")
             page.click("#search-form button")
-            page.wait_for_function("() => document.getElementById('trajectory').textContent.includes('C0000012')",
-                                   timeout=20000)
+            page.wait_for_function(
+                "() => document.getElementById('trajectory').textContent.includes('C0000012')", timeout=20000
+            )
             assert page.locator(".traj-point").count() >= 1
             # the trajectory: traits over time as a chart, the path drawn on the map
             assert page.evaluate("() => charts.traits.getOption().series.length") == 5
@@ -259,8 +298,9 @@ def test_explorer_page_in_headless_chromium(served):
             page.screenshot(path=str(ARTIFACTS / "explorer-change.png"), full_page=True)
             # a customer id with markup is shown as text, and no script of its runs
             page.evaluate("id => select(id)", XSS)
-            page.wait_for_function("id => document.getElementById('trajectory').textContent.includes(id)", arg=XSS,
-                                   timeout=20000)
+            page.wait_for_function(
+                "id => document.getElementById('trajectory').textContent.includes(id)", arg=XSS, timeout=20000
+            )
             page.wait_for_timeout(500)
             assert page.locator("img").count() == 0
             assert dialogs == [] and violations == [] and errors == [], (dialogs, violations, errors)
@@ -285,4 +325,6 @@ def test_admin_erases_a_customer_and_the_api_then_answers_404(served):
     assert r.status_code == 200 and r.json()["state"] is True
     assert r.json()["tombstone"] is False  # this test's API has no broker: reported, not hidden
     assert httpx.get(url, headers=auth("customers")).status_code == 404
-    assert cid not in [p["customer_id"] for p in httpx.get(base + "/api/map?limit=20000", headers=auth("customers")).json()]
+    assert cid not in [
+        p["customer_id"] for p in httpx.get(base + "/api/map?limit=20000", headers=auth("customers")).json()
+    ]

@@ -21,8 +21,11 @@ pytestmark = pytest.mark.integration
 def test_empty_store_then_data_then_redis_down_and_back(tmp_path):
     red = redis_server(tmp_path / "redis")
     red.start()
-    env = {"SEGSTREAM_REDIS_URL": f"redis://127.0.0.1:{red.port}/0", "SEGSTREAM_NAMESPACE": "faults",
-           "SEGSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:1"}
+    env = {
+        "SEGSTREAM_REDIS_URL": f"redis://127.0.0.1:{red.port}/0",
+        "SEGSTREAM_NAMESPACE": "faults",
+        "SEGSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+    }
     api = Api(env, tmp_path / "api.log")
     try:
         # before any worker has run: clear answers, not 500s

@@ -68,8 +68,9 @@ def test_forgetting_erases_every_trace_adjusts_the_model_and_withholds_a_replay(
     assert stats.version == before.version + 1 and not np.array_equal(stats.sums, before.sums)
 
     # the tombstone: keyed by the customer, null value, on the segment-changes topic
-    c = KafkaConsumer(s.topic_changes, bootstrap_servers=s.kafka_bootstrap, auto_offset_reset="earliest",
-                      consumer_timeout_ms=5000)
+    c = KafkaConsumer(
+        s.topic_changes, bootstrap_servers=s.kafka_bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=5000
+    )
     tombstones = [m for m in c if m.value is None]
     c.close()
     assert [m.key for m in tombstones] == [victim.encode()]

@@ -6,14 +6,23 @@ Each test owns its servers (started and stopped by PID) so a restart cannot dist
 from __future__ import annotations
 
 import time
+from datetime import UTC
 
 import httpx
 import pytest
 
 from producers.kafka_producer import publish
 
-from .harness import (Worker, all_consumed, consumed, end_offsets, isolated_settings, read_topic, settings_from,
-                      wait_until)
+from .harness import (
+    Worker,
+    all_consumed,
+    consumed,
+    end_offsets,
+    isolated_settings,
+    read_topic,
+    settings_from,
+    wait_until,
+)
 from .servers import kafka_server, redis_server
 from .test_worker import assert_same_states, change_keys, embedded
 
@@ -112,8 +121,11 @@ def test_poison_records_and_every_codec_leave_the_worker_running(bootstrap, redi
         (victim["customer_id"].encode(), orjson.dumps(dict(victim, amount=True)), "amount:float_type"),
         (None, orjson.dumps(victim), "key:missing"),
         (b"C0000099", orjson.dumps(victim), "key:mismatch"),
-        (b"x", orjson.dumps(dict(victim, customer_id="<img src=x onerror=alert(1)>")),
-         "customer_id:string_pattern_mismatch"),
+        (
+            b"x",
+            orjson.dumps(dict(victim, customer_id="<img src=x onerror=alert(1)>")),
+            "customer_id:string_pattern_mismatch",
+        ),
     ]
     thirds = len(good) // 3
     publish(good[:thirds], s, progress=False, compression="lz4")
@@ -122,8 +134,8 @@ def test_poison_records_and_every_codec_leave_the_worker_running(bootstrap, redi
         raw.send(s.topic_transactions, key=key, value=value, partition=0)
     raw.flush()
     raw.close()
-    publish(good[thirds:2 * thirds], s, progress=False, compression="zstd")
-    publish(good[2 * thirds:], s, progress=False, compression="snappy")
+    publish(good[thirds : 2 * thirds], s, progress=False, compression="zstd")
+    publish(good[2 * thirds :], s, progress=False, compression="snappy")
     w = Worker(env, tmp_path).start()
     try:
         wait_until(all_consumed(s), 180, "the worker to consume every record", [w])
@@ -153,20 +165,26 @@ def test_an_output_batch_the_broker_refuses_is_not_checkpointed(bootstrap, redis
     s = settings_from(env)
     admin = KafkaAdminClient(**kafka_python_options(s))
     try:
-        admin.create_topics([NewTopic(s.topic_changes, s.topic_partitions, 1,
-                                      topic_configs={"max.message.bytes": "100"})])
+        admin.create_topics(
+            [NewTopic(s.topic_changes, s.topic_partitions, 1, topic_configs={"max.message.bytes": "100"})]
+        )
         publish(events, s, progress=False)
         ref_pipe, ref_changes = embedded(s, events)
         assert ref_changes, "the scenario must announce changes for this test to mean anything"
         w = Worker(env, tmp_path).start()
         try:
-            wait_until(lambda: w.metrics().get("segstream_publish_errors_total", 0) >= 2, 120,
-                       "the broker to refuse output batches", [w])
+            wait_until(
+                lambda: w.metrics().get("segstream_publish_errors_total", 0) >= 2,
+                120,
+                "the broker to refuse output batches",
+                [w],
+            )
             assert health(w) == 503
             time.sleep(3)  # a few retries of the same refused batch
             assert sum(consumed(s).values()) < sum(end_offsets(s).values())  # no checkpoint past it
-            admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, s.topic_changes,
-                                                configs={"max.message.bytes": "1048588"})])
+            admin.alter_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, s.topic_changes, configs={"max.message.bytes": "1048588"})]
+            )
             wait_until(lambda: health(w) == 200, 120, "the worker to report healthy again", [w])
             wait_until(all_consumed(s), 180, "the worker to finish", [w])
         finally:
@@ -211,7 +229,7 @@ def state_hash(s) -> str:
 
     art = ModelArtefact.load(s.model_path)
     store = RedisStateStore(connect(s.redis_url), art.hidden_size, art.version, prefix=s.redis_prefix)
-    ids = sorted(store.scan_segments())
+    ids = sorted(store.segments())
     raw = store.r.mget([store.key(c) for c in ids])
     return hashlib.sha256(b"".join(c.encode() + v for c, v in zip(ids, raw))).hexdigest()
 
@@ -240,8 +258,11 @@ def test_reprocessing_from_offset_zero_changes_nothing(bootstrap, redis_url, eve
     for key in r.scan_iter(match=f"{s.redis_prefix}:[wp]:{s.topic_transactions}:*"):
         r.delete(key)
     # another group, told to keep its state in the first group's namespace
-    env2 = {**env, "SEGSTREAM_CONSUMER_GROUP": env["SEGSTREAM_CONSUMER_GROUP"] + "-replay",
-            "SEGSTREAM_NAMESPACE": s.redis_prefix}
+    env2 = {
+        **env,
+        "SEGSTREAM_CONSUMER_GROUP": env["SEGSTREAM_CONSUMER_GROUP"] + "-replay",
+        "SEGSTREAM_NAMESPACE": s.redis_prefix,
+    }
     w = Worker(env2, tmp_path).start()
     try:
         wait_until(all_consumed(settings_from(env2)), 180, "the replay from offset 0", [w])
@@ -301,8 +322,10 @@ def test_a_window_that_trips_the_engine_is_dead_lettered_and_the_stream_goes_on(
     proc = StreamProcessor(Settings(redis_url=redis_url, namespace="trip", centroid_prior_weight=50))
     tripping(proc.pipeline.engine, lambda w: w.customer_id == victim and w.index % 2 == 0, exc=ZeroDivisionError)
     payloads = [orjson.dumps(e) for e in events]
-    outs = [proc.process([PartitionBatch(0, list(range(i, i + 500)), payloads[i : i + 500])])
-            for i in range(0, len(payloads), 500)]
+    outs = [
+        proc.process([PartitionBatch(0, list(range(i, i + 500)), payloads[i : i + 500])])
+        for i in range(0, len(payloads), 500)
+    ]
     letters = [d for o in outs for d in o.dead_letters]
     assert letters and {d.reason for d in letters} == {"engine:ZeroDivisionError"}
     assert all(orjson.loads(d.raw)["customer_id"] == victim and d.source_partition == 0 for d in letters)
@@ -317,20 +340,27 @@ def test_one_event_stamped_days_ahead_closes_no_month_for_the_others(bootstrap, 
     """One wrong clock six days into next month, then 98 customers' on-time events of this month:
     with the default quorum (3) none is late; with a quorum of 1 (the plain maximum, as before)
     the single outlier closes the month and they go to the dead-letter topic as late."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     env = isolated_settings(bootstrap, redis_url, ingest="batch", topic_partitions=1, watermark_quorum=quorum)
     s = settings_from(env)
-    march = datetime(2024, 3, 1, tzinfo=timezone.utc)
+    march = datetime(2024, 3, 1, tzinfo=UTC)
 
     def event(i: int, when: datetime, tag: str) -> dict:
-        return {"event_id": f"{tag}-{i}", "customer_id": f"C{i:07d}", "timestamp": when.isoformat(),
-                "amount": 20.0 + i, "currency": "EUR", "category": "groceries", "income": 3000.0}
+        return {
+            "event_id": f"{tag}-{i}",
+            "customer_id": f"C{i:07d}",
+            "timestamp": when.isoformat(),
+            "amount": 20.0 + i,
+            "currency": "EUR",
+            "category": "groceries",
+            "income": 3000.0,
+        }
 
     before = [event(i, march + timedelta(days=i % 25, hours=i % 24), "a") for i in range(100)]
     before.sort(key=lambda e: e["timestamp"])
-    outlier = [event(0, datetime(2024, 4, 6, 12, tzinfo=timezone.utc), "clock-wrong")]
-    after = [event(i, datetime(2024, 3, 29, tzinfo=timezone.utc) + timedelta(minutes=i), "b") for i in range(1, 99)]
+    outlier = [event(0, datetime(2024, 4, 6, 12, tzinfo=UTC), "clock-wrong")]
+    after = [event(i, datetime(2024, 3, 29, tzinfo=UTC) + timedelta(minutes=i), "b") for i in range(1, 99)]
     publish(before + outlier + after, s, progress=False)
     w = Worker(env, tmp_path).start()
     try:

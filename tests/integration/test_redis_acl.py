@@ -34,7 +34,7 @@ def compose_users() -> list[str]:
     for name, pw in PASSWORDS.items():
         cmd = cmd.replace(f"$$REDIS_{name}_PASSWORD", pw)
     args = shlex.split(cmd)
-    return args[args.index("--user"):]
+    return args[args.index("--user") :]
 
 
 @pytest.fixture(scope="module")
@@ -67,10 +67,20 @@ def test_worker_writes_its_namespace_only_and_the_api_user_only_reads(acl_redis,
     # the API runs on the read-only user: it reads, and refuses to erase with a clear answer
     key, stored = KeyRing.new("ops", "admin")
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "SEGSTREAM_REDIS_URL": url("api"), "SEGSTREAM_NAMESPACE": "segstream",
-           "SEGSTREAM_API_KEYS": stored.line(), "SEGSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:1"}
-    api = subprocess.Popen([sys.executable, "-m", "segstream", "api", "--port", str(port)], env=env,
-                           stdout=open(tmp_path / "api.log", "wb"), stderr=subprocess.STDOUT)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "SEGSTREAM_REDIS_URL": url("api"),
+        "SEGSTREAM_NAMESPACE": "segstream",
+        "SEGSTREAM_API_KEYS": stored.line(),
+        "SEGSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+    }
+    api = subprocess.Popen(
+        [sys.executable, "-m", "segstream", "api", "--port", str(port)],
+        env=env,
+        stdout=open(tmp_path / "api.log", "wb"),
+        stderr=subprocess.STDOUT,
+    )
     try:
         base, h = f"http://127.0.0.1:{port}", {"X-API-Key": key}
         wait_until(lambda: httpx.get(base + "/openapi.json").status_code == 200, 60, "the API to start")

@@ -32,33 +32,62 @@ def secure(tmp_path_factory):
     sasl_port = free_port()
     kafka = Server("kafka-local", base / "kafka", free_port(pair=True), (str(sasl_port), str(tls)))
     redis_port = free_port()
-    redis = Server("redis-local", base / "redis", redis_port,
-                   ("--port", "0", "--tls-port", str(redis_port), "--tls-cert-file", str(tls / "server.pem"),
-                    "--tls-key-file", str(tls / "server.key"), "--tls-ca-cert-file", str(tls / "ca.pem"),
-                    "--tls-auth-clients", "no", *compose_users()))
+    redis = Server(
+        "redis-local",
+        base / "redis",
+        redis_port,
+        (
+            "--port",
+            "0",
+            "--tls-port",
+            str(redis_port),
+            "--tls-cert-file",
+            str(tls / "server.pem"),
+            "--tls-key-file",
+            str(tls / "server.key"),
+            "--tls-ca-cert-file",
+            str(tls / "ca.pem"),
+            "--tls-auth-clients",
+            "no",
+            *compose_users(),
+        ),
+    )
     kafka.start()
     redis.start()
     try:
-        subprocess.run([str(ROOT / "scripts" / "kafka-local"), "scram-user", str(kafka.workdir), KAFKA_USER, KAFKA_PASSWORD],
-                       check=True, timeout=120)
+        subprocess.run(
+            [str(ROOT / "scripts" / "kafka-local"), "scram-user", str(kafka.workdir), KAFKA_USER, KAFKA_PASSWORD],
+            check=True,
+            timeout=120,
+        )
         yield {"tls": tls, "kafka": f"127.0.0.1:{sasl_port}", "redis_port": redis_port}
     finally:
         kafka.stop()
         redis.stop()
 
 
-def secure_env(secure, *, redis_user: str = "worker", kafka_password: str = KAFKA_PASSWORD, cafile=None) -> dict[str, str]:
+def secure_env(
+    secure, *, redis_user: str = "worker", kafka_password: str = KAFKA_PASSWORD, cafile=None
+) -> dict[str, str]:
     ca = str(cafile or secure["tls"] / "ca.pem")
     url = f"rediss://{redis_user}:{PASSWORDS[redis_user.upper()]}@127.0.0.1:{secure['redis_port']}/0?ssl_ca_certs={ca}"
-    env = isolated_settings(secure["kafka"], url, namespace="segstream", kafka_security_protocol="SASL_SSL",
-                            kafka_sasl_mechanism="SCRAM-SHA-512", kafka_sasl_username=KAFKA_USER,
-                            kafka_sasl_password=kafka_password, kafka_ssl_cafile=ca)
+    env = isolated_settings(
+        secure["kafka"],
+        url,
+        namespace="segstream",
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username=KAFKA_USER,
+        kafka_sasl_password=kafka_password,
+        kafka_ssl_cafile=ca,
+    )
     return {**os.environ, **env, "PYTHONPATH": str(ROOT)}
 
 
 def cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "segstream", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "segstream", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_worker_produce_watch_and_api_over_scram_tls_and_redis_tls(secure, tmp_path):
@@ -84,8 +113,12 @@ def test_worker_produce_watch_and_api_over_scram_tls_and_redis_tls(secure, tmp_p
     key, stored = KeyRing.new("ops", "customers")
     port = free_port()
     api_env = {**secure_env(secure, redis_user="api"), "SEGSTREAM_API_KEYS": stored.line()}
-    api = subprocess.Popen([sys.executable, "-m", "segstream", "api", "--port", str(port)], env=api_env,
-                           stdout=open(tmp_path / "api.log", "wb"), stderr=subprocess.STDOUT)
+    api = subprocess.Popen(
+        [sys.executable, "-m", "segstream", "api", "--port", str(port)],
+        env=api_env,
+        stdout=open(tmp_path / "api.log", "wb"),
+        stderr=subprocess.STDOUT,
+    )
     try:
         base, h = f"http://127.0.0.1:{port}", {"X-API-Key": key}
         wait_until(lambda: httpx.get(base + "/openapi.json").status_code == 200, 60, "the API to start")
@@ -97,8 +130,10 @@ def test_worker_produce_watch_and_api_over_scram_tls_and_redis_tls(secure, tmp_p
         api.wait(30)
 
 
-@pytest.mark.parametrize("job", [("produce", "synthetic", "--customers", "2", "--months", "1"),
-                                 ("watch", "--idle-timeout", "60"), ("worker",)])
+@pytest.mark.parametrize(
+    "job",
+    [("produce", "synthetic", "--customers", "2", "--months", "1"), ("watch", "--idle-timeout", "60"), ("worker",)],
+)
 def test_wrong_kafka_password_stops_at_once_with_a_message(secure, job):
     t0 = time.monotonic()
     out = cli(secure_env(secure, kafka_password="not-the-password"), *job, timeout=60)
@@ -122,6 +157,9 @@ def test_untrusted_certificates_stop_kafka_and_redis_clients(secure, tmp_path):
     with pytest.raises(RedisConnectionError):  # a plain-text client on the TLS port
         connect(f"redis://worker:{PASSWORDS['WORKER']}@127.0.0.1:{port}/0", retries=0, timeout_s=2).ping()
     with pytest.raises(RedisConnectionError):  # TLS with another CA
-        connect(f"rediss://worker:{PASSWORDS['WORKER']}@127.0.0.1:{port}/0?ssl_ca_certs={other / 'ca.pem'}",
-                retries=0, timeout_s=2).ping()
+        connect(
+            f"rediss://worker:{PASSWORDS['WORKER']}@127.0.0.1:{port}/0?ssl_ca_certs={other / 'ca.pem'}",
+            retries=0,
+            timeout_s=2,
+        ).ping()
     assert connect(f"rediss://worker:{PASSWORDS['WORKER']}@127.0.0.1:{port}/0?ssl_ca_certs={ca}").ping()

@@ -17,14 +17,37 @@ from segstream.assembly import build_pipeline, event_limits
 from state.redis_client import connect
 from state.redis_store import RedisStateStore
 
-from .harness import (Worker, all_consumed, child_pids, consumed, end_offsets, group_members, isolated_settings,
-                      read_topic, running, settings_from, wait_until)
+from .harness import (
+    Worker,
+    all_consumed,
+    child_pids,
+    consumed,
+    end_offsets,
+    group_members,
+    isolated_settings,
+    read_topic,
+    running,
+    settings_from,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
-BAD = [b"{not json", b'{"event_id": "x", "customer_id": "C1"}', b"\xff\xfe\x00",
-       orjson.dumps({"event_id": "y", "customer_id": "C1", "timestamp": "2023-03-01T00:00:00Z",
-                     "amount": -5, "currency": "EUR", "category": "books"})]
+BAD = [
+    b"{not json",
+    b'{"event_id": "x", "customer_id": "C1"}',
+    b"\xff\xfe\x00",
+    orjson.dumps(
+        {
+            "event_id": "y",
+            "customer_id": "C1",
+            "timestamp": "2023-03-01T00:00:00Z",
+            "amount": -5,
+            "currency": "EUR",
+            "category": "books",
+        }
+    ),
+]
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +84,9 @@ def assert_same_states(settings, pipe):
     art = ModelArtefact.load(settings.model_path)
     ref = pipe.engine.store
     ids = sorted(ref.segments())
-    got, _ = RedisStateStore(connect(settings.redis_url), art.hidden_size, art.version,
-                              prefix=settings.redis_prefix).load(ids)
+    got, _ = RedisStateStore(
+        connect(settings.redis_url), art.hidden_size, art.version, prefix=settings.redis_prefix
+    ).load(ids)
     want_n = np.array([ref.state(c)[5] for c in ids])
     want_last = np.array([ref.state(c)[4] for c in ids])
     np.testing.assert_array_equal(got.n_windows, want_n)  # no window lost or applied twice
@@ -89,8 +113,10 @@ def test_one_worker_matches_embedded_engine_and_dead_letters_bad_input(env, even
         wait_until(sizes_published, 30, "segment-size gauges to match the assigned customers", [w])
         m = w.metrics()
         # operators' pages only: Faust's router and table pages would show assignments and tables
-        pages = {p: httpx.get(f"http://127.0.0.1:{w.port}{p}", timeout=5).status_code
-                 for p in ("/metrics", "/healthz", "/router/", "/table/", "/graph/", "/stats/")}
+        pages = {
+            p: httpx.get(f"http://127.0.0.1:{w.port}{p}", timeout=5).status_code
+            for p in ("/metrics", "/healthz", "/router/", "/table/", "/graph/", "/stats/")
+        }
     finally:
         w.stop()
     assert pages == {"/metrics": 200, "/healthz": 200, "/router/": 404, "/table/": 404, "/graph/": 404, "/stats/": 404}
@@ -110,7 +136,8 @@ def test_one_worker_matches_embedded_engine_and_dead_letters_bad_input(env, even
     assert {c["model_version"] for c in changes} == {pipe.engine.model.version}
     dlq = read_topic(s, s.topic_dlq)
     assert sorted(d["reason"] for d in dlq) == sorted(
-        ["malformed_json", "timestamp:missing", "not_utf8", "amount:greater_than"])
+        ["malformed_json", "timestamp:missing", "not_utf8", "amount:greater_than"]
+    )
     assert all(d["source_topic"] == s.topic_transactions and d["source_offset"] >= 0 for d in dlq)
     assert_same_states(s, pipe)
 
@@ -196,8 +223,9 @@ def test_a_worker_paused_past_its_session_is_fenced_when_it_wakes(bootstrap, red
     it held (the state of a batch it was processing, or its revoke callback's checkpoint). Before
     fencing, the stale checkpoint overwrote B's and windows were lost; now Redis refuses A's writes,
     A lets the partitions go, and every state equals a clean run."""
-    base = isolated_settings(bootstrap, redis_url, ingest="batch", core_process=True, kafka_session_timeout_ms=6000,
-                             batch_size=256)
+    base = isolated_settings(
+        bootstrap, redis_url, ingest="batch", core_process=True, kafka_session_timeout_ms=6000, batch_size=256
+    )
     env_a = {**base, "SEGSTREAM_CHECKPOINT_INTERVAL_S": "3600"}  # A's work stays in memory until its revoke
     env_b = {**base, "SEGSTREAM_CHECKPOINT_INTERVAL_S": "0.5"}
     s = settings_from(base)
@@ -206,7 +234,9 @@ def test_a_worker_paused_past_its_session_is_fenced_when_it_wakes(bootstrap, red
     a = Worker(env_a, tmp_path).start()
     b = None
     try:
-        wait_until(lambda: a.metrics().get("segstream_events_total{outcome=ok}", 0) > 0, 180, "A to process events", [a])
+        wait_until(
+            lambda: a.metrics().get("segstream_events_total{outcome=ok}", 0) > 0, 180, "A to process events", [a]
+        )
         # item 12: what a crash would re-read is reported before the first checkpoint, too
         behind = sum(v for k, v in a.metrics().items() if k.startswith("segstream_checkpoint_lag_messages{"))
         a.pause()
@@ -245,8 +275,12 @@ def test_a_quiet_partition_closes_the_months_the_wall_clock_has_passed(env, tmp_
     w = Worker(env, tmp_path).start()
     try:
         wait_until(all_consumed(s), 120, "the worker to consume the backfill", [w])
-        wait_until(lambda: w.metrics().get("segstream_open_windows", -1) == 0, 60,
-                   "the quiet partitions to close the last month", [w])
+        wait_until(
+            lambda: w.metrics().get("segstream_open_windows", -1) == 0,
+            60,
+            "the quiet partitions to close the last month",
+            [w],
+        )
     finally:
         w.stop()
     assert_same_states(s, pipe)

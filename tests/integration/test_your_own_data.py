@@ -28,9 +28,13 @@ def test_a_bank_export_flows_from_produce_file_to_the_api(bootstrap, redis_url, 
     data, mapping = write_sample_export(tmp_path / "bank", GeneratorConfig(customers=40, months=9, seed=12))
     env = isolated_settings(bootstrap, redis_url)
     s = settings_from(env)
-    run = subprocess.run([sys.executable, "-m", "segstream", "produce", "file", "--path", str(data), "--mapping",
-                          str(mapping)], env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "segstream", "produce", "file", "--path", str(data), "--mapping", str(mapping)],
+        env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     report = orjson.loads(run.stdout.strip().splitlines()[-1])
     assert report["rejected"] == 0 and report["produced"] == report["events"] > 0 and report["other_category"] > 0
@@ -63,9 +67,12 @@ def test_blue_green_two_model_versions_side_by_side_on_one_broker_and_one_redis(
     train(spend, active, TrainConfig(hidden_size=8, n_segments=10, epochs=6), log=lambda *_: None).save(green_model)
 
     blue = isolated_settings(bootstrap, redis_url)
-    green = {**blue, "SEGSTREAM_CONSUMER_GROUP": blue["SEGSTREAM_CONSUMER_GROUP"] + "-green",
-             "SEGSTREAM_TOPIC_CHANGES": blue["SEGSTREAM_TOPIC_CHANGES"] + "-green",
-             "SEGSTREAM_MODEL_PATH": str(green_model)}
+    green = {
+        **blue,
+        "SEGSTREAM_CONSUMER_GROUP": blue["SEGSTREAM_CONSUMER_GROUP"] + "-green",
+        "SEGSTREAM_TOPIC_CHANGES": blue["SEGSTREAM_TOPIC_CHANGES"] + "-green",
+        "SEGSTREAM_MODEL_PATH": str(green_model),
+    }
     sb, sg = settings_from(blue), settings_from(green)
     events = list(SyntheticBank(gen).events())
     publish(events, sb, progress=False)

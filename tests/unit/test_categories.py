@@ -16,7 +16,13 @@ from segstream.core.pipeline import ingest_payloads
 from segstream.core.wire import Limits, decode_batch
 
 ROOT = Path(__file__).resolve().parents[2]
-BASE = {"event_id": "e", "customer_id": "C1", "timestamp": "2024-01-05T10:00:00+00:00", "amount": 12.5, "currency": "EUR"}
+BASE = {
+    "event_id": "e",
+    "customer_id": "C1",
+    "timestamp": "2024-01-05T10:00:00+00:00",
+    "amount": 12.5,
+    "currency": "EUR",
+}
 
 
 def payloads(*fields: dict) -> list[bytes]:
@@ -30,36 +36,75 @@ def test_every_iso18245_code_maps_to_one_of_ours_or_other_and_every_category_is_
     assert {cat for cat, _, _ in table.values()} == set(CATEGORIES) | {OTHER}
 
 
-@pytest.mark.parametrize("code,category", [
-    ("5411", "groceries"), ("5812", "restaurants"), ("5813", "bars_nightlife"), ("5921", "alcohol_tobacco"),
-    ("7995", "gambling"), ("9406", "gambling"), ("4511", "travel"), ("3001", "travel"), ("3501", "hotels"),
-    ("7011", "hotels"), ("5541", "fuel"), ("5912", "pharmacy"), ("8011", "healthcare"), ("5942", "books"),
-    ("8220", "education"), ("8398", "charity"), ("5995", "pets"), ("8351", "childcare"), ("6300", "insurance"),
-    ("5641", "childcare"), ("5816", "gaming"), ("4899", "subscriptions"),
-    ("6011", OTHER), ("9311", OTHER), ("4900", OTHER), ("5311", OTHER), ("7538", OTHER),
-])
+@pytest.mark.parametrize(
+    "code,category",
+    [
+        ("5411", "groceries"),
+        ("5812", "restaurants"),
+        ("5813", "bars_nightlife"),
+        ("5921", "alcohol_tobacco"),
+        ("7995", "gambling"),
+        ("9406", "gambling"),
+        ("4511", "travel"),
+        ("3001", "travel"),
+        ("3501", "hotels"),
+        ("7011", "hotels"),
+        ("5541", "fuel"),
+        ("5912", "pharmacy"),
+        ("8011", "healthcare"),
+        ("5942", "books"),
+        ("8220", "education"),
+        ("8398", "charity"),
+        ("5995", "pets"),
+        ("8351", "childcare"),
+        ("6300", "insurance"),
+        ("5641", "childcare"),
+        ("5816", "gaming"),
+        ("4899", "subscriptions"),
+        ("6011", OTHER),
+        ("9311", OTHER),
+        ("4900", OTHER),
+        ("5311", OTHER),
+        ("7538", OTHER),
+    ],
+)
 def test_reviewed_codes(code, category):
     assert mcc_table()[code][0] == category
 
 
 def test_the_review_file_is_the_mapping_in_use(tmp_path):
     write_review_file(tmp_path / "m.csv")
-    assert (tmp_path / "m.csv").read_text() == (ROOT / "docs" / "mcc_categories.csv").read_text(), \
+    assert (tmp_path / "m.csv").read_text() == (ROOT / "docs" / "mcc_categories.csv").read_text(), (
         "docs/mcc_categories.csv is stale: regenerate it with segstream.core.categories.write_review_file"
+    )
 
 
 def test_decode_path_resolves_codes_and_names_and_counts_other(tmp_path):
     names = tmp_path / "names.csv"
     names.write_text("name,category\nLebensmittel,groceries\nBargeld,other\n")
     limits = Limits(now=2e9, categories=CategoryMap.from_file(names))
-    d = decode_batch(payloads({"category": "groceries"}, {"mcc": "5812"}, {"mcc": 5812}, {"mcc": "6011"},
-                              {"category": "Lebensmittel"}, {"category": "Bargeld"}, {"mcc": "1234"},
-                              {"category": "Wein"}, {}), limits)
+    d = decode_batch(
+        payloads(
+            {"category": "groceries"},
+            {"mcc": "5812"},
+            {"mcc": 5812},
+            {"mcc": "6011"},
+            {"category": "Lebensmittel"},
+            {"category": "Bargeld"},
+            {"mcc": "1234"},
+            {"category": "Wein"},
+            {},
+        ),
+        limits,
+    )
     assert [CATEGORIES[i] for i in d.valid.category] == ["groceries", "restaurants", "restaurants", "groceries"]
     assert d.valid.position.tolist() == [0, 1, 2, 4]
     assert d.other == 2
-    assert [(i, e.reason) for i, e in d.rejected] == [(6, "mcc:unknown"), (7, "category:unknown_category"),
-                                                       (8, "category:missing")]
+    assert [(i, e.reason) for i, e in d.rejected] == [
+        (6, "mcc:unknown"),
+        (7, "category:unknown_category"),
+        (8, "category:missing"),
+    ]
 
 
 def test_dlq_policy_refuses_purchases_without_personality_meaning(tmp_path):
@@ -73,8 +118,11 @@ def test_settings_wire_the_bank_map_into_the_workers_ingest(tmp_path, monkeypatc
     names = tmp_path / "names.yaml"
     names.write_text("Supermarkt: groceries\nSteuern: other\n")
     s = Settings(category_map=names, unmapped_categories="other")
-    ing = ingest_payloads(window_aggregator(s), payloads({"category": "Supermarkt"}, {"category": "Steuern"},
-                                                           {"mcc": "7995"}), event_limits(s, now=2e9))
+    ing = ingest_payloads(
+        window_aggregator(s),
+        payloads({"category": "Supermarkt"}, {"category": "Steuern"}, {"mcc": "7995"}),
+        event_limits(s, now=2e9),
+    )
     counts = ing.counts()
     assert counts["other_category"] == 1 and counts.get("invalid", 0) == 0
     assert sorted(CATEGORIES[i] for i in ing.valid.category) == ["gambling", "groceries"]

@@ -47,8 +47,18 @@ def test_a_window_is_quiet_only_while_it_looks_like_the_prediction():
 
 def _decide(policy, announced, nearest, previous, margin, streak=0, pending=False, n=10, alarm=False, confidence=1.0):
     a = lambda v, t: np.array([v], t)  # noqa: E731
-    return decide(policy, a(announced, np.int32), a(nearest, np.int32), a(previous, np.int32), a(margin, float),
-                  a(streak, np.uint8), a(pending, bool), a(n, np.int32), a(alarm, bool), a(confidence, float))
+    return decide(
+        policy,
+        a(announced, np.int32),
+        a(nearest, np.int32),
+        a(previous, np.int32),
+        a(margin, float),
+        a(streak, np.uint8),
+        a(pending, bool),
+        a(n, np.int32),
+        a(alarm, bool),
+        a(confidence, float),
+    )
 
 
 def test_policy_first_assignment_waits_for_warmup():

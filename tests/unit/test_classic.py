@@ -15,7 +15,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
-from models.classic import ClassicConfig, run, write_report
+from models.classic import ClassicConfig, run
 from segstream.cli import main
 
 CC = Path(__file__).resolve().parents[3] / "shared" / "data" / "cc_general" / "CC_GENERAL.csv"
@@ -24,8 +24,9 @@ CC = Path(__file__).resolve().parents[3] / "shared" / "data" / "cc_general" / "C
 @pytest.fixture(scope="module")
 def table(tmp_path_factory):
     x, _ = make_blobs(600, n_features=5, centers=4, random_state=3)
-    df = pd.DataFrame(x * [1, 10, 100, 1, 5] + 50, columns=["BALANCE", "PURCHASES", "CASH_ADVANCE", "TENURE",
-                                                              "PRC_FULL_PAYMENT"])
+    df = pd.DataFrame(
+        x * [1, 10, 100, 1, 5] + 50, columns=["BALANCE", "PURCHASES", "CASH_ADVANCE", "TENURE", "PRC_FULL_PAYMENT"]
+    )
     df.insert(0, "CUST_ID", [f"C{i}" for i in range(len(df))])
     df.loc[[3, 17, 40], "BALANCE"] = np.nan
     path = tmp_path_factory.mktemp("classic") / "t.csv"
@@ -54,7 +55,9 @@ def test_the_rule_tree_is_scored_on_held_out_rows(table):
     res, arrays = run(path, ClassicConfig(k=4, k_range=(2, 4)))
     num = df.drop(columns="CUST_ID")
     num = num.fillna(num.median()).to_numpy()
-    xtr, xte, ytr, yte = train_test_split(num, arrays["labels"], test_size=0.3, random_state=0, stratify=arrays["labels"])
+    xtr, xte, ytr, yte = train_test_split(
+        num, arrays["labels"], test_size=0.3, random_state=0, stratify=arrays["labels"]
+    )
     tree = DecisionTreeClassifier(max_depth=3, random_state=0, min_samples_leaf=5).fit(xtr, ytr)
     assert res["tree"]["test_rows"] == len(yte)
     assert res["tree"]["held_out_accuracy"] == pytest.approx(tree.score(xte, yte))
@@ -67,6 +70,10 @@ def test_cc_general_report(tmp_path, capsys):
     res = json.loads(capsys.readouterr().out)
     assert res["rows"] == 8950 and res["filled_with_median"] == {"CREDIT_LIMIT": 1, "MINIMUM_PAYMENTS": 313}
     assert res["tree"]["held_out_accuracy"] > 0.8
-    assert {s["family"] for s in res["segments"]} == {"savings plan", "credit/loan product", "wealth management",
-                                                      "budgeting help"}
+    assert {s["family"] for s in res["segments"]} == {
+        "savings plan",
+        "credit/loan product",
+        "wealth management",
+        "budgeting help",
+    }
     assert (tmp_path / "report.md").exists() and (tmp_path / "pca.png").stat().st_size > 10_000

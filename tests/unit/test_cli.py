@@ -68,3 +68,13 @@ def test_produce_reports_what_the_worker_would_refuse_and_fails_above_the_thresh
         assert main([*args, "--max-rejected", "0.99"]) == 0
     finally:
         get_settings.cache_clear()
+
+
+def test_a_job_without_its_extra_names_the_extra(monkeypatch):
+    """The worker image has no research extra: `segstream classic` there says what to install."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # as if scikit-learn were not installed
+    monkeypatch.delitem(sys.modules, "models.classic", raising=False)  # imported afresh
+    with pytest.raises(SystemExit, match=r"needs the 'research' extra .*pip install 'segstream\[research\]'"):
+        main(["classic", "--data", "x.csv"])

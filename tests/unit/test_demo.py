@@ -20,8 +20,9 @@ def test_demo_segments_beat_a_shuffled_baseline():
 
 
 def test_demo_reports_change_tracking_against_the_truth_per_window():
-    out = run_demo(customers=600, months=16, seed=4, settings=Settings(), progress=False, change_share=0.3,
-                   seasonal=True)
+    out = run_demo(
+        customers=600, months=16, seed=4, settings=Settings(), progress=False, change_share=0.3, seasonal=True
+    )
     assert out["true_changes"] > 100
     assert out["changes_detected"] > 0.5 * out["true_changes"]
     # a meaningful stream: most announced changes are real, most real ones are announced

@@ -10,7 +10,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
 from segstream.cli import build_parser
@@ -49,8 +48,11 @@ def test_every_segstream_variable_is_a_setting():
 def test_every_required_variable_is_in_the_example_env():
     text = (ROOT / "docker-compose.yml").read_text()
     required = set(re.findall(r"\$\{(\w+):\?", text))
-    example = {line.split("=", 1)[0] for line in (ROOT / "deploy/env.example").read_text().splitlines()
-               if "=" in line and not line.startswith("#")}
+    example = {
+        line.split("=", 1)[0]
+        for line in (ROOT / "deploy/env.example").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    }
     assert required and required <= example, required - example
 
 
@@ -66,10 +68,11 @@ def test_mounted_files_and_copied_sources_exist():
                 assert (ROOT / src).exists(), line
 
 
-def test_the_image_installs_the_cpu_torch_the_package_pins():
-    pin = re.search(r'"torch==([^"]+)"', (ROOT / "pyproject.toml").read_text()).group(1)
+def test_the_image_installs_the_cpu_torch_at_the_pinned_version_and_no_research_extra():
+    assert re.search(r"^torch==\S+$", (ROOT / "constraints.txt").read_text(), re.M)
     docker = (ROOT / "Dockerfile").read_text()
-    assert re.search(rf"download\.pytorch\.org/whl/cpu \"torch=={re.escape(pin)}\"", docker), docker
+    assert "download.pytorch.org/whl/cpu -c constraints.txt torch" in docker, docker
+    assert '-c constraints.txt ".[api]"' in docker and "research" not in docker.split("RUN")[-1]
 
 
 def test_no_default_passwords_and_least_privilege_redis_users():
@@ -109,8 +112,9 @@ def test_kafka_advertises_a_listener_host_clients_can_reach():
 def test_prometheus_scrapes_every_worker_where_it_serves_metrics():
     prom = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
     targets = {t for job in prom["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
-    workers = {f"{name}:{env_of(svc)['SEGSTREAM_WEB_PORT']}" for name, svc in OURS.items()
-               if svc["command"][0] == "worker"}
+    workers = {
+        f"{name}:{env_of(svc)['SEGSTREAM_WEB_PORT']}" for name, svc in OURS.items() if svc["command"][0] == "worker"
+    }
     assert workers == targets
 
 
@@ -119,8 +123,10 @@ PROMTOOL = shutil.which("promtool")
 
 def test_promtool_accepts_the_config_and_the_alerts_fire_when_they_should():
     assert PROMTOOL, "promtool is missing: .ci/run installs Debian's prometheus package"
-    for cmd in (f"check config {ROOT / 'deploy/prometheus/prometheus.yml'}",
-                f"test rules {ROOT / 'deploy/prometheus/alerts_test.yml'}"):
+    for cmd in (
+        f"check config {ROOT / 'deploy/prometheus/prometheus.yml'}",
+        f"test rules {ROOT / 'deploy/prometheus/alerts_test.yml'}",
+    ):
         out = subprocess.run([PROMTOOL, *shlex.split(cmd)], capture_output=True, text=True)
         assert out.returncode == 0, out.stdout + out.stderr
 
@@ -133,9 +139,17 @@ def test_every_dashboard_and_alert_query_names_a_metric_the_worker_exports():
     import stream_app.metrics  # noqa: F401 - registers the worker's metrics
 
     # a labelled metric has no samples before its first label value: name them by family too
-    exported = {f"{m.name}{suffix}" for m in REGISTRY.collect()
-                for suffix in {"": ("",), "counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "summary": ("_count", "_sum"),
-                               "info": ("_info",)}.get(m.type, ("",))}
+    exported = {
+        f"{m.name}{suffix}"
+        for m in REGISTRY.collect()
+        for suffix in {
+            "": ("",),
+            "counter": ("_total",),
+            "histogram": ("_bucket", "_count", "_sum"),
+            "summary": ("_count", "_sum"),
+            "info": ("_info",),
+        }.get(m.type, ("",))
+    }
     alerts = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())
     for rule in alerts["groups"][0]["rules"]:
         for name in re.findall(r"\b(segstream_\w+)", rule["expr"]):

@@ -2,9 +2,10 @@
 
 import numpy as np
 
-from segstream.core.assignment import OnlineKMeans, nearest
+from segstream.core.assignment import nearest
 from segstream.core.change import EmissionPolicy
 from segstream.core.engine import SegmentEngine, rounds
+from segstream.core.ports import CentroidStats
 from segstream.core.windows import ClosedWindow
 from state.memory import InMemoryStateStore
 
@@ -110,11 +111,14 @@ def test_centroids_follow_assigned_states():
     np.testing.assert_allclose(store.stats.centroids[0], [1.0, 0.0])
 
 
-def test_online_kmeans_river_style_api():
-    km = OnlineKMeans(CENTROIDS, prior_weight=1.0)
-    assert km.predict_one(np.array([1.0, 1.0])) == 0
-    assert km.learn_one(np.array([2.0, 2.0])) == 0
-    np.testing.assert_allclose(km.centroids[0], [1.0, 1.0])
+def test_centroid_stats_seed_and_fold_as_running_means():
+    stats = CentroidStats.seed(CENTROIDS, prior_weight=1.0)
+    x = np.array([[2.0, 2.0], [8.0, 8.0], [4.0, 4.0]])
+    stats.fold(x, nearest(stats.centroids, x)[0])
+    np.testing.assert_allclose(stats.centroids, [[2.0, 2.0], [9.0, 9.0]])  # (0+2+4)/3, (10+8)/2
+    assert stats.version == 1
+    stats.fold(x, np.full(3, -1))  # nothing assigned: nothing folded, same version
+    assert stats.version == 1
     idx, dist, conf = nearest(CENTROIDS, np.array([[5.0, 5.0], [0.0, 0.0]]))
     assert conf[0] == 0.0 and conf[1] == 1.0 and dist[1] == 0.0
 
@@ -163,8 +167,13 @@ def test_a_detected_change_restarts_from_the_windows_since_it_began():
             return np.tile(log_ratio_traits(mix("books")), (len(h), 1))
 
     store = InMemoryStateStore(k)
-    eng = SegmentEngine(SumModel(), store, policy=EmissionPolicy(warmup=3, rewarm=1), detector=ChangeDetector(),
-                        initial_centroids=np.stack([mix("books"), mix("savings")]).astype(np.float32) / 229.0)
+    eng = SegmentEngine(
+        SumModel(),
+        store,
+        policy=EmissionPolicy(warmup=3, rewarm=1),
+        detector=ChangeDetector(),
+        initial_centroids=np.stack([mix("books"), mix("savings")]).astype(np.float32) / 229.0,
+    )
     w = lambda i, cat: ClosedWindow("a", i, i * 100.0, (i + 1) * 100.0, mix(cat), 1, income=1.0)  # noqa: E731
     for i in range(4):
         assert eng.process([w(i, "books")]).detected == 0

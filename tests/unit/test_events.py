@@ -5,8 +5,13 @@ import pytest
 from segstream.core.events import EventRejected, decode_event, validate_event
 
 GOOD = {
-    "event_id": "e1", "customer_id": "C1", "timestamp": "2024-03-01T10:00:00Z",
-    "amount": 12.5, "currency": "usd", "category": "books", "income": 3000,
+    "event_id": "e1",
+    "customer_id": "C1",
+    "timestamp": "2024-03-01T10:00:00Z",
+    "amount": 12.5,
+    "currency": "usd",
+    "category": "books",
+    "income": 3000,
 }
 
 
@@ -50,8 +55,12 @@ def test_missing_field_reason():
 
 @pytest.mark.parametrize(
     "raw, reason",
-    [(b"{not json", "malformed_json"), (b"\xff\xfe{}", "not_utf8"), (b"[1,2]", "not_an_object"),
-     (b'{"a":"' + b"x" * 20000 + b'"}', "oversized")],
+    [
+        (b"{not json", "malformed_json"),
+        (b"\xff\xfe{}", "not_utf8"),
+        (b"[1,2]", "not_an_object"),
+        (b'{"a":"' + b"x" * 20000 + b'"}', "oversized"),
+    ],
 )
 def test_wire_errors(raw, reason):
     with pytest.raises(EventRejected) as e:

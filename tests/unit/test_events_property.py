@@ -13,8 +13,15 @@ from segstream.core.personality import CATEGORIES
 
 REASON = re.compile(r"^[a-z0-9_.]+(:[a-z0-9_]+)?$")
 
-GOOD = {"event_id": "e1", "customer_id": "C1", "timestamp": "2024-03-01T10:00:00Z",
-        "amount": 12.5, "currency": "EUR", "category": "books", "income": 3000}
+GOOD = {
+    "event_id": "e1",
+    "customer_id": "C1",
+    "timestamp": "2024-03-01T10:00:00Z",
+    "amount": 12.5,
+    "currency": "EUR",
+    "category": "books",
+    "income": 3000,
+}
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
@@ -35,7 +42,9 @@ def test_random_bytes_are_rejected_with_a_reason(raw):
 
 
 @settings(max_examples=400, deadline=None)
-@given(field=st.sampled_from(sorted(GOOD)), value=json_values | st.sampled_from(["", "-1", "1e400", "NaN", CATEGORIES[3]]))
+@given(
+    field=st.sampled_from(sorted(GOOD)), value=json_values | st.sampled_from(["", "-1", "1e400", "NaN", CATEGORIES[3]])
+)
 def test_near_valid_events_are_valid_or_rejected_with_a_reason(field, value):
     event = {**GOOD, field: value}
     try:

@@ -51,8 +51,19 @@ r6;K1;05.01.2024 10:00;99,00;
 r7;K<b>;05.01.2024 10:00;-1,00;5812
 r8;K1;05.01.2024 10:00;-2.000.000,00;5812
 """
-MAP = ["delimiter=;", "customer=kunde", "time=zeit", "time_format=%d.%m.%Y %H:%M", "amount=betrag", "decimal=,",
-       "thousands=.", "debits=negative", "mcc=mcc", "currency=", "event_id=ref"]
+MAP = [
+    "delimiter=;",
+    "customer=kunde",
+    "time=zeit",
+    "time_format=%d.%m.%Y %H:%M",
+    "amount=betrag",
+    "decimal=,",
+    "thousands=.",
+    "debits=negative",
+    "mcc=mcc",
+    "currency=",
+    "event_id=ref",
+]
 
 
 def test_every_bad_line_is_reported_with_its_line_and_reason(tmp_path):
@@ -65,8 +76,13 @@ def test_every_bad_line_is_reported_with_its_line_and_reason(tmp_path):
     assert [e["event_id"] for e in good] == ["r1"]
     assert report.credits == 1
     assert [(ln, r) for ln, r, _ in report.rejected] == [
-        (3, "time:unparsable"), (4, "amount:unparsable"), (5, "customer:missing"), (6, "mcc:unknown"),
-        (8, "customer_id:string_pattern_mismatch"), (9, "amount:out_of_range")]
+        (3, "time:unparsable"),
+        (4, "amount:unparsable"),
+        (5, "customer:missing"),
+        (6, "mcc:unknown"),
+        (8, "customer_id:string_pattern_mismatch"),
+        (9, "amount:out_of_range"),
+    ]
 
 
 def test_dry_run_publishes_nothing_and_fails_with_the_rejects_listed(tmp_path, capsys):
@@ -79,17 +95,23 @@ def test_dry_run_publishes_nothing_and_fails_with_the_rejects_listed(tmp_path, c
     code = main(args)
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code == 1 and out["produced"] == 0 and out["rejected"] == 6 and out["events"] == 1
-    assert out["first_rejected"][0] == {"line": 3, "reason": "time:unparsable",
-                                        "detail": "'2024-01-05' does not match %d.%m.%Y %H:%M"}
+    assert out["first_rejected"][0] == {
+        "line": 3,
+        "reason": "time:unparsable",
+        "detail": "'2024-01-05' does not match %d.%m.%Y %H:%M",
+    }
     assert rejects.read_text().splitlines()[1].startswith("3,time:unparsable,")
 
 
-@pytest.mark.parametrize("overrides,message", [
-    ({"mcc": "mcc", "category": "cat"}, "exactly one of category and mcc"),
-    ({"debits": "column"}, "direction column"),
-    ({"debits": "sometimes"}, "debits"),
-    ({"colour": "red"}, "colour"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"mcc": "mcc", "category": "cat"}, "exactly one of category and mcc"),
+        ({"debits": "column"}, "direction column"),
+        ({"debits": "sometimes"}, "debits"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
 def test_mapping_errors_say_what_is_wrong(overrides, message):
     with pytest.raises(ValueError, match=message):
         ExportMapping.load(None, overrides)

@@ -1,6 +1,6 @@
 """A window that trips a bug in the engine is set aside, found by bisection; outages are not."""
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -27,7 +27,9 @@ def tripping(engine, bad: Callable[[ClosedWindow], bool], exc=ValueError):
 
 
 def pipeline(engine, isolate=(Outage,)):
-    return SegmentationPipeline(engine, WindowAggregator(WindowSpec(months=1), 2), batch_size=64, isolate_except=isolate)
+    return SegmentationPipeline(
+        engine, WindowAggregator(WindowSpec(months=1), 2), batch_size=64, isolate_except=isolate
+    )
 
 
 def test_only_the_failing_windows_are_set_aside_and_the_rest_apply_in_order():

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from models.baselines import ARCHITECTURES
-from models.evaluation import EvalConfig, prepare, score, train_architecture, features, transfer
+from models.evaluation import EvalConfig, features, prepare, score, train_architecture, transfer
 from models.training import TrainConfig
 
 

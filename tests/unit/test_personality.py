@@ -1,6 +1,15 @@
 import numpy as np
 
-from segstream.core.personality import CATEGORIES, CATEGORY_INDEX, LOADINGS, TRAITS, dominant_traits, log_ratio_traits, segment_label, trait_scores
+from segstream.core.personality import (
+    CATEGORIES,
+    CATEGORY_INDEX,
+    LOADINGS,
+    TRAITS,
+    dominant_traits,
+    log_ratio_traits,
+    segment_label,
+    trait_scores,
+)
 
 
 def one_category(name: str, amount: float = 100.0) -> np.ndarray:
@@ -24,8 +33,13 @@ def test_scores_depend_on_mix_not_amount():
 
 
 def test_signature_categories_point_to_their_trait():
-    expect = {"arts_culture": "openness", "savings": "conscientiousness", "bars_nightlife": "extraversion",
-              "charity": "agreeableness", "healthcare": "neuroticism"}
+    expect = {
+        "arts_culture": "openness",
+        "savings": "conscientiousness",
+        "bars_nightlife": "extraversion",
+        "charity": "agreeableness",
+        "healthcare": "neuroticism",
+    }
     for cat, trait in expect.items():
         assert TRAITS[int(np.argmax(trait_scores(one_category(cat))))] == trait
 
@@ -33,14 +47,23 @@ def test_signature_categories_point_to_their_trait():
 def test_mixed_spend_gives_weighted_scores_and_empty_rows_stay_zero():
     spend = np.stack([one_category("books", 30) + one_category("savings", 70), np.zeros(len(CATEGORIES))])
     s = trait_scores(spend)
-    np.testing.assert_allclose(s[0], 0.3 * LOADINGS[CATEGORY_INDEX["books"]] + 0.7 * LOADINGS[CATEGORY_INDEX["savings"]])
+    np.testing.assert_allclose(
+        s[0], 0.3 * LOADINGS[CATEGORY_INDEX["books"]] + 0.7 * LOADINGS[CATEGORY_INDEX["savings"]]
+    )
     np.testing.assert_array_equal(s[1], 0.0)
 
 
 def test_log_ratio_reading_depends_on_mix_and_finds_signature_traits():
-    np.testing.assert_allclose(log_ratio_traits(one_category("books", 10.0)), log_ratio_traits(one_category("books", 1e4)))
-    expect = {"arts_culture": "openness", "savings": "conscientiousness", "bars_nightlife": "extraversion",
-              "charity": "agreeableness", "healthcare": "neuroticism"}
+    np.testing.assert_allclose(
+        log_ratio_traits(one_category("books", 10.0)), log_ratio_traits(one_category("books", 1e4))
+    )
+    expect = {
+        "arts_culture": "openness",
+        "savings": "conscientiousness",
+        "bars_nightlife": "extraversion",
+        "charity": "agreeableness",
+        "healthcare": "neuroticism",
+    }
     for cat, trait in expect.items():
         assert TRAITS[int(np.argmax(log_ratio_traits(one_category(cat))))] == trait
 

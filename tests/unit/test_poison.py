@@ -16,8 +16,15 @@ from segstream.core.windows import WindowAggregator, WindowSpec
 from segstream.core.wire import Limits
 
 LIMITS = Limits(now=1.8e9)
-GOOD = {"event_id": "e1", "customer_id": "C1", "timestamp": "2024-03-01T10:00:00Z", "amount": 12.5,
-        "currency": "EUR", "category": "books", "income": 3000.0}
+GOOD = {
+    "event_id": "e1",
+    "customer_id": "C1",
+    "timestamp": "2024-03-01T10:00:00Z",
+    "amount": 12.5,
+    "currency": "EUR",
+    "category": "books",
+    "income": 3000.0,
+}
 
 
 def ingest(values, keys):
@@ -29,7 +36,7 @@ def reasons(ing):
 
 
 def test_tombstone_deep_nesting_and_other_types_are_dead_letters_with_reasons():
-    deep = b'{"x": ' + b"[" * 5000 + b"]" * 5000 + b', ' + orjson.dumps(GOOD)[1:]
+    deep = b'{"x": ' + b"[" * 5000 + b"]" * 5000 + b", " + orjson.dumps(GOOD)[1:]
     good = orjson.dumps(GOOD)
     ing = ingest([None, deep, good, bytearray(good), 42], [b"C1"] * 5)
     r = reasons(ing)
@@ -52,13 +59,25 @@ def test_dedup_keys_cannot_collide_across_customer_and_event_ids():
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.one_of(st.none(), st.binary(max_size=40), st.just(b"C1")),
-                          st.one_of(st.none(), st.binary(max_size=200),
-                                    st.just(orjson.dumps(GOOD)),
-                                    st.dictionaries(st.text(max_size=8), st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1)
-                                                    | st.text(max_size=8), max_size=4).map(orjson.dumps)),
-                          st.lists(st.tuples(st.text(max_size=8), st.binary(max_size=8)), max_size=3)),
-                max_size=30))
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.binary(max_size=40), st.just(b"C1")),
+            st.one_of(
+                st.none(),
+                st.binary(max_size=200),
+                st.just(orjson.dumps(GOOD)),
+                st.dictionaries(
+                    st.text(max_size=8),
+                    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=8),
+                    max_size=4,
+                ).map(orjson.dumps),
+            ),
+            st.lists(st.tuples(st.text(max_size=8), st.binary(max_size=8)), max_size=3),
+        ),
+        max_size=30,
+    )
+)
 def test_any_key_value_and_headers_is_accepted_or_dead_lettered_never_raised(records):
     keys = [k for k, _, _ in records]
     values = [v for _, v, _ in records]

@@ -16,8 +16,13 @@ def test_secrets_stay_out_of_repr():
 def test_kafka_options_agree_across_clients():
     from stream_app.kafka_config import aiokafka_options, kafka_python_options
 
-    s = Settings(kafka_bootstrap="a:9093,b:9093", kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="SCRAM-SHA-512",
-                 kafka_sasl_username="svc", kafka_sasl_password="pw")
+    s = Settings(
+        kafka_bootstrap="a:9093,b:9093",
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username="svc",
+        kafka_sasl_password="pw",
+    )
     kp, ak = kafka_python_options(s), aiokafka_options(s)
     assert kp["bootstrap_servers"] == ak["bootstrap_servers"] == ["a:9093", "b:9093"]
     for key in ("security_protocol", "sasl_mechanism", "sasl_plain_username", "sasl_plain_password"):

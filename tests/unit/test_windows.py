@@ -1,4 +1,4 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -9,7 +9,7 @@ DAY = 86400.0
 
 
 def ts(y, m, d=1, hh=0, mm=0, ss=0):
-    return datetime(y, m, d, hh, mm, ss, tzinfo=timezone.utc).timestamp()
+    return datetime(y, m, d, hh, mm, ss, tzinfo=UTC).timestamp()
 
 
 def test_calendar_month_boundaries():
@@ -104,8 +104,16 @@ class OneByOne:
 
     def poll(self):
         due = [key for key in self.open if self.spec.end(key[0]) <= self.max_t - self.lateness]
-        return sorted((cid, idx, self.open[idx, cid]["n"], self.open[idx, cid]["income"],
-                       tuple(round(x, 6) for x in self.open.pop((idx, cid))["spend"])) for idx, cid in due)
+        return sorted(
+            (
+                cid,
+                idx,
+                self.open[idx, cid]["n"],
+                self.open[idx, cid]["income"],
+                tuple(round(x, 6) for x in self.open.pop((idx, cid))["spend"]),
+            )
+            for idx, cid in due
+        )
 
 
 events = st.lists(
@@ -122,9 +130,12 @@ events = st.lists(
 
 
 @settings(max_examples=300, deadline=None)
-@given(events=events, cuts=st.lists(st.integers(0, 60), max_size=6),
-       spec=st.sampled_from([WindowSpec(months=1), WindowSpec(months=2), WindowSpec(months=0, seconds=9 * 86400)]),
-       lateness=st.sampled_from([0.0, 2 * DAY, 20 * DAY]))
+@given(
+    events=events,
+    cuts=st.lists(st.integers(0, 60), max_size=6),
+    spec=st.sampled_from([WindowSpec(months=1), WindowSpec(months=2), WindowSpec(months=0, seconds=9 * 86400)]),
+    lateness=st.sampled_from([0.0, 2 * DAY, 20 * DAY]),
+)
 def test_batches_of_any_size_give_what_one_event_at_a_time_gives(events, cuts, spec, lateness):
     agg, want = WindowAggregator(spec, 3, lateness), OneByOne(spec, 3, lateness)
     bounds = sorted({0, len(events), *[c for c in cuts if c < len(events)]})
@@ -164,7 +175,7 @@ def test_quorum_clock_is_the_same_whatever_the_batch_size(cut):
     one = WindowAggregator(WindowSpec(months=1), 3, DAY, quorum=3)
     codes_one = [int(one.add_columns(TransactionColumns.of([r]))[0]) for r in rows]
     batched = WindowAggregator(WindowSpec(months=1), 3, DAY, quorum=3)
-    codes = np.concatenate([batched.add_columns(TransactionColumns.of(rows[i:i + cut])) for i in range(0, 60, cut)])
+    codes = np.concatenate([batched.add_columns(TransactionColumns.of(rows[i : i + cut])) for i in range(0, 60, cut)])
     assert codes.tolist() == codes_one and batched.max_event_time == one.max_event_time
 
 

@@ -16,25 +16,56 @@ from segstream.core.wire import Limits, decode_batch
 NOW = 1.8e9
 LIMITS = Limits(now=NOW)
 
-timestamps = st.sampled_from([
-    "2024-03-01T10:00:00Z", "2024-03-01T10:00:00+02:00", "2024-03-01T10:00:00.5Z", "2024-03-01T10:00:00.123456789Z", "2024-03-01T23:59:59.9999999+01:00",
-    "2024-03-01T10:00:00,5Z", "2024-03-01T10:00:00+05:30", "2024-03-01T10:00Z", "2024-03-01T10:00:00+25:00",
-    "2024-03-01T10:00:00", "2024-03-01 10:00:00Z", "2024-03-01t10:00:00z", "2024-03-01", "2024-02-30T00:00:00Z",
-    "1969-12-31T23:59:59Z", "2027-01-01T00:00:00Z", "2024-03-01T24:00:00Z", "2024-03-01T10:00:60Z", "", 1709287200,
-]) | st.datetimes(timezones=st.just(__import__("datetime").timezone.utc)).map(lambda d: d.isoformat())
-amounts = st.sampled_from([12.5, 0, -1, 1, "12.5", True, None, 1e6, 1.2e6, 999999.99, 1e400]) | st.floats(allow_nan=False)
+timestamps = st.sampled_from(
+    [
+        "2024-03-01T10:00:00Z",
+        "2024-03-01T10:00:00+02:00",
+        "2024-03-01T10:00:00.5Z",
+        "2024-03-01T10:00:00.123456789Z",
+        "2024-03-01T23:59:59.9999999+01:00",
+        "2024-03-01T10:00:00,5Z",
+        "2024-03-01T10:00:00+05:30",
+        "2024-03-01T10:00Z",
+        "2024-03-01T10:00:00+25:00",
+        "2024-03-01T10:00:00",
+        "2024-03-01 10:00:00Z",
+        "2024-03-01t10:00:00z",
+        "2024-03-01",
+        "2024-02-30T00:00:00Z",
+        "1969-12-31T23:59:59Z",
+        "2027-01-01T00:00:00Z",
+        "2024-03-01T24:00:00Z",
+        "2024-03-01T10:00:60Z",
+        "",
+        1709287200,
+    ]
+) | st.datetimes(timezones=st.just(__import__("datetime").timezone.utc)).map(lambda d: d.isoformat())
+amounts = st.sampled_from([12.5, 0, -1, 1, "12.5", True, None, 1e6, 1.2e6, 999999.99, 1e400]) | st.floats(
+    allow_nan=False
+)
 texts = st.text(max_size=5) | st.sampled_from(["C1", "", "x" * 64, "x" * 65, "x" * 129, "é\u2028"])
 fields = st.fixed_dictionaries(
     {},
     optional={
-        "event_id": texts, "customer_id": texts, "timestamp": timestamps, "amount": amounts,
+        "event_id": texts,
+        "customer_id": texts,
+        "timestamp": timestamps,
+        "amount": amounts,
         "currency": st.sampled_from(["EUR", "eur", "USD", "XXX", "", 1]),
         "category": st.sampled_from([*CATEGORIES[:3], "Books", "", None]),
-        "income": st.none() | amounts, "extra": st.integers(),
+        "income": st.none() | amounts,
+        "extra": st.integers(),
     },
 )
-GOOD = {"event_id": "e1", "customer_id": "C1", "timestamp": "2024-03-01T10:00:00Z", "amount": 12.5,
-        "currency": "EUR", "category": "books", "income": 3000}
+GOOD = {
+    "event_id": "e1",
+    "customer_id": "C1",
+    "timestamp": "2024-03-01T10:00:00Z",
+    "amount": 12.5,
+    "currency": "EUR",
+    "category": "books",
+    "income": 3000,
+}
 
 
 def encode(obj) -> bytes:
@@ -42,15 +73,26 @@ def encode(obj) -> bytes:
 
 
 one_off = st.sampled_from(sorted(GOOD)).flatmap(
-    lambda k: fields.filter(lambda d: k in d).map(lambda d: encode({**GOOD, k: d[k]})))
+    lambda k: fields.filter(lambda d: k in d).map(lambda d: encode({**GOOD, k: d[k]}))
+)
 
 payloads = st.one_of(
     one_off,
     st.builds(lambda d: encode({**GOOD, **d}), fields),  # a few fields off
     st.builds(encode, fields),  # anything goes
     st.binary(max_size=80),
-    st.sampled_from([b"", b"[]", b"null", b'{"event_id":"a","event_id":"b"}', encode(GOOD) + b" x",
-                     encode(GOOD).replace(b'"C1"', b'"\\ud800"'), b"\xff" + encode(GOOD), encode(GOOD) * 2]),
+    st.sampled_from(
+        [
+            b"",
+            b"[]",
+            b"null",
+            b'{"event_id":"a","event_id":"b"}',
+            encode(GOOD) + b" x",
+            encode(GOOD).replace(b'"C1"', b'"\\ud800"'),
+            b"\xff" + encode(GOOD),
+            encode(GOOD) * 2,
+        ]
+    ),
 )
 
 
@@ -72,7 +114,9 @@ def assert_same_columns(a: TransactionColumns, b: TransactionColumns) -> None:
 def test_a_batch_decodes_as_the_reference_decodes_each_event(batch):
     got = decode_batch(batch, LIMITS)
     want = [reference(raw) for raw in batch]
-    assert [(i, e.reason) for i, e in got.rejected] == [(i, w.reason) for i, w in enumerate(want) if isinstance(w, EventRejected)]
+    assert [(i, e.reason) for i, e in got.rejected] == [
+        (i, w.reason) for i, w in enumerate(want) if isinstance(w, EventRejected)
+    ]
     accepted = [(i, w) for i, w in enumerate(want) if not isinstance(w, EventRejected)]
     assert_same_columns(got.valid, TransactionColumns.build([w for _, w in accepted], [i for i, _ in accepted]))
 
@@ -89,10 +133,23 @@ def test_the_canonical_form_takes_the_fast_path(monkeypatch):
     assert got.valid.amount_eur.tolist() == [12.5, 12.5 * 0.92]
 
 
-TIMES = ["2024-03-01T10:00:00Z", "2024-03-01t10:00:00z", "2024-03-01T10:00:00+05:30", "2024-03-01T10:00:00-00:00",
-         "2024-03-01T10:00Z", "2024-03-01T10:00:00,5Z", "2024-03-01T10:00:00+0530", "2024-03-01T10:00:00+05",
-         "2024-03-01T10:00:00.1234567+01:00", "2024-03-01T23:59:59.9999999Z", "2024-03-01T10:00:00.000000000000001Z",
-         "0000-01-01T00:00:00Z", "2024-3-1T10:00:00Z", "2024-03-01T10:00:00 Z", "2024-03-01T10:00:00+25:00"]
+TIMES = [
+    "2024-03-01T10:00:00Z",
+    "2024-03-01t10:00:00z",
+    "2024-03-01T10:00:00+05:30",
+    "2024-03-01T10:00:00-00:00",
+    "2024-03-01T10:00Z",
+    "2024-03-01T10:00:00,5Z",
+    "2024-03-01T10:00:00+0530",
+    "2024-03-01T10:00:00+05",
+    "2024-03-01T10:00:00.1234567+01:00",
+    "2024-03-01T23:59:59.9999999Z",
+    "2024-03-01T10:00:00.000000000000001Z",
+    "0000-01-01T00:00:00Z",
+    "2024-3-1T10:00:00Z",
+    "2024-03-01T10:00:00 Z",
+    "2024-03-01T10:00:00+25:00",
+]
 
 
 def test_timestamp_spellings_decode_as_the_reference_decodes_them():
