@@ -31,3 +31,11 @@ def kafka_srv(tmp_path_factory):
 @pytest.fixture(scope="session")
 def bootstrap(kafka_srv):
     return f"127.0.0.1:{kafka_srv.port}"
+
+
+@pytest.fixture(scope="session")
+def events():
+    """250 customers x 8 months of the synthetic bank: the stream most worker tests replay."""
+    from producers.synthetic import GeneratorConfig, SyntheticBank
+
+    return list(SyntheticBank(GeneratorConfig(customers=250, months=8, seed=5)).events())

@@ -12,11 +12,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import numpy as np
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
+from models.artefact import ModelArtefact
+from segstream.assembly import build_pipeline, event_limits
 from segstream.config import Settings
 from state.redis_client import connect
+from state.redis_store import RedisStateStore
 from state.redis_windows import WindowCheckpoints
 from stream_app.auth import KeyRing
 
@@ -224,3 +228,39 @@ class Api:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(30)
+
+
+# --- the reference run the real workers are held to ----------------------------------
+
+
+def embedded(settings, events):
+    """Reference run: the same events through the in-process pipeline, drained as a stream would be.
+
+    Returns the pipeline and the change events, as JSON, in the order they were made.
+    """
+    pipe = build_pipeline(settings)
+    limits = event_limits(settings, now=float("inf"))
+    changes = []
+    for i in range(0, len(events), 1000):
+        pipe.ingest_payloads([orjson.dumps(e) for e in events[i : i + 1000]], limits)
+        changes += pipe.drain().changes
+    return pipe, [c.model_dump(mode="json") for c in changes]
+
+
+def change_keys(changes: list[dict]) -> list[tuple]:
+    return sorted((c["customer_id"], c["window_end"], c["old_segment"], c["new_segment"]) for c in changes)
+
+
+def assert_same_states(settings, pipe):
+    art = ModelArtefact.load(settings.model_path)
+    ref = pipe.engine.store
+    ids = sorted(ref.segments())
+    got, _ = RedisStateStore(
+        connect(settings.redis_url), art.hidden_size, art.version, prefix=settings.redis_prefix
+    ).load(ids)
+    want_n = np.array([ref.state(c)[5] for c in ids])
+    want_last = np.array([ref.state(c)[4] for c in ids])
+    np.testing.assert_array_equal(got.n_windows, want_n)  # no window lost or applied twice
+    np.testing.assert_array_equal(got.last_window, want_last)
+    np.testing.assert_allclose(got.h, np.stack([ref.state(c)[0] for c in ids]), atol=1e-4)
+    assert got.segment.tolist() == [ref.state(c)[2] for c in ids]

@@ -16,7 +16,10 @@ from producers.kafka_producer import publish
 from .harness import (
     Worker,
     all_consumed,
+    assert_same_states,
+    change_keys,
     consumed,
+    embedded,
     end_offsets,
     isolated_settings,
     read_topic,
@@ -24,7 +27,6 @@ from .harness import (
     wait_until,
 )
 from .servers import kafka_server, redis_server
-from .test_worker import assert_same_states, change_keys, embedded
 
 pytestmark = pytest.mark.integration
 
@@ -212,13 +214,6 @@ def test_broker_restart_mid_stream(redis_url, events, tmp_path):
         kafka.stop()
 
 
-@pytest.fixture(scope="module")
-def events():
-    from producers.synthetic import GeneratorConfig, SyntheticBank
-
-    return list(SyntheticBank(GeneratorConfig(customers=250, months=8, seed=5)).events())
-
-
 def state_hash(s) -> str:
     """A digest of every stored customer record, in customer order."""
     import hashlib
@@ -237,7 +232,6 @@ def state_hash(s) -> str:
 def test_reprocessing_from_offset_zero_changes_nothing(bootstrap, redis_url, events, tmp_path):
     """A second consumer group reads the whole topic again over the same state: same hash, no new updates."""
     from .harness import read_topic
-    from .test_worker import change_keys
 
     env = isolated_settings(bootstrap, redis_url, ingest="batch")
     s = settings_from(env)

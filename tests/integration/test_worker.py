@@ -6,22 +6,20 @@ import os
 import signal
 
 import httpx
-import numpy as np
 import orjson
 import pytest
 
-from models.artefact import ModelArtefact
 from producers.kafka_producer import publish
 from producers.synthetic import GeneratorConfig, SyntheticBank
-from segstream.assembly import build_pipeline, event_limits
-from state.redis_client import connect
-from state.redis_store import RedisStateStore
 
 from .harness import (
     Worker,
     all_consumed,
+    assert_same_states,
+    change_keys,
     child_pids,
     consumed,
+    embedded,
     end_offsets,
     group_members,
     isolated_settings,
@@ -50,49 +48,11 @@ BAD = [
 ]
 
 
-@pytest.fixture(scope="module")
-def events():
-    return list(SyntheticBank(GeneratorConfig(customers=250, months=8, seed=5)).events())
-
-
 @pytest.fixture(params=[("agent", False), ("batch", True)], ids=["agent-core-thread", "batch-core-process"])
 def env(request, bootstrap, redis_url):
     """Each test runs twice: Faust's agent with the core in a thread, and batch ingest with the core in its own process."""
     ingest, core_process = request.param
     return isolated_settings(bootstrap, redis_url, ingest=ingest, core_process=core_process)
-
-
-def embedded(settings, events):
-    """Reference run: the same events through the in-process pipeline, drained as a stream would be.
-
-    Returns the pipeline and the change events, as JSON, in the order they were made.
-    """
-    pipe = build_pipeline(settings)
-    limits = event_limits(settings, now=float("inf"))
-    changes = []
-    for i in range(0, len(events), 1000):
-        pipe.ingest_payloads([orjson.dumps(e) for e in events[i : i + 1000]], limits)
-        changes += pipe.drain().changes
-    return pipe, [c.model_dump(mode="json") for c in changes]
-
-
-def change_keys(changes: list[dict]) -> list[tuple]:
-    return sorted((c["customer_id"], c["window_end"], c["old_segment"], c["new_segment"]) for c in changes)
-
-
-def assert_same_states(settings, pipe):
-    art = ModelArtefact.load(settings.model_path)
-    ref = pipe.engine.store
-    ids = sorted(ref.segments())
-    got, _ = RedisStateStore(
-        connect(settings.redis_url), art.hidden_size, art.version, prefix=settings.redis_prefix
-    ).load(ids)
-    want_n = np.array([ref.state(c)[5] for c in ids])
-    want_last = np.array([ref.state(c)[4] for c in ids])
-    np.testing.assert_array_equal(got.n_windows, want_n)  # no window lost or applied twice
-    np.testing.assert_array_equal(got.last_window, want_last)
-    np.testing.assert_allclose(got.h, np.stack([ref.state(c)[0] for c in ids]), atol=1e-4)
-    assert got.segment.tolist() == [ref.state(c)[2] for c in ids]
 
 
 def test_one_worker_matches_embedded_engine_and_dead_letters_bad_input(env, events, tmp_path):
