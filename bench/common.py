@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from producers.synthetic import GeneratorConfig, SyntheticBank  # noqa: E402
 from segstream.core.windows import ClosedWindow  # noqa: E402
+from segstream.producers.synthetic import GeneratorConfig, SyntheticBank  # noqa: E402
 
 
 def machine() -> str:

@@ -18,9 +18,9 @@ import time
 import orjson
 from common import encoded, report  # noqa: I001
 
-from producers.synthetic import GeneratorConfig, SyntheticBank
 from segstream.core.events import decode_event
 from segstream.core.wire import Limits, decode_batch
+from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
 
 
 def per_event_us(run, payloads: list[bytes], repeats: int) -> float:

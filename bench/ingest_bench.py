@@ -19,10 +19,10 @@ from pathlib import Path
 import orjson
 from common import encoded, report  # noqa: I001
 
-from producers.synthetic import GeneratorConfig, SyntheticBank
 from segstream.config import Settings
-from stream_app.batch import PartitionBatch
-from stream_app.processor import StreamProcessor
+from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
+from segstream.stream_app.batch import PartitionBatch
+from segstream.stream_app.processor import StreamProcessor
 from tests.integration.servers import redis_server
 
 

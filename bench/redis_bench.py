@@ -21,10 +21,10 @@ from urllib.parse import urlparse
 import numpy as np
 from common import report  # noqa: I001
 
-from models.artefact import ModelArtefact
 from segstream.core.ports import StateBatch
-from state.redis_client import connect
-from state.redis_store import RedisStateStore
+from segstream.models.artefact import ModelArtefact
+from segstream.state.redis_client import connect
+from segstream.state.redis_store import RedisStateStore
 from tests.integration.servers import redis_server
 
 

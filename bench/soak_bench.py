@@ -16,8 +16,8 @@ from pathlib import Path
 
 from common import encoded, local_servers, report  # noqa: I001
 
-from producers.kafka_producer import publish
-from producers.synthetic import GeneratorConfig, SyntheticBank
+from segstream.producers.kafka_producer import publish
+from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
 from tests.integration.harness import (
     Worker,
     child_pids,

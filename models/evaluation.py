@@ -19,8 +19,8 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from producers.synthetic import GeneratorConfig, SyntheticBank
 from segstream.core.personality import TRAITS, trait_scores
+from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
 
 from .baselines import ARCHITECTURES
 from .features import compact, transform

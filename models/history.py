@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from producers.export import ExportMapping, ExportReport, checked_events, read_export
 from segstream.assembly import event_limits, window_aggregator, window_spec
 from segstream.config import Settings
 from segstream.core.pipeline import ingest_payloads
 from segstream.core.windows import normalised_spend
+from segstream.producers.export import ExportMapping, ExportReport, checked_events, read_export
 
 
 @dataclass

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from producers.synthetic import GeneratorConfig, SyntheticBank
 from segstream.config import Settings
 from segstream.core.personality import log_ratio_traits, segment_label
+from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
 from segstream.quality import score_tracking
 
 SCORES = (

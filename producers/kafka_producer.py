@@ -11,7 +11,7 @@ from kafka import KafkaProducer
 from tqdm import tqdm
 
 from segstream.config import Settings
-from stream_app.kafka_config import ensure_topics, kafka_python_options
+from segstream.stream_app.kafka_config import ensure_topics, kafka_python_options
 
 COMPRESSIONS = ("gzip", "snappy", "lz4", "zstd", "none")
 

@@ -39,7 +39,7 @@ def event_limits(settings: Settings, now: float | None = None) -> Limits:
 
 def load_model(settings: Settings):
     """The artefact and its engine adapter (torch is imported here, not by the core)."""
-    from models.artefact import ModelArtefact, TorchSequenceModel
+    from segstream.models.artefact import ModelArtefact, TorchSequenceModel
 
     artefact = ModelArtefact.load(settings.model_path)
     return artefact, TorchSequenceModel(artefact)
@@ -51,7 +51,7 @@ def build_pipeline(
     """The core pipeline; ``make_store`` builds the state store for the loaded model (in-memory if None)."""
     artefact, model = load_model(settings)
     if make_store is None:
-        from state.memory import InMemoryStateStore
+        from segstream.state.memory import InMemoryStateStore
 
         store: StateStore = InMemoryStateStore(model.hidden_size)
     else:

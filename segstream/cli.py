@@ -33,11 +33,11 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from models.training import TrainConfig, train
+    from segstream.models.training import TrainConfig, train
 
     if args.transactions:
         return _train_history(args)
-    from producers.synthetic import GeneratorConfig, SyntheticBank
+    from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
 
     gen = GeneratorConfig(
         customers=args.customers,
@@ -75,10 +75,10 @@ def _train_history(args: argparse.Namespace) -> int:
     split, the number of segments from the hidden states unless given, and a report."""
     from tqdm import tqdm
 
-    from models.history import load_history
-    from models.report import write_report
-    from models.training import TrainConfig, train
-    from producers.export import ExportMapping, count_lines
+    from segstream.models.history import load_history
+    from segstream.models.report import write_report
+    from segstream.models.training import TrainConfig, train
+    from segstream.producers.export import ExportMapping, count_lines
 
     if not args.out:
         raise SystemExit("segstream train --transactions: give --out for the new artefact (the shipped one stays)")
@@ -125,7 +125,7 @@ def _progress(args: argparse.Namespace):
 def _evaluate(args: argparse.Namespace) -> int:
     if args.tracking:
         return _evaluate_tracking(args)
-    from models.evaluation import EvalConfig, evaluate, plot_trajectories, to_markdown
+    from segstream.models.evaluation import EvalConfig, evaluate, plot_trajectories, to_markdown
 
     cfg = (
         EvalConfig()
@@ -161,7 +161,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _evaluate_tracking(args: argparse.Namespace) -> int:
-    from models.tracking import Scenario, compare, plot_frontier, to_markdown
+    from segstream.models.tracking import Scenario, compare, plot_frontier, to_markdown
 
     sc = Scenario(customers=400, months=16) if args.quick else Scenario()
     res = compare(sc, log=_progress(args))
@@ -180,8 +180,8 @@ def _evaluate_tracking(args: argparse.Namespace) -> int:
 def _api(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from stream_app.api import create_app
-    from stream_app.auth import KeyRing
+    from segstream.stream_app.api import create_app
+    from segstream.stream_app.auth import KeyRing
 
     s = get_settings()
     ring = KeyRing.load(s.api_keys_file, s.api_keys)
@@ -202,10 +202,10 @@ def _api(args: argparse.Namespace) -> int:
 def _forget(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from models.artefact import ModelArtefact
-    from state.redis_client import connect
-    from state.redis_store import RedisStateStore
-    from stream_app.erasure import Eraser
+    from segstream.models.artefact import ModelArtefact
+    from segstream.state.redis_client import connect
+    from segstream.state.redis_store import RedisStateStore
+    from segstream.stream_app.erasure import Eraser
 
     s = get_settings()
     art = ModelArtefact.load(s.model_path)
@@ -229,7 +229,7 @@ def _forget(args: argparse.Namespace) -> int:
 
 def _api_key(args: argparse.Namespace) -> int:
     """Print a new key once; store only its digest."""
-    from stream_app.auth import KeyRing
+    from segstream.stream_app.auth import KeyRing
 
     key, stored = KeyRing.new(args.name, args.scope)
     with open(args.file, "a") as f:
@@ -243,12 +243,12 @@ def _api_key(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from state.redis_client import reachable
-    from stream_app.kafka_config import verify
+    from segstream.state.redis_client import reachable
+    from segstream.stream_app.kafka_config import verify
 
     verify(get_settings())
     reachable(get_settings().redis_url)
-    from stream_app.app import app
+    from segstream.stream_app.app import app
 
     sys.argv = ["segstream worker", "worker", "-l", args.loglevel]
     app.main()
@@ -260,17 +260,17 @@ def _produce(args: argparse.Namespace) -> int:
     (and withheld), not published to be dead-lettered unseen."""
     import time
 
-    from producers import sources
-    from producers.export import ExportReport, checked
-    from producers.kafka_producer import publish
     from segstream.assembly import event_limits
-    from stream_app.kafka_config import verify
+    from segstream.producers import sources
+    from segstream.producers.export import ExportReport, checked
+    from segstream.producers.kafka_producer import publish
+    from segstream.stream_app.kafka_config import verify
 
     settings = get_settings()
     if not args.dry_run:  # a dry run needs no broker
         verify(settings)
     if args.source == "synthetic":
-        from producers.synthetic import GeneratorConfig, SyntheticBank
+        from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
 
         events = SyntheticBank(GeneratorConfig(customers=args.customers, months=args.months, seed=args.seed)).events()
     elif args.source == "file":
@@ -318,8 +318,8 @@ def _produce_file(args: argparse.Namespace, settings) -> int:
 
     from tqdm import tqdm
 
-    from producers.export import ExportMapping, ExportReport, checked_events, count_lines, read_export
     from segstream.assembly import event_limits
+    from segstream.producers.export import ExportMapping, ExportReport, checked_events, count_lines, read_export
 
     if not args.path:
         raise SystemExit("segstream produce file: --path EXPORT is required")
@@ -344,7 +344,7 @@ def _produce_file(args: argparse.Namespace, settings) -> int:
                 pass
             n = 0
         else:
-            from producers.kafka_producer import publish
+            from segstream.producers.kafka_producer import publish
 
             n = publish(
                 events, settings, rate=args.rate, limit=args.limit, compression=args.compression, progress=False
@@ -357,8 +357,8 @@ def _produce_file(args: argparse.Namespace, settings) -> int:
 
 
 def _sample_export(args: argparse.Namespace) -> int:
-    from producers.bank_export import write_sample_export
-    from producers.synthetic import GeneratorConfig
+    from segstream.producers.bank_export import write_sample_export
+    from segstream.producers.synthetic import GeneratorConfig
 
     gen = GeneratorConfig(
         customers=args.customers,
@@ -373,7 +373,7 @@ def _sample_export(args: argparse.Namespace) -> int:
 
 
 def _classic(args: argparse.Namespace) -> int:
-    from models.classic import ClassicConfig, run, write_report
+    from segstream.models.classic import ClassicConfig, run, write_report
 
     data = args.data or _shared("cc_general/CC_GENERAL.csv")
     res, arrays = run(data, ClassicConfig(k=args.k, tree_depth=args.depth))
@@ -391,8 +391,8 @@ def _shared(rel: str) -> Path:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    from stream_app.kafka_config import verify
-    from stream_app.watch import HEADER, changes, describe
+    from segstream.stream_app.kafka_config import verify
+    from segstream.stream_app.watch import HEADER, changes, describe
 
     verify(get_settings())
     if not args.json:

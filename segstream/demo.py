@@ -15,11 +15,11 @@ import numpy as np
 import orjson
 from tqdm import tqdm
 
-from producers.synthetic import GeneratorConfig, SyntheticBank
 from segstream.assembly import build_pipeline, event_limits
 from segstream.config import Settings
 from segstream.core.events import SegmentChange
 from segstream.core.pipeline import SegmentationPipeline
+from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
 from segstream.quality import score_segments, score_tracking
 
 BATCH = 5000  # events per ingest and watermark check, as a worker's batch would be

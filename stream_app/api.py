@@ -22,13 +22,13 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 
-from models.artefact import ModelArtefact, TorchSequenceModel
 from segstream.assembly import window_spec
 from segstream.config import Settings
 from segstream.core.personality import TRAITS
 from segstream.core.profiles import profiles
-from state.redis_client import UNAVAILABLE, connect, verify
-from state.redis_store import RedisStateStore
+from segstream.models.artefact import ModelArtefact, TorchSequenceModel
+from segstream.state.redis_client import UNAVAILABLE, connect, verify
+from segstream.state.redis_store import RedisStateStore
 
 from .auth import KeyRing, requirer
 

@@ -13,9 +13,9 @@ import redis
 from kafka.errors import KafkaError
 
 from segstream.config import Settings
-from state.forgotten import ForgottenCustomers
-from state.redis_store import RedisStateStore
-from state.redis_windows import WindowCheckpoints
+from segstream.state.forgotten import ForgottenCustomers
+from segstream.state.redis_store import RedisStateStore
+from segstream.state.redis_windows import WindowCheckpoints
 
 log = logging.getLogger("segstream.erasure")
 

@@ -26,11 +26,11 @@ from segstream.core.events import EventRejected, dead_letter
 from segstream.core.personality import CATEGORIES
 from segstream.core.pipeline import ingest_payloads
 from segstream.core.windows import ClosedWindow, WindowAggregator
-from state.fencing import Fenced
-from state.forgotten import ForgottenCustomers
-from state.redis_client import UNAVAILABLE, connect, verify
-from state.redis_store import RedisStateStore
-from state.redis_windows import WindowCheckpoints
+from segstream.state.fencing import Fenced
+from segstream.state.forgotten import ForgottenCustomers
+from segstream.state.redis_client import UNAVAILABLE, connect, verify
+from segstream.state.redis_store import RedisStateStore
+from segstream.state.redis_windows import WindowCheckpoints
 
 from .batch import BatchOutput, PartitionBatch
 

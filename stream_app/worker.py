@@ -31,9 +31,9 @@ from typing import Any, Protocol
 from aiokafka.errors import KafkaError
 
 from segstream.config import Settings
-from state.fencing import Fenced
-from state.redis_client import UNAVAILABLE as REDIS_UNAVAILABLE
-from state.redis_client import connect
+from segstream.state.fencing import Fenced
+from segstream.state.redis_client import UNAVAILABLE as REDIS_UNAVAILABLE
+from segstream.state.redis_client import connect
 
 from . import metrics
 from .batch import BatchOutput, PartitionBatch

@@ -1,6 +1,6 @@
 import pytest
 
-from state.redis_client import connect
+from segstream.state.redis_client import connect
 
 from .servers import kafka_server, redis_server
 
@@ -36,6 +36,6 @@ def bootstrap(kafka_srv):
 @pytest.fixture(scope="session")
 def events():
     """250 customers x 8 months of the synthetic bank: the stream most worker tests replay."""
-    from producers.synthetic import GeneratorConfig, SyntheticBank
+    from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
 
     return list(SyntheticBank(GeneratorConfig(customers=250, months=8, seed=5)).events())

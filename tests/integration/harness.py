@@ -16,13 +16,13 @@ import numpy as np
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
-from models.artefact import ModelArtefact
 from segstream.assembly import build_pipeline, event_limits
 from segstream.config import Settings
-from state.redis_client import connect
-from state.redis_store import RedisStateStore
-from state.redis_windows import WindowCheckpoints
-from stream_app.auth import KeyRing
+from segstream.models.artefact import ModelArtefact
+from segstream.state.redis_client import connect
+from segstream.state.redis_store import RedisStateStore
+from segstream.state.redis_windows import WindowCheckpoints
+from segstream.stream_app.auth import KeyRing
 
 from .servers import free_port
 
@@ -67,7 +67,6 @@ class Worker:
             **os.environ,
             **env,
             "SEGSTREAM_WEB_PORT": str(self.port),
-            "PYTHONPATH": str(ROOT),
             "SEGSTREAM_DATA_DIR": str(workdir / f"faust-{self.port}"),
         }
         self.proc: subprocess.Popen | None = None
@@ -212,12 +211,16 @@ class Api:
         self.port = free_port()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "segstream", "api", "--port", str(self.port)],
-            env={**os.environ, **env, "PYTHONPATH": str(ROOT), "SEGSTREAM_API_KEYS": stored.line()},
+            env={**os.environ, **env, "SEGSTREAM_API_KEYS": stored.line()},
             stdout=open(log, "wb"),
             stderr=subprocess.STDOUT,
         )
         self.base = f"http://127.0.0.1:{self.port}"
-        wait_until(lambda: httpx.get(self.base + "/openapi.json").status_code == 200, 60, "the API to start")
+        try:
+            wait_until(lambda: httpx.get(self.base + "/openapi.json").status_code == 200, 60, "the API to start")
+        except BaseException:
+            self.stop()  # an API that never answered must not outlive the test
+            raise
 
     def get(self, path: str, timeout: float = 30) -> httpx.Response:
         return httpx.get(self.base + path, headers={"X-API-Key": self.key}, timeout=timeout)

@@ -13,10 +13,10 @@ import httpx
 import orjson
 import pytest
 
-from producers.synthetic import GeneratorConfig, SyntheticBank
-from stream_app.auth import SCOPES, KeyRing
-from stream_app.batch import PartitionBatch
-from stream_app.processor import StreamProcessor
+from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
+from segstream.stream_app.auth import SCOPES, KeyRing
+from segstream.stream_app.batch import PartitionBatch
+from segstream.stream_app.processor import StreamProcessor
 
 from .harness import ROOT, isolated_settings, settings_from, wait_until
 from .servers import free_port
@@ -46,7 +46,7 @@ def served(redis_srv, tmp_path_factory):
         api_keys=";".join(stored.line() for _, stored in KEYS.values()),
     )
     s = settings_from(env)
-    from state.redis_client import connect
+    from segstream.state.redis_client import connect
 
     connect(s.redis_url).flushdb()
     proc = StreamProcessor(s)
@@ -60,7 +60,10 @@ def served(redis_srv, tmp_path_factory):
     log = open(tmp_path_factory.mktemp("api") / "api.log", "wb")
     api = subprocess.Popen(
         [sys.executable, "-m", "segstream", "api", "--port", str(port)],
-        env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        env={
+            **os.environ,
+            **env,
+        },
         stdout=log,
         stderr=subprocess.STDOUT,
     )

@@ -7,10 +7,10 @@ import time
 import orjson
 import pytest
 
-from producers.synthetic import GeneratorConfig, SyntheticBank
 from segstream.config import Settings
-from stream_app.batch import PartitionBatch
-from stream_app.processor import StreamProcessor
+from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
+from segstream.stream_app.batch import PartitionBatch
+from segstream.stream_app.processor import StreamProcessor
 
 from .harness import Api, wait_until
 from .servers import redis_server

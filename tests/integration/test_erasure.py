@@ -7,10 +7,10 @@ import orjson
 import pytest
 from kafka import KafkaConsumer
 
-from producers.synthetic import GeneratorConfig, SyntheticBank
-from stream_app.batch import PartitionBatch
-from stream_app.erasure import Eraser
-from stream_app.processor import StreamProcessor
+from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
+from segstream.stream_app.batch import PartitionBatch
+from segstream.stream_app.erasure import Eraser
+from segstream.stream_app.processor import StreamProcessor
 
 from .harness import isolated_settings, settings_from
 

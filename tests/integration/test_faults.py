@@ -11,7 +11,7 @@ from datetime import UTC
 import httpx
 import pytest
 
-from producers.kafka_producer import publish
+from segstream.producers.kafka_producer import publish
 
 from .harness import (
     Worker,
@@ -74,7 +74,7 @@ def test_redis_restart_mid_stream(bootstrap, events, tmp_path):
 def test_redis_full_is_survived_like_redis_down(bootstrap, events, tmp_path):
     """maxmemory with noeviction: writes fail with OOM; the worker reports 503, backs off, and
     once there is room again resumes from its last checkpoint with nothing lost or doubled."""
-    from state.redis_client import connect
+    from segstream.state.redis_client import connect
 
     red = redis_server(tmp_path / "redis")
     red.start()
@@ -110,7 +110,7 @@ def test_poison_records_and_every_codec_leave_the_worker_running(bootstrap, redi
     import orjson
     from kafka import KafkaProducer
 
-    from stream_app.kafka_config import kafka_python_options
+    from segstream.stream_app.kafka_config import kafka_python_options
 
     env = isolated_settings(bootstrap, redis_url, ingest="batch")
     s = settings_from(env)
@@ -161,7 +161,7 @@ def test_an_output_batch_the_broker_refuses_is_not_checkpointed(bootstrap, redis
     operator raises the limit, every change reaches the topic and the states equal a clean run."""
     from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 
-    from stream_app.kafka_config import kafka_python_options
+    from segstream.stream_app.kafka_config import kafka_python_options
 
     env = isolated_settings(bootstrap, redis_url, ingest="batch", batch_size=256)
     s = settings_from(env)
@@ -218,9 +218,9 @@ def state_hash(s) -> str:
     """A digest of every stored customer record, in customer order."""
     import hashlib
 
-    from models.artefact import ModelArtefact
-    from state.redis_client import connect
-    from state.redis_store import RedisStateStore
+    from segstream.models.artefact import ModelArtefact
+    from segstream.state.redis_client import connect
+    from segstream.state.redis_store import RedisStateStore
 
     art = ModelArtefact.load(s.model_path)
     store = RedisStateStore(connect(s.redis_url), art.hidden_size, art.version, prefix=s.redis_prefix)
@@ -246,7 +246,7 @@ def test_reprocessing_from_offset_zero_changes_nothing(bootstrap, redis_url, eve
 
     # wipe the window checkpoints too, as if the worker's bookkeeping were lost: only
     # the per-window guard stands between a full replay and double counting
-    from state.redis_client import connect
+    from segstream.state.redis_client import connect
 
     r = connect(s.redis_url)
     for key in r.scan_iter(match=f"{s.redis_prefix}:[wp]:{s.topic_transactions}:*"):
@@ -276,10 +276,10 @@ def test_processor_refuses_work_after_a_failed_batch_until_reset(tmp_path):
     import orjson
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    from producers.synthetic import GeneratorConfig, SyntheticBank
     from segstream.config import Settings
-    from stream_app.batch import PartitionBatch
-    from stream_app.processor import StreamProcessor
+    from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
+    from segstream.stream_app.batch import PartitionBatch
+    from segstream.stream_app.processor import StreamProcessor
 
     red = redis_server(tmp_path / "redis")
     red.start()
@@ -305,10 +305,10 @@ def test_a_window_that_trips_the_engine_is_dead_lettered_and_the_stream_goes_on(
     windows that cause it; they go to the DLQ as ``engine:<error>``, everything else is applied."""
     import orjson
 
-    from producers.synthetic import GeneratorConfig, SyntheticBank
     from segstream.config import Settings
-    from stream_app.batch import PartitionBatch
-    from stream_app.processor import StreamProcessor
+    from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
+    from segstream.stream_app.batch import PartitionBatch
+    from segstream.stream_app.processor import StreamProcessor
     from tests.unit.test_isolation import tripping
 
     events = list(SyntheticBank(GeneratorConfig(customers=40, months=4, seed=3)).events())

@@ -13,15 +13,15 @@ import orjson
 import pytest
 from redis.exceptions import AuthenticationError, NoPermissionError
 
-from producers.synthetic import GeneratorConfig, SyntheticBank
 from segstream.config import Settings
-from state.redis_client import connect
-from stream_app.auth import KeyRing
-from stream_app.batch import PartitionBatch
-from stream_app.processor import StreamProcessor
+from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
+from segstream.state.redis_client import connect
+from segstream.stream_app.auth import KeyRing
+from segstream.stream_app.batch import PartitionBatch
+from segstream.stream_app.processor import StreamProcessor
 from tests.unit.test_deploy import compose
 
-from .harness import ROOT, wait_until
+from .harness import wait_until
 from .servers import free_port, redis_server
 
 pytestmark = pytest.mark.integration
@@ -69,7 +69,6 @@ def test_worker_writes_its_namespace_only_and_the_api_user_only_reads(acl_redis,
     port = free_port()
     env = {
         **os.environ,
-        "PYTHONPATH": str(ROOT),
         "SEGSTREAM_REDIS_URL": url("api"),
         "SEGSTREAM_NAMESPACE": "segstream",
         "SEGSTREAM_API_KEYS": stored.line(),

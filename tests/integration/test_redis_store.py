@@ -9,11 +9,11 @@ from segstream.core.change import EmissionPolicy
 from segstream.core.engine import SegmentEngine
 from segstream.core.ports import StateBatch
 from segstream.core.windows import WindowAggregator, WindowSpec
-from state.fencing import Fenced
-from state.memory import InMemoryStateStore
-from state.redis_client import connect
-from state.redis_store import RedisStateStore
-from state.redis_windows import WindowCheckpoints
+from segstream.state.fencing import Fenced
+from segstream.state.memory import InMemoryStateStore
+from segstream.state.redis_client import connect
+from segstream.state.redis_store import RedisStateStore
+from segstream.state.redis_windows import WindowCheckpoints
 from tests.unit.test_engine import CENTROIDS, H, PassThroughModel, window
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ import httpx
 import orjson
 import pytest
 
-from stream_app.auth import KeyRing
+from segstream.stream_app.auth import KeyRing
 
 from .harness import ROOT, Worker, isolated_settings, wait_until
 from .servers import Server, free_port
@@ -81,7 +81,10 @@ def secure_env(
         kafka_sasl_password=kafka_password,
         kafka_ssl_cafile=ca,
     )
-    return {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+    return {
+        **os.environ,
+        **env,
+    }
 
 
 def cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -151,7 +154,7 @@ def test_untrusted_certificates_stop_kafka_and_redis_clients(secure, tmp_path):
 
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    from state.redis_client import connect
+    from segstream.state.redis_client import connect
 
     port, ca = secure["redis_port"], secure["tls"] / "ca.pem"
     with pytest.raises(RedisConnectionError):  # a plain-text client on the TLS port

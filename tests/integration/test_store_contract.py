@@ -4,8 +4,8 @@ import uuid
 
 import pytest
 
-from state.redis_client import connect
-from state.redis_store import RedisStateStore
+from segstream.state.redis_client import connect
+from segstream.state.redis_store import RedisStateStore
 from tests.store_contract import *  # noqa: F401,F403 - the contract's tests, collected here
 from tests.store_contract import H
 

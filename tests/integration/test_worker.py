@@ -9,8 +9,8 @@ import httpx
 import orjson
 import pytest
 
-from producers.kafka_producer import publish
-from producers.synthetic import GeneratorConfig, SyntheticBank
+from segstream.producers.kafka_producer import publish
+from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
 
 from .harness import (
     Worker,

@@ -11,15 +11,15 @@ import numpy as np
 import orjson
 import pytest
 
-from models.artefact import ModelArtefact
-from models.training import TrainConfig, train
-from producers.bank_export import write_sample_export
-from producers.kafka_producer import publish
-from producers.synthetic import GeneratorConfig, SyntheticBank
-from state.redis_client import connect
-from state.redis_store import RedisStateStore
+from segstream.models.artefact import ModelArtefact
+from segstream.models.training import TrainConfig, train
+from segstream.producers.bank_export import write_sample_export
+from segstream.producers.kafka_producer import publish
+from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
+from segstream.state.redis_client import connect
+from segstream.state.redis_store import RedisStateStore
 
-from .harness import ROOT, Api, Worker, all_consumed, isolated_settings, read_topic, settings_from, wait_until
+from .harness import Api, Worker, all_consumed, isolated_settings, read_topic, settings_from, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,10 @@ def test_a_bank_export_flows_from_produce_file_to_the_api(bootstrap, redis_url, 
     s = settings_from(env)
     run = subprocess.run(
         [sys.executable, "-m", "segstream", "produce", "file", "--path", str(data), "--mapping", str(mapping)],
-        env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        env={
+            **os.environ,
+            **env,
+        },
         capture_output=True,
         text=True,
         timeout=300,

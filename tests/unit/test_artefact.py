@@ -1,8 +1,8 @@
 import numpy as np
 
-from models.artefact import ModelArtefact, TorchSequenceModel
-from models.training import TrainConfig, train
-from producers.synthetic import GeneratorConfig, SyntheticBank
+from segstream.models.artefact import ModelArtefact, TorchSequenceModel
+from segstream.models.training import TrainConfig, train
+from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
 
 
 def tiny_artefact(seed=0):

@@ -15,8 +15,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
-from models.classic import ClassicConfig, run
 from segstream.cli import main
+from segstream.models.classic import ClassicConfig, run
 
 CC = Path(__file__).resolve().parents[3] / "shared" / "data" / "cc_general" / "CC_GENERAL.csv"
 

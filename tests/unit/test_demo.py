@@ -1,9 +1,9 @@
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
-from producers.synthetic import GeneratorConfig, SyntheticBank
 from segstream.config import Settings
 from segstream.demo import run_demo
+from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
 
 
 def test_demo_segments_beat_a_shuffled_baseline():

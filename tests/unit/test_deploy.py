@@ -136,7 +136,7 @@ def test_every_dashboard_and_alert_query_names_a_metric_the_worker_exports():
 
     from prometheus_client import REGISTRY
 
-    import stream_app.metrics  # noqa: F401 - registers the worker's metrics
+    import segstream.stream_app.metrics  # noqa: F401 - registers the worker's metrics
 
     # a labelled metric has no samples before its first label value: name them by family too
     exported = {

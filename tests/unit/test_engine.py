@@ -7,7 +7,7 @@ from segstream.core.change import EmissionPolicy
 from segstream.core.engine import SegmentEngine, rounds
 from segstream.core.ports import CentroidStats
 from segstream.core.windows import ClosedWindow
-from state.memory import InMemoryStateStore
+from segstream.state.memory import InMemoryStateStore
 
 H = 2
 

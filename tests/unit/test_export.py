@@ -8,11 +8,11 @@ from datetime import datetime
 
 import pytest
 
-from producers.bank_export import write_sample_export
-from producers.export import ExportMapping, ExportReport, checked_events, read_export
-from producers.synthetic import GeneratorConfig, SyntheticBank
 from segstream.cli import main
 from segstream.core.wire import Limits
+from segstream.producers.bank_export import write_sample_export
+from segstream.producers.export import ExportMapping, ExportReport, checked_events, read_export
+from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
 
 GEN = GeneratorConfig(customers=25, months=14, seed=4)
 

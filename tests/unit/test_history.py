@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from models.artefact import ModelArtefact
-from models.history import load_history
-from producers.bank_export import write_sample_export
-from producers.export import ExportMapping
-from producers.synthetic import GeneratorConfig, SyntheticBank
 from segstream.cli import main
 from segstream.config import Settings
+from segstream.models.artefact import ModelArtefact
+from segstream.models.history import load_history
+from segstream.producers.bank_export import write_sample_export
+from segstream.producers.export import ExportMapping
+from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
 
 GEN = GeneratorConfig(customers=160, months=14, seed=9)
 

@@ -71,7 +71,7 @@ def test_log_ratio_reading_depends_on_mix_and_finds_signature_traits():
 def test_log_ratio_reading_finds_the_second_trait_the_weighted_sum_misses():
     """On generated customers (a log-odds mix, as the generator draws), a year of spending read
     by log-ratios names the true top two traits far more often than the share-weighted sum."""
-    from producers.synthetic import GeneratorConfig, SyntheticBank
+    from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
 
     bank = SyntheticBank(GeneratorConfig(customers=600, months=12, seed=3))
     spend, _ = bank.monthly_spend()

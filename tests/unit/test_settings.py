@@ -14,7 +14,7 @@ def test_secrets_stay_out_of_repr():
 
 
 def test_kafka_options_agree_across_clients():
-    from stream_app.kafka_config import aiokafka_options, kafka_python_options
+    from segstream.stream_app.kafka_config import aiokafka_options, kafka_python_options
 
     s = Settings(
         kafka_bootstrap="a:9093,b:9093",

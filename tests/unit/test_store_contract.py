@@ -2,7 +2,7 @@
 
 import pytest
 
-from state.memory import InMemoryStateStore
+from segstream.state.memory import InMemoryStateStore
 from tests.store_contract import *  # noqa: F401,F403 - the contract's tests, collected here
 from tests.store_contract import H
 

@@ -1,8 +1,8 @@
 import numpy as np
 
-from producers.synthetic import GeneratorConfig, SyntheticBank
 from segstream.core.events import validate_event
 from segstream.core.personality import CATEGORIES, TRAITS, trait_scores
+from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
 
 
 def small(seed=3, **kw):

@@ -8,9 +8,9 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from segstream.config import Settings
-from state.fencing import Fenced
-from stream_app.batch import BatchOutput, PartitionBatch
-from stream_app.worker import Worker
+from segstream.state.fencing import Fenced
+from segstream.stream_app.batch import BatchOutput, PartitionBatch
+from segstream.stream_app.worker import Worker
 
 
 class FakeCore:
@@ -164,7 +164,7 @@ def test_ahead_leaves_the_last_batch_queued_for_the_next_call(ahead):
 def test_a_fenced_batch_is_dropped_without_backoff_and_the_worker_stays_healthy():
     """A zombie's refused write is not an outage: reset, retry the batch (the core now skips
     the partition it lost) and stay healthy; the fence is counted."""
-    from stream_app import metrics
+    from segstream.stream_app import metrics
 
     async def run():
         w, core, pub, log = make()

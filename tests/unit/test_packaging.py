@@ -1,0 +1,45 @@
+"""The wheel installs one import root: segstream, with the design's folders mapped under it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_wheel_has_one_import_root_and_its_data(tmp_path):
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    (wheel,) = tmp_path.glob("segstream-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    roots = {n.split("/")[0] for n in names}
+    assert {r for r in roots if not r.endswith(".dist-info")} == {"segstream"}, roots
+    for must in (
+        "segstream/models/artefact.py",
+        "segstream/state/redis_store.py",
+        "segstream/producers/synthetic.py",
+        "segstream/stream_app/worker.py",
+        "segstream/core/engine.py",
+        "segstream/models/artefacts/default.pt",
+        "segstream/stream_app/static/explorer.js",
+        "segstream/stream_app/static/vendor/echarts.min.js",
+    ):
+        assert must in names, must
