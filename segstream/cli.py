@@ -37,15 +37,9 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.transactions:
         return _train_history(args)
-    from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
+    from segstream.producers.synthetic import SyntheticBank
 
-    gen = GeneratorConfig(
-        customers=args.customers,
-        months=args.months,
-        seed=args.seed,
-        seasonal=args.seasonal,
-        change_share=args.change_share,
-    )
+    gen = _generator(args)
     bank = SyntheticBank(gen)
     spend, active = bank.monthly_spend()
     cfg = TrainConfig(
@@ -60,6 +54,19 @@ def _train(args: argparse.Namespace) -> int:
     }
     artefact = train(spend, active, cfg, source=source, log=log, first_month=gen.start_month - 1)
     return _save(artefact, args.out)
+
+
+def _generator(args: argparse.Namespace):
+    """The synthetic bank the flags describe (_bank_flags and the customers/months/seed flags)."""
+    from segstream.producers.synthetic import GeneratorConfig
+
+    return GeneratorConfig(
+        customers=args.customers,
+        months=args.months,
+        seed=args.seed,
+        seasonal=args.seasonal,
+        change_share=args.change_share,
+    )
 
 
 def _save(artefact, out: Path | None) -> int:
@@ -358,15 +365,8 @@ def _produce_file(args: argparse.Namespace, settings) -> int:
 
 def _sample_export(args: argparse.Namespace) -> int:
     from segstream.producers.bank_export import write_sample_export
-    from segstream.producers.synthetic import GeneratorConfig
 
-    gen = GeneratorConfig(
-        customers=args.customers,
-        months=args.months,
-        seed=args.seed,
-        seasonal=args.seasonal,
-        change_share=args.change_share,
-    )
+    gen = _generator(args)
     data, mapping = write_sample_export(args.folder, gen)
     print(json.dumps({"export": str(data), "mapping": str(mapping)}))
     return 0

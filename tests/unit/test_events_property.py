@@ -10,18 +10,10 @@ from hypothesis import strategies as st
 
 from segstream.core.events import EventRejected, Transaction, decode_event, validate_event
 from segstream.core.personality import CATEGORIES
+from tests.unit.samples import GOOD
 
 REASON = re.compile(r"^[a-z0-9_.]+(:[a-z0-9_]+)?$")
 
-GOOD = {
-    "event_id": "e1",
-    "customer_id": "C1",
-    "timestamp": "2024-03-01T10:00:00Z",
-    "amount": 12.5,
-    "currency": "EUR",
-    "category": "books",
-    "income": 3000,
-}
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),

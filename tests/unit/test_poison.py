@@ -14,17 +14,9 @@ from segstream.core.columns import event_keys
 from segstream.core.pipeline import ingest_payloads
 from segstream.core.windows import WindowAggregator, WindowSpec
 from segstream.core.wire import Limits
+from tests.unit.samples import GOOD
 
 LIMITS = Limits(now=1.8e9)
-GOOD = {
-    "event_id": "e1",
-    "customer_id": "C1",
-    "timestamp": "2024-03-01T10:00:00Z",
-    "amount": 12.5,
-    "currency": "EUR",
-    "category": "books",
-    "income": 3000.0,
-}
 
 
 def ingest(values, keys):

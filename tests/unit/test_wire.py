@@ -12,6 +12,7 @@ from segstream.core.columns import TransactionColumns
 from segstream.core.events import EventRejected, decode_event
 from segstream.core.personality import CATEGORIES
 from segstream.core.wire import Limits, decode_batch
+from tests.unit.samples import GOOD
 
 NOW = 1.8e9
 LIMITS = Limits(now=NOW)
@@ -57,15 +58,6 @@ fields = st.fixed_dictionaries(
         "extra": st.integers(),
     },
 )
-GOOD = {
-    "event_id": "e1",
-    "customer_id": "C1",
-    "timestamp": "2024-03-01T10:00:00Z",
-    "amount": 12.5,
-    "currency": "EUR",
-    "category": "books",
-    "income": 3000,
-}
 
 
 def encode(obj) -> bytes:
