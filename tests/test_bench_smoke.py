@@ -68,3 +68,10 @@ def test_soak_bench_smoke():
 def test_ingest_bench_smoke():
     r = run("ingest_bench.py", "--customers", "60", "--months", "2", "--batch", "64")
     assert r["events"] > 0 and r["batch_64_events_per_s"] > 0 and r["windows_closed"] > 0
+
+
+@pytest.mark.integration
+def test_month_end_bench_smoke():
+    r = run("month_end_bench.py", "--customers", "500")
+    (run_,) = r["runs_500"]
+    assert run_["windows_closed"] == run_["windows_applied"] == run_["open_windows_before"] == 500
