@@ -17,7 +17,7 @@ import torch
 from segstream.core.change import Calibration
 from segstream.core.personality import CATEGORIES
 
-from .features import transform
+from .features import standardise, transform
 from .personality_lstm import PersonalityLSTM
 
 DEFAULT_PATH = Path(__file__).parent / "artefacts" / "default.pt"
@@ -95,7 +95,7 @@ class ModelArtefact:
         )
 
     def normalise(self, spend_fraction: np.ndarray) -> np.ndarray:
-        return ((transform(spend_fraction) - self.x_mean) / self.x_std).astype(np.float32)
+        return standardise(transform(spend_fraction), self.x_mean, self.x_std)
 
 
 class TorchSequenceModel:

@@ -23,7 +23,7 @@ from segstream.core.personality import TRAITS, trait_scores
 from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
 
 from .baselines import ARCHITECTURES
-from .features import compact, transform
+from .features import compact, input_scale, standardise, transform
 from .training import TrainConfig, fit, sequence_loss
 
 
@@ -60,15 +60,16 @@ def prepare(customers: int, months: int, seed: int, norm: dict | None = None) ->
     per_window = trait_scores(x)
     overall = trait_scores(spend.sum(1))
     if norm is None:
+        x_mean, x_std = input_scale(feats, mask)
         norm = {
-            "x_mean": feats[mask].mean(0),
-            "x_std": feats[mask].std(0) + 1e-6,
+            "x_mean": x_mean,
+            "x_std": x_std,
             "w_mean": per_window[mask].mean(0),
             "w_std": per_window[mask].std(0) + 1e-9,
             "o_mean": overall.mean(0),
             "o_std": overall.std(0),
         }
-    xn = ((feats - norm["x_mean"]) / norm["x_std"] * mask[..., None]).astype(np.float32)
+    xn = standardise(feats, norm["x_mean"], norm["x_std"], mask)
     rt = ((per_window - norm["w_mean"]) / norm["w_std"] * mask[..., None]).astype(np.float32)
     ov = ((overall - norm["o_mean"]) / norm["o_std"]).astype(np.float32)
     return Data(bank, xn, mask, rt, ov), norm
@@ -275,7 +276,7 @@ def berka(folder, norm: dict, months: int = 12) -> tuple[np.ndarray, np.ndarray,
     frac = spend / salary.loc[ids].to_numpy()[:, None]
     x = np.repeat(frac[:, None, :], months, axis=1)
     feats = transform(x)
-    xn = ((feats - norm["x_mean"]) / norm["x_std"]).astype(np.float32)
+    xn = standardise(feats, norm["x_mean"], norm["x_std"])
     mask = np.ones(x.shape[:2], bool)
     default = loans["status"].isin(["B", "D"]).to_numpy().astype(float)
     return xn, mask, default

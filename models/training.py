@@ -22,7 +22,7 @@ from segstream.core.change import Calibration
 from segstream.core.personality import CATEGORIES, log_ratio_traits
 
 from .artefact import ModelArtefact
-from .features import compact, transform
+from .features import compact, input_scale, standardise, transform
 from .personality_lstm import PersonalityLSTM
 from .surrogate import micro_segment_rules
 
@@ -236,9 +236,8 @@ def train(
     t0 = time.perf_counter()
     ds = Dataset.from_spend(spend_fraction, active)
     feats = transform(ds.x)
-    x_mean = feats[ds.mask].mean(0)
-    x_std = feats[ds.mask].std(0) + 1e-6
-    x_norm = ((feats - x_mean) / x_std * ds.mask[..., None]).astype(np.float32)
+    x_mean, x_std = input_scale(feats, ds.mask)
+    x_norm = standardise(feats, x_mean, x_std, ds.mask)
 
     model = PersonalityLSTM(ds.x.shape[2], cfg.hidden_size)
     target = np.broadcast_to(ds.y[:, None, :], (*ds.mask.shape, ds.y.shape[1])).copy()

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from segstream.models.artefact import ModelArtefact, TorchSequenceModel
 from segstream.models.training import TrainConfig, train
@@ -11,12 +12,18 @@ def tiny_artefact(seed=0):
     return train(spend, active, TrainConfig(hidden_size=4, n_segments=5, epochs=3, seed=seed), log=lambda *_: None)
 
 
-def test_training_is_deterministic_for_a_seed():
-    assert tiny_artefact().version == tiny_artefact().version
+@pytest.fixture(scope="module")
+def tiny():
+    """One trained tiny model for the tests that only read it (training twice is the determinism test's point)."""
+    return tiny_artefact()
 
 
-def test_save_load_round_trip(tmp_path):
-    art = tiny_artefact()
+def test_training_is_deterministic_for_a_seed(tiny):
+    assert tiny_artefact().version == tiny.version
+
+
+def test_save_load_round_trip(tmp_path, tiny):
+    art = tiny
     art.save(tmp_path / "m.pt")
     back = ModelArtefact.load(tmp_path / "m.pt")
     assert back.version == art.version
@@ -27,8 +34,8 @@ def test_save_load_round_trip(tmp_path):
         np.testing.assert_allclose(a, b)
 
 
-def test_head_in_numpy_matches_torch():
-    m = TorchSequenceModel(tiny_artefact())
+def test_head_in_numpy_matches_torch(tiny):
+    m = TorchSequenceModel(tiny)
     x = np.random.default_rng(1).random((5, len(m.artefact.categories))).astype(np.float32)
     z = np.zeros((5, 4), np.float32)
     h, _, traits = m.step(x, z, z)
