@@ -132,7 +132,7 @@ def _progress(args: argparse.Namespace):
 def _evaluate(args: argparse.Namespace) -> int:
     if args.tracking:
         return _evaluate_tracking(args)
-    from segstream.models.evaluation import EvalConfig, evaluate, plot_trajectories, to_markdown
+    from segstream.models.research.evaluation import EvalConfig, evaluate, plot_trajectories, to_markdown
 
     cfg = (
         EvalConfig()
@@ -168,7 +168,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _evaluate_tracking(args: argparse.Namespace) -> int:
-    from segstream.models.tracking import Scenario, compare, plot_frontier, to_markdown
+    from segstream.models.research.tracking import Scenario, compare, plot_frontier, to_markdown
 
     sc = Scenario(customers=400, months=16) if args.quick else Scenario()
     res = compare(sc, log=_progress(args))
@@ -373,7 +373,7 @@ def _sample_export(args: argparse.Namespace) -> int:
 
 
 def _classic(args: argparse.Namespace) -> int:
-    from segstream.models.classic import ClassicConfig, run, write_report
+    from segstream.models.research.classic import ClassicConfig, run, write_report
 
     data = args.data or _shared("cc_general/CC_GENERAL.csv")
     res, arrays = run(data, ClassicConfig(k=args.k, tree_depth=args.depth))

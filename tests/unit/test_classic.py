@@ -16,7 +16,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 from segstream.cli import main
-from segstream.models.classic import ClassicConfig, run
+from segstream.models.research.classic import ClassicConfig, run
 
 CC = Path(__file__).resolve().parents[3] / "shared" / "data" / "cc_general" / "CC_GENERAL.csv"
 

@@ -76,6 +76,6 @@ def test_a_job_without_its_extra_names_the_extra(monkeypatch):
 
     for name in [m for m in sys.modules if m == "sklearn" or m.startswith("sklearn.")] + ["sklearn"]:
         monkeypatch.setitem(sys.modules, name, None)  # as if scikit-learn were not installed
-    monkeypatch.delitem(sys.modules, "segstream.models.classic", raising=False)  # imported afresh
+    monkeypatch.delitem(sys.modules, "segstream.models.research.classic", raising=False)  # imported afresh
     with pytest.raises(SystemExit, match=r"needs the 'research' extra .*pip install 'segstream\[research\]'"):
         main(["classic", "--data", "x.csv"])

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from segstream.models.baselines import ARCHITECTURES
-from segstream.models.evaluation import EvalConfig, features, prepare, score, train_architecture, transfer
+from segstream.models.research.baselines import ARCHITECTURES
+from segstream.models.research.evaluation import EvalConfig, features, prepare, score, train_architecture, transfer
 from segstream.models.training import TrainConfig
 
 
@@ -63,7 +63,7 @@ def test_transfer_reports_weights_like_the_paper(data):
 def test_berka_real_data_loads_as_sequences(data):
     from pathlib import Path
 
-    from segstream.models.evaluation import berka
+    from segstream.models.research.evaluation import berka
 
     folder = Path(__file__).resolve().parents[3] / "shared" / "data" / "berka"
     if not folder.exists():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .personality_lstm import PersonalityLSTM
+from ..personality_lstm import PersonalityLSTM
 
 
 class FeedForwardPredictor(nn.Module):

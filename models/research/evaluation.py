@@ -22,9 +22,9 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from segstream.core.personality import TRAITS, trait_scores
 from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
 
+from ..features import compact, input_scale, standardise, transform
+from ..training import TrainConfig, fit, sequence_loss
 from .baselines import ARCHITECTURES
-from .features import compact, input_scale, standardise, transform
-from .training import TrainConfig, fit, sequence_loss
 
 
 @dataclass(frozen=True)
