@@ -52,9 +52,12 @@ def test_e2e_bench_smoke():
         "2000",
         "--variant",
         "thread:SEGSTREAM_CORE_PROCESS=false",
+        "--repeats",
+        "2",
         timeout=900,
     )
     assert r["bare_consumer_events_per_s"] > 0 and r["batch_worker_events_per_s"] > 0
+    assert len(r["ratio_batch_worker_to_bare_pairs"]) == 2
     assert r["variant_thread_events_per_s"] > 0
 
 
