@@ -23,8 +23,8 @@ def _demo(args: argparse.Namespace) -> int:
         drift_share=args.drift_share,
         seasonal=args.seasonal,
     )
-    if args.json:
-        print(json.dumps(summary))
+    if args.json:  # strict JSON: a figure that cannot be computed (no changes to score) is null, not NaN
+        print(json.dumps({k: None if isinstance(v, float) and v != v else v for k, v in summary.items()}))
     else:
         width = max(map(len, summary))
         for k, v in summary.items():

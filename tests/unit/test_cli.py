@@ -79,3 +79,12 @@ def test_a_job_without_its_extra_names_the_extra(monkeypatch):
     monkeypatch.delitem(sys.modules, "segstream.models.research.classic", raising=False)  # imported afresh
     with pytest.raises(SystemExit, match=r"needs the 'research' extra .*pip install 'segstream\[research\]'"):
         main(["classic", "--data", "x.csv"])
+
+
+def test_demo_json_is_strict_json(capsys):
+    """Figures with nothing to score (no changes in a static bank) are null, which any JSON reader takes."""
+    import json
+
+    assert main(["demo", "--customers", "40", "--months", "7", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert out["change_precision"] is None and out["customers"] == 40
