@@ -5,8 +5,8 @@
 For each size: N customers each get one event in March (ingested and checkpointed as the
 worker does, not timed), then the three events that move the partition's clock past March's
 end plus the allowed lateness arrive in one batch. Timed: that batch through the worker's
-core (``StreamProcessor``: decode, close N windows, one LSTM step per 1,024, the Redis
-commit per 1,024) and the window checkpoint after it, with Redis's CPU seconds and the
+core (``StreamProcessor``: decode, close N windows, one LSTM step per 8,192 (the batch size), the Redis
+commit per 8,192) and the window checkpoint after it, with Redis's CPU seconds and the
 core's resident memory. Change events are not published here (no broker): a first window is
 a warm-up window and announces nothing, so the broker's share of this month end is nil.
 """
