@@ -27,7 +27,9 @@ _COMMIT = """
 --       whose segment differs from the previous one (int32s, 1-based), the
 --       epochs the fence keys must still hold (F doubles), the batch's window
 --       flows as if every record were written (int32 quads: window, segment
---       before, segment after, customers), then one record per customer.
+--       before, segment after, customers), the record size, then every
+--       customer's record in one string (one argument, not n: packing and
+--       parsing n arguments cost more than the script's work on them).
 --       KEYS: n state keys, n history keys if L > 0, the centroid, segment-size
 --       and flow keys, then the F fence keys (state/fencing.py).
 -- A fence key that moved refuses the whole batch before anything is written.
@@ -37,7 +39,7 @@ _COMMIT = """
 local H = tonumber(ARGV[1])
 local K = tonumber(ARGV[2])
 local dsums, dcounts, L, flips, epochs, flows = ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8]
-local first = 8
+local size, records = tonumber(ARGV[9]), ARGV[10]
 local F = #epochs / 8
 for f = 1, F do
   local fk = KEYS[#KEYS - F + f]
@@ -63,15 +65,16 @@ local olds = chunked('MGET', keys, 4000)
 local unpack4 = struct.unpack
 local rejected, nrej, skip, undo_sum, undo_cnt, undo_flow, sets, m = {}, 0, {}, {}, {}, {}, {}, 0
 for i = 1, n do
-  local new, old = ARGV[first + i], olds[i]
+  local new, old = string.sub(records, (i - 1) * size + 1, i * size), olds[i]
   if (not old) or unpack4('<i4', old) < unpack4('<i4', new) then
     m = m + 1
     sets[m] = KEYS[i]
     m = m + 1
     sets[m] = new
     if L > 0 then
-      redis.call('RPUSH', KEYS[n + i], new)
-      redis.call('LTRIM', KEYS[n + i], -L, -1)
+      if redis.call('RPUSH', KEYS[n + i], new) > L then  -- trim only once it is full
+        redis.call('LTRIM', KEYS[n + i], -L, -1)
+      end
     end
   else
     nrej = nrej + 1
@@ -95,7 +98,7 @@ if m > 0 then chunked('MSET', sets, 4000) end
 for f = 1, #flips / 4 do
   local i = struct.unpack('<i4', flips, f * 4 - 3)
   if not skip[i] then
-    local seg, prev = struct.unpack('<i2i2', ARGV[first + i], 5)
+    local seg, prev = struct.unpack('<i2i2', records, (i - 1) * size + 5)
     if seg >= 0 then redis.call('HINCRBY', sk, seg, 1) end
     if prev >= 0 then redis.call('HINCRBY', sk, prev, -1) end
   end
@@ -270,8 +273,9 @@ class RedisStateStore:
             flips.tobytes(),
             epochs.tobytes(),
             flow_counts(states).astype("<i4").tobytes(),
+            size,
+            blob,
         ]
-        args += [blob[i * size : (i + 1) * size] for i in range(len(rec))]
         keys = [self.key(c) for c in customer_ids]
         if self.history:
             keys += [self._history_prefix + c for c in customer_ids]

@@ -60,7 +60,7 @@ class WindowSpec:
         return self.start(index + 1)
 
 
-@dataclass
+@dataclass(slots=True)  # a month end makes one per customer: creation time counts
 class ClosedWindow:
     customer_id: str
     index: int
