@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
 from pathlib import Path
 
@@ -29,7 +30,15 @@ from common import encoded, local_servers, report  # noqa: I001
 
 from segstream.producers.kafka_producer import publish
 from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
-from tests.integration.harness import Worker, consumed, end_offsets, isolated_settings, settings_from, wait_until
+from tests.integration.harness import (
+    Worker,
+    child_pids,
+    consumed,
+    end_offsets,
+    isolated_settings,
+    settings_from,
+    wait_until,
+)
 
 
 async def bare_consumer(bootstrap: str, topic: str, n: int) -> float:
@@ -57,6 +66,19 @@ async def bare_consumer(bootstrap: str, topic: str, n: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (the core's process), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for p in [pid, *child_pids(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
 def run_workers(env: dict, k: int, workdir: Path, total: int) -> dict:
     s = settings_from(env)
     t_start = time.perf_counter()
@@ -69,6 +91,7 @@ def run_workers(env: dict, k: int, workdir: Path, total: int) -> dict:
         wait_until(lambda: consumed(s) == ends, 1800, "all events", ws)
         t_end = time.perf_counter()
         m = [w.metrics() for w in ws]
+        cpu = sum(cpu_seconds(w.proc.pid) for w in ws)  # since process start: includes torch import and joining
     finally:
         for w in ws:
             w.stop()
@@ -81,6 +104,7 @@ def run_workers(env: dict, k: int, workdir: Path, total: int) -> dict:
         "steady_state_measured": steady,
         "events_per_s_incl_startup": incl_startup,
         "startup_s": t_first - t_start,
+        "cpu_s_per_million_events_incl_startup": round(cpu / total * 1e6, 2),
         "windows": sum(x.get("segstream_windows_closed_total", 0) for x in m),
         # where the worker's wall-clock went (summed over workers; fetch and ack_wait are waits only)
         "stage_seconds": {
@@ -204,6 +228,9 @@ def main() -> None:
             "batch_worker_events_per_s": round(runs[("batch", 1)]["events_per_s"]),
             "batch_worker_events_per_s_incl_startup": round(runs[("batch", 1)]["events_per_s_incl_startup"]),
             "worker_startup_s": round(runs[("batch", 1)]["startup_s"], 1),
+            "worker_cpu_s_per_million_events_incl_startup": [
+                p["run"]["cpu_s_per_million_events_incl_startup"] for p in pairs
+            ],
             "ratio_agent_worker_to_bare": round(runs[("agent", 1)]["events_per_s"] / bare, 3)
             if ("agent", 1) in runs
             else None,
