@@ -69,6 +69,23 @@ def local_servers(prefix: str):
         redis.wipe()
 
 
+@contextmanager
+def redis_url_or_local(url: str | None, prefix: str):
+    """The Redis to bench against: ``url`` if given, else a redis-server started here for the run."""
+    if url:
+        yield url
+        return
+    from tests.integration.servers import redis_server
+
+    srv = redis_server(Path(tempfile.mkdtemp(prefix=prefix)))
+    srv.start()
+    try:
+        yield f"redis://127.0.0.1:{srv.port}/0"
+    finally:
+        srv.stop()
+        srv.wipe()
+
+
 def encoded(events, limit: int | None = None) -> list[tuple[bytes, bytes]]:
     """(key, value) payloads as the producer sends them."""
     out = []

@@ -237,7 +237,7 @@ def main() -> None:
             "ratio_batch_worker_to_bare": round(runs[("batch", 1)]["events_per_s"] / bare, 3),
             "ratio_batch_worker_to_bare_pairs": [p["ratio"] for p in pairs],
             "ratio_batch_worker_to_bare_median_min_max": [ratios[len(ratios) // 2], ratios[0], ratios[-1]],
-            "worker_phase_seconds": [round((total - 0) / p["run"]["events_per_s"], 1) for p in pairs],
+            "worker_phase_seconds": [round(total / p["run"]["events_per_s"], 1) for p in pairs],
             "two_batch_workers_events_per_s": round(runs[("batch", 2)]["events_per_s"]),
             "ratio_two_to_one_batch_worker": round(
                 runs[("batch", 2)]["events_per_s"] / runs[("batch", 1)]["events_per_s"], 2

@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import argparse
 import resource
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
-from common import report
+from common import redis_url_or_local, report
 
 from segstream.config import Settings
 from segstream.state.redis_client import connect
 from segstream.stream_app.batch import PartitionBatch
 from segstream.stream_app.processor import StreamProcessor
-from tests.integration.servers import redis_server
 
 MARCH = datetime(2024, 3, 1, tzinfo=UTC)
 
@@ -102,13 +100,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1, help="runs per size (a fresh namespace each)")
     ap.add_argument("--redis-url")
     args = ap.parse_args()
-    srv = None
-    url = args.redis_url
-    if not url:
-        srv = redis_server(Path(tempfile.mkdtemp(prefix="segstream-bench-monthend-")))
-        srv.start()
-        url = f"redis://127.0.0.1:{srv.port}/0"
-    try:
+    with redis_url_or_local(args.redis_url, "segstream-bench-monthend-") as url:
         figures: dict = {}
         for n in args.customers:
             runs = []
@@ -121,9 +113,6 @@ def main() -> None:
             figures[f"us_per_window_{n}"] = runs[-1]["us_per_window"]
             figures[f"runs_{n}"] = runs
         report("month_end", figures)
-    finally:
-        if srv is not None:
-            srv.stop()
 
 
 if __name__ == "__main__":

@@ -13,19 +13,16 @@ from __future__ import annotations
 import argparse
 import re
 import subprocess
-import tempfile
 import time
-from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
-from common import report  # noqa: I001
+from common import redis_url_or_local, report  # noqa: I001
 
 from segstream.core.ports import StateBatch
 from segstream.models.artefact import ModelArtefact
 from segstream.state.redis_client import connect
 from segstream.state.redis_store import RedisStateStore
-from tests.integration.servers import redis_server
 
 
 def redis_benchmark(host: str, port: int, size: int, n: int, pipeline: int) -> dict[str, float]:
@@ -102,13 +99,7 @@ def main() -> None:
         "--history", type=int, default=0, help="trajectory windows kept per customer (the worker's default is 12)"
     )
     args = ap.parse_args()
-    srv = None
-    url = args.redis_url
-    if not url:
-        srv = redis_server(Path(tempfile.mkdtemp(prefix="segstream-bench-redis-")))
-        srv.start()
-        url = f"redis://127.0.0.1:{srv.port}/0"
-    try:
+    with redis_url_or_local(args.redis_url, "segstream-bench-redis-") as url:
         art = ModelArtefact.load()
         client = connect(url)
         client.flushdb()
@@ -135,10 +126,6 @@ def main() -> None:
                 store_rate(store, min(n, args.rate_customers), args.batch, 2, rng)
             )
         report("redis_state", figures)
-    finally:
-        if srv:
-            srv.stop()
-            srv.wipe()
 
 
 if __name__ == "__main__":

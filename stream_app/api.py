@@ -144,7 +144,7 @@ def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
     store = RedisStateStore.for_deployment(client, settings, artefact.hidden_size, artefact.version)
     spec = window_spec(settings)
     # FastAPI's own /docs and /redoc load their scripts from a CDN: /docs is served below from
-    # swagger-ui-bundle's files instead; /redoc is off
+    # fastapi-offline's copy of Swagger UI instead; /redoc is off
     api = FastAPI(title="segstream lookup API", version="1", description=__doc__, docs_url=None, redoc_url=None)
     docs_page, docs_csp = swagger_page()
 
@@ -182,6 +182,10 @@ def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
         """The process answers (a liveness probe; no personal data, no key needed)."""
         return {"ok": True}
 
+    def started() -> bool:
+        """A worker has written this deployment's centroids: before that there are no segments."""
+        return bool(client.exists(store.centroid_key))
+
     @api.get("/readyz", include_in_schema=False)
     def readyz():
         """Ready to serve: Redis answers and a worker has written this deployment's centroids."""
@@ -189,7 +193,7 @@ def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
             client.ping()
         except UNAVAILABLE as err:
             return JSONResponse({"ready": False, "reason": f"Redis unavailable: {err}"}, status_code=503)
-        if not client.exists(store.centroid_key):
+        if not started():
             return JSONResponse(
                 {"ready": False, "reason": "no worker has written centroids for this namespace and model yet"},
                 status_code=503,
@@ -199,17 +203,9 @@ def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
     def month(idx: int) -> str:
         return datetime.fromtimestamp(spec.start(int(idx)), tz=UTC).date().isoformat()
 
-    def started() -> bool:
-        return bool(client.exists(store.centroid_key))
-
     def basis() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Centroids and a 2-D projection (their principal axes): stable while centroids move slowly."""
-        if not started():
-            raise HTTPException(
-                404,
-                f"no segments yet: no worker has written centroids for namespace "
-                f"{settings.redis_prefix!r} and model {artefact.version}",
-            )
+        """Centroids and a 2-D projection (their principal axes): stable while centroids move slowly.
+        Callers check started() first, once per request."""
         c = store.centroid_stats().centroids
         mean = c.mean(0)
         _, _, vt = np.linalg.svd(c - mean, full_matrices=False)
@@ -246,6 +242,12 @@ def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
 
     @api.get("/api/segments/{segment}", response_model=Segment, dependencies=[segments_scope])
     def get_segment(segment: int):
+        if not started():
+            raise HTTPException(
+                404,
+                f"no segments yet: no worker has written centroids for namespace "
+                f"{settings.redis_prefix!r} and model {artefact.version}",
+            )
         segs = segments()
         if not 0 <= segment < len(segs):
             raise HTTPException(404, f"no segment {segment}: segments are 0..{len(segs) - 1}")

@@ -182,14 +182,8 @@ class Worker:
         they announce and checkpoint; False if that failed (re-read from the last checkpoint)."""
         async with self._lock:
             core = await self.core()
-            try:
-                self._queued.append(([], core.process([], now), _no_highwater))
-                await self._checkpoint(core)
-            except TRANSIENT as err:
-                await self.on_failure(core, err)
-                return False
-            self._recovered()
-        return True
+            self._queued.append(([], core.process([], now), _no_highwater))
+            return await self._checkpoint_held()
 
     async def checkpoint(self) -> bool:
         """Write every partition's pending checkpoint now; False if that failed (re-read from the last one)."""
