@@ -66,6 +66,10 @@ def build_pipeline(
             margin=settings.confirm_margin,
             settle=settings.settle_confidence,
             patience=settings.settle_windows,
+            departure=settings.departure_margin,
+            review=settings.review_windows,
+            review_confirm=settings.review_confirm,
+            review_margin=settings.review_margin,
         ),
         detector=ChangeDetector(
             weight=settings.change_weight, threshold=settings.change_threshold, quiet=settings.change_quiet

@@ -216,7 +216,7 @@ def _forget(args: argparse.Namespace) -> int:
 
     s = get_settings()
     art = ModelArtefact.load(s.model_path)
-    r = connect(s.redis_url)
+    r = connect(s.redis_url, cluster=s.redis_cluster)
     eraser = Eraser(s, r, RedisStateStore.for_deployment(r, s, art.hidden_size, art.version))
     if args.consent:
         for cid in args.customer_ids:
@@ -254,7 +254,7 @@ def _worker(args: argparse.Namespace) -> int:
     from segstream.stream_app.kafka_config import verify
 
     verify(get_settings())
-    reachable(get_settings().redis_url)
+    reachable(get_settings().redis_url, cluster=get_settings().redis_cluster)
     from segstream.stream_app.app import app
 
     sys.argv = ["segstream worker", "worker", "-l", args.loglevel]

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     kafka_sasl_password: str | None = Field(default=None, repr=False)
     kafka_ssl_cafile: str | None = None
     redis_url: str = Field(default="redis://localhost:6379/0", repr=False)
+    # A Redis Cluster at redis_url (any one node): customers' keys are spread over this many
+    # hash-tagged slot groups, each committed atomically on its own (state/redis_store.py)
+    redis_cluster: bool = False
+    redis_cluster_groups: int = 16
     topic_transactions: str = "transactions"
     topic_changes: str = "segment-changes"
     topic_dlq: str = "transactions-dlq"
@@ -80,12 +84,16 @@ class Settings(BaseSettings):
     warmup_windows: int = 6  # windows before a customer's first segment is announced
     change_threshold: float = 25.0  # change statistic (~chi-square, 5 d.o.f.) that resets the state; 0: off
     change_weight: float = 0.3  # EWMA weight of the newest window in the change statistic
-    change_quiet: float = 9.2  # a window whose own squared residual is within this restarts the shadow state
+    change_quiet: float = 12.0  # a window whose own squared residual is within this restarts the shadow state
     rewarm_windows: int = 1  # windows after a detected change before its new segment is announced
     confirm_windows: int = 6  # without a detected change: windows in a row another segment must be nearer ...
-    confirm_margin: float = 0.25  # ... by this relative distance, before the segment moves
+    confirm_margin: float = 0.35  # ... by this relative distance, before the segment moves
     settle_confidence: float = 0.05  # after a detected change: announce early only this sure of the new segment ...
     settle_windows: int = 2  # ... else this many windows after it
+    departure_margin: float = 0.2  # ... and only if the new state is this much nearer its segment than the old one
+    review_windows: int = 8  # for this many windows after a fresh start (first or detected change) ...
+    review_confirm: int = 2  # ... a segment is corrected once another is nearer this many windows in a row ...
+    review_margin: float = 0.15  # ... by this relative distance
     model_path: Path | None = None  # None: the artefact shipped in models/artefacts
     centroid_prior_weight: float = 50.0  # pseudo-count of the shipped centroids
     history_windows: int = 12  # hidden-state trajectory kept per customer in Redis (0: none)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.cluster import RedisCluster
 from redis.exceptions import (
     AuthenticationError,
     BusyLoadingError,
@@ -24,8 +25,16 @@ from redis.retry import Retry
 UNAVAILABLE = (ConnectionError, TimeoutError, OutOfMemoryError, BusyLoadingError, ReadOnlyError)
 
 
-def connect(url: str, *, retries: int = 10, timeout_s: float = 5.0) -> redis.Redis:
-    """``redis://[:password@]host:port/db`` or ``rediss://`` for TLS (ssl_* options in the URL query)."""
+def connect(url: str, *, retries: int = 10, timeout_s: float = 5.0, cluster: bool = False) -> redis.Redis:
+    """``redis://[:password@]host:port/db`` or ``rediss://`` for TLS (ssl_* options in the URL query);
+    with ``cluster``, any node of a Redis Cluster (the client finds the others and follows failovers)."""
+    if cluster:
+        return RedisCluster.from_url(
+            url,
+            retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries),
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+        )
     return redis.Redis.from_url(
         url,
         retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries),
@@ -40,6 +49,8 @@ def verify(client: redis.Redis) -> None:
     """Fail at start-up, with a message, on credentials Redis refuses: redis-py counts a wrong
     password as a connection error, which the retry policy (and the worker's backoff) would
     otherwise retry for ever. Unreachable is fine here: that is retried as usual later."""
+    if isinstance(client, RedisCluster):  # it authenticated against a node to find the others
+        return
     pool = client.connection_pool
     kwargs = {**pool.connection_kwargs, "retry": Retry(NoBackoff(), 0), "retry_on_error": []}
     conn = pool.connection_class(**kwargs)
@@ -54,18 +65,20 @@ def verify(client: redis.Redis) -> None:
         conn.disconnect()
 
 
-def reachable(url: str, timeout_s: float = 3.0) -> None:
+def reachable(url: str, timeout_s: float = 3.0, cluster: bool = False) -> None:
     """Stop a process at start-up with one clear line when Redis does not answer (or refuses
     the credentials): later, an outage is ridden out with backoff; at start it is a setup error."""
-    client = connect(url, retries=0, timeout_s=timeout_s)
+    where = url.split("@")[-1].split("/")[0].split("?")[0]  # host:port, never the password
+    try:
+        client = connect(url, retries=0, timeout_s=timeout_s, cluster=cluster)
+    except (*UNAVAILABLE, redis.exceptions.RedisClusterException) as err:
+        raise SystemExit(f"Redis Cluster at {where} is not reachable ({err}): is SEGSTREAM_REDIS_URL right?") from None
     verify(client)
-    kw = client.connection_pool.connection_kwargs
     try:
         client.ping()
     except UNAVAILABLE as err:
         raise SystemExit(
-            f"Redis at {kw.get('host')}:{kw.get('port')} is not reachable ({err}): is it running, and "
-            f"is SEGSTREAM_REDIS_URL right?"
+            f"Redis at {where} is not reachable ({err}): is it running, and is SEGSTREAM_REDIS_URL right?"
         ) from None
     finally:
         client.close()

@@ -7,14 +7,25 @@ record only if its window is newer than the stored one, and folds the written
 customers' hidden states into the centroid sums in the same atomic step: a
 replayed batch after a crash can neither move a state back nor count a window
 twice in the centroids.
+
+On a Redis Cluster a script may only touch keys of one hash slot. Customers are
+then spread over ``groups`` hash-tagged slot groups (``{ns:g}``, g = CRC-32 of the
+id modulo ``groups``), and each group has its own centroid sums, segment sizes,
+window flows and copies of the partitions' fence epochs: a batch is committed as one
+atomic script per group touched, and reads add the groups' statistics up. The
+replay guard is per customer, so a batch whose commit stopped between two groups is
+finished by its replay, not doubled. Sizes and flows stay exact (they are sums of
+exact parts); the prior of the shipped centroids lives in group 0 only.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 
 import numpy as np
 import redis
+from redis.cluster import RedisCluster
 
 from segstream.config import Settings
 from segstream.core.ports import CentroidStats, StateBatch, flow_counts, flows_from_fields
@@ -172,6 +183,15 @@ redis.call('DEL', KEYS[1], KEYS[2])
 return 1
 """
 
+_RAISE = """
+-- KEYS[1]: a fence copy in one slot group; ARGV[1]: the epoch just claimed. Never lowered,
+-- so a slow claimer of an older epoch cannot undo a newer claim.
+if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
 _INIT = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 'sums', ARGV[1], 'counts', ARGV[2], 'version', 0)
@@ -207,22 +227,34 @@ def record_dtype(hidden_size: int) -> np.dtype:
 
 class RedisStateStore:
     def __init__(
-        self, client: redis.Redis, hidden_size: int, model_version: str, prefix: str = "seg", history: int = 0
+        self,
+        client: redis.Redis,
+        hidden_size: int,
+        model_version: str,
+        prefix: str = "seg",
+        history: int = 0,
+        groups: int = 16,
     ):
         self.r = client
         self.hidden_size = hidden_size
         self.dtype = record_dtype(hidden_size)
+        self.cluster = isinstance(client, RedisCluster)
+        self.groups = max(1, groups) if self.cluster else 1
         # states only make sense for the model that wrote them, in the record layout that wrote them
         ns = f"{prefix}:{model_version[-10:]}:r{RECORD_FORMAT}"
-        self._state_prefix = f"{ns}:s:"
-        self._history_prefix = f"{ns}:h:"
+        # a single Redis keeps the names it always had; a cluster's are hash-tagged per group
+        self._ns = [f"{{{ns}:{g}}}" for g in range(self.groups)] if self.cluster else [ns]
+        self._state_prefix = [f"{n}:s:" for n in self._ns]
+        self._history_prefix = [f"{n}:h:" for n in self._ns]
         self.history = history  # windows of trajectory kept per customer (0: none)
-        self.centroid_key = f"{ns}:centroids"
-        self.sizes_key = f"{ns}:sizes"
-        self.flows_key = f"{ns}:flows"  # window:before:after -> customers (aggregates only)
+        self.centroid_keys = [f"{n}:centroids" for n in self._ns]
+        self.sizes_keys = [f"{n}:sizes" for n in self._ns]
+        self.flows_keys = [f"{n}:flows" for n in self._ns]  # window:before:after -> customers (aggregates only)
+        self.centroid_key = self.centroid_keys[0]
         self._commit = client.register_script(_COMMIT)
         self._init = client.register_script(_INIT)
         self._forget = client.register_script(_FORGET)
+        self._raise = client.register_script(_RAISE)
         self.k = 0
         # (epoch key, epoch, partition) the next commits are made under: set by the
         # worker's core per batch, empty where nobody else can own the customers
@@ -233,29 +265,91 @@ class RedisStateStore:
         cls, client: redis.Redis, settings: Settings, hidden_size: int, model_version: str
     ) -> RedisStateStore:
         """The store every entry point of one deployment shares: its namespace, its trajectory length."""
-        return cls(client, hidden_size, model_version, prefix=settings.redis_prefix, history=settings.history_windows)
+        return cls(
+            client,
+            hidden_size,
+            model_version,
+            prefix=settings.redis_prefix,
+            history=settings.history_windows,
+            groups=settings.redis_cluster_groups,
+        )
+
+    def group(self, customer_id: str) -> int:
+        return zlib.crc32(customer_id.encode()) % self.groups if self.groups > 1 else 0
+
+    def _groups(self, customer_ids: Sequence[str]) -> dict[int, np.ndarray]:
+        """Rows of the batch per slot group, in batch order."""
+        if self.groups == 1:
+            return {0: np.arange(len(customer_ids))}
+        g = np.fromiter((zlib.crc32(c.encode()) for c in customer_ids), np.int64, len(customer_ids)) % self.groups
+        return {int(k): np.flatnonzero(g == k) for k in np.unique(g)}
 
     def key(self, customer_id: str) -> str:
-        return self._state_prefix + customer_id
+        return self._state_prefix[self.group(customer_id)] + customer_id
+
+    def _history_key(self, customer_id: str) -> str:
+        return self._history_prefix[self.group(customer_id)] + customer_id
 
     def init_centroids(self, centroids: np.ndarray, prior_weight: float) -> None:
         seed = CentroidStats.seed(centroids, prior_weight)
         self.k = len(seed.counts)
-        self._init(
-            keys=[self.centroid_key], args=[seed.sums.astype("<f8").tobytes(), seed.counts.astype("<f8").tobytes()]
-        )
+        for g, key in enumerate(self.centroid_keys):  # the prior once, in group 0; the others start empty
+            sums, counts = (seed.sums, seed.counts) if g == 0 else (0 * seed.sums, 0 * seed.counts)
+            self._init(keys=[key], args=[sums.astype("<f8").tobytes(), counts.astype("<f8").tobytes()])
+
+    def claim(self, epoch_key: str, epoch: int) -> None:
+        """On a cluster, copy a partition's newly claimed epoch into every slot group, where the
+        commit script can check it; on one Redis the script reads the epoch key itself."""
+        if self.cluster:
+            for n in self._ns:
+                self._raise(keys=[f"{n}:fence:{epoch_key}"], args=[epoch])
+
+    def _fence_keys(self, g: int) -> list[str]:
+        return [f"{self._ns[g]}:fence:{k}" if self.cluster else k for k, _, _ in self.fences]
 
     def load(self, customer_ids: Sequence[str]) -> tuple[StateBatch, CentroidStats]:
-        pipe = self.r.pipeline(transaction=False)
-        pipe.mget([self.key(c) for c in customer_ids])
-        pipe.hmget(self.centroid_key, "sums", "counts", "version")
-        raw, (sums, counts, version) = pipe.execute()
-        return self._decode(raw), self._stats(sums, counts, version)
+        if not self.cluster:
+            pipe = self.r.pipeline(transaction=False)
+            pipe.mget([self.key(c) for c in customer_ids])
+            pipe.hmget(self.centroid_key, "sums", "counts", "version")
+            raw, (sums, counts, version) = pipe.execute()
+            return self._decode(raw), self._stats(sums, counts, version)
+        groups = self._groups(customer_ids)
+        pipe = self.r.pipeline()  # one request per node
+        for g, rows in groups.items():
+            # one slot per group, so MGET is allowed (redis-py blocks pipe.mget on clusters)
+            pipe.execute_command("MGET", *[self._state_prefix[g] + customer_ids[i] for i in rows])
+        for key in self.centroid_keys:
+            pipe.hmget(key, "sums", "counts", "version")
+        replies = pipe.execute()
+        raw: list[bytes | None] = [None] * len(customer_ids)
+        for rows, values in zip(groups.values(), replies):
+            for i, v in zip(rows.tolist(), values):
+                raw[i] = v
+        return self._decode(raw), self._merged(replies[len(groups) :])
 
     def centroid_stats(self) -> CentroidStats:
-        return self._stats(*self.r.hmget(self.centroid_key, "sums", "counts", "version"))
+        pipe = self.r.pipeline(transaction=False)
+        for key in self.centroid_keys:
+            pipe.hmget(key, "sums", "counts", "version")
+        return self._merged(pipe.execute())
+
+    def _merged(self, parts: list[list[bytes | None]]) -> CentroidStats:
+        """The groups' centroid statistics added up: each group folded its own customers."""
+        stats = [self._stats(*p) for p in parts]
+        if len(stats) == 1:
+            return stats[0]
+        return CentroidStats(sum(s.sums for s in stats), sum(s.counts for s in stats), sum(s.version for s in stats))
 
     def commit(self, customer_ids: Sequence[str], states: StateBatch) -> np.ndarray:
+        written = np.ones(len(customer_ids), bool)
+        for g, rows in self._groups(customer_ids).items():
+            ids = customer_ids if self.groups == 1 else [customer_ids[i] for i in rows]
+            part = states if self.groups == 1 else states.take(rows)
+            written[rows] = self._commit_group(g, ids, part)
+        return written
+
+    def _commit_group(self, g: int, customer_ids: Sequence[str], states: StateBatch) -> np.ndarray:
         rec = np.zeros(len(customer_ids), self.dtype)
         for f in StateBatch.fields():
             rec[f] = getattr(states, f)
@@ -276,24 +370,26 @@ class RedisStateStore:
             size,
             blob,
         ]
-        keys = [self.key(c) for c in customer_ids]
+        keys = [self._state_prefix[g] + c for c in customer_ids]
         if self.history:
-            keys += [self._history_prefix + c for c in customer_ids]
-        keys += [self.centroid_key, self.sizes_key, self.flows_key] + [k for k, _, _ in self.fences]
+            keys += [self._history_prefix[g] + c for c in customer_ids]
+        keys += [self.centroid_keys[g], self.sizes_keys[g], self.flows_keys[g], *self._fence_keys(g)]
         try:
             rejected = self._commit(keys=keys, args=args)
         except redis.ResponseError as err:
             if not str(err).startswith("FENCED "):
                 raise
             key = str(err).split(" ", 1)[1]
-            raise Fenced([p for k, _, p in self.fences if k == key], "state") from None
+            fenced = dict(zip(self._fence_keys(g), (p for _, _, p in self.fences)))
+            raise Fenced([fenced[key]] if key in fenced else [p for _, _, p in self.fences], "state") from None
         written = np.ones(len(customer_ids), bool)
         written[np.frombuffer(rejected, "<i4") - 1] = False
         return written
 
     def forget(self, customer_id: str) -> bool:
         """Erase the customer's state and trajectory, adjusting segment sizes and centroids; False if unknown."""
-        keys = [self.key(customer_id), self._history_prefix + customer_id, self.centroid_key, self.sizes_key]
+        g = self.group(customer_id)
+        keys = [self.key(customer_id), self._history_key(customer_id), self.centroid_keys[g], self.sizes_keys[g]]
         return bool(self._forget(keys=keys, args=[self.hidden_size]))
 
     def _decode(self, raw: list[bytes | None]) -> StateBatch:
@@ -314,16 +410,22 @@ class RedisStateStore:
 
     def trajectory(self, customer_id: str) -> StateBatch:
         """The customer's last ``history`` states, oldest first."""
-        return self._decode(self.r.lrange(self._history_prefix + customer_id, 0, -1))
+        return self._decode(self.r.lrange(self._history_key(customer_id), 0, -1))
 
     def segment_sizes(self) -> dict[int, int]:
         """Customers currently in each segment, kept by the commit script."""
-        return {int(k): int(v) for k, v in self.r.hgetall(self.sizes_key).items()}
+        sizes: dict[int, int] = {}
+        for key in self.sizes_keys:
+            for k, v in self.r.hgetall(key).items():
+                sizes[int(k)] = sizes.get(int(k), 0) + int(v)
+        return sizes
 
     def window_flows(self) -> dict[int, dict[tuple[int, int], int]]:
         """Per window, customers by (segment before, segment after) among those whose window was
         applied and who have a segment: sizes per window and the flow between them."""
-        return flows_from_fields((k.decode(), int(v)) for k, v in self.r.hgetall(self.flows_key).items())
+        return flows_from_fields(
+            (k.decode(), int(v)) for key in self.flows_keys for k, v in self.r.hgetall(key).items()
+        )
 
     def segments(self, customer_ids: Sequence[str] | None = None) -> dict[str, int]:
         """Stored customers' segments: of these ids (unknown ones -1), or of every customer (O(customers))."""
@@ -331,7 +433,8 @@ class RedisStateStore:
             customer_ids = self.customer_ids()
         if not customer_ids:
             return {}
-        states = self._decode(self.r.mget([self.key(c) for c in customer_ids]))
+        keys = [self.key(c) for c in customer_ids]
+        states = self._decode(self.r.mget_nonatomic(keys) if self.cluster else self.r.mget(keys))
         return {c: int(s) for c, s in zip(customer_ids, states.segment)}
 
     def customer_ids(self, limit: int | None = None, prefix: str = "") -> list[str]:
@@ -339,8 +442,9 @@ class RedisStateStore:
         search use; O(customers))."""
         ids = []
         glob = "".join("\\" + ch if ch in "*?[]\\^" else ch for ch in prefix)
-        for k in self.r.scan_iter(match=self._state_prefix + glob + "*", count=10_000):
-            ids.append(k.decode()[len(self._state_prefix) :])
-            if limit is not None and len(ids) >= limit:
-                break
+        for sp in self._state_prefix:  # one scan per group: a cluster scans the group's node
+            for k in self.r.scan_iter(match=sp + glob + "*", count=10_000):
+                ids.append(k.decode()[len(sp) :])
+                if limit is not None and len(ids) >= limit:
+                    return ids
         return ids

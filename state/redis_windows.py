@@ -12,7 +12,9 @@ Layout per (topic, partition) and open window number ``i``:
   ``{p}:p:{topic}:{part}``      hash: offset, max_event_time, open (window numbers, comma-separated)
   ``{p}:e:{topic}:{part}``      the partition's epoch: claimed by each new owner (state/fencing.py)
 Appending keys keeps a checkpoint proportional to the batch, not to the window;
-a closed window is two DELs.
+a closed window is two DELs. On a Redis Cluster ``{topic}:{part}`` is a hash tag
+(``{tx:3}``), so a partition's keys share one slot and its checkpoint stays one
+transaction.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Iterable
 
 import numpy as np
 import redis
+from redis.cluster import RedisCluster
 
 from segstream.core.windows import WindowRows
 
@@ -32,19 +35,23 @@ class WindowCheckpoints:
         self.r = client
         self.width = 8 * (2 + n_categories)  # bytes per record
         self.prefix = prefix
+        self.cluster = isinstance(client, RedisCluster)
+
+    def _part(self, topic: str, partition: int) -> str:
+        return f"{{{topic}:{partition}}}" if self.cluster else f"{topic}:{partition}"
 
     def _meta(self, topic: str, partition: int) -> str:
-        return f"{self.prefix}:p:{topic}:{partition}"
+        return f"{self.prefix}:p:{self._part(topic, partition)}"
 
     def epoch_key(self, topic: str, partition: int) -> str:
-        return f"{self.prefix}:e:{topic}:{partition}"
+        return f"{self.prefix}:e:{self._part(topic, partition)}"
 
     def claim(self, topic: str, partition: int) -> int:
         """Become the partition's owner: every write under an older epoch is refused from now on."""
         return int(self.r.incr(self.epoch_key(topic, partition)))
 
     def _window(self, topic: str, partition: int, index: int) -> tuple[str, str]:
-        base = f"{topic}:{partition}:{index}"
+        base = f"{self._part(topic, partition)}:{index}"
         return f"{self.prefix}:w:{base}", f"{self.prefix}:k:{base}"
 
     def save(

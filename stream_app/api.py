@@ -139,7 +139,7 @@ def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
     artefact = ModelArtefact.load(settings.model_path)
     model = TorchSequenceModel(artefact)
     # a request must not hang on a Redis that is down: one quick retry, then 503
-    client = connect(settings.redis_url, retries=1, timeout_s=2.0)
+    client = connect(settings.redis_url, retries=1, timeout_s=2.0, cluster=settings.redis_cluster)
     verify(client)
     store = RedisStateStore.for_deployment(client, settings, artefact.hidden_size, artefact.version)
     spec = window_spec(settings)

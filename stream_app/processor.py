@@ -49,7 +49,7 @@ class StreamProcessor:
     def __init__(self, settings: Settings, topic: str | None = None):
         self.settings = settings
         self.topic = topic or settings.topic_transactions
-        self.redis = connect(settings.redis_url)
+        self.redis = connect(settings.redis_url, cluster=settings.redis_cluster)
         verify(self.redis)
         self.pipeline = build_pipeline(
             settings, lambda m: RedisStateStore.for_deployment(self.redis, settings, m.hidden_size, m.version)
@@ -74,13 +74,18 @@ class StreamProcessor:
         for p in partitions:
             self._parts.pop(p, None)
             self._fenced.discard(p)
-            self._epochs[p] = self.checkpoints.claim(self.topic, p)
+            self._epochs[p] = self._claim(p)
+
+    def _claim(self, p: int) -> int:
+        epoch = self.checkpoints.claim(self.topic, p)
+        self.store.claim(self.checkpoints.epoch_key(self.topic, p), epoch)
+        return epoch
 
     def _partition(self, p: int) -> _Partition:
         part = self._parts.get(p)
         if part is None:
             if p not in self._epochs:  # driven without assignments (tools, tests): first use claims
-                self._epochs[p] = self.checkpoints.claim(self.topic, p)
+                self._epochs[p] = self._claim(p)
             offset, max_event_time, windows = self.checkpoints.load(self.topic, p)
             agg = window_aggregator(self.settings)
             agg.restore(windows, max_event_time)

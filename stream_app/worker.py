@@ -237,7 +237,9 @@ class Worker:
     def redis_up(self) -> bool:
         """A quick ping on a connection without retries: a health check must answer quickly."""
         if self._probe is None:
-            self._probe = connect(self.settings.redis_url, retries=0, timeout_s=1.0)
+            self._probe = connect(
+                self.settings.redis_url, retries=0, timeout_s=1.0, cluster=self.settings.redis_cluster
+            )
         try:
             return bool(self._probe.ping())
         except Exception:  # noqa: BLE001 - unhealthy is an answer, not a crash

@@ -58,6 +58,15 @@ class Scenario:
         )
 
 
+# the product default on banks its settings were not tuned on: other seeds, shares, no seasons
+OTHER_SCENARIOS = (
+    Scenario(seed=11, change_share=0.3),
+    Scenario(seed=23, change_share=0.1),
+    Scenario(seed=5, change_share=0.2, seasonal=False),
+    Scenario(seed=31, change_share=0.2),
+)
+
+
 def _demo(sc: Scenario, settings: Settings) -> dict[str, Any]:
     from segstream.demo import run_demo
 
@@ -167,32 +176,46 @@ def compare(sc: Scenario = Scenario(), log: Callable[[str], None] = lambda _: No
         confirm_windows=1,
         confirm_margin=0.0,
         warmup_windows=3,
+        review_windows=0,
     )
     run(
         "confirmation only (3 windows, margin 0.2; the 0.3 policy without its statistic)",
         change_threshold=0.0,
         confirm_windows=3,
         confirm_margin=0.2,
+        review_windows=0,
     )
+    run("product default")
     run(
-        "product default",
+        "0.4 default (shadow quiet 9.2, drift margin 0.25, no departure margin, no review)",
+        change_quiet=9.2,
+        confirm_margin=0.25,
+        departure_margin=0.0,
+        review_windows=0,
     )
+    run("no departure margin: every detection with a new nearest segment is announced", departure_margin=0.0)
+    run("no review: a provisional segment is corrected only by the drift rule", review_windows=0)
     run("restart from zero at a detected change (no shadow state)", change_quiet=1e9)
     run("new segment at once after a detected change, however unsure", settle_confidence=0.0)
-    run("labels settle sooner (confirm 3 windows, margin 0.2)", confirm_windows=3, confirm_margin=0.2)
     run("first segment after 4 windows", warmup_windows=4)
     frontier = []
     for threshold in (15.0, 20.0, 25.0, 35.0, 50.0):
-        for confirm, margin in ((3, 0.2), (6, 0.25), (99, 1.0)):
+        for confirm, margin in ((3, 0.2), (6, 0.35), (99, 1.0)):
             over = {"change_threshold": threshold, "confirm_windows": confirm, "confirm_margin": margin}
             out = _demo(sc, base.model_copy(update=over))
             frontier.append(over | {k: out[k] for k in SCORES})
             log(f"frontier {over}")
     for w in (3, 12):
         rows[f"trailing {w}-month raw scores, every flip"] = trailing_baseline(sc, w)
+    others = []
+    for other in OTHER_SCENARIOS:
+        out = _demo(other, base)
+        others.append(vars(other) | {k: out[k] for k in SCORES})
+        log(f"scenario {vars(other)}")
     return {
         "scenario": vars(sc),
         "rows": rows,
+        "other_scenarios": others,
         "frontier": frontier,
         "river": river_kmeans(sc, base),
         "reset_probe": reset_probe(sc, base),
@@ -225,6 +248,17 @@ def to_markdown(res: dict[str, Any]) -> str:
             f"| {r['change_threshold']} | {r['confirm_windows']} | {r['confirm_margin']} | "
             + " | ".join(fmt(r.get(c)) for c in cols)
             + " |"
+        )
+    out += [
+        "",
+        "The product default on other banks (seeds, shares, seasons it was not tuned on):",
+        "",
+        "| seed | change share | seasonal | " + " | ".join(cols) + " |",
+        "|---" * (len(cols) + 3) + "|",
+    ]
+    for r in res.get("other_scenarios", []):
+        out.append(
+            f"| {r['seed']} | {r['change_share']} | {r['seasonal']} | " + " | ".join(fmt(r.get(c)) for c in cols) + " |"
         )
     rv = res["river"]
     out += [

@@ -19,9 +19,16 @@ announcing noise:
 * **Emission policy** (:class:`EmissionPolicy`): the announced segment moves only
   (a) after a detected change, once the new state is sure of its segment (its gap
   to the second-nearest centroid at least ``settle``) or ``patience`` windows have
-  passed, or (b) when another centroid has been nearer by a relative margin for
-  ``confirm`` windows in a row (slow drift). Nearest-centroid flips at a segment
-  boundary are not announced.
+  passed, and only if it has *left* the announced one (nearer its new centroid by
+  the relative margin ``departure``: a false alarm restarts the state, but a few
+  windows of an unchanged customer land near their old segment); (b) as a
+  correction, while the segment is provisional (the first ``review`` windows after
+  a fresh start, a customer's first or a detected change), when another centroid
+  has been nearer by ``review_margin`` for ``review_confirm`` windows in a row: a
+  label read from two or three windows is wrong a quarter of the time, and the
+  state that has seen more knows better; or (c) when another centroid has been
+  nearer by ``margin`` for ``confirm`` windows in a row (slow drift).
+  Nearest-centroid flips at a segment boundary are not announced.
 
 Both keep their whole memory in the customer's state record, so any worker can
 continue any customer, and both run on arrays for a whole batch.
@@ -89,6 +96,10 @@ class EmissionPolicy:
     margin: float = 0.2  # ... by this relative distance, (d_announced - d_new) / (d_announced + d_new)
     settle: float = 0.0  # after a detected change, announce at ``rewarm`` only with this confidence (gap to the
     patience: int = 3  # ... second-nearest centroid), else when it is reached or after ``patience`` windows
+    departure: float = 0.0  # ... and only if the re-warmed state left the announced segment by this relative margin
+    review: int = 0  # windows after a fresh start (first or detected change) in which a segment may be corrected ...
+    review_confirm: int = 2  # ... once another centroid has been nearer for this many windows in a row ...
+    review_margin: float = 0.1  # ... by this relative distance (0 windows: no correction but the drift rule)
 
 
 @dataclass
@@ -98,6 +109,7 @@ class Decision:
     pending: np.ndarray  # [B] a detected change not yet re-warmed
     changed: np.ndarray  # [B] bool: the announced segment moved in this window
     detected: np.ndarray  # [B] bool: the move follows a detected change (else a confirmed drift or the first one)
+    corrected: np.ndarray  # [B] bool: the move corrects a provisional segment (a review, not a drift)
 
 
 def decide(
@@ -122,11 +134,18 @@ def decide(
     first = (announced < 0) & warm
     sure = True if confidence is None else (confidence >= policy.settle) | (n_windows >= policy.patience)
     rewarmed = pending & (n_windows >= policy.rewarm) & (announced >= 0) & sure
-    beats = (announced >= 0) & (nearest != announced) & (relative_margin > policy.margin) & ~pending
+    review = n_windows <= policy.review
+    beats = (
+        (announced >= 0)
+        & (nearest != announced)
+        & (relative_margin > np.where(review, policy.review_margin, policy.margin))
+        & ~pending
+    )
     again = np.where(nearest == previous_nearest, streak.astype(np.int64) + 1, 1)
     streak = np.where(beats, np.minimum(again, 255), 0)
-    drifted = beats & (streak >= policy.confirm)
-    move = first | drifted | (rewarmed & (nearest != announced))
+    drifted = beats & (streak >= np.where(review, policy.review_confirm, policy.confirm))
+    departed = rewarmed & (nearest != announced) & (relative_margin >= policy.departure)
+    move = first | drifted | departed
     segment = np.where(move, nearest, announced).astype(np.int32)
     return Decision(
         segment=segment,
@@ -134,6 +153,7 @@ def decide(
         pending=pending & ~rewarmed,
         changed=move & (segment != announced),
         detected=move & rewarmed,
+        corrected=drifted & review,
     )
 
 

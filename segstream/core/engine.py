@@ -177,6 +177,7 @@ class SegmentEngine:
         evidence = {
             "statistic": stat,
             "detected": d.detected,
+            "corrected": d.corrected,
             "streak": old.streak.astype(np.int64) + 1,
             "windows_since_reset": n_windows,
             "margin": relative,
@@ -299,6 +300,7 @@ def _explanations(rows: np.ndarray, old_seg, before, after, spend, evidence) -> 
     top = np.argsort(-pull, axis=1)[:, :3].tolist()
     first = (old_seg[rows] < 0).tolist()
     detected = evidence["detected"][rows].tolist()
+    corrected = evidence["corrected"][rows].tolist()
     confirmed = np.where(
         evidence["detected"][rows], evidence["windows_since_reset"][rows], evidence["streak"][rows]
     ).tolist()
@@ -307,7 +309,13 @@ def _explanations(rows: np.ndarray, old_seg, before, after, spend, evidence) -> 
     out = []
     for j in range(len(rows)):
         proof = {
-            "reason": "first_assignment" if first[j] else "detected_change" if detected[j] else "confirmed_drift",
+            "reason": "first_assignment"
+            if first[j]
+            else "detected_change"
+            if detected[j]
+            else "correction"
+            if corrected[j]
+            else "confirmed_drift",
             "statistic": stat[j],
             "windows_confirmed": confirmed[j],
             "margin": margin[j],

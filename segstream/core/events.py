@@ -114,7 +114,9 @@ class SegmentChange(BaseModel):
     # Why (absent on an announcement rebuilt after a crash):
     trait_shift: dict[str, float] | None = None  # predicted traits after this window minus before it
     drivers: list[dict[str, Any]] | None = None  # the window's categories pulling along that shift, with their share
-    evidence: dict[str, Any] | None = None  # reason (first_assignment | detected_change | confirmed_drift),
+    # reason (first_assignment | detected_change | correction | confirmed_drift): a correction
+    #   replaces a provisional segment (a first or post-change one) that more windows contradict
+    evidence: dict[str, Any] | None = None
     #   change statistic, windows confirmed, relative margin to the previous segment's centroid
 
 

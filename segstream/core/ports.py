@@ -120,12 +120,14 @@ def flow_counts(states: StateBatch) -> np.ndarray:
 
 
 def flows_from_fields(items) -> dict[int, dict[tuple[int, int], int]]:
-    """``window:before:after`` -> customers, as the stores keep them, into {window: {(before, after): n}}."""
+    """``window:before:after`` -> customers, as the stores keep them, into {window: {(before, after): n}}.
+    A key seen twice (a cluster's slot groups each count their own customers) is added up."""
     out: dict[int, dict[tuple[int, int], int]] = {}
     for key, n in items:
         w, before, after = map(int, key.split(":"))
         if n:
-            out.setdefault(w, {})[(before, after)] = n
+            cell = out.setdefault(w, {})
+            cell[(before, after)] = cell.get((before, after), 0) + n
     return out
 
 

@@ -2,7 +2,7 @@ import pytest
 
 from segstream.state.redis_client import connect
 
-from .servers import kafka_server, redis_server
+from .servers import kafka_server, redis_cluster, redis_server
 
 
 @pytest.fixture(scope="session")
@@ -18,6 +18,20 @@ def redis_url(redis_srv):
     url = f"redis://127.0.0.1:{redis_srv.port}/0"
     connect(url).flushdb()
     return url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_srv(tmp_path_factory):
+    srv = redis_cluster(tmp_path_factory.mktemp("redis-cluster"))
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture()
+def redis_cluster_url(redis_cluster_srv):
+    """Any node of the cluster; the client finds the others. Every test writes its own namespace."""
+    return f"redis://127.0.0.1:{redis_cluster_srv.port}/0"
 
 
 @pytest.fixture(scope="session")

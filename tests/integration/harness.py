@@ -162,7 +162,7 @@ def end_offsets(settings: Settings) -> dict[int, int]:
 
 def consumed(settings: Settings) -> dict[int, int]:
     """Checkpointed read position per partition (offset of the next record to read)."""
-    cp = WindowCheckpoints(connect(settings.redis_url), 0, prefix=settings.redis_prefix)
+    cp = WindowCheckpoints(connect(settings.redis_url, cluster=settings.redis_cluster), 0, prefix=settings.redis_prefix)
     return {p: cp.offset(settings.topic_transactions, p) + 1 for p in end_offsets(settings)}
 
 
@@ -258,9 +258,8 @@ def assert_same_states(settings, pipe):
     art = ModelArtefact.load(settings.model_path)
     ref = pipe.engine.store
     ids = sorted(ref.segments())
-    got, _ = RedisStateStore(
-        connect(settings.redis_url), art.hidden_size, art.version, prefix=settings.redis_prefix
-    ).load(ids)
+    client = connect(settings.redis_url, cluster=settings.redis_cluster)
+    got, _ = RedisStateStore.for_deployment(client, settings, art.hidden_size, art.version).load(ids)
     want_n = np.array([ref.state(c)[5] for c in ids])
     want_last = np.array([ref.state(c)[4] for c in ids])
     np.testing.assert_array_equal(got.n_windows, want_n)  # no window lost or applied twice

@@ -59,3 +59,22 @@ def redis_server(workdir: Path, *options: str) -> Server:
 
 def kafka_server(workdir: Path) -> Server:
     return Server("kafka-local", workdir, free_port(pair=True))
+
+
+def redis_cluster(workdir: Path) -> Server:
+    """Three masters with a replica each on six consecutive loopback ports (scripts/redis-cluster-local)."""
+    for _ in range(50):
+        first = free_port()
+        ports = range(first, first + 6)
+        if all(_free(p) and _free(p + 10000) for p in ports):  # the cluster bus is port + 10000
+            return Server("redis-cluster-local", workdir, first)
+    raise RuntimeError("no six free ports in a row")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False

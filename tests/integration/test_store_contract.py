@@ -1,4 +1,4 @@
-"""The state-store contract (tests/store_contract.py) on Redis, on a real redis-server."""
+"""The state-store contract (tests/store_contract.py) on Redis: a single redis-server and a Redis Cluster."""
 
 import uuid
 
@@ -12,6 +12,15 @@ from tests.store_contract import H
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture()
-def make_store(redis_url):
-    return lambda history=0: RedisStateStore(connect(redis_url), H, f"contract-{uuid.uuid4().hex[:6]}", history=history)
+@pytest.fixture(params=["single", "cluster"])
+def make_store(request):
+    if request.param == "single":
+        url, cluster = request.getfixturevalue("redis_url"), False
+    else:
+        url, cluster = request.getfixturevalue("redis_cluster_url"), True
+
+    def make(history=0):
+        client = connect(url, cluster=cluster)
+        return RedisStateStore(client, H, f"contract-{uuid.uuid4().hex[:6]}", history=history, groups=4)
+
+    return make

@@ -103,3 +103,25 @@ def test_policy_waits_for_a_sure_new_segment_but_not_past_its_patience():
 def test_month_of_year():
     starts = np.array([0.0, 1_700_000_000.0])  # 1970-01, 2023-11
     assert month_of_year(starts).tolist() == [0, 10]
+
+
+def test_policy_announces_a_detected_change_only_once_the_state_left_its_segment():
+    p = EmissionPolicy(rewarm=1, departure=0.2)
+    # a false alarm: the restarted state is nearer another centroid, but barely
+    d = _decide(p, 1, 4, 1, 0.1, n=1, alarm=True)
+    assert not d.changed[0] and d.segment[0] == 1 and not d.pending[0]
+    d = _decide(p, 1, 4, 1, 0.3, n=1, alarm=True)  # it left
+    assert d.changed[0] and d.segment[0] == 4 and d.detected[0]
+
+
+def test_policy_corrects_a_provisional_segment_sooner_than_a_settled_one():
+    p = EmissionPolicy(confirm=6, margin=0.35, review=8, review_confirm=2, review_margin=0.15)
+    # three windows after a detected change: two windows of another, nearer centroid correct it
+    d = _decide(p, 4, 7, 7, 0.2, streak=1, n=3)
+    assert d.changed[0] and d.segment[0] == 7 and d.corrected[0] and not d.detected[0]
+    assert not _decide(p, 4, 7, 7, 0.2, streak=0, n=3).changed[0]  # one window is not enough
+    assert not _decide(p, 4, 7, 7, 0.1, streak=1, n=3).changed[0]  # nor a small margin
+    # a settled segment needs the drift rule: six windows by 0.35
+    assert not _decide(p, 4, 7, 7, 0.2, streak=1, n=12).changed[0]
+    d = _decide(p, 4, 7, 7, 0.4, streak=5, n=12)
+    assert d.changed[0] and not d.corrected[0]
