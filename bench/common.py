@@ -70,14 +70,15 @@ def local_servers(prefix: str):
 
 
 @contextmanager
-def redis_url_or_local(url: str | None, prefix: str):
-    """The Redis to bench against: ``url`` if given, else a redis-server started here for the run."""
+def redis_url_or_local(url: str | None, prefix: str, cluster: bool = False):
+    """The Redis to bench against: ``url`` if given, else a redis-server (or, with ``cluster``, a
+    three-master cluster with replicas) started here for the run."""
     if url:
         yield url
         return
-    from tests.integration.servers import redis_server
+    from tests.integration.servers import redis_cluster, redis_server
 
-    srv = redis_server(Path(tempfile.mkdtemp(prefix=prefix)))
+    srv = (redis_cluster if cluster else redis_server)(Path(tempfile.mkdtemp(prefix=prefix)))
     srv.start()
     try:
         yield f"redis://127.0.0.1:{srv.port}/0"

@@ -1,8 +1,10 @@
 """Customer states read+written per second through the Redis store, beside redis-benchmark.
 
-    python bench/redis_bench.py [--customers 100000 1000000] [--redis-url URL]
+    python bench/redis_bench.py [--customers 100000 1000000] [--redis-url URL] [--cluster]
 
-Starts its own redis-server on loopback (scripts/redis-local) unless given a URL.
+Starts its own redis-server on loopback (scripts/redis-local), or with ``--cluster`` a
+Redis Cluster of three masters with replicas (scripts/redis-cluster-local), unless
+given a URL.
 The limit: redis-benchmark's pipelined GET and SET of a value the size of one
 state record, on the same server in the same run; a customer state costs one of
 each, so the limit in states/s is 1 / (1/GET + 1/SET).
@@ -18,6 +20,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 from common import redis_url_or_local, report  # noqa: I001
+from redis.cluster import RedisCluster
 
 from segstream.core.ports import StateBatch
 from segstream.models.artefact import ModelArtefact
@@ -25,10 +28,11 @@ from segstream.state.redis_client import connect
 from segstream.state.redis_store import RedisStateStore
 
 
-def redis_benchmark(host: str, port: int, size: int, n: int, pipeline: int) -> dict[str, float]:
+def redis_benchmark(host: str, port: int, size: int, n: int, pipeline: int, cluster: bool) -> dict[str, float]:
     out = subprocess.run(
         [
             "redis-benchmark",
+            *(["--cluster"] if cluster else []),
             "-h",
             host,
             "-p",
@@ -77,15 +81,23 @@ def store_rate(store: RedisStateStore, customers: int, batch: int, rounds: int, 
     return n / (time.perf_counter() - t)
 
 
+def used_memory(r) -> int:
+    """Bytes Redis holds: on a cluster, summed over the masters (replicas hold copies)."""
+    if isinstance(r, RedisCluster):
+        info = r.info("memory", target_nodes=RedisCluster.PRIMARIES)
+        return sum(v["used_memory"] for v in info.values())
+    return r.info("memory")["used_memory"]
+
+
 def bytes_per_customer(store: RedisStateStore, customers: int, batch: int, rng) -> float:
     r = store.r
     r.flushdb()
     store.init_centroids(np.zeros((20, store.hidden_size)), 1.0)
-    before = r.info("memory")["used_memory"]
+    before = used_memory(r)
     for i in range(0, customers, 10_000):
         ids = [f"C{j:07d}" for j in range(i, min(i + 10_000, customers))]
         store.commit(ids, states(len(ids), store.hidden_size, 0, rng))
-    return (r.info("memory")["used_memory"] - before) / customers
+    return (used_memory(r) - before) / customers
 
 
 def main() -> None:
@@ -98,19 +110,24 @@ def main() -> None:
     ap.add_argument(
         "--history", type=int, default=0, help="trajectory windows kept per customer (the worker's default is 12)"
     )
+    ap.add_argument("--cluster", action="store_true", help="a Redis Cluster (three masters, a replica each)")
+    ap.add_argument("--groups", type=int, default=16, help="slot groups on a cluster (SEGSTREAM_REDIS_CLUSTER_GROUPS)")
     args = ap.parse_args()
-    with redis_url_or_local(args.redis_url, "segstream-bench-redis-") as url:
+    with redis_url_or_local(args.redis_url, "segstream-bench-redis-", cluster=args.cluster) as url:
         art = ModelArtefact.load()
-        client = connect(url)
+        client = connect(url, cluster=args.cluster)
         client.flushdb()
-        store = RedisStateStore(client, art.hidden_size, art.version, history=args.history)
+        store = RedisStateStore(client, art.hidden_size, art.version, history=args.history, groups=args.groups)
         store.init_centroids(art.centroids, 50.0)
         rng = np.random.default_rng(0)
         u = urlparse(url)
-        limit = redis_benchmark(u.hostname, u.port, store.dtype.itemsize, args.benchmark_requests, args.batch)
+        limit = redis_benchmark(
+            u.hostname, u.port, store.dtype.itemsize, args.benchmark_requests, args.batch, args.cluster
+        )
         ours = store_rate(store, args.rate_customers, args.batch, 3, rng)
         pair = 1 / (1 / limit["GET"] + 1 / limit["SET"])
         figures = {
+            "redis": f"cluster, 3 masters + 3 replicas, {store.groups} slot groups" if args.cluster else "one server",
             "history_windows": args.history,
             "record_bytes": store.dtype.itemsize,
             "redis_benchmark_get_per_s": round(limit["GET"]),

@@ -12,17 +12,30 @@ from redis.cluster import RedisCluster
 from redis.exceptions import (
     AuthenticationError,
     BusyLoadingError,
+    ClusterDownError,
     ConnectionError,
     OutOfMemoryError,
     ReadOnlyError,
+    SlotNotCoveredError,
     TimeoutError,
+    TryAgainError,
 )
 from redis.retry import Retry
 
 # Redis cannot take our writes right now, though nothing is wrong with them: full
 # (``maxmemory`` with ``noeviction``), down, loading its data set, or a replica after a
-# failover. The worker backs off and resumes from its last checkpoint for all of them.
-UNAVAILABLE = (ConnectionError, TimeoutError, OutOfMemoryError, BusyLoadingError, ReadOnlyError)
+# failover, or a cluster whose failed master's replica is still being promoted. The worker
+# backs off and resumes from its last checkpoint for all of them.
+UNAVAILABLE = (
+    ConnectionError,
+    TimeoutError,
+    OutOfMemoryError,
+    BusyLoadingError,
+    ReadOnlyError,
+    ClusterDownError,
+    TryAgainError,
+    SlotNotCoveredError,
+)
 
 
 def connect(url: str, *, retries: int = 10, timeout_s: float = 5.0, cluster: bool = False) -> redis.Redis:

@@ -256,6 +256,8 @@ class RedisStateStore:
         self._forget = client.register_script(_FORGET)
         self._raise = client.register_script(_RAISE)
         self.k = 0
+        self._unsynced: set[int] = set()  # slot groups written since the last replicate()
+        self.replica_timeout_ms = 1000
         # (epoch key, epoch, partition) the next commits are made under: set by the
         # worker's core per batch, empty where nobody else can own the customers
         self.fences: list[tuple[str, int, int]] = []
@@ -342,14 +344,53 @@ class RedisStateStore:
         return CentroidStats(sum(s.sums for s in stats), sum(s.counts for s in stats), sum(s.version for s in stats))
 
     def commit(self, customer_ids: Sequence[str], states: StateBatch) -> np.ndarray:
-        written = np.ones(len(customer_ids), bool)
+        if self.groups == 1:
+            keys, args = self._commit_call(0, customer_ids, states)
+            return self._written(self._run_commit(0, keys, args), len(customer_ids))
+        calls = []
         for g, rows in self._groups(customer_ids).items():
-            ids = customer_ids if self.groups == 1 else [customer_ids[i] for i in rows]
-            part = states if self.groups == 1 else states.take(rows)
-            written[rows] = self._commit_group(g, ids, part)
+            calls.append((g, rows, *self._commit_call(g, [customer_ids[i] for i in rows], states.take(rows))))
+        # every group's script in one pipeline: one request per node, not one per group
+        pipe = self.r.pipeline()
+        for _, _, keys, args in calls:
+            pipe.execute_command("EVALSHA", self._commit.sha, len(keys), *keys, *args)
+        replies = pipe.execute(raise_on_error=False)
+        written = np.ones(len(customer_ids), bool)
+        for (g, rows, keys, args), reply in zip(calls, replies):
+            if isinstance(reply, redis.exceptions.NoScriptError):  # a node that never saw it (new, or promoted)
+                reply = self._run_commit(g, keys, args)
+            elif isinstance(reply, Exception):
+                self._raise_commit_error(g, reply)
+            written[rows] = self._written(reply, len(rows))
+            self._unsynced.add(g)
         return written
 
-    def _commit_group(self, g: int, customer_ids: Sequence[str], states: StateBatch) -> np.ndarray:
+    def replicate(self) -> int:
+        """On a cluster, wait until every master written since the last call has passed the writes
+        to a replica; the worker calls it before a window checkpoint. A failover loses what its
+        master had not yet replicated, and a checkpoint must never get ahead of the states it
+        covers: the windows it no longer holds would be lost. A checkpoint whose states are lost
+        is harmless, as the replay guard skips what survived. Returns the masters that found no
+        replica within ``replica_timeout_ms`` (their writes are as safe as a lone Redis's)."""
+        if not self.cluster or not self._unsynced:
+            return 0
+        # WAIT counts the writes of its own connection: a marker written on the same connection,
+        # after the states (one thread, ordered replication), stands for all of them
+        nodes = {}
+        for g in self._unsynced:
+            mark = f"{self._ns[g]}:mark"
+            nodes.setdefault(self.r.get_node_from_key(mark).name, mark)
+        lonely = 0
+        for name, mark in nodes.items():
+            pipe = self.r.get_redis_connection(self.r.get_node(node_name=name)).pipeline(transaction=False)
+            pipe.incr(mark)
+            pipe.execute_command("WAIT", 1, self.replica_timeout_ms)
+            lonely += pipe.execute()[1] < 1
+        self._unsynced.clear()
+        return lonely
+
+    def _commit_call(self, g: int, customer_ids: Sequence[str], states: StateBatch) -> tuple[list[str], list]:
+        """The commit script's keys and arguments for customers of slot group ``g``."""
         rec = np.zeros(len(customer_ids), self.dtype)
         for f in StateBatch.fields():
             rec[f] = getattr(states, f)
@@ -374,15 +415,25 @@ class RedisStateStore:
         if self.history:
             keys += [self._history_prefix[g] + c for c in customer_ids]
         keys += [self.centroid_keys[g], self.sizes_keys[g], self.flows_keys[g], *self._fence_keys(g)]
+        return keys, args
+
+    def _run_commit(self, g: int, keys: list[str], args: list) -> bytes:
         try:
-            rejected = self._commit(keys=keys, args=args)
+            return self._commit(keys=keys, args=args)
         except redis.ResponseError as err:
-            if not str(err).startswith("FENCED "):
-                raise
-            key = str(err).split(" ", 1)[1]
-            fenced = dict(zip(self._fence_keys(g), (p for _, _, p in self.fences)))
-            raise Fenced([fenced[key]] if key in fenced else [p for _, _, p in self.fences], "state") from None
-        written = np.ones(len(customer_ids), bool)
+            self._raise_commit_error(g, err)
+
+    def _raise_commit_error(self, g: int, err: Exception) -> None:
+        """A fence refusal as :class:`Fenced` naming the partition; anything else as it came."""
+        if not (isinstance(err, redis.ResponseError) and str(err).startswith("FENCED ")):
+            raise err
+        key = str(err).split(" ", 1)[1]
+        fenced = dict(zip(self._fence_keys(g), (p for _, _, p in self.fences)))
+        raise Fenced([fenced[key]] if key in fenced else [p for _, _, p in self.fences], "state") from None
+
+    @staticmethod
+    def _written(rejected: bytes, n: int) -> np.ndarray:
+        written = np.ones(n, bool)
         written[np.frombuffer(rejected, "<i4") - 1] = False
         return written
 

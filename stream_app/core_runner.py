@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import pickle
 import threading
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -44,7 +45,25 @@ def _start(settings: Settings, parent: int | None) -> None:
 
 
 def _call(method: str, args: tuple) -> Any:
-    return getattr(_processor, method)(*args)
+    try:
+        return getattr(_processor, method)(*args)
+    except Exception as err:
+        raise _portable(err) from None
+
+
+def _portable(err: Exception) -> Exception:
+    """The exception as the worker can receive it from the core's process: some carry what
+    cannot be pickled (redis-py's cluster errors hold a lock), and an exception that fails to
+    pickle reaches the worker as a ``TypeError`` that hides the outage behind it. Its type and
+    message are what the worker's handling reads."""
+    try:
+        pickle.loads(pickle.dumps(err))
+        return err
+    except Exception:
+        try:
+            return type(err)(str(err))
+        except Exception:
+            return RuntimeError(f"{type(err).__name__}: {err}")
 
 
 class CoreRunner:

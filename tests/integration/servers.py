@@ -63,8 +63,11 @@ def kafka_server(workdir: Path) -> Server:
 
 def redis_cluster(workdir: Path) -> Server:
     """Three masters with a replica each on six consecutive loopback ports (scripts/redis-cluster-local)."""
+    import random
+
     for _ in range(50):
-        first = free_port()
+        # below the ephemeral range, so that each port's cluster bus (port + 10000) exists and stays free
+        first = random.randrange(20000, 29000)
         ports = range(first, first + 6)
         if all(_free(p) and _free(p + 10000) for p in ports):  # the cluster bus is port + 10000
             return Server("redis-cluster-local", workdir, first)

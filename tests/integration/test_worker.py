@@ -146,6 +146,16 @@ def test_core_process_ends_with_a_killed_worker(bootstrap, redis_url, events, tm
 
 
 def test_kill9_mid_stream_loses_nothing_and_applies_nothing_twice(env, events, tmp_path):
+    kill9_mid_stream(env, events, tmp_path)
+
+
+def test_kill9_mid_stream_on_a_redis_cluster(bootstrap, redis_cluster_url, events, tmp_path):
+    """The same on three masters with replicas: states, checkpoints and fences in hash-tagged slots."""
+    env = isolated_settings(bootstrap, redis_cluster_url, redis_cluster="true", redis_cluster_groups=8)
+    kill9_mid_stream(env, events, tmp_path)
+
+
+def kill9_mid_stream(env, events, tmp_path):
     # Many small batches and checkpoints every 50 ms (several batches apart), so the kill
     # lands mid-stream with processed but uncheckpointed batches behind it.
     env = {**env, "SEGSTREAM_BATCH_SIZE": "64", "SEGSTREAM_CHECKPOINT_INTERVAL_S": "0.05"}

@@ -177,3 +177,21 @@ def test_a_fenced_batch_is_dropped_without_backoff_and_the_worker_stays_healthy(
         return log
 
     assert asyncio.run(run()) == ["process-fenced", "reset", "process 1", "send 1"]
+
+
+def test_an_error_that_cannot_cross_a_process_arrives_as_its_type_and_message():
+    """redis-py's cluster errors can hold a lock; from the core's process they must still arrive
+    as the outage they are, not as a pickling TypeError that crashes the worker."""
+    import pickle
+    import threading
+
+    from segstream.stream_app.core_runner import _portable
+
+    err = RedisConnectionError("Error 111 connecting to 127.0.0.1:7100")
+    err.node = threading.RLock()
+    with pytest.raises(TypeError):
+        pickle.dumps(err)
+    sent = pickle.loads(pickle.dumps(_portable(err)))
+    assert type(sent) is RedisConnectionError and str(sent) == str(err)
+    fine = Fenced([1], "state")
+    assert _portable(fine) is fine
