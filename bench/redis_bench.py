@@ -89,14 +89,16 @@ def used_memory(r) -> int:
     return r.info("memory")["used_memory"]
 
 
-def bytes_per_customer(store: RedisStateStore, customers: int, batch: int, rng) -> float:
+def bytes_per_customer(store: RedisStateStore, customers: int, batch: int, rng, windows: int = 1) -> float:
+    """Redis memory per customer after ``windows`` windows each (a trajectory fills with them)."""
     r = store.r
     r.flushdb()
     store.init_centroids(np.zeros((20, store.hidden_size)), 1.0)
     before = used_memory(r)
-    for i in range(0, customers, 10_000):
-        ids = [f"C{j:07d}" for j in range(i, min(i + 10_000, customers))]
-        store.commit(ids, states(len(ids), store.hidden_size, 0, rng))
+    for w in range(windows):
+        for i in range(0, customers, 10_000):
+            ids = [f"C{j:07d}" for j in range(i, min(i + 10_000, customers))]
+            store.commit(ids, states(len(ids), store.hidden_size, w, rng))
     return (used_memory(r) - before) / customers
 
 
@@ -109,6 +111,9 @@ def main() -> None:
     ap.add_argument("--redis-url")
     ap.add_argument(
         "--history", type=int, default=0, help="trajectory windows kept per customer (the worker's default is 12)"
+    )
+    ap.add_argument(
+        "--windows", type=int, default=1, help="windows per customer before memory is read (history fills up)"
     )
     ap.add_argument("--cluster", action="store_true", help="a Redis Cluster (three masters, a replica each)")
     ap.add_argument("--groups", type=int, default=16, help="slot groups on a cluster (SEGSTREAM_REDIS_CLUSTER_GROUPS)")
@@ -129,6 +134,7 @@ def main() -> None:
         figures = {
             "redis": f"cluster, 3 masters + 3 replicas, {store.groups} slot groups" if args.cluster else "one server",
             "history_windows": args.history,
+            "windows_per_customer_for_memory": args.windows,
             "record_bytes": store.dtype.itemsize,
             "redis_benchmark_get_per_s": round(limit["GET"]),
             "redis_benchmark_set_per_s": round(limit["SET"]),
@@ -137,7 +143,9 @@ def main() -> None:
             "ratio_to_limit": round(ours / pair, 3),
         }
         for n in args.customers:
-            figures[f"redis_bytes_per_customer_{n}"] = round(bytes_per_customer(store, n, args.batch, rng), 1)
+            figures[f"redis_bytes_per_customer_{n}"] = round(
+                bytes_per_customer(store, n, args.batch, rng, args.windows), 1
+            )
             # with n customers stored, does a batch cost more? (it should not: keyed reads)
             figures[f"store_states_per_s_with_{n}_stored"] = round(
                 store_rate(store, min(n, args.rate_customers), args.batch, 2, rng)

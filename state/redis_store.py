@@ -82,8 +82,8 @@ for i = 1, n do
     sets[m] = KEYS[i]
     m = m + 1
     sets[m] = new
-    if L > 0 then
-      if redis.call('RPUSH', KEYS[n + i], new) > L then  -- trim only once it is full
+    if L > 0 then  -- the trajectory keeps the header and h: what the API draws, what forget un-folds
+      if redis.call('RPUSH', KEYS[n + i], string.sub(new, 1, 24 + 4 * H)) > L then  -- trim only once full
         redis.call('LTRIM', KEYS[n + i], -L, -1)
       end
     end
@@ -222,6 +222,19 @@ def record_dtype(hidden_size: int) -> np.dtype:
             ("shadow_h", "<f2", (hidden_size,)),
             ("shadow_c", "<f2", (hidden_size,)),
         ]
+    )
+
+
+def _history_dtype(record: np.dtype, size: int) -> np.dtype:
+    """The fields of ``record`` within its first ``size`` bytes, at their offsets."""
+    names = [n for n in record.names if record.fields[n][1] + record[n].itemsize <= size]
+    return np.dtype(
+        {
+            "names": names,
+            "formats": [record[n] for n in names],
+            "offsets": [record.fields[n][1] for n in names],
+            "itemsize": size,
+        }
     )
 
 
@@ -460,8 +473,18 @@ class RedisStateStore:
         return CentroidStats(np.frombuffer(sums, "<f8").reshape(len(c), -1).copy(), c, int(version))
 
     def trajectory(self, customer_id: str) -> StateBatch:
-        """The customer's last ``history`` states, oldest first."""
-        return self._decode(self.r.lrange(self._history_key(customer_id), 0, -1))
+        """The customer's last ``history`` states, oldest first: windows, segments and ``h`` (a
+        trajectory entry is the record's header and ``h``, 72 of its 168 bytes at hidden size 12;
+        ``c`` and the shadow state only serve the next step). Entries written whole by segstream
+        before 0.6 read the same."""
+        raw = self.r.lrange(self._history_key(customer_id), 0, -1)
+        out = StateBatch.empty(len(raw), self.hidden_size)
+        if raw:
+            head = self.dtype.fields["h"][1] + self.dtype["h"].itemsize
+            rec = np.frombuffer(b"".join(r[:head] for r in raw), _history_dtype(self.dtype, head))
+            for f in rec.dtype.names:
+                getattr(out, f)[:] = rec[f]
+        return out
 
     def segment_sizes(self) -> dict[int, int]:
         """Customers currently in each segment, kept by the commit script."""
