@@ -1,8 +1,9 @@
 """Events per second through a real worker, beside a bare consumer of the same topic.
 
-    python bench/e2e_bench.py [--customers 4000] [--months 6] [--repeats 3] [--latency-rate 5000]
+    python bench/e2e_bench.py [--customers 50000] [--months 6] [--repeats 3] [--latency-seconds 30]
 
-Starts its own Kafka broker and Redis on loopback. Produces the events once, then:
+Starts its own Kafka broker and Redis on loopback. Produces the events once (streamed from
+the generator, so millions fit), then:
   * bare and worker, alternating ``--repeats`` times on the same topic: an aiokafka
             consumer that only reads and JSON-decodes every event (the limit), then one
             `segstream worker` (batch ingest) on a fresh consumer group and namespace, timed
@@ -12,17 +13,22 @@ Starts its own Kafka broker and Redis on loopback. Produces the events once, the
   * two workers (batch ingest) on a fresh consumer group, the same way;
   * variants (``--variant NAME:KEY=VALUE,...``): one batch worker each with those
             settings, for side-by-side comparisons in the same run;
-  * latency: a fresh topic fed at a fixed rate below saturation while one worker (batch
-            ingest) runs; p50/p99 of ingest-to-publish of segment changes from the
-            worker's histogram (bucket interpolation, as Prometheus does).
+  * latency: a fresh topic fed at half the one worker's measured rate (or
+            ``--latency-rate``) for ``--latency-seconds`` while one worker (batch ingest)
+            runs, with weekly windows (``--latency-window-days``) so that batches close
+            windows and carry changes all along, not only at a month end;
+            p50/p99 of ingest-to-publish of segment changes from the worker's histogram
+            (bucket interpolation, as Prometheus does) and how many batches it rests on.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -135,13 +141,16 @@ def histogram_quantile(q: float, metrics: dict, name: str) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--customers", type=int, default=4000)
+    ap.add_argument("--customers", type=int, default=50_000)
     ap.add_argument("--months", type=int, default=6)
-    ap.add_argument("--latency-rate", type=float, default=5000.0)
+    ap.add_argument("--latency-rate", type=float, help="offered events/s (default: half the worker's rate)")
+    ap.add_argument("--latency-seconds", type=float, default=60.0, help="how long the latency feed lasts")
     ap.add_argument("--no-agent", action="store_true", help="skip the (slow) Faust agent ingest run")
     ap.add_argument("--repeats", type=int, default=3, help="bare/worker pairs, alternating")
-    ap.add_argument("--latency-customers", type=int, default=400)
-    ap.add_argument("--latency-months", type=int, default=12)
+    ap.add_argument("--latency-customers", type=int, default=200)
+    ap.add_argument("--latency-window-days", type=int, default=7, help="window length of the latency run")
+    ap.add_argument("--compression", default="gzip", help="of the produced topics (segstream produce's default: gzip)")
+    ap.add_argument("--latency-only", action="store_true", help="only the latency run (give --latency-rate)")
     ap.add_argument(
         "--variant",
         action="append",
@@ -155,105 +164,137 @@ def main() -> None:
         name, _, pairs = v.partition(":")
         variants[name] = dict(kv.split("=", 1) for kv in pairs.split(",") if kv)
     with local_servers("segstream-bench-e2e-") as (work, bootstrap, redis_port):
-        rurl = f"redis://127.0.0.1:{redis_port}/0"
-        env = isolated_settings(bootstrap, rurl, centroid_prior_weight=50)
-        s = settings_from(env)
-        bank = SyntheticBank(GeneratorConfig(customers=args.customers, months=args.months, seed=3))
-        payloads = encoded(bank.events())
-        t = time.perf_counter()
-        total = publish([], s, progress=False, raw=payloads)
-        produce_rate = total / (time.perf_counter() - t)
-
-        def fresh(i: int, **over: str) -> dict:
-            """Its own consumer group and Redis namespace: nothing of an earlier run is reused."""
-            group = f"{env['SEGSTREAM_CONSUMER_GROUP']}-{i}"
-            return {
-                **env,
-                "SEGSTREAM_INGEST": "batch",
-                **over,
-                "SEGSTREAM_CONSUMER_GROUP": group,
-                "SEGSTREAM_NAMESPACE": group,
-            }
-
-        pairs = []
-        for r in range(args.repeats):
-            bare_r = asyncio.run(bare_consumer(bootstrap, s.topic_transactions, total))
-            run_r = run_workers(fresh(100 + r), 1, work, total)
-            pairs.append(
-                {
-                    "bare": round(bare_r),
-                    "worker": round(run_r["events_per_s"]),
-                    "ratio": round(run_r["events_per_s"] / bare_r, 3),
-                    "run": run_r,
-                }
-            )
-            print(f"  pair {r + 1}: bare {bare_r:,.0f}/s, worker {run_r['events_per_s']:,.0f}/s", flush=True)
-        ratios = sorted(p["ratio"] for p in pairs)
-        median_pair = sorted(pairs, key=lambda p: p["ratio"])[len(pairs) // 2]
-        bare = median_pair["bare"]
-        runs = {("batch", 1): median_pair["run"]}
-        plan = [("agent", 1, {}), ("batch", 2, {})] + [(name, 1, over) for name, over in variants.items()]
-        for i, (mode, k, over) in enumerate(plan):
-            if mode == "agent" and args.no_agent:
-                continue
-            runs[(mode, k)] = run_workers(
-                fresh(i, **({"SEGSTREAM_INGEST": "agent"} if mode == "agent" else over)), k, work, total
-            )
-
-        # latency at a fixed offered rate, below saturation, on data long enough to pass warm-up
-        env3 = isolated_settings(
-            bootstrap, f"redis://127.0.0.1:{redis_port}/15", centroid_prior_weight=50, ingest="batch"
-        )
-        s3 = settings_from(env3)
-        lat = SyntheticBank(GeneratorConfig(customers=args.latency_customers, months=args.latency_months, seed=4))
-        lat_payloads = encoded(lat.events())
-        w = Worker(env3, work).start()
-        try:
-            publish([], s3, progress=False, raw=lat_payloads[:1])
-            wait_until(lambda: sum(consumed(s3).values()) >= 1, 300, "latency worker ready", [w])
-            publish([], s3, progress=False, rate=args.latency_rate, raw=lat_payloads[1:])
-            ends = end_offsets(s3)
-            wait_until(lambda: consumed(s3) == ends, 600, "latency run drained", [w])
-            m = w.metrics()
-        finally:
-            w.stop()
-        name = "segstream_end_to_end_seconds"
-        figures = {
-            "events": total,
-            "customers": args.customers,
-            "produce_events_per_s": round(produce_rate),
-            "bare_consumer_events_per_s": round(bare),
-            "batch_size": s.batch_size,
-            "agent_worker_events_per_s": round(runs[("agent", 1)]["events_per_s"]) if ("agent", 1) in runs else None,
-            "batch_worker_events_per_s": round(runs[("batch", 1)]["events_per_s"]),
-            "batch_worker_events_per_s_incl_startup": round(runs[("batch", 1)]["events_per_s_incl_startup"]),
-            "worker_startup_s": round(runs[("batch", 1)]["startup_s"], 1),
-            "worker_cpu_s_per_million_events_incl_startup": [
-                p["run"]["cpu_s_per_million_events_incl_startup"] for p in pairs
-            ],
-            "ratio_agent_worker_to_bare": round(runs[("agent", 1)]["events_per_s"] / bare, 3)
-            if ("agent", 1) in runs
-            else None,
-            "ratio_batch_worker_to_bare": round(runs[("batch", 1)]["events_per_s"] / bare, 3),
-            "ratio_batch_worker_to_bare_pairs": [p["ratio"] for p in pairs],
-            "ratio_batch_worker_to_bare_median_min_max": [ratios[len(ratios) // 2], ratios[0], ratios[-1]],
-            "worker_phase_seconds": [round(total / p["run"]["events_per_s"], 1) for p in pairs],
-            "two_batch_workers_events_per_s": round(runs[("batch", 2)]["events_per_s"]),
-            "ratio_two_to_one_batch_worker": round(
-                runs[("batch", 2)]["events_per_s"] / runs[("batch", 1)]["events_per_s"], 2
-            ),
-            "windows_closed": runs[("batch", 1)]["windows"],
-            "batch_worker_stage_seconds": runs[("batch", 1)]["stage_seconds"],
-            "latency_events": len(lat_payloads),
-            "latency_offered_events_per_s": args.latency_rate,
-            "latency_batches_with_changes": int(m.get(name + "_count", 0)),
-            "latency_p50_s": round(histogram_quantile(0.5, m, name), 3),
-            "latency_p99_s": round(histogram_quantile(0.99, m, name), 3),
-        }
-        for name in variants:
-            figures[f"variant_{name}_events_per_s"] = round(runs[(name, 1)]["events_per_s"])
-            figures[f"ratio_variant_{name}_to_bare"] = round(runs[(name, 1)]["events_per_s"] / bare, 3)
+        figures = {} if args.latency_only else throughput(args, variants, work, bootstrap, redis_port)
+        rate = args.latency_rate or figures["batch_worker_events_per_s"] / 2
+        figures.update(latency(args, work, bootstrap, redis_port, rate))
         report("end_to_end", figures)
+
+
+def throughput(args, variants: dict, work: Path, bootstrap: str, redis_port: int) -> dict:
+    rurl = f"redis://127.0.0.1:{redis_port}/0"
+    env = isolated_settings(bootstrap, rurl, centroid_prior_weight=50)
+    s = settings_from(env)
+    bank = SyntheticBank(GeneratorConfig(customers=args.customers, months=args.months, seed=3))
+    t = time.perf_counter()
+    total = publish(bank.events(), s, progress=False, compression=args.compression)
+    produce_rate = total / (time.perf_counter() - t)
+
+    def fresh(i: int, **over: str) -> dict:
+        """Its own consumer group and Redis namespace: nothing of an earlier run is reused."""
+        group = f"{env['SEGSTREAM_CONSUMER_GROUP']}-{i}"
+        return {
+            **env,
+            "SEGSTREAM_INGEST": "batch",
+            **over,
+            "SEGSTREAM_CONSUMER_GROUP": group,
+            "SEGSTREAM_NAMESPACE": group,
+        }
+
+    pairs = []
+    for r in range(args.repeats):
+        bare_r = asyncio.run(bare_consumer(bootstrap, s.topic_transactions, total))
+        run_r = run_workers(fresh(100 + r), 1, work, total)
+        pairs.append(
+            {
+                "bare": round(bare_r),
+                "worker": round(run_r["events_per_s"]),
+                "ratio": round(run_r["events_per_s"] / bare_r, 3),
+                "run": run_r,
+            }
+        )
+        print(f"  pair {r + 1}: bare {bare_r:,.0f}/s, worker {run_r['events_per_s']:,.0f}/s", flush=True)
+    ratios = sorted(p["ratio"] for p in pairs)
+    median_pair = sorted(pairs, key=lambda p: p["ratio"])[len(pairs) // 2]
+    bare = median_pair["bare"]
+    runs = {("batch", 1): median_pair["run"]}
+    plan = [("agent", 1, {}), ("batch", 2, {})] + [(name, 1, over) for name, over in variants.items()]
+    for i, (mode, k, over) in enumerate(plan):
+        if mode == "agent" and args.no_agent:
+            continue
+        runs[(mode, k)] = run_workers(
+            fresh(i, **({"SEGSTREAM_INGEST": "agent"} if mode == "agent" else over)), k, work, total
+        )
+
+    figures = {
+        "events": total,
+        "customers": args.customers,
+        "compression": args.compression,
+        "produce_events_per_s": round(produce_rate),
+        "bare_consumer_events_per_s": round(bare),
+        "batch_size": s.batch_size,
+        "agent_worker_events_per_s": round(runs[("agent", 1)]["events_per_s"]) if ("agent", 1) in runs else None,
+        "batch_worker_events_per_s": round(runs[("batch", 1)]["events_per_s"]),
+        "batch_worker_events_per_s_incl_startup": round(runs[("batch", 1)]["events_per_s_incl_startup"]),
+        "worker_startup_s": round(runs[("batch", 1)]["startup_s"], 1),
+        "worker_cpu_s_per_million_events_incl_startup": [
+            p["run"]["cpu_s_per_million_events_incl_startup"] for p in pairs
+        ],
+        "ratio_agent_worker_to_bare": round(runs[("agent", 1)]["events_per_s"] / bare, 3)
+        if ("agent", 1) in runs
+        else None,
+        "ratio_batch_worker_to_bare": round(runs[("batch", 1)]["events_per_s"] / bare, 3),
+        "ratio_batch_worker_to_bare_pairs": [p["ratio"] for p in pairs],
+        "ratio_batch_worker_to_bare_median_min_max": [ratios[len(ratios) // 2], ratios[0], ratios[-1]],
+        "bare_phase_seconds": [round(total / p["bare"], 1) for p in pairs],
+        "worker_phase_seconds": [round(total / p["run"]["events_per_s"], 1) for p in pairs],
+        "two_batch_workers_events_per_s": round(runs[("batch", 2)]["events_per_s"]),
+        "ratio_two_to_one_batch_worker": round(
+            runs[("batch", 2)]["events_per_s"] / runs[("batch", 1)]["events_per_s"], 2
+        ),
+        "windows_closed": runs[("batch", 1)]["windows"],
+        "batch_worker_stage_seconds": runs[("batch", 1)]["stage_seconds"],
+    }
+    for name in variants:
+        figures[f"variant_{name}_events_per_s"] = round(runs[(name, 1)]["events_per_s"])
+        figures[f"ratio_variant_{name}_to_bare"] = round(runs[(name, 1)]["events_per_s"] / bare, 3)
+    return figures
+
+
+def latency(args, work: Path, bootstrap: str, redis_port: int, rate: float) -> dict:
+    # latency at a fixed offered rate below saturation, long enough for >= 1,000 batches
+    # with changes: daily windows, so the watermark closes some in nearly every batch
+    env3 = isolated_settings(
+        bootstrap,
+        f"redis://127.0.0.1:{redis_port}/15",
+        centroid_prior_weight=50,
+        ingest="batch",
+        window_months=0,
+        window_seconds=86400 * args.latency_window_days,
+        allowed_lateness_s=3600,
+    )
+    s3 = settings_from(env3)
+    lat_customers = args.latency_customers
+    months = max(2, math.ceil(rate * args.latency_seconds / (lat_customers * 21)))  # ~21 events a customer-month
+    # ending before today: the worker refuses events stamped in the future
+    start_year = datetime.now(UTC).year - 1 - months // 12
+    lat = SyntheticBank(GeneratorConfig(customers=lat_customers, months=months, seed=4, start_year=start_year))
+    payloads = encoded(lat.events())  # encoded beforehand: the feed's own JSON work would cap its rate
+    w = Worker(env3, work).start()
+    try:
+        publish([], s3, progress=False, raw=payloads[:1])
+        wait_until(lambda: sum(consumed(s3).values()) >= 1, 300, "latency worker ready", [w])
+        t_lat = time.perf_counter()
+        # lz4: the feed must keep up with the offered rate, on the cores the worker uses too
+        lat_events = 1 + publish([], s3, progress=False, rate=rate, compression="lz4", raw=payloads[1:])
+        offered = (lat_events - 1) / (time.perf_counter() - t_lat)
+        ends = end_offsets(s3)
+        wait_until(lambda: consumed(s3) == ends, 600, "latency run drained", [w])
+        m = w.metrics()
+    finally:
+        w.stop()
+    name = "segstream_end_to_end_seconds"
+    return {
+        "latency_events": lat_events,
+        "latency_customers": lat_customers,
+        "latency_months": months,
+        "latency_window_days": args.latency_window_days,
+        "latency_target_events_per_s": round(rate),
+        "latency_offered_events_per_s": round(offered),
+        "latency_feed_seconds": round((lat_events - 1) / offered, 1),
+        "latency_batches_with_changes": int(m.get(name + "_count", 0)),
+        "latency_p50_s": round(histogram_quantile(0.5, m, name), 3),
+        "latency_p99_s": round(histogram_quantile(0.99, m, name), 3),
+    }
 
 
 if __name__ == "__main__":

@@ -79,4 +79,7 @@ def build_pipeline(
         initial_centroids=artefact.centroids,
         prior_weight=settings.centroid_prior_weight,
     )
-    return SegmentationPipeline(engine, window_aggregator(settings), settings.batch_size)
+    # a store of its own process (Redis) takes a chunk's write while the next one is prepared
+    return SegmentationPipeline(
+        engine, window_aggregator(settings), settings.batch_size, overlap=make_store is not None
+    )
