@@ -39,8 +39,11 @@ def event_limits(settings: Settings, now: float | None = None) -> Limits:
 
 def load_model(settings: Settings):
     """The artefact and its engine adapter (torch is imported here, not by the core)."""
+    import torch
+
     from segstream.models.artefact import ModelArtefact, TorchSequenceModel
 
+    torch.set_num_threads(settings.torch_threads)
     artefact = ModelArtefact.load(settings.model_path)
     return artefact, TorchSequenceModel(artefact)
 
@@ -79,7 +82,4 @@ def build_pipeline(
         initial_centroids=artefact.centroids,
         prior_weight=settings.centroid_prior_weight,
     )
-    # a store of its own process (Redis) takes a chunk's write while the next one is prepared
-    return SegmentationPipeline(
-        engine, window_aggregator(settings), settings.batch_size, overlap=make_store is not None
-    )
+    return SegmentationPipeline(engine, window_aggregator(settings), settings.batch_size)

@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     review_confirm: int = 2  # ... a segment is corrected once another is nearer this many windows in a row ...
     review_margin: float = 0.15  # ... by this relative distance
     model_path: Path | None = None  # None: the artefact shipped in models/artefacts
+    # torch's threads for the LSTM step: one batch is a small matrix product, and extra
+    # threads only take cores from Redis and the event loop (BENCHMARKS.md, month end)
+    torch_threads: int = 1
     centroid_prior_weight: float = 50.0  # pseudo-count of the shipped centroids
     history_windows: int = 12  # hidden-state trajectory kept per customer in Redis (0: none)
 

@@ -23,7 +23,7 @@ from operator import attrgetter
 import numpy as np
 
 from .assignment import nearest
-from .change import ChangeDetector, Decision, EmissionPolicy, decide, month_of_year
+from .change import ChangeDetector, EmissionPolicy, decide, month_of_year
 from .events import SegmentChange
 from .personality import CATEGORIES, LOADINGS, TRAITS, spending_shares
 from .ports import CentroidStats, SequenceModel, StateBatch, StateStore
@@ -53,25 +53,6 @@ class EngineResult:
         self.detected += other.detected
         for k, v in other.seconds.items():
             self.seconds[k] += v
-
-
-@dataclass
-class PreparedRound:
-    """A round computed but not yet written (``windows`` None: nothing fresh to write)."""
-
-    result: EngineResult
-    windows: list[ClosedWindow] | None = None
-    ids: list[str] | None = None
-    new: StateBatch | None = None
-    alarm: np.ndarray | None = None
-    decision: Decision | None = None
-    dist: np.ndarray | None = None
-    conf: np.ndarray | None = None
-    traits: np.ndarray | None = None
-    stats: CentroidStats | None = None
-    before: np.ndarray | None = None
-    spend: np.ndarray | None = None
-    evidence: dict[str, np.ndarray] | None = None
 
 
 def rounds(windows: Sequence[ClosedWindow]) -> list[list[ClosedWindow]]:
@@ -107,14 +88,10 @@ class SegmentEngine:
     def process(self, windows: Sequence[ClosedWindow]) -> EngineResult:
         result = EngineResult()
         for batch in rounds(windows):
-            result.merge(self.apply(self.prepare(batch)))
+            result.merge(self._process_round(batch))
         return result
 
-    def prepare(self, windows: list[ClosedWindow]) -> PreparedRound:
-        """Everything of one round before its store write: load, change statistic, LSTM step,
-        assignment, the emission policy. Writes nothing, so a prepared round may be dropped,
-        and the next round may be prepared while this one is written (:meth:`apply`), as long
-        as the two share no customer (SegmentationPipeline does so at a month end)."""
+    def _process_round(self, windows: list[ClosedWindow]) -> EngineResult:
         res = EngineResult()
         t0 = time.perf_counter()
         ids = [w.customer_id for w in windows]
@@ -132,7 +109,7 @@ class SegmentEngine:
             old, index = old.take(keep), index[keep]
         if not windows:
             res.seconds["state_load"] = t1 - t0
-            return PreparedRound(res)
+            return res
 
         spend = normalised_spend(windows)
         before = self.model.traits_of(old.h)
@@ -189,7 +166,14 @@ class SegmentEngine:
             shadow_c=shadow_c,
         )
         t3 = time.perf_counter()
-        res.seconds = {"state_load": t1 - t0, "lstm_step": t2 - t1, "assignment": t3 - t2, "state_write": 0.0}
+
+        written = self.store.commit(ids, new)
+        t4 = time.perf_counter()
+
+        res.applied = int(written.sum())
+        res.assigned = int((written & (d.segment >= 0)).sum())
+        res.detected = int((written & alarm).sum())
+        changed = np.flatnonzero(written & d.changed)
         evidence = {
             "statistic": stat,
             "detected": d.detected,
@@ -198,34 +182,20 @@ class SegmentEngine:
             "windows_since_reset": n_windows,
             "margin": relative,
         }
-        return PreparedRound(res, windows, ids, new, alarm, d, dist, conf, traits, stats, before, spend, evidence)
-
-    def apply(self, r: PreparedRound) -> EngineResult:
-        """Write a prepared round and announce what the write applied."""
-        res = r.result
-        if r.windows is None:
-            return res
-        t3 = time.perf_counter()
-        written = self.store.commit(r.ids, r.new)
-        res.seconds["state_write"] = time.perf_counter() - t3
-        d = r.decision
-        res.applied = int(written.sum())
-        res.assigned = int((written & (d.segment >= 0)).sum())
-        res.detected = int((written & r.alarm).sum())
-        changed = np.flatnonzero(written & d.changed)
         res.changes += self._changes(
-            r.windows,
+            windows,
             changed,
-            r.new.prev_segment,
+            old.segment,
             d.segment,
-            r.dist,
-            r.conf,
-            r.traits,
-            r.stats,
-            before=r.before,
-            spend=r.spend,
-            evidence=r.evidence,
+            dist,
+            conf,
+            traits,
+            stats,
+            before=before,
+            spend=spend,
+            evidence=evidence,
         )
+        res.seconds = {"state_load": t1 - t0, "lstm_step": t2 - t1, "assignment": t3 - t2, "state_write": t4 - t3}
         return res
 
     def _detect(self, windows, spend: np.ndarray, before: np.ndarray, old: StateBatch):

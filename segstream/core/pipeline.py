@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -106,18 +105,10 @@ class SegmentationPipeline:
         windows: WindowAggregator,
         batch_size: int = 1024,
         isolate_except: tuple[type[BaseException], ...] | None = None,
-        overlap: bool = False,
     ):
         self.engine = engine
         self.windows = windows
         self.batch_size = batch_size
-        # Write one chunk while the next is prepared (a store that takes calls from two threads,
-        # i.e. Redis): at a month end the LSTM step and the store's commit then run side by side
-        # instead of one after the other. A chunk sharing a customer with the one being written
-        # waits for it; centroids read while a chunk is written may miss its fold (the online
-        # k-means lags one chunk, as it lags a batch anyway).
-        self.overlap = overlap
-        self._writer: ThreadPoolExecutor | None = None
         self.totals = PipelineTotals()
         # None: an engine error propagates (the demo, tests). A tuple: errors that are nobody's
         # window's fault (the store is down) propagate; any other sets the failing windows aside
@@ -138,62 +129,12 @@ class SegmentationPipeline:
         return self.process(closed)
 
     def process(self, closed: list[ClosedWindow]) -> EngineResult:
-        chunks = [closed[i : i + self.batch_size] for i in range(0, len(closed), self.batch_size)]
         out = EngineResult()
-        if self.overlap and len(chunks) > 1:
-            self._overlapped(chunks, out)
-        else:
-            for chunk in chunks:
-                out.merge(self._run(chunk))
+        for i in range(0, len(closed), self.batch_size):
+            chunk = closed[i : i + self.batch_size]
+            out.merge(self.engine.process(chunk) if self.isolate_except is None else self._isolating(chunk))
         self.totals.add(len(closed), out)
         return out
-
-    def _run(self, chunk: list[ClosedWindow]) -> EngineResult:
-        return self.engine.process(chunk) if self.isolate_except is None else self._isolating(chunk)
-
-    def _overlapped(self, chunks: list[list[ClosedWindow]], out: EngineResult) -> None:
-        """Chunks in order, each written in the background while the next is prepared. A chunk
-        that needs rounds (a customer twice), shares a customer with the chunk in flight, or
-        fails, waits for the write in flight and then goes the plain way (bisection included);
-        a failed write is redone the plain way (the store's guard makes that safe)."""
-        if self._writer is None:
-            self._writer = ThreadPoolExecutor(1, thread_name_prefix="segstream-commit")
-        inflight: tuple[list[ClosedWindow], set[str], Future] | None = None
-
-        def settle() -> None:
-            nonlocal inflight
-            if inflight is None:
-                return
-            chunk, _, fut = inflight
-            inflight = None
-            try:
-                out.merge(fut.result())
-            except Exception as err:
-                if self.isolate_except is None or isinstance(err, self.isolate_except):
-                    raise
-                out.merge(self._isolating(chunk))
-
-        try:
-            for chunk in chunks:
-                ids = {w.customer_id for w in chunk}
-                if inflight is not None and not ids.isdisjoint(inflight[1]):
-                    settle()
-                if len(ids) < len(chunk):
-                    settle()
-                    out.merge(self._run(chunk))
-                    continue
-                try:
-                    prepared = self.engine.prepare(chunk)
-                except Exception:
-                    settle()
-                    out.merge(self._run(chunk))  # again, the plain way: raises or isolates
-                    continue
-                settle()
-                inflight = (chunk, ids, self._writer.submit(self.engine.apply, prepared))
-            settle()
-        finally:
-            if inflight is not None:  # an error above: let the write in flight finish before anyone retries
-                inflight[2].exception()
 
     def _isolating(self, windows: list[ClosedWindow]) -> EngineResult:
         """The engine over ``windows``; on a failure, over each half of the customers, down to one
