@@ -222,44 +222,36 @@ def compare(sc: Scenario = Scenario(), log: Callable[[str], None] = lambda _: No
     }
 
 
-def to_markdown(res: dict[str, Any]) -> str:
-    cols = (
-        "label_accuracy_stable_end",
-        "label_accuracy_changed_end",
-        "change_precision",
-        "change_recall_3",
-        "change_recall_6",
-        "median_delay",
-        "false_changes_per_stable_window",
-    )
+_COLUMNS = (
+    "label_accuracy_stable_end",
+    "label_accuracy_changed_end",
+    "change_precision",
+    "change_recall_3",
+    "change_recall_6",
+    "median_delay",
+    "false_changes_per_stable_window",
+)
+
+
+def _table(lead: dict[str, str], rows: list[dict[str, Any]]) -> list[str]:
+    """Markdown rows: the ``lead`` columns (header -> key in a row), then the scores."""
     fmt = lambda v: "–" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))  # noqa: E731
-    out = ["| | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    for name, r in res["rows"].items():
-        out.append(f"| {name} | " + " | ".join(fmt(r.get(c)) for c in cols) + " |")
-    out += [
-        "",
-        "Frontier (change threshold × confirmation):",
-        "",
-        "| threshold | confirm | margin | " + " | ".join(cols) + " |",
-        "|---" * (len(cols) + 3) + "|",
-    ]
-    for r in res["frontier"]:
-        out.append(
-            f"| {r['change_threshold']} | {r['confirm_windows']} | {r['confirm_margin']} | "
-            + " | ".join(fmt(r.get(c)) for c in cols)
-            + " |"
-        )
-    out += [
-        "",
-        "The product default on other banks (seeds, shares, seasons it was not tuned on):",
-        "",
-        "| seed | change share | seasonal | " + " | ".join(cols) + " |",
-        "|---" * (len(cols) + 3) + "|",
-    ]
-    for r in res.get("other_scenarios", []):
-        out.append(
-            f"| {r['seed']} | {r['change_share']} | {r['seasonal']} | " + " | ".join(fmt(r.get(c)) for c in cols) + " |"
-        )
+    out = ["| " + " | ".join([*lead, *_COLUMNS]) + " |", "|---" * (len(lead) + len(_COLUMNS)) + "|"]
+    for r in rows:
+        out.append("| " + " | ".join([str(r[k]) for k in lead.values()] + [fmt(r.get(c)) for c in _COLUMNS]) + " |")
+    return out
+
+
+def to_markdown(res: dict[str, Any]) -> str:
+    out = _table({"": "name"}, [{"name": name, **r} for name, r in res["rows"].items()])
+    out += ["", "Frontier (change threshold × confirmation):", ""]
+    out += _table(
+        {"threshold": "change_threshold", "confirm": "confirm_windows", "margin": "confirm_margin"}, res["frontier"]
+    )
+    out += ["", "The product default on other banks (seeds, shares, seasons it was not tuned on):", ""]
+    out += _table(
+        {"seed": "seed", "change share": "change_share", "seasonal": "seasonal"}, res.get("other_scenarios", [])
+    )
     rv = res["river"]
     out += [
         "",
