@@ -9,7 +9,7 @@ replayed batch after a crash can neither move a state back nor count a window
 twice in the centroids.
 
 On a Redis Cluster a script may only touch keys of one hash slot. Customers are
-then spread over ``groups`` hash-tagged slot groups (``{ns:g}``, g = CRC-32 of the
+then spread over ``groups`` hash-tagged slot groups (``ns:{g7}:...``, 7 = CRC-32 of the
 id modulo ``groups``), and each group has its own centroid sums, segment sizes,
 window flows and copies of the partitions' fence epochs: a batch is committed as one
 atomic script per group touched, and reads add the groups' statistics up. The
@@ -256,7 +256,8 @@ class RedisStateStore:
         # states only make sense for the model that wrote them, in the record layout that wrote them
         ns = f"{prefix}:{model_version[-10:]}:r{RECORD_FORMAT}"
         # a single Redis keeps the names it always had; a cluster's are hash-tagged per group
-        self._ns = [f"{{{ns}:{g}}}" for g in range(self.groups)] if self.cluster else [ns]
+        # (the tag after the namespace, so ACL key patterns like ``~segstream:*`` still match)
+        self._ns = [f"{ns}:{{g{g}}}" for g in range(self.groups)] if self.cluster else [ns]
         self._state_prefix = [f"{n}:s:" for n in self._ns]
         self._history_prefix = [f"{n}:h:" for n in self._ns]
         self.history = history  # windows of trajectory kept per customer (0: none)
