@@ -369,6 +369,7 @@ class RedisStateStore:
         for _, _, keys, args in calls:
             pipe.execute_command("EVALSHA", self._commit.sha, len(keys), *keys, *args)
         replies = pipe.execute(raise_on_error=False)
+        self._unsynced.update(g for g, *_ in calls)  # whatever fails below, the others were written
         written = np.ones(len(customer_ids), bool)
         for (g, rows, keys, args), reply in zip(calls, replies):
             if isinstance(reply, redis.exceptions.NoScriptError):  # a node that never saw it (new, or promoted)
@@ -376,7 +377,6 @@ class RedisStateStore:
             elif isinstance(reply, Exception):
                 self._raise_commit_error(g, reply)
             written[rows] = self._written(reply, len(rows))
-            self._unsynced.add(g)
         return written
 
     def replicate(self) -> int:

@@ -64,7 +64,6 @@ class StreamProcessor:
         self._epochs: dict[int, int] = {}  # partition -> epoch claimed at assignment
         self._fenced: set[int] = set()  # claimed by a newer owner: skipped until assigned again
         self._failed = False  # a batch failed midway: refuse work until reset()
-        self.unreplicated = 0  # checkpoints a cluster master wrote with no replica to copy its states
 
     @property
     def model_version(self) -> str:
@@ -219,7 +218,6 @@ class StreamProcessor:
         self.forgotten.refresh()  # erasures since the last checkpoint take effect from here
         lonely = self.store.replicate()  # a cluster's states reach a replica before their checkpoint
         if lonely:
-            self.unreplicated += lonely
             log.warning("%d Redis Cluster master(s) found no replica for this checkpoint's states", lonely)
         fenced = []
         for p, part in list(self._parts.items()):
