@@ -61,9 +61,11 @@ def test_a_master_killed_mid_stream_fails_over_and_the_states_equal_a_clean_run(
         m = w.metrics()
         nodes = connect(url, cluster=True).cluster_nodes()
         w.stop()
-        # the killed master is marked failed, and the worker met the outage and rode it out
+        # the killed master is marked failed; the worker either met the outage (counted, backed
+        # off, resumed from its checkpoint) or redis-py's cluster client retried it against the
+        # promoted replica: both happen, depending on where the kill lands
         assert any(addr.endswith(f":{victim.port}") and "fail" in n["flags"] for addr, n in nodes.items()), nodes
-        assert sum(v for k, v in m.items() if k.startswith("segstream_redis_errors_total")) >= 1
+        assert m.get("segstream_events_total{outcome=ok}", 0) > 0
         pipe, ref = embedded(s, events)
         assert_same_states(s, pipe)
         got = change_keys(read_topic(s, s.topic_changes))
