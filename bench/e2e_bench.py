@@ -1,6 +1,6 @@
 """Events per second through a real worker, beside a bare consumer of the same topic.
 
-    python bench/e2e_bench.py [--customers 50000] [--months 6] [--repeats 3] [--latency-seconds 30]
+    python bench/e2e_bench.py [--customers 50000] [--months 6] [--repeats 3] [--latency-seconds 60]
 
 Starts its own Kafka broker and Redis on loopback. Produces the events once (streamed from
 the generator, so millions fit), then:
@@ -161,6 +161,8 @@ def main() -> None:
         help="also time one batch worker with these settings, e.g. core-thread:SEGSTREAM_CORE_PROCESS=false",
     )
     args = ap.parse_args()
+    if args.latency_only and not args.latency_rate:
+        ap.error("--latency-only needs --latency-rate (there is no measured worker rate to halve)")
     variants = {}
     for v in args.variant:
         name, _, pairs = v.partition(":")
@@ -255,8 +257,8 @@ def throughput(args, variants: dict, work: Path, bootstrap: str, redis_port: int
 
 
 def latency(args, work: Path, bootstrap: str, redis_port: int, rate: float) -> dict:
-    # latency at a fixed offered rate below saturation, long enough for >= 1,000 batches
-    # with changes: daily windows, so the watermark closes some in nearly every batch
+    # latency at a fixed offered rate below saturation, long enough for ~1,000 batches with
+    # changes: short windows (weekly by default), so the watermark closes some all along
     env3 = isolated_settings(
         bootstrap,
         f"redis://127.0.0.1:{redis_port}/15",

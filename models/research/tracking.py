@@ -67,11 +67,18 @@ OTHER_SCENARIOS = (
 )
 
 
-def _demo(sc: Scenario, settings: Settings) -> dict[str, Any]:
+def _demo(sc: Scenario, settings: Settings, pipeline=None) -> dict[str, Any]:
     from segstream.demo import run_demo
 
     return run_demo(
-        sc.customers, sc.months, sc.seed, settings, progress=False, change_share=sc.change_share, seasonal=sc.seasonal
+        sc.customers,
+        sc.months,
+        sc.seed,
+        settings,
+        progress=False,
+        change_share=sc.change_share,
+        seasonal=sc.seasonal,
+        pipeline=pipeline,
     )
 
 
@@ -98,19 +105,9 @@ def river_kmeans(sc: Scenario, settings: Settings) -> dict[str, Any]:
     from sklearn.metrics import adjusted_rand_score
 
     from segstream.assembly import build_pipeline
-    from segstream.demo import run_demo
 
     pipeline = build_pipeline(settings)
-    run_demo(
-        sc.customers,
-        sc.months,
-        sc.seed,
-        settings,
-        progress=False,
-        change_share=sc.change_share,
-        seasonal=sc.seasonal,
-        pipeline=pipeline,
-    )
+    _demo(sc, settings, pipeline)
     bank = sc.bank()
     store = pipeline.engine.store
     ids = list(store.segments())

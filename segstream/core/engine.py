@@ -298,9 +298,13 @@ def _explanations(rows: np.ndarray, old_seg, before, after, spend, evidence) -> 
     # a model over other inputs than the category table has no category drivers
     pull = shares * (shift @ LOADINGS.T) if shares.shape[1] == len(CATEGORIES) else np.zeros_like(shares)
     top = np.argsort(-pull, axis=1)[:, :3].tolist()
-    first = (old_seg[rows] < 0).tolist()
-    detected = evidence["detected"][rows].tolist()
-    corrected = evidence["corrected"][rows].tolist()
+    first_row = old_seg[rows] < 0
+    first = first_row.tolist()
+    reasons = np.select(
+        [first_row, evidence["detected"][rows], evidence["corrected"][rows]],
+        ["first_assignment", "detected_change", "correction"],
+        "confirmed_drift",
+    ).tolist()
     confirmed = np.where(
         evidence["detected"][rows], evidence["windows_since_reset"][rows], evidence["streak"][rows]
     ).tolist()
@@ -309,13 +313,7 @@ def _explanations(rows: np.ndarray, old_seg, before, after, spend, evidence) -> 
     out = []
     for j in range(len(rows)):
         proof = {
-            "reason": "first_assignment"
-            if first[j]
-            else "detected_change"
-            if detected[j]
-            else "correction"
-            if corrected[j]
-            else "confirmed_drift",
+            "reason": reasons[j],
             "statistic": stat[j],
             "windows_confirmed": confirmed[j],
             "margin": margin[j],

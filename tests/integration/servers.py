@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
@@ -17,14 +18,8 @@ def free_port(pair: bool = False) -> int:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        if not pair:
+        if not pair or _free(port + 1):
             return port
-        with socket.socket() as s2:
-            try:
-                s2.bind(("127.0.0.1", port + 1))
-                return port
-            except OSError:
-                continue
     raise RuntimeError("no free port pair")
 
 
@@ -63,8 +58,6 @@ def kafka_server(workdir: Path) -> Server:
 
 def redis_cluster(workdir: Path) -> Server:
     """Three masters with a replica each on six consecutive loopback ports (scripts/redis-cluster-local)."""
-    import random
-
     for _ in range(50):
         # below the ephemeral range, so that each port's cluster bus (port + 10000) exists and stays free
         first = random.randrange(20000, 29000)
