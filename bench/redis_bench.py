@@ -22,6 +22,7 @@ import numpy as np
 from common import redis_url_or_local, report  # noqa: I001
 from redis.cluster import RedisCluster
 
+from segstream.config import Settings
 from segstream.core.ports import StateBatch
 from segstream.models.artefact import ModelArtefact
 from segstream.state.redis_client import connect
@@ -117,12 +118,20 @@ def main() -> None:
     )
     ap.add_argument("--cluster", action="store_true", help="a Redis Cluster (three masters, a replica each)")
     ap.add_argument("--groups", type=int, default=16, help="slot groups on a cluster (SEGSTREAM_REDIS_CLUSTER_GROUPS)")
+    ap.add_argument(
+        "--buckets",
+        type=int,
+        default=Settings().redis_state_buckets,
+        help="state hashes (SEGSTREAM_REDIS_STATE_BUCKETS)",
+    )
     args = ap.parse_args()
     with redis_url_or_local(args.redis_url, "segstream-bench-redis-", cluster=args.cluster) as url:
         art = ModelArtefact.load()
         client = connect(url, cluster=args.cluster)
         client.flushdb()
-        store = RedisStateStore(client, art.hidden_size, art.version, history=args.history, groups=args.groups)
+        store = RedisStateStore(
+            client, art.hidden_size, art.version, history=args.history, groups=args.groups, buckets=args.buckets
+        )
         store.init_centroids(art.centroids, 50.0)
         rng = np.random.default_rng(0)
         u = urlparse(url)
@@ -136,6 +145,7 @@ def main() -> None:
             "history_windows": args.history,
             "windows_per_customer_for_memory": args.windows,
             "record_bytes": store.dtype.itemsize,
+            "state_buckets": store.buckets,
             "redis_benchmark_get_per_s": round(limit["GET"]),
             "redis_benchmark_set_per_s": round(limit["SET"]),
             "limit_states_per_s": round(pair),

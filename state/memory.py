@@ -49,6 +49,7 @@ class InMemoryStateStore:
         return out, self.stats.copy()
 
     def commit(self, customer_ids: Sequence[str], states: StateBatch) -> np.ndarray:
+        states = states.stored()
         if len(set(customer_ids)) < len(customer_ids):  # one customer twice: apply in order
             written = np.zeros(len(customer_ids), bool)
             for i in range(len(customer_ids)):

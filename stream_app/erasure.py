@@ -7,6 +7,7 @@ is erased, and what is not, is listed in docs/security.md.
 from __future__ import annotations
 
 import logging
+import zlib
 from dataclasses import dataclass
 
 import redis
@@ -25,7 +26,7 @@ class Erasure:
     customer_id: str
     state: bool  # a state (and trajectory) was erased, segment sizes and centroids adjusted
     window_rows: int  # open-window checkpoint rows removed
-    other_keys: int  # keys of other model versions removed
+    other_keys: int  # records of other model versions removed
     tombstone: bool  # a tombstone went to the segment-changes topic
 
 
@@ -42,14 +43,22 @@ class Eraser:
         self.forgotten.add(customer_id)
         state = self.store.forget(customer_id)
         rows = self.checkpoints.forget(customer_id)
-        others = 0
-        for pattern in (
-            f"{self.settings.redis_prefix}:*:s:{customer_id}",
-            f"{self.settings.redis_prefix}:*:h:{customer_id}",
-        ):
+        return Erasure(customer_id, state, rows, self._elsewhere(customer_id), publish and self._tombstone(customer_id))
+
+    def _elsewhere(self, customer_id: str) -> int:
+        """The customer's records under other model versions and record formats: their own keys
+        (``:s:`` before format 4, ``:h:`` trajectories) and fields of ``:sb<count>:<bucket>``
+        hashes, whichever bucket count placed them. One scan of the keyspace; erasures are rare."""
+        prefix, removed = self.settings.redis_prefix, 0
+        crc = zlib.crc32(customer_id.encode())
+        for pattern in (f"{prefix}:*:s:{customer_id}", f"{prefix}:*:h:{customer_id}"):
             for key in self.r.scan_iter(match=pattern, count=1000):
-                others += self.r.delete(key)
-        return Erasure(customer_id, state, rows, others, publish and self._tombstone(customer_id))
+                removed += self.r.delete(key)
+        for key in self.r.scan_iter(match=f"{prefix}:*:sb*:*", count=10_000):
+            count, bucket = key.decode().rsplit(":", 2)[1:]
+            if count[2:].isdigit() and bucket.isdigit() and crc % int(count[2:]) == int(bucket):
+                removed += self.r.hdel(key, customer_id)
+        return removed
 
     def consent(self, customer_id: str) -> bool:
         return self.forgotten.remove(customer_id)

@@ -215,7 +215,7 @@ def test_broker_restart_mid_stream(redis_url, events, tmp_path):
 
 
 def state_hash(s) -> str:
-    """A digest of every stored customer record, in customer order."""
+    """A digest of every stored customer state, in customer order."""
     import hashlib
 
     from segstream.models.artefact import ModelArtefact
@@ -223,10 +223,11 @@ def state_hash(s) -> str:
     from segstream.state.redis_store import RedisStateStore
 
     art = ModelArtefact.load(s.model_path)
-    store = RedisStateStore(connect(s.redis_url), art.hidden_size, art.version, prefix=s.redis_prefix)
+    store = RedisStateStore.for_deployment(connect(s.redis_url), s, art.hidden_size, art.version)
     ids = sorted(store.segments())
-    raw = store.r.mget([store.key(c) for c in ids])
-    return hashlib.sha256(b"".join(c.encode() + v for c, v in zip(ids, raw))).hexdigest()
+    states, _ = store.load(ids)
+    fields = b"".join(getattr(states, f).tobytes() for f in states.fields())
+    return hashlib.sha256("\n".join(ids).encode() + fields).hexdigest()
 
 
 def test_reprocessing_from_offset_zero_changes_nothing(bootstrap, redis_url, events, tmp_path):

@@ -58,9 +58,9 @@ def test_worker_writes_its_namespace_only_and_the_api_user_only_reads(acl_redis,
     with pytest.raises(NoPermissionError):
         connect(url("worker")).flushall()  # dangerous commands are off
     api_user = connect(url("api"))
-    assert api_user.exists(proc.store.key("C0000001")) == 1
+    assert api_user.hexists(proc.store.bucket_key("C0000001"), "C0000001")
     with pytest.raises(NoPermissionError):
-        api_user.set(proc.store.key("C0000001"), b"x")
+        api_user.hset(proc.store.bucket_key("C0000001"), "C0000001", b"x")
     with pytest.raises((NoPermissionError, AuthenticationError)):
         connect(f"redis://127.0.0.1:{acl_redis}/0", retries=0).get("segstream:x")  # the default user is off
 
