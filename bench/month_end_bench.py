@@ -23,6 +23,7 @@ import orjson
 from common import redis_url_or_local, report
 
 from segstream.config import Settings
+from segstream.gc_tuning import tune_gc
 from segstream.state.redis_client import connect
 from segstream.stream_app.batch import PartitionBatch
 from segstream.stream_app.processor import StreamProcessor
@@ -60,6 +61,7 @@ def month_end(url: str, customers: int, batch: int) -> dict:
     s = Settings(redis_url=url, namespace=f"monthend-{customers}", batch_size=batch)
     client = connect(url)
     proc = StreamProcessor(s)
+    tune_gc(s.gc_threshold)  # as the worker's core process does once its processor is built
     offset, open_windows = 0, 0
     t_ingest = time.perf_counter()
     for lo in range(0, customers, batch):

@@ -88,7 +88,7 @@ _COMMIT = (
 --       customer's record in one string (one argument, not n: packing and
 --       parsing n arguments cost more than the script's work on them), the runs
 --       and the ids (as _RUNS reads them). Rows are in bucket order.
---       KEYS: B bucket keys, n history keys if L > 0, the centroid, segment-size
+--       KEYS: B bucket keys, then if L > 0 the same buckets' trajectory keys, the centroid, segment-size
 --       and flow keys, then the F fence keys (state/fencing.py).
 -- A fence key that moved refuses the whole batch before anything is written.
 -- Rows the guard rejects are taken back out of the delta: rare (replays only),
@@ -105,7 +105,7 @@ for f = 1, F do
     return redis.error_reply('FENCED ' .. fk)
   end
 end
-local B, n = #runs / 4, #records / size
+local B, n, E = #runs / 4, #records / size, 24 + 2 * H
 local ck, sk, fl = KEYS[#KEYS - 2 - F], KEYS[#KEYS - 1 - F], KEYS[#KEYS - F]
 local unpack4 = struct.unpack
 local rejected, nrej, skip, undo_sum, undo_cnt, undo_flow = {}, 0, {}, {}, {}, {}
@@ -113,17 +113,20 @@ local i = 0
 for k = 1, B do
   local f = fields(ids, unpack4('<i4', runs, k * 4 - 3))
   local olds = chunked('HMGET', KEYS[k], f, 4000)
-  local sets, m = {}, 0
+  local sets, m, trails, tsets = {}, 0, nil, {}
+  if L > 0 then trails = chunked('HMGET', KEYS[B + k], f, 4000) end
   for j = 1, #f do
     i = i + 1
     local new, old = string.sub(records, (i - 1) * size + 1, i * size), olds[j]
     if (not old) or unpack4('<i4', old) < unpack4('<i4', new) then
       sets[m + 1], sets[m + 2] = f[j], new
       m = m + 2
-      if L > 0 then  -- the trajectory keeps the header and h: what the API draws, what forget un-folds
-        if redis.call('RPUSH', KEYS[B + i], string.sub(new, 1, 24 + 2 * H)) > L then  -- trim only once full
-          redis.call('LTRIM', KEYS[B + i], -L, -1)
-        end
+      if L > 0 then
+        -- the trajectory is one string of its last L entries, oldest first: each the header and
+        -- h, what the API draws and what forget un-folds; one field per customer, as the state
+        local t = (trails[j] or '') .. string.sub(new, 1, E)
+        if #t > L * E then t = string.sub(t, -L * E) end
+        tsets[m - 1], tsets[m] = f[j], t
       end
     else
       nrej = nrej + 1
@@ -143,7 +146,10 @@ for k = 1, B do
       end
     end
   end
-  if m > 0 then chunked('HSET', KEYS[k], sets, 4000) end
+  if m > 0 then
+    chunked('HSET', KEYS[k], sets, 4000)
+    if L > 0 then chunked('HSET', KEYS[B + k], tsets, 4000) end
+  end
 end
 for f = 1, #flips / 4 do
   local i = struct.unpack('<i4', flips, f * 4 - 3)
@@ -185,14 +191,16 @@ return table.concat(rejected, '', 1, nrej)
 _FORGET = (
     _HALF
     + """
--- KEYS: bucket key, history key, centroid key, segment-size key. ARGV: H, customer id.
+-- KEYS: bucket key, trajectory bucket key, centroid key, segment-size key. ARGV: H, customer id.
 -- Takes the customer out of the segment sizes and takes back the centroid folds we can
 -- attribute to them (the stored trajectory, or the current state without one), then
 -- deletes both; in one atomic step, so the worker's commits never see half of it.
 -- Returns 1 if there was a state, else 0.
 local H = tonumber(ARGV[1])
 local rec = redis.call('HGET', KEYS[1], ARGV[2])
-local hist = redis.call('LRANGE', KEYS[2], 0, -1)
+local trail = redis.call('HGET', KEYS[2], ARGV[2]) or ''
+local hist, E = {}, 24 + 2 * H
+for p = 1, #trail, E do hist[#hist + 1] = string.sub(trail, p, p + E - 1) end
 if not rec and #hist == 0 then return 0 end
 if rec then
   local seg = struct.unpack('<i2', rec, 5)
@@ -222,7 +230,7 @@ if sums then
   end
 end
 redis.call('HDEL', KEYS[1], ARGV[2])
-redis.call('DEL', KEYS[2])
+redis.call('HDEL', KEYS[2], ARGV[2])
 return 1
 """
 )
@@ -311,7 +319,7 @@ class RedisStateStore:
         self._ns = [f"{ns}:{{g{g}}}" for g in range(self.groups)] if self.cluster else [ns]
         # the bucket count is in the name: another count places customers elsewhere
         self._bucket_prefix = [f"{n}:sb{self.buckets}:" for n in self._ns]
-        self._history_prefix = [f"{n}:h:" for n in self._ns]
+        self._trajectory_prefix = [f"{n}:tb{self.buckets}:" for n in self._ns]
         self.history = history  # windows of trajectory kept per customer (0: none)
         self.centroid_keys = [f"{n}:centroids" for n in self._ns]
         self.sizes_keys = [f"{n}:sizes" for n in self._ns]
@@ -354,8 +362,9 @@ class RedisStateStore:
         b = self.bucket(customer_id)
         return f"{self._bucket_prefix[b % self.groups]}{b}"
 
-    def _history_key(self, customer_id: str) -> str:
-        return self._history_prefix[self.group(customer_id)] + customer_id
+    def _trajectory_key(self, customer_id: str) -> str:
+        b = self.bucket(customer_id)
+        return f"{self._trajectory_prefix[b % self.groups]}{b}"
 
     def _placed(self, customer_ids: Sequence[str]) -> dict[int, tuple[np.ndarray, list[str], np.ndarray]]:
         """Per slot group: its rows of the batch sorted by bucket (stable, so a customer twice
@@ -507,7 +516,7 @@ class RedisStateStore:
         ]
         keys = list(buckets)
         if self.history:
-            keys += [self._history_prefix[g] + customer_ids[i] for i in rows.tolist()]
+            keys += [self._trajectory_prefix[g] + k[len(self._bucket_prefix[g]) :] for k in buckets]
         keys += [self.centroid_keys[g], self.sizes_keys[g], self.flows_keys[g], *self._fence_keys(g)]
         return keys, args
 
@@ -528,7 +537,12 @@ class RedisStateStore:
     def forget(self, customer_id: str) -> bool:
         """Erase the customer's state and trajectory, adjusting segment sizes and centroids; False if unknown."""
         g = self.group(customer_id)
-        keys = [self.bucket_key(customer_id), self._history_key(customer_id), self.centroid_keys[g], self.sizes_keys[g]]
+        keys = [
+            self.bucket_key(customer_id),
+            self._trajectory_key(customer_id),
+            self.centroid_keys[g],
+            self.sizes_keys[g],
+        ]
         return bool(self._forget(keys=keys, args=[self.hidden_size, customer_id]))
 
     def _decode(self, rec: np.ndarray) -> StateBatch:
@@ -546,14 +560,13 @@ class RedisStateStore:
 
     def trajectory(self, customer_id: str) -> StateBatch:
         """The customer's last ``history`` states, oldest first: windows, segments and ``h`` (a
-        trajectory entry is the record's header and ``h``, 72 of its 168 bytes at hidden size 12;
-        ``c`` and the shadow state only serve the next step). Entries written whole by segstream
-        before 0.6 read the same."""
-        raw = self.r.lrange(self._history_key(customer_id), 0, -1)
-        out = StateBatch.empty(len(raw), self.hidden_size)
+        trajectory entry is the record's header and ``h``, 48 of its 120 bytes at hidden size 12;
+        ``c`` and the shadow state only serve the next step)."""
+        head = self.dtype.fields["h"][1] + self.dtype["h"].itemsize
+        raw = self.r.hget(self._trajectory_key(customer_id), customer_id) or b""
+        out = StateBatch.empty(len(raw) // head, self.hidden_size)
         if raw:
-            head = self.dtype.fields["h"][1] + self.dtype["h"].itemsize
-            rec = np.frombuffer(b"".join(r[:head] for r in raw), _history_dtype(self.dtype, head))
+            rec = np.frombuffer(raw, _history_dtype(self.dtype, head))
             for f in rec.dtype.names:
                 getattr(out, f)[:] = rec[f]
         return out

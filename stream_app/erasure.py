@@ -47,16 +47,22 @@ class Eraser:
 
     def _elsewhere(self, customer_id: str) -> int:
         """The customer's records under other model versions and record formats: their own keys
-        (``:s:`` before format 4, ``:h:`` trajectories) and fields of ``:sb<count>:<bucket>``
-        hashes, whichever bucket count placed them. One scan of the keyspace; erasures are rare."""
+        (``:s:`` and ``:h:`` before format 4) and fields of the state and trajectory hashes
+        (``:sb<count>:<bucket>``, ``:tb<count>:<bucket>``), whichever bucket count placed them.
+        One scan of the keyspace; erasures are rare."""
         prefix, removed = self.settings.redis_prefix, 0
         crc = zlib.crc32(customer_id.encode())
         for pattern in (f"{prefix}:*:s:{customer_id}", f"{prefix}:*:h:{customer_id}"):
             for key in self.r.scan_iter(match=pattern, count=1000):
                 removed += self.r.delete(key)
-        for key in self.r.scan_iter(match=f"{prefix}:*:sb*:*", count=10_000):
-            count, bucket = key.decode().rsplit(":", 2)[1:]
-            if count[2:].isdigit() and bucket.isdigit() and crc % int(count[2:]) == int(bucket):
+        for key in self.r.scan_iter(match=f"{prefix}:*:?b*:*", count=10_000):
+            kind, bucket = key.decode().rsplit(":", 2)[1:]
+            if (
+                kind[:2] in ("sb", "tb")
+                and kind[2:].isdigit()
+                and bucket.isdigit()
+                and crc % int(kind[2:]) == int(bucket)
+            ):
                 removed += self.r.hdel(key, customer_id)
         return removed
 
