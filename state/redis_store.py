@@ -113,7 +113,7 @@ local i = 0
 for k = 1, B do
   local f = fields(ids, unpack4('<i4', runs, k * 4 - 3))
   local olds = chunked('HMGET', KEYS[k], f, 4000)
-  local sets, m, trails, tsets = {}, 0, nil, {}
+  local sets, m, trails, tsets, latest = {}, 0, nil, {}, {}
   if L > 0 then trails = chunked('HMGET', KEYS[B + k], f, 4000) end
   for j = 1, #f do
     i = i + 1
@@ -124,9 +124,10 @@ for k = 1, B do
       if L > 0 then
         -- the trajectory is one string of its last L entries, oldest first: each the header and
         -- h, what the API draws and what forget un-folds; one field per customer, as the state
-        local t = (trails[j] or '') .. string.sub(new, 1, E)
+        local t = (latest[f[j]] or trails[j] or '') .. string.sub(new, 1, E)
         if #t > L * E then t = string.sub(t, -L * E) end
         tsets[m - 1], tsets[m] = f[j], t
+        latest[f[j]] = t  -- a customer twice in the batch: the second entry follows the first
       end
     else
       nrej = nrej + 1

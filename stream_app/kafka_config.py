@@ -110,15 +110,21 @@ def verify(s: Settings, timeout_s: float = 10.0) -> None:
 
 
 def ensure_topics(s: Settings) -> None:
-    """Create the three topics if missing (idempotent; several processes may race)."""
+    """Create the three topics if missing (idempotent; several processes may race).
+
+    The transactions topic stamps records with the broker's append time: an event's own
+    time is in its payload, and the record's stamp is what the end-to-end latency
+    (``segstream_end_to_end_seconds``) counts from; with the producer's create time it
+    would also count how long the producer held the record."""
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
     admin = KafkaAdminClient(**kafka_python_options(s), client_id="segstream-admin")
     try:
         existing = set(admin.list_topics())
+        configs = {s.topic_transactions: {"message.timestamp.type": "LogAppendTime"}}
         new = [
-            NewTopic(t, s.topic_partitions, 1)
+            NewTopic(t, s.topic_partitions, 1, topic_configs=configs.get(t, {}))
             for t in (s.topic_transactions, s.topic_changes, s.topic_dlq)
             if t not in existing
         ]

@@ -38,7 +38,8 @@ WORKER_SECONDS = Summary(
 )
 E2E_SECONDS = Histogram(
     "segstream_end_to_end_seconds",
-    "From broker ingest of a batch's oldest event to its segment changes being published",
+    "From broker ingest of a batch's oldest event to its segment changes being published "
+    "(the record's timestamp: the broker's append time on a topic segstream created)",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
 )
 LAG = Gauge("segstream_consumer_lag_messages", "Messages behind the partition's high-water mark", ["partition"])

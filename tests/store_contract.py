@@ -116,8 +116,9 @@ def test_window_flows_count_applied_windows_once(make_store):
 def test_one_customer_twice_in_a_batch_in_window_order(make_store):
     """A batch that closes two windows of one customer (a month-end after a gap) commits both
     in window order: the later one stands."""
-    store = seeded(make_store)
+    store = seeded(make_store, history=3)
     b = batch([[1.0, 1.0], [2.0, 2.0]], np.array([3, 4]), np.array([0, 0]))
     store.commit(["a", "a"], b)
     got, _ = store.load(["a"])
     assert got.last_window.tolist() == [4] and got.h[0].tolist() == [2.0, 2.0]
+    assert store.trajectory("a").last_window.tolist() == [3, 4]  # both windows, in order
