@@ -5,14 +5,15 @@ announced segments, change statistic; then float16 h, c and shadow state), kept 
 field of one of ``buckets`` hashes (``ns:sb256:123``, 123 = CRC-32 of the id modulo the
 bucket count). A hash field costs its record, its id and a dictionary entry, where a key
 of its own also cost an object, the namespace in its name and a slot in the keyspace:
-~185 B a customer instead of ~280 B, on a stock Redis (BENCHMARKS.md §2). A batch is
-read by one script that returns every record in one string, decoded by one
-``np.frombuffer``; written by one script that applies each record only if its window is
-newer than the stored one and folds the written customers' hidden states into the
-centroid sums in the same atomic step: a replayed batch after a crash can neither move
-a state back nor count a window twice in the centroids. Both scripts take the batch
-sorted by bucket, so each bucket costs one HMGET and one HSET however many of its
-customers the batch holds: few buckets, few commands.
+~185 B a customer instead of ~280 B, on a stock Redis (BENCHMARKS.md §2). The batch is
+sorted by bucket, so each bucket costs one HMGET (and one HSET) however many of its
+customers the batch holds: few buckets, few commands. A batch is read by one HMGET per
+bucket in one pipeline, decoded by one ``np.frombuffer``; written by one script that
+applies each record only if its window is newer than the stored one and folds the
+written customers' hidden states into the centroid sums in the same atomic step: a
+replayed batch after a crash can neither move a state back nor count a window twice in
+the centroids. The trajectory (the last ``history`` entries of header and h) is one
+string field per customer in as many trajectory hashes (``ns:tb256:123``).
 
 On a Redis Cluster a script may only touch keys of one hash slot. Buckets are then
 spread over ``groups`` hash-tagged slot groups (``ns:{g7}:sb256:...``, 7 = the bucket
