@@ -598,17 +598,20 @@ class RedisStateStore:
         return {c: int(s) for c, s in zip(customer_ids, states.segment)}
 
     def customer_ids(self, limit: int | None = None, prefix: str = "") -> list[str]:
-        """Stored customers whose id starts with ``prefix``, in Redis' scan order (operator and
-        search use; O(customers): every bucket's fields are read)."""
+        """Stored customers whose id starts with ``prefix``, bucket by bucket (operator and search
+        use; O(customers)). All of them: every bucket's fields, pipelined. A search or a first
+        page: HSCAN, so Redis filters by the prefix and a ``limit`` stops early."""
+        keys = [f"{self._bucket_prefix[b % self.groups]}{b}" for b in range(self.buckets)]
+        if limit is None and not prefix:
+            pipe = self.r.pipeline(transaction=False) if not self.cluster else self.r.pipeline()
+            for key in keys:
+                pipe.hkeys(key)
+            return [f.decode() for fields in pipe.execute() for f in fields]
         ids: list[str] = []
-        for bp in self._bucket_prefix:  # one scan per group: a cluster scans the group's node
-            keys = list(self.r.scan_iter(match=bp + "*", count=10_000))
-            for lo in range(0, len(keys), 512):
-                pipe = self.r.pipeline(transaction=False) if not self.cluster else self.r.pipeline()
-                for k in keys[lo : lo + 512]:
-                    pipe.hkeys(k)
-                for fields in pipe.execute():
-                    ids.extend(c for c in (f.decode() for f in fields) if c.startswith(prefix))
-                    if limit is not None and len(ids) >= limit:
-                        return ids[:limit]
+        glob = "".join("\\" + ch if ch in "*?[]\\^" else ch for ch in prefix) + "*"
+        for key in keys:
+            for field, _ in self.r.hscan_iter(key, match=glob, count=10_000):
+                ids.append(field.decode())
+                if limit is not None and len(ids) >= limit:
+                    return ids
         return ids

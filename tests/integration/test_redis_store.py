@@ -158,3 +158,17 @@ def test_a_newer_claim_fences_the_old_owners_checkpoint_and_state_writes(redis_u
     assert got.last_window.tolist() == [-1] and stats.version == version  # nothing written, nothing folded
     store.fences = [(cp.epoch_key("tx", 0), new, 0)]
     assert store.commit(["a"], batch([[1.0, 1.0]], np.array([3]), np.array([0]))).tolist() == [True]
+
+
+def test_customer_ids_all_by_prefix_and_first_page(redis_url):
+    """Listing reads every bucket's fields; a search lets Redis filter by the prefix (glob
+    characters in it are literal) and a limit stops early."""
+    store = RedisStateStore(connect(redis_url), H, "test-ids", buckets=8)
+    store.init_centroids(CENTROIDS, 1.0)
+    ids = [f"C{i:03d}" for i in range(40)] + ["X*1", "X11"]
+    store.commit(ids, batch(np.zeros((len(ids), H)), np.zeros(len(ids), int), np.zeros(len(ids), int)))
+    assert sorted(store.customer_ids()) == sorted(ids)
+    assert sorted(store.customer_ids(prefix="C01")) == [f"C01{i}" for i in range(10)]
+    assert store.customer_ids(prefix="X*") == ["X*1"]
+    page = store.customer_ids(limit=5)
+    assert len(page) == 5 and set(page) <= set(ids)
