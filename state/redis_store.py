@@ -359,18 +359,24 @@ class RedisStateStore:
     def group(self, customer_id: str) -> int:
         return self.bucket(customer_id) % self.groups
 
+    def _key(self, prefixes: list[str], bucket: int) -> str:
+        """A state (``_bucket_prefix``) or trajectory (``_trajectory_prefix``) hash, in its slot group."""
+        return f"{prefixes[bucket % self.groups]}{bucket}"
+
     def bucket_key(self, customer_id: str) -> str:
         """The hash whose field ``customer_id`` holds the customer's record."""
-        b = self.bucket(customer_id)
-        return f"{self._bucket_prefix[b % self.groups]}{b}"
+        return self._key(self._bucket_prefix, self.bucket(customer_id))
 
     def _trajectory_key(self, customer_id: str) -> str:
-        b = self.bucket(customer_id)
-        return f"{self._trajectory_prefix[b % self.groups]}{b}"
+        return self._key(self._trajectory_prefix, self.bucket(customer_id))
 
-    def _placed(self, customer_ids: Sequence[str]) -> dict[int, tuple[np.ndarray, list[str], np.ndarray]]:
+    def _pipeline(self):
+        """One request per node: a cluster's pipeline routes each command to its key's node."""
+        return self.r.pipeline() if self.cluster else self.r.pipeline(transaction=False)
+
+    def _placed(self, customer_ids: Sequence[str]) -> dict[int, tuple[np.ndarray, list[int], np.ndarray]]:
         """Per slot group: its rows of the batch sorted by bucket (stable, so a customer twice
-        keeps its order), its bucket keys and each bucket's count of rows."""
+        keeps its order), its buckets and each bucket's count of rows."""
         b = np.fromiter((zlib.crc32(c.encode()) for c in customer_ids), np.int64, len(customer_ids)) % self.buckets
         order = np.argsort(b, kind="stable")
         g = b[order] % self.groups
@@ -378,7 +384,7 @@ class RedisStateStore:
         for grp in np.unique(g).tolist():
             rows = order[g == grp] if self.groups > 1 else order
             uniq, counts = np.unique(b[rows], return_counts=True)
-            out[grp] = (rows, [f"{self._bucket_prefix[grp]}{u}" for u in uniq.tolist()], counts)
+            out[grp] = (rows, uniq.tolist(), counts)
         return out
 
     def init_centroids(self, centroids: np.ndarray, prior_weight: float) -> None:
@@ -403,11 +409,11 @@ class RedisStateStore:
         API's read-only user can do it, and cheaper for Redis than a script that loops."""
         if not customer_ids:
             return StateBatch.empty(0, self.hidden_size), self.centroid_stats()
-        pipe = self.r.pipeline(transaction=False) if not self.cluster else self.r.pipeline()
+        pipe = self._pipeline()
         runs = []
-        for rows, keys, counts in self._placed(customer_ids).values():
-            for key, run in zip(keys, np.split(rows, np.cumsum(counts)[:-1])):
-                pipe.hmget(key, [customer_ids[i] for i in run.tolist()])
+        for rows, buckets, counts in self._placed(customer_ids).values():
+            for b, run in zip(buckets, np.split(rows, np.cumsum(counts)[:-1])):
+                pipe.hmget(self._key(self._bucket_prefix, b), [customer_ids[i] for i in run.tolist()])
                 runs.append(run)
         for key in self.centroid_keys:
             pipe.hmget(key, "sums", "counts", "version")
@@ -422,7 +428,7 @@ class RedisStateStore:
         """Scripts (script, keys, args) in one pipeline: one request per node. Errors come back
         as values; a script a node never saw (new, or promoted) is run again through its Script
         object, which loads it."""
-        pipe = self.r.pipeline(transaction=False) if not self.cluster else self.r.pipeline()
+        pipe = self._pipeline()
         for script, keys, args in calls:
             pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
         replies = pipe.execute(raise_on_error=False)
@@ -435,7 +441,7 @@ class RedisStateStore:
         return replies
 
     def centroid_stats(self) -> CentroidStats:
-        pipe = self.r.pipeline(transaction=False)
+        pipe = self._pipeline()
         for key in self.centroid_keys:
             pipe.hmget(key, "sums", "counts", "version")
         return self._merged(pipe.execute())
@@ -492,7 +498,7 @@ class RedisStateStore:
         return rec
 
     def _commit_call(
-        self, g: int, customer_ids: Sequence[str], states: StateBatch, rows: np.ndarray, buckets: list[str], runs
+        self, g: int, customer_ids: Sequence[str], states: StateBatch, rows: np.ndarray, buckets: list[int], runs
     ) -> tuple[list[str], list]:
         """The commit script's keys and arguments for the ``rows`` of slot group ``g``."""
         enc = [customer_ids[i].encode() for i in rows.tolist()]
@@ -516,9 +522,9 @@ class RedisStateStore:
             runs.astype("<i4").tobytes(),
             b"".join(bytes((len(e),)) + e for e in enc),  # as _RUNS reads them
         ]
-        keys = list(buckets)
+        keys = [self._key(self._bucket_prefix, b) for b in buckets]
         if self.history:
-            keys += [self._trajectory_prefix[g] + k[len(self._bucket_prefix[g]) :] for k in buckets]
+            keys += [self._key(self._trajectory_prefix, b) for b in buckets]
         keys += [self.centroid_keys[g], self.sizes_keys[g], self.flows_keys[g], *self._fence_keys(g)]
         return keys, args
 
@@ -601,9 +607,9 @@ class RedisStateStore:
         """Stored customers whose id starts with ``prefix``, bucket by bucket (operator and search
         use; O(customers)). All of them: every bucket's fields, pipelined. A search or a first
         page: HSCAN, so Redis filters by the prefix and a ``limit`` stops early."""
-        keys = [f"{self._bucket_prefix[b % self.groups]}{b}" for b in range(self.buckets)]
+        keys = [self._key(self._bucket_prefix, b) for b in range(self.buckets)]
         if limit is None and not prefix:
-            pipe = self.r.pipeline(transaction=False) if not self.cluster else self.r.pipeline()
+            pipe = self._pipeline()
             for key in keys:
                 pipe.hkeys(key)
             return [f.decode() for fields in pipe.execute() for f in fields]
