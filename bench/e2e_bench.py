@@ -171,8 +171,8 @@ def main() -> None:
         variants[name] = dict(kv.split("=", 1) for kv in pairs.split(",") if kv)
     with local_servers("segstream-bench-e2e-") as (work, bootstrap, redis_port):
         figures = {} if args.latency_only else throughput(args, variants, work, bootstrap, redis_port)
-        # half the worker's measured rate, but no more than the feed (one kafka-python producer on
-        # the cores the worker uses) can offer: about 30k events/s on the 2-core VM of BENCHMARKS.md
+        # half the worker's measured rate, capped: where the feed shares the worker's cores (the
+        # 2-core VM of BENCHMARKS.md) half the rate measured without a feed overloads the worker
         rate = args.latency_rate or min(figures["batch_worker_events_per_s"] / 2, args.latency_max_rate)
         figures.update(latency(args, work, bootstrap, redis_port, rate))
         report("end_to_end", figures)
