@@ -49,9 +49,12 @@ def load_model(settings: Settings):
 
 
 def build_pipeline(
-    settings: Settings, make_store: Callable[[SequenceModel], StateStore] | None = None
+    settings: Settings,
+    make_store: Callable[[SequenceModel], StateStore] | None = None,
+    isolate_except: tuple[type[BaseException], ...] | None = None,
 ) -> SegmentationPipeline:
-    """The core pipeline; ``make_store`` builds the state store for the loaded model (in-memory if None)."""
+    """The core pipeline; ``make_store`` builds the state store for the loaded model (in-memory if None);
+    ``isolate_except`` as :class:`SegmentationPipeline` takes it."""
     artefact, model = load_model(settings)
     if make_store is None:
         from segstream.state.memory import InMemoryStateStore
@@ -82,4 +85,4 @@ def build_pipeline(
         initial_centroids=artefact.centroids,
         prior_weight=settings.centroid_prior_weight,
     )
-    return SegmentationPipeline(engine, window_aggregator(settings), settings.batch_size)
+    return SegmentationPipeline(engine, window_aggregator(settings), settings.batch_size, isolate_except)

@@ -255,8 +255,9 @@ def _worker(args: argparse.Namespace) -> int:
 
     verify(get_settings())
     reachable(get_settings().redis_url, cluster=get_settings().redis_cluster)
-    from segstream.stream_app.app import app
+    from segstream.stream_app.app import build_app
 
+    app = build_app(get_settings())
     sys.argv = ["segstream worker", "worker", "-l", args.loglevel]
     app.main()
     return 0

@@ -46,10 +46,10 @@ class Settings(BaseSettings):
     # Empty: the consumer group, so two deployments (another topic or group) sharing
     # one Redis never read each other's state or checkpoints.
     namespace: str = ""
-    # "batch": an aiokafka getmany loop run as a task of the Faust app, several times
-    # faster because it skips Faust's per-message machinery; "agent": Faust's own
-    # stream (take_events). Both pass the same tests.
-    ingest: Literal["agent", "batch"] = "batch"
+    # The broker's offsets.retention.minutes (7 days by default): a partition checkpointed more
+    # recently than this whose group offsets are gone means the broker lost its data
+    # (stream_app/positions.py); an idle group's offsets expiring after it is not an alarm.
+    kafka_offsets_retention_s: float = 7 * 86400
 
     # --- windowing -------------------------------------------------------
     window_months: int = 1  # calendar months per tumbling window (0 = use window_seconds)

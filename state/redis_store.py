@@ -36,6 +36,7 @@ from redis.cluster import RedisCluster
 
 from segstream.config import Settings
 from segstream.core.ports import CentroidStats, StateBatch, flow_counts, flows_from_fields
+from segstream.errors import StoreLost
 
 from .fencing import Fenced
 
@@ -102,7 +103,9 @@ local size, records, runs, ids = tonumber(ARGV[9]), ARGV[10], ARGV[11], ARGV[12]
 local F = #epochs / 8
 for f = 1, F do
   local fk = KEYS[#KEYS - F + f]
-  if tonumber(redis.call('GET', fk) or '0') ~= struct.unpack('<d', epochs, f * 8 - 7) then
+  local held = redis.call('GET', fk)
+  if not held then return redis.error_reply('LOST ' .. fk) end
+  if tonumber(held) ~= struct.unpack('<d', epochs, f * 8 - 7) then
     return redis.error_reply('FENCED ' .. fk)
   end
 end
@@ -530,6 +533,8 @@ class RedisStateStore:
 
     def _raise_commit_error(self, g: int, err: Exception) -> None:
         """A fence refusal as :class:`Fenced` naming the partition; anything else as it came."""
+        if isinstance(err, redis.ResponseError) and str(err).startswith("LOST "):
+            raise StoreLost(f"the partition claim {str(err)[5:]} is gone: Redis lost this deployment's data") from None
         if not (isinstance(err, redis.ResponseError) and str(err).startswith("FENCED ")):
             raise err
         key = str(err).split(" ", 1)[1]
@@ -561,7 +566,7 @@ class RedisStateStore:
 
     def _stats(self, sums: bytes | None, counts: bytes | None, version: bytes | None) -> CentroidStats:
         if sums is None:
-            raise RuntimeError(f"centroids missing at {self.centroid_key}: call init_centroids first")
+            raise StoreLost(f"the centroids at {self.centroid_key} are gone: Redis lost this deployment's data")
         c = np.frombuffer(counts, "<f8").copy()
         self.k = len(c)
         return CentroidStats(np.frombuffer(sums, "<f8").reshape(len(c), -1).copy(), c, int(version))

@@ -11,6 +11,7 @@ Layout per (topic, partition) and open window number ``i``:
   ``{p}:k:{topic}:{part}:{i}``  string of the window's dedup keys (u64 each), appended per batch
   ``{p}:p:{topic}:{part}``      hash: offset, max_event_time, open (window numbers, comma-separated)
   ``{p}:e:{topic}:{part}``      the partition's epoch: claimed by each new owner (state/fencing.py)
+  ``{p}:o:{topic}:{part}``      the consumer group that claimed it last
 Appending keys keeps a checkpoint proportional to the batch, not to the window;
 a closed window is two UNLINKs. On a Redis Cluster ``{topic}:{part}`` is a hash tag
 (``{tx:3}``), so a partition's keys share one slot and its checkpoint stays one
@@ -19,6 +20,7 @@ transaction.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 import numpy as np
@@ -26,6 +28,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from segstream.core.windows import WindowRows
+from segstream.errors import NamespaceShared, StoreLost
 
 from .fencing import Fenced
 
@@ -46,9 +49,31 @@ class WindowCheckpoints:
     def epoch_key(self, topic: str, partition: int) -> str:
         return f"{self.prefix}:e:{self._part(topic, partition)}"
 
-    def claim(self, topic: str, partition: int) -> int:
-        """Become the partition's owner: every write under an older epoch is refused from now on."""
-        return int(self.r.incr(self.epoch_key(topic, partition)))
+    def owner_key(self, topic: str, partition: int) -> str:
+        return f"{self.prefix}:o:{self._part(topic, partition)}"
+
+    def claim(self, topic: str, partition: int, owner: str = "") -> int:
+        """Become the partition's owner: every write under an older epoch is refused from now on.
+
+        With ``owner`` (the consumer group), a claim held by another group is refused: two
+        deployments sharing one namespace would otherwise take each other's partitions over."""
+        if owner:
+            held = self.r.get(self.owner_key(topic, partition))
+            if held is not None and held.decode() != owner:
+                raise NamespaceShared(
+                    f"{topic}[{partition}] in namespace {self.prefix!r} is claimed by consumer group "
+                    f"{held.decode()!r}, not {owner!r}: two deployments share one namespace "
+                    "(give each its own SEGSTREAM_NAMESPACE, or `segstream recover --take-over`)"
+                )
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.incr(self.epoch_key(topic, partition))
+            if owner:
+                pipe.set(self.owner_key(topic, partition), owner)
+            return int(pipe.execute()[0])
+
+    def take_over(self, topic: str, partition: int, owner: str) -> None:
+        """Make ``owner`` the partition's group (an operator's decision: the old deployment is gone)."""
+        self.r.set(self.owner_key(topic, partition), owner)
 
     def _window(self, topic: str, partition: int, index: int) -> tuple[str, str]:
         base = f"{self._part(topic, partition)}:{index}"
@@ -71,7 +96,10 @@ class WindowCheckpoints:
             if epoch is not None:
                 key = self.epoch_key(topic, partition)
                 pipe.watch(key)
-                if int(pipe.get(key) or 0) != epoch:
+                held = pipe.get(key)
+                if held is None:
+                    raise StoreLost(f"the claim {key} is gone: Redis lost this deployment's data")
+                if int(held) != epoch:
                     raise Fenced([partition], "checkpoint")
                 pipe.multi()
             self._queue(pipe, topic, partition, offset, max_event_time, deltas, closed, open_windows)
@@ -105,8 +133,29 @@ class WindowCheckpoints:
         opened = ",".join(map(str, sorted(open_windows)))
         pipe.hset(
             self._meta(topic, partition),
-            mapping={"offset": offset, "max_event_time": repr(max_event_time), "open": opened},
+            mapping={"offset": offset, "max_event_time": repr(max_event_time), "open": opened, "at": repr(time.time())},
         )
+
+    def meta(self, topic: str, partition: int) -> tuple[int, float, int | None] | None:
+        """(last offset checkpointed, wall time of that checkpoint, an offset Kafka is known to have
+        committed for the partition or None), or None if the partition has no checkpoint."""
+        offset, at, kc = self.r.hmget(self._meta(topic, partition), "offset", "at", "kc")
+        return None if offset is None else (int(offset), float(at or 0.0), None if kc is None else int(kc))
+
+    def kafka_committed(self, topic: str, partition: int, offset: int) -> None:
+        """Record that Kafka took a commit of ``offset``: from then on, a partition whose group
+        offsets vanish while its checkpoint is recent means the broker's data was lost."""
+        self.r.hset(self._meta(topic, partition), "kc", offset)
+
+    def reposition(self, topic: str, partition: int, offset: int) -> None:
+        """Make the checkpoint say ``offset`` was the last record read, keeping its open windows:
+        the recovery step that lets a worker resume at a log position an operator chose."""
+        key = self._meta(topic, partition)
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping={"offset": offset, "at": repr(time.time())})
+            pipe.hsetnx(key, "open", "")
+            pipe.hdel(key, "kc")  # the log it counted is gone, or never took a commit
+            pipe.execute()
 
     def forget(self, customer_id: str) -> int:
         """Remove the customer's rows from every open window of every partition; the rows removed.

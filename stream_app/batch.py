@@ -49,3 +49,4 @@ class BatchOutput:
     engine: EngineResult = field(default_factory=EngineResult)
     windows_closed: int = 0
     open_windows: int = 0  # across this worker's partitions, after the batch
+    clock_moved: bool = False  # the wall clock closed a quiet partition's windows: checkpoint it

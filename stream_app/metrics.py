@@ -137,3 +137,13 @@ def observe_model(sizes: dict[int, int], centroid_version: int) -> None:
 
 for _t in TRAIT_ABBR:  # pre-create the bounded label set so dashboards show zeros, not gaps
     CHANGES.labels("none", _t)
+HALTED = Gauge(
+    "segstream_halted_partitions",
+    "Partitions this worker holds but will not process until repaired, by reason "
+    "(store_lost, log_mismatch, namespace_shared)",
+    ["reason"],
+)
+LOG_SUPPRESSED = Counter("segstream_log_lines_suppressed_total", "Repeated warning and error lines held back")
+CORE_MEMORY = Gauge(
+    "segstream_core_resident_bytes", "Resident memory of the core's process (0: a thread of the worker)"
+)

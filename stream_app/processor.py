@@ -5,10 +5,11 @@ its own and tests can drive it directly. Per partition it keeps a window aggrega
 watermark is per partition, as Kafka orders events only within one) and the
 last offset consumed; records at or below that offset are replays and skipped.
 
-Each partition is claimed when Kafka assigns it (:meth:`StreamProcessor.assign`), and
-every checkpoint and state commit for it is fenced by that claim: a worker that was
-paused past its session and resumed finds its writes refused, drops the partition and
-skips its records until Kafka assigns it again (state/fencing.py).
+Each partition is claimed when Kafka assigns it (:meth:`StreamProcessor.assign`), which
+also says where it resumes or why it must not (positions.py), and every checkpoint and
+state commit for it is fenced by that claim: a worker that was paused past its session
+and resumed finds its writes refused and raises :class:`Fenced` for every later batch of
+the partition until it is assigned again; nothing it read is skipped or committed.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from segstream.core.events import EventRejected, dead_letter
 from segstream.core.personality import CATEGORIES
 from segstream.core.pipeline import ingest_payloads
 from segstream.core.windows import ClosedWindow, WindowAggregator
+from segstream.errors import SystemFailure
 from segstream.state.fencing import Fenced
 from segstream.state.forgotten import ForgottenCustomers
 from segstream.state.redis_client import UNAVAILABLE, connect, verify
@@ -33,6 +35,7 @@ from segstream.state.redis_store import RedisStateStore
 from segstream.state.redis_windows import WindowCheckpoints
 
 from .batch import BatchOutput, PartitionBatch
+from .positions import LogBounds, Position, position
 
 log = logging.getLogger("segstream.worker")
 
@@ -52,9 +55,10 @@ class StreamProcessor:
         self.redis = connect(settings.redis_url, cluster=settings.redis_cluster)
         verify(self.redis)
         self.pipeline = build_pipeline(
-            settings, lambda m: RedisStateStore.for_deployment(self.redis, settings, m.hidden_size, m.version)
+            settings,
+            lambda m: RedisStateStore.for_deployment(self.redis, settings, m.hidden_size, m.version),
+            isolate_except=(*UNAVAILABLE, SystemFailure),  # outages stop the batch; a bug sets windows aside
         )
-        self.pipeline.isolate_except = (*UNAVAILABLE, Fenced)  # outages stop the batch; a bug sets windows aside
         self.store: RedisStateStore = self.pipeline.engine.store
         self.checkpoints = WindowCheckpoints(self.redis, len(CATEGORIES), prefix=settings.redis_prefix)
         self.limits = event_limits(settings)
@@ -64,20 +68,34 @@ class StreamProcessor:
         self._epochs: dict[int, int] = {}  # partition -> epoch claimed at assignment
         self._fenced: set[int] = set()  # claimed by a newer owner: skipped until assigned again
         self._failed = False  # a batch failed midway: refuse work until reset()
+        self._kafka_took: set[int] = set()  # partitions whose checkpoint records a Kafka commit
 
     @property
     def model_version(self) -> str:
         return self.pipeline.engine.model.version
 
-    def assign(self, partitions: list[int]) -> None:
-        """Kafka gave us these partitions: claim them before reading their checkpoints."""
-        for p in partitions:
+    def assign(self, logs: list[LogBounds]) -> list[Position]:
+        """Kafka gave us these partitions: claim each, then say where it resumes, or why it must not.
+
+        A partition whose log and checkpoint disagree (positions.py) is claimed but halted: it
+        stays out of the processor until a later call finds them agreeing again."""
+        out = []
+        for log_ in logs:
+            p = log_.partition
             self._parts.pop(p, None)
             self._fenced.discard(p)
             self._epochs[p] = self._claim(p)
+            self.store.centroid_stats()  # raises StoreLost if the store lost its centroids
+            pos = position(
+                log_, self.checkpoints.meta(self.topic, p), time.time(), self.settings.kafka_offsets_retention_s
+            )
+            if pos.offset is None:
+                self._let_go([p])
+            out.append(pos)
+        return out
 
     def _claim(self, p: int) -> int:
-        epoch = self.checkpoints.claim(self.topic, p)
+        epoch = self.checkpoints.claim(self.topic, p, owner=self.settings.consumer_group)
         self.store.claim(self.checkpoints.epoch_key(self.topic, p), epoch)
         return epoch
 
@@ -134,9 +152,8 @@ class StreamProcessor:
         out = BatchOutput()
         touched: list[int] = []
         for pb in batch:
-            if pb.partition in self._fenced:  # a newer owner reads these
-                out.outcomes["fenced"] += len(pb)
-                continue
+            if pb.partition in self._fenced:  # let go: reading on would skip what its owner must apply
+                raise Fenced([pb.partition], "batch")
             part = self._partition(pb.partition)
             offsets, values, keys = np.asarray(pb.offsets, np.int64), pb.values, pb.keys
             fresh = offsets > part.offset
@@ -164,7 +181,9 @@ class StreamProcessor:
                     )
                 )
         if now is not None:
-            touched += [p for p in self._quiet(now) if p not in touched]
+            quiet = self._quiet(now)
+            out.clock_moved = bool(quiet)
+            touched += [p for p in quiet if p not in touched]
         polled = {p: self._withheld(self._parts[p].windows.poll()) for p in sorted(touched)}
         closed = [w for ws in polled.values() for w in ws]
         self.store.fences = [(self.checkpoints.epoch_key(self.topic, p), self._epochs[p], p) for p in touched]
@@ -209,13 +228,20 @@ class StreamProcessor:
                 )
             )
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, kafka_committed: dict[int, int] | None = None) -> None:
         """Persist what changed; call only after the batch's outputs are published.
+
+        ``kafka_committed``: offsets Kafka took in earlier commits, recorded once per partition
+        (positions.py reads them as evidence that the broker has lost its offsets).
 
         A partition another worker has claimed is let go and the others are still
         written; then :class:`Fenced` tells the worker which went.
         """
         self.forgotten.refresh()  # erasures since the last checkpoint take effect from here
+        for p, off in (kafka_committed or {}).items():
+            if p not in self._kafka_took and p in self._epochs:
+                self.checkpoints.kafka_committed(self.topic, p, off)
+                self._kafka_took.add(p)
         lonely = self.store.replicate()  # a cluster's states reach a replica before their checkpoint
         if lonely:
             log.warning("%d Redis Cluster master(s) found no replica for this checkpoint's states", lonely)

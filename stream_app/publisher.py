@@ -23,10 +23,12 @@ from .kafka_config import aiokafka_options
 
 class OutputPublisher:
     def __init__(self, s: Settings):
-        self.producer = AIOKafkaProducer(**aiokafka_options(s), acks="all")
+        self.settings = s
+        self.producer: AIOKafkaProducer | None = None  # aiokafka wants a running event loop
         self.partitioner = DefaultPartitioner()
 
     async def start(self) -> None:
+        self.producer = AIOKafkaProducer(**aiokafka_options(self.settings), acks="all")
         await self.producer.start()
 
     async def stop(self) -> None:

@@ -2,7 +2,20 @@ import pytest
 
 from segstream.state.redis_client import connect
 
+from .harness import DEPLOYMENTS, fail_closed_violations, settings_from
 from .servers import kafka_server, redis_cluster, redis_server
+
+
+@pytest.fixture(autouse=True)
+def offsets_never_pass_the_checkpoint(request):
+    """After every integration test: no committed offset is past what Redis says was applied."""
+    DEPLOYMENTS.clear()
+    yield
+    if "bootstrap" not in request.fixturenames:
+        return
+    bad = [v for env in DEPLOYMENTS for v in fail_closed_violations(settings_from(env))]
+    DEPLOYMENTS.clear()
+    assert not bad, f"offsets committed past the checkpoint: {bad}"
 
 
 @pytest.fixture(scope="session")

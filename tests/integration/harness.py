@@ -29,6 +29,10 @@ from .servers import free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# Every deployment a test made (its environment), for the invariant checked after each test.
+DEPLOYMENTS: list[dict[str, str]] = []
+
+
 def isolated_settings(bootstrap: str, redis_url: str, **over) -> dict[str, str]:
     """Environment for one test: its own topics, consumer group and Redis namespace."""
     tag = uuid.uuid4().hex[:8]
@@ -43,7 +47,42 @@ def isolated_settings(bootstrap: str, redis_url: str, **over) -> dict[str, str]:
         "SEGSTREAM_CENTROID_PRIOR_WEIGHT": "1e12",  # fixed centroids: results independent of batch order
     }
     env.update({f"SEGSTREAM_{k.upper()}": str(v) for k, v in over.items()})
+    DEPLOYMENTS.append(env)
     return env
+
+
+def committed_offsets(settings: Settings) -> dict[int, int | None]:
+    """The consumer group's committed offset per partition of the transactions topic."""
+    c = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=settings.consumer_group)
+    try:
+        parts = c.partitions_for_topic(settings.topic_transactions) or set()
+        return {p: c.committed(TopicPartition(settings.topic_transactions, p)) for p in parts}
+    finally:
+        c.close()
+
+
+def fail_closed_violations(settings: Settings) -> list[str]:
+    """The invariant of issue 28: Kafka never holds an offset past what the checkpoint in Redis
+    covers (every record below a committed offset was applied or dead-lettered for its own fault).
+    Deployments whose Redis is no longer running are not checked (the test stopped it)."""
+    try:
+        cp = WindowCheckpoints(
+            connect(settings.redis_url, cluster=settings.redis_cluster, retries=0, timeout_s=2.0),
+            0,
+            prefix=settings.redis_prefix,
+        )
+        cp.r.ping()
+    except Exception:
+        return []
+    out = []
+    for p, committed in committed_offsets(settings).items():
+        if committed is None:
+            continue
+        meta = cp.meta(settings.topic_transactions, p)
+        covered = -1 if meta is None else meta[0] + 1
+        if committed > covered and committed > 0:
+            out.append(f"{settings.topic_transactions}[{p}]: Kafka committed {committed}, Redis covers {covered}")
+    return out
 
 
 def settings_from(env: dict[str, str]) -> Settings:

@@ -65,7 +65,7 @@ def test_redis_restart_mid_stream(bootstrap, events, tmp_path):
         wait_until(lambda: health(w) == 200, 120, "the worker to report healthy again", [w])
 
     try:
-        env = isolated_settings(bootstrap, f"redis://127.0.0.1:{red.port}/0", ingest="batch", batch_size=256)
+        env = isolated_settings(bootstrap, f"redis://127.0.0.1:{red.port}/0", batch_size=256)
         run_through_fault(env, events, tmp_path, restart_redis)
     finally:
         red.stop()
@@ -79,7 +79,7 @@ def test_redis_full_is_survived_like_redis_down(bootstrap, events, tmp_path):
     red = redis_server(tmp_path / "redis")
     red.start()
     try:
-        env = isolated_settings(bootstrap, f"redis://127.0.0.1:{red.port}/0", ingest="batch", batch_size=256)
+        env = isolated_settings(bootstrap, f"redis://127.0.0.1:{red.port}/0", batch_size=256)
         s = settings_from(env)
         half = len(events) // 2
         publish(events[:half], s, progress=False)
@@ -112,7 +112,7 @@ def test_poison_records_and_every_codec_leave_the_worker_running(bootstrap, redi
 
     from segstream.stream_app.kafka_config import kafka_python_options
 
-    env = isolated_settings(bootstrap, redis_url, ingest="batch")
+    env = isolated_settings(bootstrap, redis_url)
     s = settings_from(env)
     good = events[:6000]
     victim = dict(good[0], event_id="poison")
@@ -163,7 +163,7 @@ def test_an_output_batch_the_broker_refuses_is_not_checkpointed(bootstrap, redis
 
     from segstream.stream_app.kafka_config import kafka_python_options
 
-    env = isolated_settings(bootstrap, redis_url, ingest="batch", batch_size=256)
+    env = isolated_settings(bootstrap, redis_url, batch_size=256)
     s = settings_from(env)
     admin = KafkaAdminClient(**kafka_python_options(s))
     try:
@@ -208,7 +208,7 @@ def test_broker_restart_mid_stream(redis_url, events, tmp_path):
         kafka.start()
 
     try:
-        env = isolated_settings(f"127.0.0.1:{kafka.port}", redis_url, ingest="batch", batch_size=256)
+        env = isolated_settings(f"127.0.0.1:{kafka.port}", redis_url, batch_size=256)
         run_through_fault(env, events, tmp_path, restart_broker)
     finally:
         kafka.stop()
@@ -234,7 +234,7 @@ def test_reprocessing_from_offset_zero_changes_nothing(bootstrap, redis_url, eve
     """A second consumer group reads the whole topic again over the same state: same hash, no new updates."""
     from .harness import read_topic
 
-    env = isolated_settings(bootstrap, redis_url, ingest="batch")
+    env = isolated_settings(bootstrap, redis_url)
     s = settings_from(env)
     publish(events, s, progress=False)
     w = Worker(env, tmp_path).start()
@@ -337,7 +337,7 @@ def test_one_event_stamped_days_ahead_closes_no_month_for_the_others(bootstrap, 
     the single outlier closes the month and they go to the dead-letter topic as late."""
     from datetime import datetime, timedelta
 
-    env = isolated_settings(bootstrap, redis_url, ingest="batch", topic_partitions=1, watermark_quorum=quorum)
+    env = isolated_settings(bootstrap, redis_url, topic_partitions=1, watermark_quorum=quorum)
     s = settings_from(env)
     march = datetime(2024, 3, 1, tzinfo=UTC)
 

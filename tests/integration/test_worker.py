@@ -48,11 +48,10 @@ BAD = [
 ]
 
 
-@pytest.fixture(params=[("agent", False), ("batch", True)], ids=["agent-core-thread", "batch-core-process"])
+@pytest.fixture(params=[False, True], ids=["core-thread", "core-process"])
 def env(request, bootstrap, redis_url):
-    """Each test runs twice: Faust's agent with the core in a thread, and batch ingest with the core in its own process."""
-    ingest, core_process = request.param
-    return isolated_settings(bootstrap, redis_url, ingest=ingest, core_process=core_process)
+    """Each test runs twice: the core in a thread of the worker, and in a process of its own."""
+    return isolated_settings(bootstrap, redis_url, core_process=request.param)
 
 
 def test_one_worker_matches_embedded_engine_and_dead_letters_bad_input(env, events, tmp_path):
@@ -130,7 +129,7 @@ def test_two_workers_share_partitions_through_a_rebalance(env, events, tmp_path)
 
 def test_core_process_ends_with_a_killed_worker(bootstrap, redis_url, events, tmp_path):
     """kill -9 of the worker alone (as the OOM killer would, not its process group) ends its core process too."""
-    env = isolated_settings(bootstrap, redis_url, ingest="batch", core_process=True)
+    env = isolated_settings(bootstrap, redis_url, core_process=True)
     s = settings_from(env)
     publish(events[:2000], s, progress=False)
     w = Worker(env, tmp_path).start()
@@ -194,7 +193,7 @@ def test_a_worker_paused_past_its_session_is_fenced_when_it_wakes(bootstrap, red
     fencing, the stale checkpoint overwrote B's and windows were lost; now Redis refuses A's writes,
     A lets the partitions go, and every state equals a clean run."""
     base = isolated_settings(
-        bootstrap, redis_url, ingest="batch", core_process=True, kafka_session_timeout_ms=6000, batch_size=256
+        bootstrap, redis_url, core_process=True, kafka_session_timeout_ms=6000, batch_size=256
     )
     env_a = {**base, "SEGSTREAM_CHECKPOINT_INTERVAL_S": "3600"}  # A's work stays in memory until its revoke
     env_b = {**base, "SEGSTREAM_CHECKPOINT_INTERVAL_S": "0.5"}

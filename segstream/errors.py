@@ -1,0 +1,53 @@
+"""One root for segstream's errors, split by whose fault they are.
+
+The split is the worker's whole failure policy. A :class:`RecordError` belongs to one
+record (or one customer's window): it is dead-lettered with its reason and the stream
+goes on. A :class:`SystemFailure` belongs to the system (a store lost or unreachable,
+a fence, a log that no longer matches the checkpoints): it is never dead-lettered and
+never skipped; the worker stops, says so, and resumes from its last checkpoint once it
+is repaired. A :class:`ConfigError` is an operator's to fix; only the CLI turns it into
+one line and an exit code.
+"""
+
+from __future__ import annotations
+
+
+class SegstreamError(Exception):
+    """Root of every error segstream raises on purpose."""
+
+
+class ConfigError(SegstreamError):
+    """A setting, a file or a credential that cannot work as given."""
+
+
+class RecordError(SegstreamError, ValueError):
+    """Whose fault is one record's: the record is dead-lettered with ``reason``."""
+
+    reason = "invalid"
+
+
+class SystemFailure(SegstreamError, RuntimeError):
+    """Nobody's record is at fault: never a dead letter, never a skip."""
+
+    reason = "system"
+
+
+class StoreLost(SystemFailure):
+    """The state store no longer holds what this deployment wrote (restarted empty, wiped,
+    replaced): applying more would re-warm customers from nothing and commit past records
+    whose effect is gone. Recovery: ``segstream recover`` (README, operations)."""
+
+    reason = "store_lost"
+
+
+class LogMismatch(SystemFailure):
+    """The input log does not match the checkpoints (the topic recreated, the broker's data
+    wiped, records deleted by retention before they were applied)."""
+
+    reason = "log_mismatch"
+
+
+class NamespaceShared(SystemFailure, ConfigError):
+    """Another deployment (another consumer group) claims partitions in this namespace."""
+
+    reason = "namespace_shared"
