@@ -3,9 +3,9 @@ from segstream.config import Settings
 
 def test_env_overrides(monkeypatch):
     monkeypatch.setenv("SEGSTREAM_BATCH_SIZE", "77")
-    monkeypatch.setenv("SEGSTREAM_INGEST", "batch")
+    monkeypatch.setenv("SEGSTREAM_CHECKPOINT_INTERVAL_S", "2.5")
     s = Settings()
-    assert s.batch_size == 77 and s.ingest == "batch"
+    assert s.batch_size == 77 and s.checkpoint_interval_s == 2.5
 
 
 def test_secrets_stay_out_of_repr():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -10,6 +11,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from segstream.config import Settings
 from segstream.state.fencing import Fenced
 from segstream.stream_app.batch import BatchOutput, PartitionBatch
+from segstream.stream_app.checkpoint import Checkpoint
+from segstream.stream_app.health import Health, RepeatFilter
+from segstream.stream_app.positions import LogBounds, position
 from segstream.stream_app.worker import Worker
 
 
@@ -27,7 +31,7 @@ class FakeCore:
         fut.set_exception(exc) if exc else fut.set_result(value)
         return fut
 
-    def process(self, batch):
+    def process(self, batch, now=None):
         if self.failed:
             self.log.append("refused")
             return self._done(exc=RuntimeError("needs reset"))
@@ -39,10 +43,10 @@ class FakeCore:
             self.fence_next, self.failed = False, True
             self.log.append("process-fenced")
             return self._done(exc=Fenced([batch[0].partition], "state"))
-        self.log.append(f"process {batch[0].offsets[0]}")
+        self.log.append(f"process {batch[0].offsets[0]}" if batch else "process idle")
         return self._done(BatchOutput())
 
-    def checkpoint(self):
+    def checkpoint(self, kafka_committed):
         self.log.append("checkpoint")
         return self._done()
 
@@ -55,9 +59,9 @@ class FakeCore:
         self.log.append(f"revoke {partitions}")
         return self._done()
 
-    def assign(self, partitions):
-        self.log.append(f"assign {partitions}")
-        return self._done()
+    def assign(self, logs):
+        self.log.append(f"assign {[x.partition for x in logs]}")
+        return self._done([])
 
     def model_stats(self):
         return self._done(("fake-model", {}, 0))
@@ -78,10 +82,26 @@ class FakePublisher:
         return fut
 
 
+class FakeConsumer:
+    def __init__(self, log):
+        self.log = log
+
+    def assignment(self):
+        from aiokafka import TopicPartition
+
+        return {TopicPartition("transactions", 0)}
+
+    def highwater(self, tp):
+        return None
+
+    async def commit(self, offsets):
+        self.log.append(f"commit {sorted((tp.partition, o) for tp, o in offsets.items())}")
+
+
 def make():
     log: list[str] = []
     core, pub = FakeCore(log), FakePublisher(log)
-    w = Worker(Settings(), make_core=lambda s: core, make_publisher=lambda s: pub)
+    w = Worker(Settings(), core, pub, Health())
     w._delay = 0.0
     return w, core, pub, log
 
@@ -94,33 +114,51 @@ def no_highwater(p):
     return None
 
 
-def test_checkpoint_never_runs_before_the_broker_acknowledged_every_output():
+def test_a_commit_runs_its_steps_in_order_and_never_before_every_output_is_acknowledged():
     async def run():
         w, core, pub, log = make()
-        await w.handle(batch(1), no_highwater, checkpoint=False)
-        task = asyncio.ensure_future(w.checkpoint())
+        cp = Checkpoint(w, FakeConsumer(log), "transactions", interval_s=0.0)
+        await w.process(batch(1), no_highwater)
+        cp.processed(batch(1))
+        task = asyncio.ensure_future(cp.write())
         await asyncio.sleep(0.05)
         assert "checkpoint" not in log  # the ack of batch 1 is outstanding
         pub.acks[0].set_result(None)
-        assert await task is True
+        await cp.commit_offsets(await task)
         return log
 
-    assert asyncio.run(run()) == ["process 1", "send 1", "checkpoint"]
+    assert asyncio.run(run()) == ["process 1", "send 1", "checkpoint", "commit [(0, 2)]"]
 
 
-def test_a_failed_batch_blocks_the_queue_until_reset_and_health_returns_on_an_idle_checkpoint():
+def test_a_batch_stays_in_the_core_while_the_next_is_fetched_and_a_flush_sends_it():
+    async def run():
+        w, core, pub, log = make()
+        await w.process(batch(1), no_highwater)
+        assert log == ["process 1"]  # its outputs wait for the next call
+        await w.process(batch(2), no_highwater)
+        assert log == ["process 1", "process 2", "send 1"]
+        pub.acks[0].set_result(None)
+        await w.flush()
+        return log
+
+    assert asyncio.run(run())[-1] == "send 2"
+
+
+def test_an_outage_resets_the_core_and_marks_the_worker_unhealthy_until_a_checkpoint_succeeds():
     async def run():
         w, core, pub, log = make()
         core.fail_next = True
-        ok = await w.handle(batch(1), no_highwater, checkpoint=False, rewind=True)
-        assert ok is False and not w.healthy
+        await w.process(batch(1), no_highwater)
+        with pytest.raises(RedisConnectionError):
+            await w.flush()
+        await w.on_failure(RedisConnectionError("down"))
+        assert not w.health.ok and "redis" in w.health.problems
         assert log == ["process-failed", "reset"]
-        # the core was reset: the re-read batch goes through
-        assert await w.handle(batch(1), no_highwater, checkpoint=False, rewind=True)
+        await w.process(batch(1), no_highwater)  # the core was reset: the re-read batch goes through
+        await w.flush()
         pub.acks[0].set_result(None)
-        core.fail_next = True
-        w.healthy = False  # unhealthy after some failure, then an idle worker checkpoints fine
-        assert await w.checkpoint() and w.healthy
+        await w.checkpoint({})
+        assert w.health.ok
         return log
 
     asyncio.run(run())
@@ -131,39 +169,17 @@ def test_a_refused_output_batch_is_not_checkpointed():
 
     async def run():
         w, core, pub, log = make()
-        await w.handle(batch(1), no_highwater, checkpoint=False)
+        await w.process(batch(1), no_highwater)
+        await w.flush()
         pub.acks[0].set_exception(KafkaError("refused"))
-        assert await w.checkpoint() is False and not w.healthy
+        with pytest.raises(KafkaError):
+            await w.checkpoint({})
         return log
 
-    log = asyncio.run(run())
-    assert "checkpoint" not in log and log[-1] == "reset"
+    assert "checkpoint" not in asyncio.run(run())
 
 
-def test_revoke_checkpoints_first():
-    async def run():
-        w, core, pub, log = make()
-        await w.handle(batch(1), no_highwater, checkpoint=False)
-        pub.acks[0].set_result(None)
-        assert await w.revoke([0])
-        return log
-
-    assert asyncio.run(run())[-2:] == ["checkpoint", "revoke [0]"]
-
-
-@pytest.mark.parametrize("ahead", [True, False])
-def test_ahead_leaves_the_last_batch_queued_for_the_next_call(ahead):
-    async def run():
-        w, core, pub, log = make()
-        await w.handle(batch(1), no_highwater, checkpoint=False, ahead=ahead)
-        return log
-
-    assert asyncio.run(run()) == (["process 1"] if ahead else ["process 1", "send 1"])
-
-
-def test_a_fenced_batch_is_dropped_without_backoff_and_the_worker_stays_healthy():
-    """A zombie's refused write is not an outage: reset, retry the batch (the core now skips
-    the partition it lost) and stay healthy; the fence is counted."""
+def test_a_fence_is_not_an_outage_no_backoff_and_health_stays():
     from segstream.stream_app import metrics
 
     async def run():
@@ -171,12 +187,56 @@ def test_a_fenced_batch_is_dropped_without_backoff_and_the_worker_stays_healthy(
         w._delay = 30.0  # a backoff would time the test out
         before = metrics.FENCED.labels("state")._value.get()
         core.fence_next = True
-        assert await asyncio.wait_for(w.handle(batch(1), no_highwater, checkpoint=False), 5)
-        assert w.healthy
+        await w.process(batch(1), no_highwater)
+        with pytest.raises(Fenced):
+            await w.flush()
+        await asyncio.wait_for(w.on_failure(Fenced([0], "state")), 5)
+        assert w.health.ok
         assert metrics.FENCED.labels("state")._value.get() == before + 1
-        return log
 
-    assert asyncio.run(run()) == ["process-fenced", "reset", "process 1", "send 1"]
+    asyncio.run(run())
+
+
+RETENTION = 7 * 86400.0
+
+
+@pytest.mark.parametrize(
+    "log_, checkpoint, want",
+    [
+        (LogBounds(0, 0, 100, None), None, (0, "")),  # a new deployment reads from the start
+        (LogBounds(0, 0, 100, 60), (59, 1000.0, 60), (60, "")),  # the checkpoint decides
+        (LogBounds(0, 0, 100, 80), (59, 1000.0, 60), (60, "")),  # Kafka ahead of Redis: re-read, never skip
+        (LogBounds(0, 0, 100, 60), None, (None, "store_lost")),  # Redis lost what Kafka says was read
+        (LogBounds(0, 0, 10, None), (59, 1000.0, 60), (None, "log_mismatch")),  # beyond the log's end
+        (LogBounds(0, 0, 100, None), (59, 1000.0, 60), (None, "log_mismatch")),  # the broker lost its offsets
+        (LogBounds(0, 0, 100, None), (59, 1000.0, None), (60, "")),  # crashed before Kafka took any commit
+        (LogBounds(0, 70, 100, 60), (59, 1000.0, 60), (None, "log_mismatch")),  # retention deleted 60..69
+    ],
+)
+def test_a_partition_resumes_at_its_checkpoint_or_halts_saying_why(log_, checkpoint, want):
+    pos = position(log_, checkpoint, now=2000.0, offsets_retention_s=RETENTION)
+    assert (pos.offset, pos.reason) == want
+    assert bool(pos.detail) == (pos.offset is None)
+
+
+def test_offsets_that_expired_with_an_idle_group_are_not_an_alarm():
+    pos = position(LogBounds(0, 0, 100, None), (59, 0.0, 60), now=RETENTION + 1, offsets_retention_s=RETENTION)
+    assert pos.offset == 60
+
+
+def test_repeated_log_lines_are_held_back_and_counted():
+    now = [0.0]
+    f = RepeatFilter(period_s=30.0, clock=lambda: now[0])
+
+    def rec(msg):
+        return logging.LogRecord("aiokafka", logging.ERROR, __file__, 1, msg, None, None)
+
+    shown = [f.filter(rec("Unable connect to node")) for _ in range(1000)]
+    assert shown.count(True) == 1
+    assert f.filter(rec("something else"))
+    now[0] = 31.0
+    r = rec("Unable connect to node")
+    assert f.filter(r) and "999 more like this" in r.getMessage()
 
 
 def test_an_error_that_cannot_cross_a_process_arrives_as_its_type_and_message():
