@@ -8,7 +8,10 @@ import logging
 import sys
 from pathlib import Path
 
+import orjson
+
 from segstream.config import get_settings
+from segstream.errors import SegstreamError
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -263,6 +266,14 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recover(args: argparse.Namespace) -> int:
+    from segstream.stream_app.recovery import recover, report
+
+    out = report(recover(get_settings(), take_over=args.take_over, dry_run=args.dry_run), args.dry_run)
+    print(orjson.dumps(out).decode())
+    return 0
+
+
 def _produce(args: argparse.Namespace) -> int:
     """Every event is checked by the worker's own rules first: what it would refuse is reported
     (and withheld), not published to be dead-lettered unseen."""
@@ -491,6 +502,15 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("-l", "--loglevel", default="info", choices=["crit", "error", "warn", "info", "debug"])
     w.set_defaults(func=_worker)
 
+    rc = sub.add_parser(
+        "recover",
+        help="repair halted partitions: move their checkpoints to the start of the log the broker holds "
+        "(after a lost Redis, a recreated topic or records lost to retention); the worker resumes by itself",
+    )
+    rc.add_argument("--dry-run", action="store_true", help="say what would be done; change nothing")
+    rc.add_argument("--take-over", action="store_true", help="hand the namespace's partitions to this consumer group")
+    rc.set_defaults(func=_recover)
+
     a = sub.add_parser("api", help="serve the lookup API and the segment explorer page (API keys with scopes)")
     a.add_argument("--host", default="127.0.0.1")
     a.add_argument("--port", type=_port, default=8080)
@@ -588,6 +608,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("kafka").setLevel(logging.WARNING)
     try:
         return args.func(args)
+    except SegstreamError as err:
+        raise SystemExit(f"segstream {args.command}: {err}") from None
     except ModuleNotFoundError as err:
         extra = EXTRAS.get((err.name or "").split(".")[0])
         if extra is None:

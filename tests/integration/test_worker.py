@@ -192,9 +192,7 @@ def test_a_worker_paused_past_its_session_is_fenced_when_it_wakes(bootstrap, red
     it held (the state of a batch it was processing, or its revoke callback's checkpoint). Before
     fencing, the stale checkpoint overwrote B's and windows were lost; now Redis refuses A's writes,
     A lets the partitions go, and every state equals a clean run."""
-    base = isolated_settings(
-        bootstrap, redis_url, core_process=True, kafka_session_timeout_ms=6000, batch_size=256
-    )
+    base = isolated_settings(bootstrap, redis_url, core_process=True, kafka_session_timeout_ms=6000, batch_size=256)
     env_a = {**base, "SEGSTREAM_CHECKPOINT_INTERVAL_S": "3600"}  # A's work stays in memory until its revoke
     env_b = {**base, "SEGSTREAM_CHECKPOINT_INTERVAL_S": "0.5"}
     s = settings_from(base)

@@ -1,0 +1,88 @@
+"""``segstream recover``: the repair for a halted partition, as one command.
+
+A worker halts a partition whose checkpoint and log disagree (stream_app/positions.py)
+and says why. The repair is the same for every reason: the checkpoint is moved to the
+start of the log the broker still holds, keeping every state and open window Redis
+still has, and the worker, which checks its halted partitions every few seconds,
+resumes there by itself. After a lost store that rebuilds every state from the
+retained input (the topic's retention must cover the history the model needs); after a
+recreated topic it reads the new log from its start; after records lost to retention it
+goes on from the oldest one left, and says how many were never applied. The window
+guard makes any record read twice harmless. ``--take-over`` also hands the namespace's
+partitions to this deployment's consumer group (the other deployment is gone).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+from segstream.config import Settings
+from segstream.state.redis_client import connect
+from segstream.state.redis_store import RedisStateStore
+from segstream.state.redis_windows import WindowCheckpoints
+
+from .positions import LogBounds, position
+
+
+@dataclass
+class Repair:
+    partition: int
+    reason: str  # "" when the partition was fine
+    detail: str
+    resumes_at: int
+    never_applied: int  # records the log no longer holds that no checkpoint covered
+
+
+def log_bounds(s: Settings) -> list[LogBounds]:
+    """What the broker says of every partition of the transactions topic, for this group."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from .kafka_config import kafka_python_options
+
+    c = KafkaConsumer(**kafka_python_options(s), group_id=s.consumer_group, enable_auto_commit=False)
+    try:
+        parts = sorted(c.partitions_for_topic(s.topic_transactions) or [])
+        tps = [TopicPartition(s.topic_transactions, p) for p in parts]
+        starts, ends = c.beginning_offsets(tps), c.end_offsets(tps)
+        return [LogBounds(tp.partition, starts[tp], ends[tp], c.committed(tp)) for tp in tps]
+    finally:
+        c.close()
+
+
+def recover(s: Settings, *, take_over: bool = False, dry_run: bool = False) -> list[Repair]:
+    """Check every partition as a worker would at assignment; move the halted ones' checkpoints
+    to their log's start and re-seed missing centroids. Returns what was (or would be) done."""
+    from segstream.assembly import load_model
+
+    r = connect(s.redis_url, cluster=s.redis_cluster)
+    cp = WindowCheckpoints(r, 0, prefix=s.redis_prefix)
+    out = []
+    for log in log_bounds(s):
+        meta = cp.meta(s.topic_transactions, log.partition)
+        pos = position(log, meta, time.time(), s.kafka_offsets_retention_s)
+        if pos.offset is not None:
+            out.append(Repair(log.partition, "", "", pos.offset, 0))
+            continue
+        last = -1 if meta is None else meta[0]
+        lost = max(log.start - (last + 1), 0) if pos.reason == "log_mismatch" and last + 1 <= log.end else 0
+        out.append(Repair(log.partition, pos.reason, pos.detail, log.start, lost))
+        if not dry_run:
+            cp.reposition(s.topic_transactions, log.partition, log.start - 1)
+    if take_over and not dry_run:
+        for repair in out:
+            cp.take_over(s.topic_transactions, repair.partition, s.consumer_group)
+    if not dry_run:
+        artefact, model = load_model(s)
+        store = RedisStateStore.for_deployment(r, s, model.hidden_size, model.version)
+        store.init_centroids(artefact.centroids, s.centroid_prior_weight)  # only where they are missing
+    return out
+
+
+def report(repairs: list[Repair], dry_run: bool) -> dict:
+    return {
+        "dry_run": dry_run,
+        "repaired": sum(1 for x in repairs if x.reason),
+        "never_applied": sum(x.never_applied for x in repairs),
+        "partitions": [asdict(x) for x in repairs],
+    }

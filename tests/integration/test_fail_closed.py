@@ -1,0 +1,222 @@
+"""Issue 28: faults of a deployment's first months, on the real broker and Redis.
+
+Each test: no record skipped, no offset committed past an unapplied record (the harness
+checks that after every test), /healthz 503 while the worker cannot process, nothing
+system-made dead-lettered, and after the repair the states and changes equal a clean run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from kafka.admin import KafkaAdminClient
+
+from segstream.producers.kafka_producer import publish
+from segstream.state.redis_client import connect
+from segstream.state.redis_windows import WindowCheckpoints
+
+from .harness import (
+    ROOT,
+    Worker,
+    all_consumed,
+    assert_same_states,
+    change_keys,
+    committed_offsets,
+    consumed,
+    embedded,
+    end_offsets,
+    isolated_settings,
+    read_topic,
+    settings_from,
+    wait_until,
+)
+from .servers import kafka_server
+
+pytestmark = pytest.mark.integration
+
+
+def health(w: Worker) -> tuple[int, dict]:
+    try:
+        r = httpx.get(f"http://127.0.0.1:{w.port}/healthz", timeout=10)
+        return r.status_code, r.json()
+    except (httpx.HTTPError, ValueError):
+        return -1, {}
+
+
+def system_dead_letters(s) -> list[str]:
+    """Dead letters whose reason is not the record's own: none may exist."""
+    own = ("late:", "key:", "malformed", "not_utf8", "oversized", "tombstone", "value:")
+    reasons = [d["reason"] for d in read_topic(s, s.topic_dlq, idle_s=2.0)]
+    return [
+        r for r in reasons if not r.startswith(own) and ":" not in r[:1] and r.split(":")[0] in {"engine", "internal"}
+    ]
+
+
+def recover(env: dict, *flags: str) -> dict:
+    import orjson
+
+    out = subprocess.run(
+        [sys.executable, "-m", "segstream", "recover", *flags],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        capture_output=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr.decode()[-2000:]
+    return orjson.loads(out.stdout)
+
+
+def halted(w: Worker, reason: str) -> float:
+    return w.metrics().get(f"segstream_halted_partitions{{reason={reason}}}", 0)
+
+
+def test_redis_restarting_empty_halts_every_partition_until_recover_rebuilds_it(bootstrap, redis_url, events, tmp_path):
+    """Before: centroids gone, 9,000 windows dead-lettered as engine:RuntimeError, every partition
+    fenced and its records skipped and committed, health 200. Now: the worker halts (503, one
+    line per partition), commits nothing, and `segstream recover` rebuilds every state from the
+    retained topic."""
+    env = isolated_settings(bootstrap, redis_url, batch_size=256)
+    s = settings_from(env)
+    half = len(events) // 2
+    publish(events[:half], s, progress=False)
+    w = Worker(env, tmp_path).start()
+    try:
+        wait_until(all_consumed(s), 180, "the first half to be applied", [w])
+        before = committed_offsets(s)
+        connect(redis_url).flushdb()  # Redis restarted without persistence
+        publish(events[half:], s, progress=False)
+        wait_until(lambda: health(w)[0] == 503, 30, "health to say 503", [w])
+        wait_until(lambda: halted(w, "store_lost") == 4, 30, "every partition to halt as store_lost", [w])
+        time.sleep(3)
+        assert committed_offsets(s) == before, "nothing may be committed while the store is lost"
+        assert "store_lost" in str(health(w)[1]["problems"])
+        repaired = recover(env)
+        assert repaired["repaired"] == 4 and repaired["never_applied"] == 0
+        wait_until(all_consumed(s), 240, "the worker to rebuild from the topic", [w])
+        wait_until(lambda: health(w)[0] == 200, 30, "health to return", [w])
+        log = open(w.log.name).read()
+    finally:
+        w.stop()
+    assert log.count("halted, nothing skipped") <= 8  # a line per partition, not megabytes
+    assert not system_dead_letters(s)
+    pipe, ref = embedded(s, events)
+    assert_same_states(s, pipe)
+    assert sorted(set(change_keys(read_topic(s, s.topic_changes)))) == change_keys(ref)
+
+
+def test_a_forged_claim_makes_the_owner_claim_again_not_skip(bootstrap, redis_url, events, tmp_path):
+    """Before: one INCR of a partition's epoch fenced its rightful owner, which skipped 3,742
+    records and committed them. Now the owner asks Kafka, finds it still owns the partition,
+    claims it again and re-reads from its checkpoint."""
+    env = isolated_settings(bootstrap, redis_url, batch_size=128, checkpoint_interval_s=0.2)
+    s = settings_from(env)
+    third = len(events) // 3
+    publish(events[:third], s, progress=False)
+    w = Worker(env, tmp_path).start()
+    try:
+        wait_until(all_consumed(s), 180, "the first third", [w])
+        cp = WindowCheckpoints(connect(redis_url), 0, prefix=s.redis_prefix)
+        for p in range(4):
+            cp.r.incr(cp.epoch_key(s.topic_transactions, p))  # the stray claims
+        publish(events[third:], s, progress=False)
+        wait_until(all_consumed(s), 240, "the owner to take its partitions back and finish", [w])
+        fenced = sum(v for k, v in w.metrics().items() if k.startswith("segstream_fenced_partitions_total{"))
+    finally:
+        w.stop()
+    assert fenced >= 1
+    pipe, ref = embedded(s, events)
+    assert_same_states(s, pipe)
+    assert sorted(set(change_keys(read_topic(s, s.topic_changes)))) == change_keys(ref)
+
+
+def test_a_second_deployment_sharing_the_namespace_halts_and_the_first_goes_on(bootstrap, redis_url, events, tmp_path):
+    env = isolated_settings(bootstrap, redis_url, batch_size=256)
+    s = settings_from(env)
+    other = {**env, "SEGSTREAM_CONSUMER_GROUP": env["SEGSTREAM_CONSUMER_GROUP"] + "-other"}
+    other["SEGSTREAM_NAMESPACE"] = s.redis_prefix  # mis-configured: the first one's namespace
+    other["SEGSTREAM_TOPIC_CHANGES"] = s.topic_changes + "-other"
+    publish(events, s, progress=False)
+    a = Worker(env, tmp_path).start()
+    b = None
+    try:
+        wait_until(lambda: sum(consumed(s).values()) > 0, 180, "the first deployment to start", [a])
+        b = Worker(other, tmp_path).start()
+        wait_until(lambda: halted(b, "namespace_shared") == 4, 120, "the second to halt", [a, b])
+        assert health(b)[0] == 503
+        wait_until(all_consumed(s), 240, "the first to finish", [a, b])
+        assert health(a)[0] == 200
+    finally:
+        a.stop()
+        if b:
+            b.stop()
+    assert_same_states(s, embedded(s, events)[0])
+
+
+def test_a_recreated_topic_halts_until_recover_and_then_reads_the_new_log(bootstrap, redis_url, events, tmp_path):
+    """Before: a broker recreated without its data (compose down/up) while Redis kept its state:
+    every new event was taken for a replay and dropped, health 200. Now the checkpoints beyond the
+    new log halt the worker; `segstream recover` moves them to the new log's start."""
+    env = isolated_settings(bootstrap, redis_url, batch_size=256)
+    s = settings_from(env)
+    cut = int(len(events) * 0.8)
+    publish(events[:cut], s, progress=False)
+    w = Worker(env, tmp_path).start()
+    try:
+        wait_until(all_consumed(s), 180, "the old topic to be applied", [w])
+        time.sleep(2)  # a commit after the last checkpoint
+    finally:
+        w.stop()
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.delete_topics([s.topic_transactions])
+        admin.delete_groups([s.consumer_group])
+        wait_until(lambda: s.topic_transactions not in admin.list_topics(), 60, "the topic to go")
+    finally:
+        admin.close()
+    w = Worker(env, tmp_path).start()  # creates the topic again, empty
+    try:
+        wait_until(lambda: len(end_offsets(s)) == 4, 60, "the worker to create the topic again", [w])
+        publish(events[cut:], s, progress=False)
+        wait_until(lambda: halted(w, "log_mismatch") == 4, 60, "every partition to halt", [w])
+        assert health(w)[0] == 503
+        assert recover(env)["repaired"] == 4
+        wait_until(lambda: halted(w, "log_mismatch") == 0, 60, "the partitions to resume", [w])
+        wait_until(all_consumed(s), 180, "the new log to be applied", [w])
+    finally:
+        w.stop()
+    assert_same_states(s, embedded(s, events)[0])
+
+
+def test_a_broker_down_turns_health_503_within_seconds_and_the_log_stays_short(redis_url, events, tmp_path):
+    """Before: /healthz 200 for the whole minute, 8,800 ERROR lines."""
+    kafka = kafka_server(tmp_path / "kafka")
+    kafka.start()
+    try:
+        env = isolated_settings(f"127.0.0.1:{kafka.port}", redis_url, batch_size=256)
+        s = settings_from(env)
+        publish(events, s, progress=False)
+        w = Worker(env, tmp_path).start()
+        try:
+            wait_until(all_consumed(s), 180, "the topic", [w])
+            assert health(w)[0] == 200
+            size = os.path.getsize(w.log.name)
+            kafka.stop()
+            t0 = time.monotonic()
+            wait_until(lambda: health(w)[0] == 503, 30, "health to say 503", [w])
+            took = time.monotonic() - t0
+            assert health(w)[1]["broker"] is False
+            time.sleep(30)
+            grown = os.path.getsize(w.log.name) - size
+            kafka.start()
+            wait_until(lambda: health(w)[0] == 200, 120, "health to return with the broker", [w])
+        finally:
+            w.stop()
+    finally:
+        kafka.stop()
+    assert took < 15
+    assert grown < 100_000, f"{grown} bytes of log in 30 s of outage"
