@@ -26,6 +26,13 @@ class RecordError(SegstreamError, ValueError):
     reason = "invalid"
 
 
+class NonFiniteValues(RecordError):
+    """A window whose features or state would not be finite numbers: the window's own data is at
+    fault (an absurd amount or income), and it must never reach a shared centroid."""
+
+    reason = "value:non_finite"
+
+
 class SystemFailure(SegstreamError, RuntimeError):
     """Nobody's record is at fault: never a dead letter, never a skip."""
 
@@ -38,6 +45,12 @@ class StoreLost(SystemFailure):
     whose effect is gone. Recovery: ``segstream recover`` (README, operations)."""
 
     reason = "store_lost"
+
+
+class StoreCorrupt(SystemFailure):
+    """A stored value that no code path may write (a non-finite centroid): served as a clean 503."""
+
+    reason = "store_corrupt"
 
 
 class LogMismatch(SystemFailure):

@@ -36,7 +36,7 @@ from redis.cluster import RedisCluster
 
 from segstream.config import Settings
 from segstream.core.ports import CentroidStats, StateBatch, flow_counts, flows_from_fields
-from segstream.errors import StoreLost
+from segstream.errors import NonFiniteValues, StoreLost
 
 from .fencing import Fenced
 
@@ -509,6 +509,8 @@ class RedisStateStore:
         rec = self._encode(part)
         # the stored (float16) h, as Lua reads it back when it must undo a rejected row
         sums, counts = CentroidStats.delta(rec["h"].astype(np.float64), np.asarray(part.nearest, np.int64), self.k)
+        if not np.isfinite(sums).all():  # one bad state would poison a shared centroid for good
+            raise NonFiniteValues("a centroid fold with values that are not finite")
         flips = (np.flatnonzero(rec["segment"] != rec["prev_segment"]) + 1).astype("<i4")
         epochs = np.array([e for _, e, _ in self.fences], "<f8")
         args = [

@@ -26,6 +26,7 @@ from segstream.assembly import window_spec
 from segstream.config import Settings
 from segstream.core.personality import TRAITS
 from segstream.core.profiles import profiles
+from segstream.errors import StoreCorrupt, SystemFailure
 from segstream.models.artefact import ModelArtefact, TorchSequenceModel
 from segstream.state.redis_client import UNAVAILABLE, connect, verify
 from segstream.state.redis_store import RedisStateStore
@@ -177,6 +178,15 @@ def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
     for unavailable in UNAVAILABLE:
         api.add_exception_handler(unavailable, store_unavailable)
 
+    async def cannot_serve(request: Request, err: SystemFailure):
+        return JSONResponse(
+            {"detail": f"stored data cannot be served ({err.reason}): {err}"},
+            status_code=503,
+            headers={"Retry-After": "30", **SECURITY_HEADERS},
+        )
+
+    api.add_exception_handler(SystemFailure, cannot_serve)
+
     @api.get("/healthz", include_in_schema=False)
     def healthz() -> dict:
         """The process answers (a liveness probe; no personal data, no key needed)."""
@@ -198,6 +208,8 @@ def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
                 {"ready": False, "reason": "no worker has written centroids for this namespace and model yet"},
                 status_code=503,
             )
+        if not np.isfinite(store.centroid_stats().centroids).all():
+            return JSONResponse({"ready": False, "reason": "the stored centroids are not finite"}, status_code=503)
         return {"ready": True, "model_version": artefact.version}
 
     def month(idx: int) -> str:
@@ -207,6 +219,8 @@ def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
         """Centroids and a 2-D projection (their principal axes): stable while centroids move slowly.
         Callers check started() first, once per request."""
         c = store.centroid_stats().centroids
+        if not np.isfinite(c).all():
+            raise StoreCorrupt("the stored centroids hold values that are not finite numbers")
         mean = c.mean(0)
         _, _, vt = np.linalg.svd(c - mean, full_matrices=False)
         return c, mean, vt[:2]

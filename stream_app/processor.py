@@ -27,7 +27,7 @@ from segstream.core.events import EventRejected, dead_letter
 from segstream.core.personality import CATEGORIES
 from segstream.core.pipeline import ingest_payloads
 from segstream.core.windows import ClosedWindow, WindowAggregator
-from segstream.errors import SystemFailure
+from segstream.errors import RecordError, SystemFailure
 from segstream.state.fencing import Fenced
 from segstream.state.forgotten import ForgottenCustomers
 from segstream.state.redis_client import UNAVAILABLE, connect, verify
@@ -218,7 +218,8 @@ class StreamProcessor:
                 "income": w.income,
                 "spend": dict(zip(CATEGORIES, w.spend.tolist())),
             }
-            err_ = EventRejected(f"engine:{type(err).__name__}", str(err))
+            reason = err.reason if isinstance(err, RecordError) else f"engine:{type(err).__name__}"
+            err_ = EventRejected(reason, str(err))
             out.dead_letters.append(
                 dead_letter(
                     orjson.dumps(summary),

@@ -22,6 +22,8 @@ from operator import attrgetter
 
 import numpy as np
 
+from segstream.errors import NonFiniteValues
+
 from .assignment import nearest
 from .change import ChangeDetector, EmissionPolicy, decide, month_of_year
 from .events import SegmentChange
@@ -64,6 +66,15 @@ def rounds(windows: Sequence[ClosedWindow]) -> list[list[ClosedWindow]]:
         by_customer[w.customer_id].append(w)
     depth = max((len(v) for v in by_customer.values()), default=0)
     return [[v[i] for v in by_customer.values() if len(v) > i] for i in range(depth)]
+
+
+def _finite(what: str, *arrays: np.ndarray) -> None:
+    """Refuse the batch before anything is written if a value is not finite: the worker's
+    pipeline then isolates the window at fault (pipeline.py) and dead-letters it as
+    ``value:non_finite``; a shared centroid never sees it."""
+    for a in arrays:
+        if not np.isfinite(a).all():
+            raise NonFiniteValues(f"{what}: {int((~np.isfinite(a)).sum())} values are not finite")
 
 
 class SegmentEngine:
@@ -112,6 +123,7 @@ class SegmentEngine:
             return res
 
         spend = normalised_spend(windows)
+        _finite("spending features", spend.astype(np.float32))
         before = self.model.traits_of(old.h)
         ewma, stat, alarm, quiet = self._detect(windows, spend, before, old)
         # a detected change restarts from the shadow, which has seen the windows since the
@@ -125,6 +137,7 @@ class SegmentEngine:
         h2, c2, traits2 = self.model.step(
             np.concatenate([x, x[go]]), np.concatenate([h0, old.shadow_h[go]]), np.concatenate([c0, old.shadow_c[go]])
         )
+        _finite("LSTM state", h2, c2, traits2)
         h, c, traits = h2[:n], c2[:n], traits2[:n]
         shadow_h, shadow_c = np.zeros_like(h), np.zeros_like(c)
         shadow_h[go], shadow_c[go] = h2[n:], c2[n:]

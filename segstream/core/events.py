@@ -22,6 +22,14 @@ from .personality import CATEGORY_INDEX
 # letters, digits and . _ : @ - only. Anything else (markup, control characters,
 # separators) is refused at ingest with ``customer_id:string_pattern_mismatch``.
 CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,64}$"
+# The same rule for Python's re, whose ``$`` also matches before a final newline ("NL1\n"):
+# msgspec checks patterns with re.search, pydantic with Rust's regex, where ``$`` is the end.
+CUSTOMER_ID_PATTERN_RE = r"\A[A-Za-z0-9._:@-]{1,64}\Z"
+# A monthly income divides the window's spend: one that rounds to nothing (1e-40) would make
+# the model's input overflow float32 and poison the shared centroids with NaN. Plausible
+# bounds, in EUR a month, outside which the income (never the purchase) is refused.
+MIN_INCOME_EUR = 1.0
+MAX_INCOME_EUR = 100_000_000.0
 # Amounts are JSON numbers (integers too): booleans and numeric strings are refused
 # (``amount:float_type``), not coerced; a producer that sends "12.5" has a bug to fix.
 Number = StrictFloat
@@ -155,8 +163,8 @@ def _checked(tx: Transaction, now: float | None, max_future_s: float, max_amount
     """Rules a schema cannot say: plausible amounts and times."""
     if not math.isfinite(tx.amount) or tx.amount_eur > max_amount:
         raise EventRejected("amount:out_of_range", f"{tx.amount} {tx.currency}")
-    if tx.income is not None and not math.isfinite(tx.income):
-        raise EventRejected("income:out_of_range", str(tx.income))
+    if tx.income is not None and not (MIN_INCOME_EUR <= tx.income * FX_TO_EUR[tx.currency] <= MAX_INCOME_EUR):
+        raise EventRejected("income:out_of_range", f"{tx.income} {tx.currency}")
     ts = tx.epoch
     if ts < _MIN_EPOCH:
         raise EventRejected("timestamp:before_epoch", tx.timestamp.isoformat())

@@ -13,6 +13,8 @@ from typing import Protocol
 
 import numpy as np
 
+from segstream.errors import NonFiniteValues
+
 from .change import Calibration
 
 
@@ -109,6 +111,8 @@ class CentroidStats:
         """Fold states into their centroids, in place; a no-op (same version) when none has a label."""
         if (labels >= 0).any():
             sums, counts = self.delta(h, labels, len(self.counts))
+            if not np.isfinite(sums).all():  # one bad state would poison a shared centroid for good
+                raise NonFiniteValues("a centroid fold with values that are not finite")
             self.sums += sums
             self.counts += counts
             self.version += 1

@@ -23,7 +23,15 @@ import numpy as np
 
 from .categories import OTHER, CategoryMap
 from .columns import TransactionColumns
-from .events import CUSTOMER_ID_PATTERN, FX_TO_EUR, EventRejected, Transaction, decode_event
+from .events import (
+    CUSTOMER_ID_PATTERN_RE,
+    FX_TO_EUR,
+    MAX_INCOME_EUR,
+    MIN_INCOME_EUR,
+    EventRejected,
+    Transaction,
+    decode_event,
+)
 from .personality import CATEGORIES
 
 _Currency = Literal[tuple(FX_TO_EUR)]  # type: ignore[valid-type]
@@ -34,7 +42,7 @@ class _Canonical(msgspec.Struct, gc=False):
     """The canonical wire form, at least as strict as :class:`Transaction` in every field."""
 
     event_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-    customer_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=CUSTOMER_ID_PATTERN)]
+    customer_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=CUSTOMER_ID_PATTERN_RE)]
     timestamp: Annotated[datetime, msgspec.Meta(tz=True)]
     amount: Annotated[float, msgspec.Meta(gt=0)]
     currency: _Currency
@@ -152,7 +160,7 @@ def decode_batch(
     ok = (
         np.isfinite(cols.amount_eur)
         & (cols.amount_eur <= limits.max_amount)
-        & ~np.isinf(cols.income_eur)
+        & (np.isnan(cols.income_eur) | ((cols.income_eur >= MIN_INCOME_EUR) & (cols.income_eur <= MAX_INCOME_EUR)))
         & (cols.timestamp >= 0.0)
         & (cols.timestamp <= now + limits.max_future_s)
     )

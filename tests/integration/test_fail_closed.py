@@ -220,3 +220,43 @@ def test_a_broker_down_turns_health_503_within_seconds_and_the_log_stays_short(r
         kafka.stop()
     assert took < 15
     assert grown < 100_000, f"{grown} bytes of log in 30 s of outage"
+
+
+def test_an_absurd_income_is_the_events_fault_and_the_worker_binds_loopback(bootstrap, redis_url, events, tmp_path):
+    """Before: income 1e-40 passed validation, overflowed float32 and made a shared centroid NaN
+    for good; the web port listened on 0.0.0.0. Now the event is dead-lettered for its income,
+    every state equals a clean run, and the worker's HTTP listens on 127.0.0.1 only."""
+    env = isolated_settings(bootstrap, redis_url, batch_size=256)
+    s = settings_from(env)
+    poison = dict(events[10], event_id="poison", income=1e-40)
+    publish([*events, poison], s, progress=False)
+    w = Worker(env, tmp_path).start()
+    try:
+        wait_until(all_consumed(s), 180, "the topic", [w])
+        listening = listeners(w.port)
+    finally:
+        w.stop()
+    reasons = [d["reason"] for d in read_topic(s, s.topic_dlq, idle_s=2.0)]
+    assert reasons == ["income:out_of_range"]
+    assert listening == ["127.0.0.1"]
+    assert_same_states(s, embedded(s, events)[0])
+
+
+def listeners(port: int) -> list[str]:
+    """Addresses with a socket listening on ``port`` (from /proc/net/tcp and tcp6)."""
+    import ipaddress
+
+    out = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            addr, p = local.split(":")
+            if int(p, 16) == port and state == "0A":
+                raw = bytes.fromhex(addr)
+                raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+                out.append(str(ipaddress.ip_address(raw)))
+    return out
