@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     # (0: after every batch). Longer means fewer writes per event and a longer replay
     # after a crash; what is counted and emitted does not change.
     checkpoint_interval_s: float = 1.0
+    # Memory bounds of the core (its open windows and their dedup keys): at either, the worker
+    # stops fetching (health 503, segstream_memory_bound 1, one log line) until closing windows
+    # brings it back under; it never grows until the kernel kills it. About 400 B per open
+    # customer window (BENCHMARKS.md); add partitions and workers before a month end reaches it.
+    max_open_windows: int = 4_000_000
+    max_core_memory_mb: int = 3072
     # Run the core (decoding, windows, engine) in a process of its own beside the
     # worker's event loop, so the two use two cores instead of sharing one
     # interpreter lock; False runs it in a thread of the worker.

@@ -171,11 +171,10 @@ class CoreRunner:
         return self.call(StreamProcessor.model_stats)
 
     def memory_bytes(self) -> int:
-        """Resident memory of the core's process (0 when the core runs in a thread of the worker)."""
-        if self._proc is None or self._proc.pid is None:
-            return 0
+        """Resident memory of the core's process (of the worker's, when the core runs in a thread)."""
+        pid = os.getpid() if self._proc is None else self._proc.pid
         try:
-            with open(f"/proc/{self._proc.pid}/statm") as f:
+            with open(f"/proc/{pid}/statm") as f:
                 return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
         except OSError:
             return 0

@@ -79,7 +79,8 @@ class IngestLoop:
         self.revocations = 0  # a batch fetched before the latest revoke is stale
         self.rewind_needed = False
         self._fetching: asyncio.Future | None = None
-        self._zombies: set[int] = set()  # partitions Kafka says are no longer ours: paused until the rebalance
+        self._zombies: set[int] = set()
+        self.bounded = False  # at the memory bound: every partition paused  # partitions Kafka says are no longer ours: paused until the rebalance
         self._quiet_check = self._recheck = time.monotonic()
 
     async def run(self) -> None:
@@ -122,6 +123,7 @@ class IngestLoop:
                 else:
                     await self.worker.flush()
                     await self._close_quiet()
+                self._memory_bound()
                 if self.checkpoint.due:
                     offsets = await self.checkpoint.write()  # 3: steps 1-3 of a commit
                 if self.halted and time.monotonic() - self._recheck >= RECHECK_S:
@@ -202,6 +204,27 @@ class IngestLoop:
         reasons = [p.reason for p in self.halted.values()]
         for reason in ("store_lost", "log_mismatch", "namespace_shared"):
             metrics.HALTED.labels(reason).set(reasons.count(reason))
+
+    def _memory_bound(self) -> None:
+        """Back-pressure: at the bound stop fetching, and start again once closing windows (the
+        wall clock closing a quiet live month) brings the core back under it."""
+        s = self.settings
+        rss = self.worker.core.memory_bytes()
+        over = self.worker.open_windows >= s.max_open_windows or rss >= s.max_core_memory_mb << 20
+        if over == self.bounded:
+            return
+        self.bounded = over
+        metrics.MEMORY_BOUND.set(int(over))
+        live = [tp for tp in self._assigned() if tp.partition not in self.halted and not self._paused_zombie(tp)]
+        if over:
+            why = f"{self.worker.open_windows} open windows, core at {rss >> 20} MB (bounds {s.max_open_windows}, {s.max_core_memory_mb} MB)"
+            log.error("memory bound reached: %s; fetching paused until windows close (add partitions and workers)", why)
+            self.health.set("memory", why)
+            self.consumer.pause(*live)
+        else:
+            log.warning("back under the memory bound: fetching again")
+            self.health.clear("memory")
+            self.consumer.resume(*live)
 
     # --- rebalances (aiokafka calls these inside a fetch) ------------------------------
     async def revoked(self, partitions: list[int]) -> None:

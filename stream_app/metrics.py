@@ -147,3 +147,7 @@ LOG_SUPPRESSED = Counter("segstream_log_lines_suppressed_total", "Repeated warni
 CORE_MEMORY = Gauge(
     "segstream_core_resident_bytes", "Resident memory of the core's process (0: a thread of the worker)"
 )
+MEMORY_BOUND = Gauge(
+    "segstream_memory_bound",
+    "1 while the core is at its memory bound (open windows or resident memory) and fetching is paused",
+)

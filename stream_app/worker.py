@@ -50,6 +50,7 @@ class Core(Protocol):
     def assign(self, logs: list[LogBounds]) -> asyncio.Future: ...
     def revoke(self, partitions: list[int]) -> asyncio.Future: ...
     def model_stats(self) -> asyncio.Future: ...
+    def memory_bytes(self) -> int: ...
 
 
 class Publisher(Protocol):
@@ -73,6 +74,7 @@ class Worker:
         # processes the newest while the event loop sends the others and fetches the next
         self._queued: list[tuple[list[PartitionBatch], asyncio.Future, Highwater]] = []
         self._delay = 0.5  # backoff after an outage, doubling to 10 s
+        self.open_windows = 0  # in the core, after the last batch it processed
 
     async def start(self) -> None:
         """Start the core and the publisher; fails here, at start-up, if either cannot start."""
@@ -162,6 +164,7 @@ class Worker:
         self._unacked.add_done_callback(lambda f: f.exception() or metrics.observe_published(batch, out))
         metrics.observe_batch(batch, out)
         metrics.OPEN_WINDOWS.set(out.open_windows)
+        self.open_windows = out.open_windows
         for pb in batch:
             hw = highwater(pb.partition)
             if hw is not None:

@@ -260,3 +260,32 @@ def listeners(port: int) -> list[str]:
                 raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
                 out.append(str(ipaddress.ip_address(raw)))
     return out
+
+
+def test_at_its_memory_bound_the_worker_stops_fetching_and_says_so(bootstrap, redis_url, tmp_path):
+    """Before: one month of 1M distinct customers grew the core from 545 to 1,335 MB with no
+    back-pressure. Now at the bound it pauses (503, segstream_memory_bound 1, one line), commits
+    only what its checkpoints cover, and a worker with room finishes the same topic exactly."""
+    from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
+
+    bank = [e for e in SyntheticBank(GeneratorConfig(customers=3000, months=2, seed=3)).events()]
+    env = isolated_settings(bootstrap, redis_url, batch_size=256, max_open_windows=1000)
+    s = settings_from(env)
+    publish(bank, s, progress=False)
+    w = Worker(env, tmp_path).start()
+    try:
+        wait_until(lambda: w.metrics().get("segstream_memory_bound", 0) == 1, 120, "the bound", [w])
+        assert health(w)[0] == 503 and "memory" in health(w)[1]["problems"]
+        held = w.metrics()["segstream_open_windows"]
+        time.sleep(3)
+        assert w.metrics()["segstream_open_windows"] == held  # nothing more fetched
+        assert held < 1000 + 256 * 4
+        assert sum(consumed(s).values()) < sum(end_offsets(s).values())
+    finally:
+        w.stop()
+    w = Worker({**env, "SEGSTREAM_MAX_OPEN_WINDOWS": "100000"}, tmp_path).start()
+    try:
+        wait_until(all_consumed(s), 240, "a worker with room to finish", [w])
+    finally:
+        w.stop()
+    assert_same_states(s, embedded(s, bank)[0])

@@ -66,6 +66,9 @@ class FakeCore:
     def model_stats(self):
         return self._done(("fake-model", {}, 0))
 
+    def memory_bytes(self):
+        return 0
+
 
 class FakePublisher:
     def __init__(self, log):
