@@ -55,14 +55,19 @@ class Settings(BaseSettings):
     window_months: int = 1  # calendar months per tumbling window (0 = use window_seconds)
     window_seconds: int = 0  # fixed-length windows when window_months == 0
     allowed_lateness_s: int = 3 * 86400
-    # The watermark trails the latest event time that this many consecutive events of a
-    # partition reached: fewer outliers (a wrong clock stamping days ahead) cannot move it.
+    # The watermark trails the latest event time that this many distinct customers of a
+    # partition reached: fewer customers with wrong clocks (a mis-dated row, a terminal
+    # stamping days ahead) cannot move it, however many events they send.
     watermark_quorum: int = 3
     # A partition quiet this long (no records) closes its windows once the wall clock
     # passes their end plus the lateness, as if events had said so: the last month of a
     # backfill, or of a customer base that stopped paying by card, closes without newer
     # events. 0 keeps windows open until events move the clock.
     idle_close_s: float = 120.0
+    # ... but only on a live partition: one whose newest event is at most this far behind the
+    # wall clock. A backfill (or a paused one) is never closed by the wall clock, only by its
+    # own events; more than the lateness, so a live month closes though its last days were quiet.
+    idle_close_max_lag_s: float = 7 * 86400
     max_future_s: int = 7 * 86400  # events further ahead of wall-clock time are rejected
     max_message_bytes: int = 16 * 1024
     max_amount: float = 1_000_000.0

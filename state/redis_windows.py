@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterable
 
 import numpy as np
+import orjson
 import redis
 from redis.cluster import RedisCluster
 
@@ -89,6 +90,7 @@ class WindowCheckpoints:
         closed: Iterable[int],
         open_windows: Iterable[int],
         epoch: int | None = None,
+        leaders: dict[str, float] | None = None,
     ) -> None:
         """Write the partition's checkpoint atomically; with ``epoch``, only while it is still
         the partition's epoch (WATCH: a claim between the check and EXEC aborts the write)."""
@@ -103,6 +105,8 @@ class WindowCheckpoints:
                     raise Fenced([partition], "checkpoint")
                 pipe.multi()
             self._queue(pipe, topic, partition, offset, max_event_time, deltas, closed, open_windows)
+            if leaders is not None:
+                pipe.hset(self._meta(topic, partition), "leaders", orjson.dumps(leaders))
             try:
                 pipe.execute()
             except redis.WatchError:
@@ -141,6 +145,11 @@ class WindowCheckpoints:
         committed for the partition or None), or None if the partition has no checkpoint."""
         offset, at, kc = self.r.hmget(self._meta(topic, partition), "offset", "at", "kc")
         return None if offset is None else (int(offset), float(at or 0.0), None if kc is None else int(kc))
+
+    def leaders(self, topic: str, partition: int) -> dict[str, float]:
+        """The customers whose latest events the partition's clock follows (windows.py)."""
+        raw = self.r.hget(self._meta(topic, partition), "leaders")
+        return orjson.loads(raw) if raw else {}
 
     def kafka_committed(self, topic: str, partition: int, offset: int) -> None:
         """Record that Kafka took a commit of ``offset``: from then on, a partition whose group

@@ -106,7 +106,7 @@ class StreamProcessor:
                 self._epochs[p] = self._claim(p)
             offset, max_event_time, windows = self.checkpoints.load(self.topic, p)
             agg = window_aggregator(self.settings)
-            agg.restore(windows, max_event_time)
+            agg.restore(windows, max_event_time, self.checkpoints.leaders(self.topic, p))
             part = self._parts[p] = _Partition(agg, offset)
         return part
 
@@ -133,16 +133,20 @@ class StreamProcessor:
             self._epochs.pop(p, None)
 
     def _quiet(self, now: float) -> list[int]:
-        """Partitions with no record for ``idle_close_s`` whose oldest open window ``now`` has
+        """Live partitions with no record for ``idle_close_s`` whose oldest open window ``now`` has
         passed (end plus lateness): their clock moves to ``now``, and the move is checkpointed
-        like any other, so a restart does not reopen what was closed."""
+        like any other, so a restart does not reopen what was closed. A partition whose newest
+        event is more than ``idle_close_max_lag_s`` behind ``now`` is a backfill (or paused one):
+        the wall clock never closes its windows, only its own events do."""
         idle, lateness = self.settings.idle_close_s, self.settings.allowed_lateness_s
+        max_lag = self.settings.idle_close_max_lag_s
         quiet = []
         if idle <= 0:
             return quiet
         for p in [p for p in self._epochs if p not in self._fenced]:  # assigned, read or not since a restart
             part = self._partition(p)
-            if now - part.seen >= idle and part.windows.next_end() + lateness <= now:
+            live = now - part.windows.max_event_time <= max_lag
+            if live and now - part.seen >= idle and part.windows.next_end() + lateness <= now:
                 part.windows.advance_to(now)
                 part.dirty = True
                 quiet.append(p)
@@ -260,6 +264,7 @@ class StreamProcessor:
                         closed,
                         part.windows.window_numbers,
                         epoch=self._epochs[p],
+                        leaders=part.windows.leaders,
                     )
                 except Fenced:
                     fenced.append(p)

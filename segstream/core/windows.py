@@ -160,10 +160,11 @@ class WindowAggregator:
         self.spec = spec
         self.n_categories = n_categories
         self.allowed_lateness_s = float(allowed_lateness_s)
-        # The event-time clock advances to t only once ``quorum`` consecutive events are at or
-        # past t: one event stamped days ahead (a wrong clock) cannot close a month for everybody.
+        # The event-time clock advances to t only once ``quorum`` distinct customers have an event
+        # at or past t: one customer's wrong clock (a mis-dated row, a terminal stamping days
+        # ahead), however many events it sends, cannot close a month for everybody.
         self.quorum = max(int(quorum), 1)
-        self._tail = np.zeros(0)  # the last quorum - 1 event times, for the next batch's runs
+        self.leaders: dict[str, float] = {}  # the quorum customers with the latest events: id -> time
         self.max_event_time = float("-inf")  # the clock: event time the watermark trails
         self._open: dict[int, _Table] = {}
         self.counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
@@ -210,7 +211,7 @@ class WindowAggregator:
             return code
         idx = self.spec.indices(tx.timestamp)
         ends = self.spec.ends(idx)
-        clock = np.maximum.accumulate(np.maximum(self._reached(tx.timestamp), self.max_event_time))
+        clock = np.maximum.accumulate(np.maximum(self._reached(tx.timestamp, tx.customer_id), self.max_event_time))
         before = np.concatenate(([self.max_event_time], clock[:-1]))
         code[ends <= before - self.allowed_lateness_s] = LATE
         live = np.flatnonzero(code == OK)
@@ -222,18 +223,32 @@ class WindowAggregator:
             self.counts[label] += k
         return code
 
-    def _reached(self, ts: np.ndarray) -> np.ndarray:
-        """Per event, the time it and the ``quorum - 1`` events before it all reached (-inf if fewer)."""
+    def _reached(self, ts: np.ndarray, customers) -> np.ndarray:
+        """Per event, the time ``quorum`` distinct customers have reached with it (-inf where that
+        did not move): the quorum-th latest of the customers' latest event times. Only an event
+        later than that time can move it, so the loop runs over those alone."""
         k = self.quorum
         if k == 1:
             return ts
-        ext = np.concatenate([self._tail, ts])
         out = np.full(len(ts), -np.inf)
-        if len(ext) >= k:
-            runs = np.lib.stride_tricks.sliding_window_view(ext, k).min(axis=1)  # runs[m]: ext[m .. m+k-1]
-            first = k - 1 - len(self._tail)  # first event of this batch that completes a run
-            out[max(first, 0) :] = runs[max(-first, 0) :]
-        self._tail = ext[-(k - 1) :]
+        lead = self.leaders
+        floor = min(lead.values()) if len(lead) >= k else -np.inf
+        for i in np.flatnonzero(ts > floor).tolist():
+            t, c = float(ts[i]), customers[i]
+            if c in lead:
+                if t <= lead[c]:
+                    continue
+                lead[c] = t
+            elif len(lead) < k:
+                lead[c] = t
+            elif t > floor:
+                del lead[min(lead, key=lead.get)]
+                lead[c] = t
+            else:
+                continue
+            if len(lead) >= k:
+                floor = min(lead.values())
+                out[i] = floor
         return out
 
     def _add_window(self, w: int, tx: TransactionColumns, sel: np.ndarray, code: np.ndarray) -> None:
@@ -314,8 +329,12 @@ class WindowAggregator:
         closed, self._closed = self._closed, []
         return deltas, closed
 
-    def restore(self, windows: Iterable[WindowRows], max_event_time: float) -> None:
-        """Rebuild from a checkpoint: the open windows and the event time the watermark was at."""
+    def restore(
+        self, windows: Iterable[WindowRows], max_event_time: float, leaders: dict[str, float] | None = None
+    ) -> None:
+        """Rebuild from a checkpoint: the open windows, the event time the watermark was at, and
+        the customers whose latest events the clock follows."""
+        self.leaders = dict(leaders or {})
         for snap in windows:
             table = self._open.setdefault(snap.index, _Table(self.n_categories, max(64, len(snap.customers))))
             rows = table.rows_of(list(snap.customers))

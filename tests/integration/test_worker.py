@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import httpx
 import orjson
@@ -228,12 +229,25 @@ def test_a_worker_paused_past_its_session_is_fenced_when_it_wakes(bootstrap, red
     assert sorted(set(change_keys(read_topic(s, s.topic_changes)))) == change_keys(ref)
 
 
-def test_a_quiet_partition_closes_the_months_the_wall_clock_has_passed(env, tmp_path):
-    """A backfill's last month closes without newer events once the partitions are quiet for
+def live_bank(customers: int, months: int, seed: int) -> list[dict]:
+    """A bank whose last month is the one before this one: a live stream gone quiet."""
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    start = now.year * 12 + now.month - 1 - months
+    cfg = GeneratorConfig(
+        customers=customers, months=months, seed=seed, start_year=start // 12, start_month=start % 12 + 1
+    )
+    return list(SyntheticBank(cfg).events())
+
+
+def test_a_quiet_live_partition_closes_the_months_the_wall_clock_has_passed(env, tmp_path):
+    """A live stream's last month closes without newer events once the partitions are quiet for
     idle_close_s; the closing is checkpointed, so after a restart an event for that month is late."""
-    env = {**env, "SEGSTREAM_IDLE_CLOSE_S": "3"}
+    env = {**env, "SEGSTREAM_IDLE_CLOSE_S": "3", "SEGSTREAM_ALLOWED_LATENESS_S": "3600"}
+    env["SEGSTREAM_IDLE_CLOSE_MAX_LAG_S"] = str(40 * 86400)
     s = settings_from(env)
-    bank = list(SyntheticBank(GeneratorConfig(customers=40, months=3, seed=9)).events())
+    bank = live_bank(40, 3, 9)
     publish(bank, s, progress=False)
     pipe, _ = embedded(s, bank)
     open_at_end = pipe.windows.open_windows  # the stream alone leaves the last month open
@@ -241,7 +255,7 @@ def test_a_quiet_partition_closes_the_months_the_wall_clock_has_passed(env, tmp_
     pipe.drain(final=True)  # what closing everything gives
     w = Worker(env, tmp_path).start()
     try:
-        wait_until(all_consumed(s), 120, "the worker to consume the backfill", [w])
+        wait_until(all_consumed(s), 120, "the worker to consume the stream", [w])
         wait_until(
             lambda: w.metrics().get("segstream_open_windows", -1) == 0,
             60,
@@ -259,3 +273,23 @@ def test_a_quiet_partition_closes_the_months_the_wall_clock_has_passed(env, tmp_
         assert w.metrics().get("segstream_dead_letters_total{reason=late:window_closed}", 0) == 1
     finally:
         w.stop()
+
+
+def test_a_paused_backfill_is_never_closed_by_the_wall_clock(env, events, tmp_path):
+    """Issue 29: a backfill paused for longer than idle_close_s had the wall clock close every
+    month, and all of its later events went to the dead-letter topic as late."""
+    env = {**env, "SEGSTREAM_IDLE_CLOSE_S": "2"}
+    s = settings_from(env)
+    half = len(events) // 2
+    publish(events[:half], s, progress=False)
+    w = Worker(env, tmp_path).start()
+    try:
+        wait_until(all_consumed(s), 120, "the first half of the backfill", [w])
+        time.sleep(8)  # the producer pauses: several quiet checks pass
+        publish(events[half:], s, progress=False)
+        wait_until(all_consumed(s), 120, "the rest of the backfill", [w])
+        late = w.metrics().get("segstream_dead_letters_total{reason=late:window_closed}", 0)
+    finally:
+        w.stop()
+    assert late == 0
+    assert_same_states(s, embedded(s, events)[0])

@@ -191,3 +191,39 @@ def test_the_wall_clock_closes_what_no_event_will():
     agg.advance_to(ts(2024, 1, 1))
     assert agg.max_event_time == ts(2024, 4, 2)
     assert agg.add("c", ts(2024, 3, 30), 0, 1.0) == "late"
+
+
+def test_one_customers_wrong_clock_closes_no_month_however_many_events_it_sends():
+    """Issue 29: three events of one customer six days ahead made 98 on-time events of others late,
+    as the quorum counted events; it counts customers now."""
+    agg = WindowAggregator(WindowSpec(months=1), n_categories=3, allowed_lateness_s=DAY, quorum=3)
+    for d in range(1, 25):
+        agg.add(f"c{d}", ts(2024, 3, d), 0, 1.0)
+    for h in range(5):
+        agg.add("clock-wrong", ts(2024, 4, 6, h), 0, 1.0)
+    late = [agg.add(f"d{d}", ts(2024, 3, 26, d), 0, 1.0) for d in range(1, 10)]
+    assert "late" not in late and agg.poll() == []
+
+
+def test_a_misdated_customer_inside_a_backfill_makes_nobody_late():
+    """Issue 29: four events dated this month from one customer inside a 2023 backfill made every
+    later event of the backfill late."""
+    agg = WindowAggregator(WindowSpec(months=1), n_categories=3, allowed_lateness_s=3 * DAY, quorum=3)
+    out = []
+    for m in range(1, 13):
+        for c in range(20):
+            out.append(agg.add(f"c{c}", ts(2023, m, 1 + c), 0, 1.0))
+            if m == 3 and c == 5:
+                out += [agg.add("misdated", ts(2026, 12, 1, h), 0, 1.0) for h in range(4)]
+    assert "late" not in out
+
+
+def test_the_clock_s_leaders_come_back_with_a_checkpoint():
+    agg = WindowAggregator(WindowSpec(months=1), n_categories=3, allowed_lateness_s=DAY, quorum=3)
+    for c in ("a", "b"):
+        agg.add(c, ts(2024, 5, 3), 0, 1.0)
+    back = WindowAggregator(WindowSpec(months=1), n_categories=3, allowed_lateness_s=DAY, quorum=3)
+    back.restore([], agg.max_event_time, agg.leaders)
+    for a in (agg, back):
+        a.add("c", ts(2024, 5, 3), 0, 1.0)  # the third customer there: the clock moves on both
+    assert back.max_event_time == agg.max_event_time == ts(2024, 5, 3)
