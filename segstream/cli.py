@@ -213,13 +213,13 @@ def _forget(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from segstream.models.artefact import ModelArtefact
-    from segstream.state.redis_client import connect
+    from segstream.state.redis_client import client_for
     from segstream.state.redis_store import RedisStateStore
     from segstream.stream_app.erasure import Eraser
 
     s = get_settings()
     art = ModelArtefact.load(s.model_path)
-    r = connect(s.redis_url, cluster=s.redis_cluster)
+    r = client_for(s)
     eraser = Eraser(s, r, RedisStateStore.for_deployment(r, s, art.hidden_size, art.version))
     if args.consent:
         for cid in args.customer_ids:
@@ -257,7 +257,7 @@ def _worker(args: argparse.Namespace) -> int:
     from segstream.stream_app.kafka_config import verify
 
     verify(get_settings())
-    reachable(get_settings().redis_url, cluster=get_settings().redis_cluster)
+    reachable(get_settings())
     from segstream.stream_app.app import build_app
 
     app = build_app(get_settings())

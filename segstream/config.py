@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     kafka_sasl_password: str | None = Field(default=None, repr=False)
     kafka_ssl_cafile: str | None = None
     redis_url: str = Field(default="redis://localhost:6379/0", repr=False)
+    # Credentials apart from the URL, taken as they are (any character): they override the URL's
+    redis_username: str | None = None
+    redis_password: str | None = Field(default=None, repr=False)
     # A Redis Cluster at redis_url (any one node): customers' keys are spread over this many
     # hash-tagged slot groups, each committed atomically on its own (state/redis_store.py)
     redis_cluster: bool = False

@@ -22,6 +22,8 @@ from redis.exceptions import (
 )
 from redis.retry import Retry
 
+from segstream.errors import ConfigError
+
 # Redis cannot take our writes right now, though nothing is wrong with them: full
 # (``maxmemory`` with ``noeviction``), down, loading its data set, or a replica after a
 # failover, or a cluster whose failed master's replica is still being promoted. The worker
@@ -38,24 +40,56 @@ UNAVAILABLE = (
 )
 
 
-def connect(url: str, *, retries: int = 10, timeout_s: float = 5.0, cluster: bool = False) -> redis.Redis:
+def where(url: str) -> str:
+    """host:port of a Redis URL, never its credentials (for messages)."""
+    return url.rpartition("@")[2].split("/")[0].split("?")[0]
+
+
+def connect(
+    url: str,
+    *,
+    retries: int = 10,
+    timeout_s: float = 5.0,
+    cluster: bool = False,
+    username: str | None = None,
+    password: str | None = None,
+) -> redis.Redis:
     """``redis://[:password@]host:port/db`` or ``rediss://`` for TLS (ssl_* options in the URL query);
-    with ``cluster``, any node of a Redis Cluster (the client finds the others and follows failovers)."""
-    if cluster:
-        return RedisCluster.from_url(
+    with ``cluster``, any node of a Redis Cluster (the client finds the others and follows failovers).
+
+    ``username`` and ``password`` (SEGSTREAM_REDIS_USERNAME, SEGSTREAM_REDIS_PASSWORD) override
+    the URL's and are taken as they are: a password with ``/``, ``@`` or ``:`` (what ``openssl
+    rand -base64`` gives) breaks a URL unless it is percent-encoded. A URL that does not parse
+    is refused with its host only, never a fragment of its password."""
+    creds = {k: v for k, v in (("username", username), ("password", password)) if v}
+    try:
+        if cluster:
+            return RedisCluster.from_url(
+                url,
+                retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries),
+                socket_timeout=timeout_s,
+                socket_connect_timeout=timeout_s,
+                **creds,
+            )
+        return redis.Redis.from_url(
             url,
             retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries),
+            retry_on_error=[ConnectionError, TimeoutError],
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
+            health_check_interval=15,
+            **creds,
         )
-    return redis.Redis.from_url(
-        url,
-        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries),
-        retry_on_error=[ConnectionError, TimeoutError],
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        health_check_interval=15,
-    )
+    except (ValueError, TypeError):
+        raise ConfigError(
+            f"SEGSTREAM_REDIS_URL (for {where(url)}) does not parse; put the password in SEGSTREAM_REDIS_PASSWORD "
+            "(or percent-encode it in the URL)"
+        ) from None
+
+
+def client_for(s, **kw) -> redis.Redis:
+    """The deployment's Redis client from its settings: URL, cluster mode and credentials."""
+    return connect(s.redis_url, cluster=s.redis_cluster, username=s.redis_username, password=s.redis_password, **kw)
 
 
 def verify(client: redis.Redis) -> None:
@@ -71,27 +105,27 @@ def verify(client: redis.Redis) -> None:
         conn.connect()  # authenticates
     except AuthenticationError as err:
         user = kwargs.get("username") or "default"
-        raise SystemExit(f"Redis refused the credentials of user {user!r} in SEGSTREAM_REDIS_URL: {err}") from None
+        raise ConfigError(f"Redis refused the credentials of user {user!r}: {err}") from None
     except (ConnectionError, TimeoutError):
         pass
     finally:
         conn.disconnect()
 
 
-def reachable(url: str, timeout_s: float = 3.0, cluster: bool = False) -> None:
+def reachable(s, timeout_s: float = 3.0) -> None:
     """Stop a process at start-up with one clear line when Redis does not answer (or refuses
     the credentials): later, an outage is ridden out with backoff; at start it is a setup error."""
-    where = url.split("@")[-1].split("/")[0].split("?")[0]  # host:port, never the password
+    host = where(s.redis_url)
     try:
-        client = connect(url, retries=0, timeout_s=timeout_s, cluster=cluster)
+        client = client_for(s, retries=0, timeout_s=timeout_s)
     except (*UNAVAILABLE, redis.exceptions.RedisClusterException) as err:
-        raise SystemExit(f"Redis Cluster at {where} is not reachable ({err}): is SEGSTREAM_REDIS_URL right?") from None
+        raise ConfigError(f"Redis Cluster at {host} is not reachable ({err}): is SEGSTREAM_REDIS_URL right?") from None
     verify(client)
     try:
         client.ping()
     except UNAVAILABLE as err:
-        raise SystemExit(
-            f"Redis at {where} is not reachable ({err}): is it running, and is SEGSTREAM_REDIS_URL right?"
+        raise ConfigError(
+            f"Redis at {host} is not reachable ({err}): is it running, and is SEGSTREAM_REDIS_URL right?"
         ) from None
     finally:
         client.close()

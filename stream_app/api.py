@@ -28,7 +28,7 @@ from segstream.core.personality import TRAITS
 from segstream.core.profiles import profiles
 from segstream.errors import StoreCorrupt, SystemFailure
 from segstream.models.artefact import ModelArtefact, TorchSequenceModel
-from segstream.state.redis_client import UNAVAILABLE, connect, verify
+from segstream.state.redis_client import UNAVAILABLE, client_for, verify
 from segstream.state.redis_store import RedisStateStore
 
 from .auth import KeyRing, requirer
@@ -140,7 +140,7 @@ def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
     artefact = ModelArtefact.load(settings.model_path)
     model = TorchSequenceModel(artefact)
     # a request must not hang on a Redis that is down: one quick retry, then 503
-    client = connect(settings.redis_url, retries=1, timeout_s=2.0, cluster=settings.redis_cluster)
+    client = client_for(settings, retries=1, timeout_s=2.0)
     verify(client)
     store = RedisStateStore.for_deployment(client, settings, artefact.hidden_size, artefact.version)
     spec = window_spec(settings)

@@ -16,7 +16,7 @@ from prometheus_client import generate_latest
 
 from segstream.config import Settings
 from segstream.gc_tuning import tune_gc
-from segstream.state.redis_client import connect
+from segstream.state.redis_client import client_for
 
 from . import metrics
 from .core_runner import CoreRunner
@@ -51,9 +51,7 @@ class RedisProbe:
 
     def __call__(self) -> bool:
         if self._client is None:
-            self._client = connect(
-                self.settings.redis_url, retries=0, timeout_s=1.0, cluster=self.settings.redis_cluster
-            )
+            self._client = client_for(self.settings, retries=0, timeout_s=1.0)
         try:
             return bool(self._client.ping())
         except Exception:  # noqa: BLE001 - unhealthy is an answer, not a crash

@@ -8,6 +8,7 @@ from contextlib import suppress
 from typing import Any
 
 from segstream.config import Settings
+from segstream.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +89,12 @@ def verify(s: Settings, timeout_s: float = 10.0) -> None:
         try:
             asyncio.run(asyncio.wait_for(handshake(host, int(port)), timeout_s))
         except (SaslAuthenticationFailed, UnsupportedSaslMechanismError) as err:
-            raise SystemExit(
+            raise ConfigError(
                 f"Kafka at {server} refused user {s.kafka_sasl_username!r} "
                 f"({s.kafka_sasl_mechanism}); check SEGSTREAM_KAFKA_SASL_USERNAME/_PASSWORD: {err}"
             ) from None
         except ssl.SSLCertVerificationError as err:
-            raise SystemExit(
+            raise ConfigError(
                 f"Kafka at {server}: its TLS certificate is not trusted "
                 f"(SEGSTREAM_KAFKA_SSL_CAFILE={s.kafka_ssl_cafile}): {err.verify_message}"
             ) from None
@@ -103,7 +104,7 @@ def verify(s: Settings, timeout_s: float = 10.0) -> None:
             )
             continue
         return
-    raise SystemExit(
+    raise ConfigError(
         f"Kafka is not reachable at {', '.join(failures)}: is the broker running, and is "
         f"SEGSTREAM_KAFKA_BOOTSTRAP ({s.kafka_bootstrap}) right?"
     )

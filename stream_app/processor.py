@@ -30,7 +30,7 @@ from segstream.core.windows import ClosedWindow, WindowAggregator
 from segstream.errors import RecordError, SystemFailure
 from segstream.state.fencing import Fenced
 from segstream.state.forgotten import ForgottenCustomers
-from segstream.state.redis_client import UNAVAILABLE, connect, verify
+from segstream.state.redis_client import UNAVAILABLE, client_for, verify
 from segstream.state.redis_store import RedisStateStore
 from segstream.state.redis_windows import WindowCheckpoints
 
@@ -52,7 +52,7 @@ class StreamProcessor:
     def __init__(self, settings: Settings, topic: str | None = None):
         self.settings = settings
         self.topic = topic or settings.topic_transactions
-        self.redis = connect(settings.redis_url, cluster=settings.redis_cluster)
+        self.redis = client_for(settings)
         verify(self.redis)
         self.pipeline = build_pipeline(
             settings,

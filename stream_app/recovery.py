@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from segstream.config import Settings
-from segstream.state.redis_client import connect
+from segstream.state.redis_client import client_for
 from segstream.state.redis_store import RedisStateStore
 from segstream.state.redis_windows import WindowCheckpoints
 
@@ -55,7 +55,7 @@ def recover(s: Settings, *, take_over: bool = False, dry_run: bool = False) -> l
     to their log's start and re-seed missing centroids. Returns what was (or would be) done."""
     from segstream.assembly import load_model
 
-    r = connect(s.redis_url, cluster=s.redis_cluster)
+    r = client_for(s)
     cp = WindowCheckpoints(r, 0, prefix=s.redis_prefix)
     out = []
     for log in log_bounds(s):

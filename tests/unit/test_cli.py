@@ -46,10 +46,33 @@ def test_an_unreachable_broker_is_one_line_at_once(no_broker, job):
 
 
 def test_an_unreachable_redis_is_one_line_at_once():
+    from segstream.config import Settings
+    from segstream.errors import ConfigError
+
     t0 = time.monotonic()
-    with pytest.raises(SystemExit, match=r"Redis at 127\.0\.0\.1:1 is not reachable .*SEGSTREAM_REDIS_URL"):
-        reachable("redis://:secret@127.0.0.1:1/0")
-    assert time.monotonic() - t0 < 5
+    with pytest.raises(ConfigError, match=r"Redis at 127\.0\.0\.1:1 is not reachable .*SEGSTREAM_REDIS_URL") as err:
+        reachable(Settings(redis_url="redis://:secret@127.0.0.1:1/0"))
+    assert time.monotonic() - t0 < 5 and "secret" not in str(err.value)
+
+
+@pytest.mark.parametrize("password", ["ab/cd+ef=", "p@ss:w/rd", "x%2Fy", "Zm9v/YmFy+cXV4LzEyMzQ1Njc4OTA="])
+def test_any_password_works_as_given_and_no_fragment_of_it_reaches_a_message(password):
+    """Issue 29: `openssl rand -base64 24` gives a '/' in most passwords; in the URL it broke
+    parsing and the traceback printed the password's start."""
+    import redis
+
+    from segstream.config import Settings
+    from segstream.errors import ConfigError
+    from segstream.state.redis_client import client_for, connect
+
+    c = client_for(Settings(redis_url="redis://127.0.0.1:1/0", redis_password=password))
+    assert c.connection_pool.connection_kwargs["password"] == password
+    try:
+        connect(f"redis://:{password}@127.0.0.1:1/0")
+    except ConfigError as err:
+        assert password[:3] not in str(err) and "SEGSTREAM_REDIS_PASSWORD" in str(err)
+    except redis.RedisError:
+        pass
 
 
 def test_produce_reports_what_the_worker_would_refuse_and_fails_above_the_threshold(monkeypatch, capsys):
