@@ -226,14 +226,27 @@ def _forget(args: argparse.Namespace) -> int:
             print(json.dumps({"customer_id": cid, "withheld_before": eraser.consent(cid)}))
         return 0
     ids = list(args.customer_ids)
+    if not ids and not args.inactive:
+        print("segstream forget: no customer ids given (nothing was erased)", file=sys.stderr)
+        return 2
     if args.inactive:
         n = args.inactive_windows or s.retention_windows
         if n <= 0:
             print("segstream forget --inactive: set --inactive-windows or SEGSTREAM_RETENTION_WINDOWS", file=sys.stderr)
             return 2
         ids += eraser.inactive(n)
+    incomplete = 0
     for cid in ids:
-        print(json.dumps(asdict(eraser.forget(cid, publish=not args.no_tombstone))))
+        done = eraser.forget(cid, publish=not args.no_tombstone)
+        incomplete += not (done.tombstone or args.no_tombstone)
+        print(json.dumps(asdict(done)))
+    if incomplete:
+        print(
+            f"segstream forget: {incomplete} of {len(ids)} erasures are incomplete (no tombstone reached the "
+            "broker); run the same command again once it is reachable",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

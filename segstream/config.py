@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     # Customers with no window in this many windows are erased by `segstream forget --inactive`
     # (run it from cron); 0: no retention limit.
     retention_windows: int = 0
+    # Erased customers are recorded once for the whole deployment, under this prefix: every
+    # namespace, consumer group and model version on this Redis withholds their events.
+    erasure_namespace: str = "segstream"
     data_dir: Path = Path("var/worker")  # Faust's local data directory
     log_level: str = "INFO"
     # Allocations between young-generation garbage collections (Python's default: 700;

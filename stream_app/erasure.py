@@ -7,6 +7,7 @@ is erased, and what is not, is listed in docs/security.md.
 from __future__ import annotations
 
 import logging
+import re
 import zlib
 from dataclasses import dataclass
 
@@ -14,11 +15,18 @@ import redis
 from kafka.errors import KafkaError
 
 from segstream.config import Settings
+from segstream.core.events import CUSTOMER_ID_PATTERN_RE
+from segstream.errors import ConfigError
 from segstream.state.forgotten import ForgottenCustomers
 from segstream.state.redis_store import RedisStateStore
 from segstream.state.redis_windows import WindowCheckpoints
 
 log = logging.getLogger("segstream.erasure")
+
+
+def glob_literal(text: str) -> str:
+    """``text`` as a Redis glob that matches only itself."""
+    return re.sub(r"([*?\[\]\\^])", r"\\\1", text)
 
 
 @dataclass
@@ -36,9 +44,11 @@ class Eraser:
         self.r = client
         self.store = store
         self.checkpoints = WindowCheckpoints(client, 0, prefix=settings.redis_prefix)
-        self.forgotten = ForgottenCustomers(client, settings.redis_prefix)
+        self.forgotten = ForgottenCustomers(client, settings.erasure_namespace, settings.redis_prefix)
 
     def forget(self, customer_id: str, publish: bool = True) -> Erasure:
+        if not re.fullmatch(CUSTOMER_ID_PATTERN_RE, customer_id):
+            raise ConfigError(f"{customer_id[:70]!r} is not a customer id (A-Za-z0-9._:@-, at most 64)")
         # first withhold new events, so a running worker stops re-creating what we erase
         self.forgotten.add(customer_id)
         state = self.store.forget(customer_id)
@@ -52,10 +62,11 @@ class Eraser:
         One scan of the keyspace; erasures are rare."""
         prefix, removed = self.settings.redis_prefix, 0
         crc = zlib.crc32(customer_id.encode())
-        for pattern in (f"{prefix}:*:s:{customer_id}", f"{prefix}:*:h:{customer_id}"):
+        literal = glob_literal(customer_id)  # an id never becomes a pattern
+        for pattern in (f"{glob_literal(prefix)}:*:s:{literal}", f"{glob_literal(prefix)}:*:h:{literal}"):
             for key in self.r.scan_iter(match=pattern, count=1000):
                 removed += self.r.delete(key)
-        for key in self.r.scan_iter(match=f"{prefix}:*:?b*:*", count=10_000):
+        for key in self.r.scan_iter(match=f"{glob_literal(prefix)}:*:?b*:*", count=10_000):
             kind, bucket = key.decode().rsplit(":", 2)[1:]
             if (
                 kind[:2] in ("sb", "tb")
@@ -83,8 +94,15 @@ class Eraser:
         """A null value keyed by the customer: compacted copies of the topic drop the key."""
         from kafka import KafkaProducer  # here: the API imports this module only to erase
 
-        from .kafka_config import kafka_python_options
+        from segstream.errors import ConfigError
 
+        from .kafka_config import kafka_python_options, verify
+
+        try:
+            verify(self.settings, timeout_s=5.0)  # one line at once, not 30 s of client errors
+        except ConfigError as err:
+            log.warning("tombstone not published: %s", err)
+            return False
         producer = None
         try:
             producer = KafkaProducer(**kafka_python_options(self.settings), acks="all")

@@ -62,7 +62,7 @@ class StreamProcessor:
         self.store: RedisStateStore = self.pipeline.engine.store
         self.checkpoints = WindowCheckpoints(self.redis, len(CATEGORIES), prefix=settings.redis_prefix)
         self.limits = event_limits(settings)
-        self.forgotten = ForgottenCustomers(self.redis, settings.redis_prefix)  # erased: their events are withheld
+        self.forgotten = ForgottenCustomers(self.redis, settings.erasure_namespace, settings.redis_prefix)  # withheld
         self.forgotten.refresh()
         self._parts: dict[int, _Partition] = {}
         self._epochs: dict[int, int] = {}  # partition -> epoch claimed at assignment
@@ -174,6 +174,10 @@ class StreamProcessor:
             out.outcomes.update(ing.counts())
             late = EventRejected("late:window_closed", "the watermark had passed the end of its window")
             bad = ing.rejected + [(i, late) for i in ing.late_positions()]
+            if keys is not None and bad:  # an erased customer's refused record is dropped, not dead-lettered
+                erased = self.forgotten.withhold([(keys[i] or b"").decode(errors="replace") for i, _ in bad])
+                out.outcomes["forgotten"] += int(erased.sum())
+                bad = [b for b, e in zip(bad, erased) if not e]
             for i, err in bad:
                 out.dead_letters.append(
                     dead_letter(
@@ -201,7 +205,7 @@ class StreamProcessor:
 
     def _withheld(self, closed: list[ClosedWindow]) -> list[ClosedWindow]:
         """Windows of customers erased while their window was open here: dropped, never applied."""
-        if not self.forgotten.digests or not closed:
+        if not closed:
             return closed
         drop = self.forgotten.withhold([w.customer_id for w in closed])
         return [w for w, d in zip(closed, drop) if not d]

@@ -23,7 +23,13 @@ def changes(settings: Settings, *, from_beginning: bool = False, idle_timeout_s:
     )
     try:
         for msg in consumer:
-            yield orjson.loads(msg.value)
+            if msg.value is None:  # an erasure marker: everything before it of this customer is void
+                yield {"customer_id": (msg.key or b"").decode(errors="replace"), "erased": True}
+                continue
+            try:
+                yield orjson.loads(msg.value)
+            except orjson.JSONDecodeError:
+                yield {"customer_id": (msg.key or b"").decode(errors="replace"), "unreadable": True}
     finally:
         consumer.close()
 
@@ -36,6 +42,9 @@ HEADER = (
 
 def describe(ch: dict) -> str:
     """One line per change; the window is shown by its first day ([start, end), as in the API)."""
+    if ch.get("erased") or ch.get("unreadable"):
+        what = "erased: drop what you hold of this customer" if ch.get("erased") else "unreadable record"
+        return f"{'':<10}  {ch['customer_id']:<14} {what}"
     # events from before window_start existed: the (exclusive) end, marked as such
     window = ch["window_start"][:10] if ch.get("window_start") else "<" + ch["window_end"][:10]
     traits = " ".join(f"{k[0].upper()}{v:+.2f}" for k, v in ch["traits"].items())

@@ -111,3 +111,68 @@ def test_retention_finds_customers_with_no_recent_window(bootstrap, redis_url):
     assert gone <= expected
     assert set(eraser.inactive(2)) == expected
     assert eraser.inactive(10) == []
+
+
+def test_an_erasure_holds_in_another_namespace_and_model_and_for_refused_records(bootstrap, redis_url):
+    """Issue 29: a customer erased, then the input replayed under a new consumer group (the
+    upgrade path), had its state re-created and a change event published again; a same-namespace
+    replay re-dead-lettered its raw payload."""
+    events = list(SyntheticBank(GeneratorConfig(customers=40, months=8, seed=6)).events())
+    victim = "C0000007"
+    bad = orjson.dumps({**[e for e in events if e["customer_id"] == victim][0], "amount": -1})
+    payloads = [orjson.dumps(e) for e in events] + [bad]
+    keys = [e["customer_id"].encode() for e in events] + [victim.encode()]
+    blue = settings_from(isolated_settings(bootstrap, redis_url))
+    proc = StreamProcessor(blue)
+    Eraser(blue, proc.redis, proc.store).forget(victim, publish=False)
+    green = settings_from(isolated_settings(bootstrap, redis_url))  # another group, namespace and topics
+    other = StreamProcessor(green)
+    out = other.process([PartitionBatch(0, list(range(len(payloads))), payloads, None, keys)])
+    other.checkpoint()
+    assert out.outcomes["forgotten"] == sum(1 for e in events if e["customer_id"] == victim) + 1
+    assert not out.dead_letters
+    assert victim.encode() not in b"".join(every_key_and_value(other.redis))
+
+
+def run_cli(env: dict, *args: str, timeout: float = 120):
+    import os
+    import subprocess
+    import sys
+
+    from .harness import ROOT
+
+    return subprocess.run(
+        [sys.executable, "-m", "segstream", *args],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        capture_output=True,
+        timeout=timeout,
+    )
+
+
+def test_forget_refuses_what_it_cannot_do_and_says_so_in_one_line(bootstrap, redis_url):
+    """Issue 29: `forget` with no ids exited 0 silently; `forget '*'` reached SCAN MATCH and
+    deleted other customers' records; with Kafka down it printed 30 s of client errors and exited 0."""
+    env = isolated_settings(bootstrap, redis_url)
+    none = run_cli(env, "forget")
+    assert none.returncode == 2 and b"no customer ids" in none.stderr
+    glob = run_cli(env, "forget", "*")
+    assert glob.returncode != 0 and b"is not a customer id" in glob.stderr
+    assert len(glob.stderr.strip().splitlines()) == 1
+    down = run_cli({**env, "SEGSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:1"}, "forget", "C0000001", timeout=60)
+    assert down.returncode == 1 and b"incomplete" in down.stderr
+    assert down.stderr.count(b"\n") <= 3, down.stderr.decode()
+
+
+def test_watch_reads_past_an_erasure_marker(bootstrap, redis_url):
+    """Issue 29: `watch --from-beginning` crashed on the tombstone for as long as the topic held it."""
+    from kafka import KafkaProducer
+
+    env = isolated_settings(bootstrap, redis_url)
+    s = settings_from(env)
+    p = KafkaProducer(bootstrap_servers=bootstrap)
+    p.send(s.topic_changes, key=b"C0000002", value=None).get(30)
+    p.close()
+    out = run_cli(env, "watch", "--from-beginning", "--idle-timeout", "3", "--json")
+    assert out.returncode == 0, out.stderr.decode()[-500:]
+    assert orjson.loads(out.stdout.splitlines()[-1]) == {"customer_id": "C0000002", "erased": True}
