@@ -12,6 +12,7 @@ skipped and counted, not refused.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,13 +104,29 @@ class ExportRow:
         return self.event is None and self.reason == "credit"
 
 
-def _number(col: pd.Series, m: ExportMapping) -> pd.Series:
+def _number_shape(m: ExportMapping) -> re.Pattern:
+    """A number as the mapping says it is written: thousands groups of exactly three digits,
+    at most one decimal separator. A mapping with the two separators swapped reads "-44,40" as
+    -4,440 without a complaint; the shape refuses it instead (``amount:separators``)."""
+    d = re.escape(m.decimal)
+    if m.thousands:
+        t = re.escape(m.thousands)
+        whole = rf"(?:\d{{1,3}}(?:{t}\d{{3}})+|\d+)"
+    else:
+        whole = r"\d+"
+    return re.compile(rf"[+-]?{whole}(?:{d}\d+)?|[+-]?{d}\d+")
+
+
+def _number(col: pd.Series, m: ExportMapping) -> tuple[pd.Series, pd.Series]:
+    """The column's numbers, and where a non-empty value does not have the mapping's shape."""
     s = col.str.strip()
+    numeric = s.str.fullmatch(rf"[+-]?[\d{re.escape(m.decimal + (m.thousands or ''))}]+").fillna(False).astype(bool)
+    misshapen = numeric & ~s.str.fullmatch(_number_shape(m)).fillna(False).astype(bool)
     if m.thousands:
         s = s.str.replace(m.thousands, "", regex=False)
     if m.decimal != ".":
         s = s.str.replace(m.decimal, ".", regex=False)
-    return pd.to_numeric(s, errors="coerce")
+    return pd.to_numeric(s, errors="coerce").where(~misshapen), misshapen
 
 
 def _times(col: pd.Series, m: ExportMapping) -> pd.Series:
@@ -126,7 +143,7 @@ def _times(col: pd.Series, m: ExportMapping) -> pd.Series:
 
 def _chunk_rows(df: pd.DataFrame, first_line: int, m: ExportMapping, source: str) -> Iterator[ExportRow]:
     lines = np.arange(first_line, first_line + len(df))
-    amount = _number(df[m.amount], m)
+    amount, amount_misshapen = _number(df[m.amount], m)
     times = _times(df[m.time], m)
     if m.debits == "negative":
         debit = amount < 0
@@ -135,7 +152,7 @@ def _chunk_rows(df: pd.DataFrame, first_line: int, m: ExportMapping, source: str
     else:
         marks = {v.upper() for v in m.debit_values}
         debit = df[m.direction].str.strip().str.upper().isin(marks)
-    income = _number(df[m.income], m) if m.income else None
+    income, income_misshapen = _number(df[m.income], m) if m.income else (None, None)
     iso = times.dt.strftime("%Y-%m-%dT%H:%M:%S%z")
     for i in range(len(df)):
         line = int(lines[i])
@@ -149,6 +166,17 @@ def _chunk_rows(df: pd.DataFrame, first_line: int, m: ExportMapping, source: str
             )
             continue
         a = amount.iat[i]
+        misshapen = amount_misshapen.iat[i] or (income_misshapen is not None and income_misshapen.iat[i])
+        if misshapen:
+            col = m.amount if amount_misshapen.iat[i] else m.income
+            yield ExportRow(
+                line,
+                None,
+                f"{'amount' if col == m.amount else 'income'}:separators",
+                f"{df[col].iat[i]!r} is not a number written with decimal {m.decimal!r} and thousands "
+                f"{m.thousands!r}: are the two swapped in the mapping?",
+            )
+            continue
         if pd.isna(a):
             yield ExportRow(
                 line,

@@ -122,3 +122,24 @@ def test_a_column_the_file_lacks_is_named(tmp_path):
     f.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="no column .*customer_id"):
         list(read_export(f, ExportMapping()))
+
+
+def test_swapped_separators_are_found_in_the_data_not_read_as_other_amounts(tmp_path):
+    """Issue 29: with decimal and thousands swapped in the mapping, the dry run reported 0 refused
+    while -44,40 became 4,440 EUR and an income of 1.340,00 became 1.34."""
+    from segstream.producers.export import ExportMapping, read_export
+
+    path = tmp_path / "export.csv"
+    path.write_text(
+        "customer_id;timestamp;amount;category;income\n"
+        "C1;2024-03-01T10:00:00Z;-44,40;books;1.340,00\n"
+        "C1;2024-03-02T10:00:00Z;-1.234,50;books;1.340,00\n"
+    )
+    common = {"delimiter": ";", "debits": "negative", "income": "income", "currency": None, "event_id": None}
+    right = ExportMapping(decimal=",", thousands=".", **common)
+    swapped = ExportMapping(decimal=".", thousands=",", **common)
+    ok = list(read_export(path, right))
+    assert [r.event["amount"] for r in ok] == [44.4, 1234.5] and ok[0].event["income"] == 1340.0
+    bad = list(read_export(path, swapped))
+    assert [r.reason for r in bad] == ["amount:separators", "amount:separators"]
+    assert "swapped" in bad[0].detail
