@@ -195,7 +195,7 @@ def _api(args: argparse.Namespace) -> int:
 
     s = get_settings()
     ring = KeyRing.load(s.api_keys_file, s.api_keys)
-    if not ring.keys:  # a local run works without setup, and still never answers anonymously
+    if not ring.all_keys:  # a local run works without setup, and still never answers anonymously
         key, stored = KeyRing.new("development", "admin")
         ring.keys.append(stored)
         print(

@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,22 +61,55 @@ def parse_line(line: str, where: str) -> ApiKey | None:
     return ApiKey(parts[0], parts[1], parts[2][7:].lower())
 
 
+def _file_keys(path: Path) -> list[ApiKey]:
+    return [k for n, line in enumerate(path.read_text().splitlines(), 1) if (k := parse_line(line, f"{path}:{n}"))]
+
+
 class KeyRing:
-    def __init__(self, keys: list[ApiKey]):
-        self.keys = keys
+    """The keys that may call the API. Keys from a file are read again whenever the file changes
+    (checked at most once a second), so removing a line revokes its key within seconds; a file
+    that cannot be read or parsed any more leaves none of its keys valid until it is fixed."""
+
+    def __init__(self, keys: list[ApiKey], path: Path | None = None, clock=time.monotonic):
+        self.keys = keys  # from the environment, and any added at run time (a development key)
+        self.path = Path(path) if path is not None else None
+        self.clock = clock
+        self._file_keys: list[ApiKey] = []
+        self._stamp: tuple[int, int] | None = None
+        self._checked = float("-inf")
+        self._refresh()
 
     @classmethod
     def load(cls, path: Path | None, inline: str = "") -> KeyRing:
         """Keys from a file (one per line) and from ``inline`` (the same lines, ``;``-separated, for the environment)."""
-        keys = []
-        if path is not None:
-            for n, line in enumerate(Path(path).read_text().splitlines(), 1):
-                if (k := parse_line(line, f"{path}:{n}")) is not None:
-                    keys.append(k)
-        for n, line in enumerate(inline.split(";"), 1):
-            if (k := parse_line(line, f"SEGSTREAM_API_KEYS entry {n}")) is not None:
-                keys.append(k)
-        return cls(keys)
+        keys = [
+            k for n, line in enumerate(inline.split(";"), 1) if (k := parse_line(line, f"SEGSTREAM_API_KEYS entry {n}"))
+        ]
+        ring = cls(keys, path)
+        if path is not None and ring._stamp is None:
+            _file_keys(Path(path))  # at start a bad file is an error, not a silent lock-out
+        return ring
+
+    @property
+    def all_keys(self) -> list[ApiKey]:
+        self._refresh()
+        return self._file_keys + self.keys
+
+    def _refresh(self) -> None:
+        if self.path is None or self.clock() - self._checked < 1.0:
+            return
+        self._checked = self.clock()
+        try:
+            st = self.path.stat()
+            stamp = (st.st_mtime_ns, st.st_size)
+            if stamp != self._stamp:
+                self._file_keys, self._stamp = _file_keys(self.path), stamp
+        except (OSError, ValueError) as err:
+            if self._stamp is not None or self._file_keys:
+                log.warning(
+                    "API keys file %s unusable (%s): none of its keys is valid until it is fixed", self.path, err
+                )
+            self._file_keys, self._stamp = [], None
 
     @staticmethod
     def new(name: str, scope: str) -> tuple[str, ApiKey]:
@@ -90,7 +124,7 @@ class KeyRing:
     def find(self, key: str) -> ApiKey | None:
         d = digest(key)
         found = None
-        for k in self.keys:  # compare with every key, in constant time each: no early exit to time
+        for k in self.all_keys:  # compare with every key, in constant time each: no early exit to time
             if hmac.compare_digest(k.digest, d):
                 found = k
         return found
