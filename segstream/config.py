@@ -41,6 +41,16 @@ class Settings(BaseSettings):
     topic_changes: str = "segment-changes"
     topic_dlq: str = "transactions-dlq"
     topic_partitions: int = 4
+    # Topics are created (before any subscription) with these; at start the worker compares
+    # existing topics with them and says what differs. The input must be kept long enough to
+    # rebuild every state by a replay (the model needs a year of monthly windows): 400 days.
+    topic_replication_factor: int = 1  # 3 on a production cluster
+    topic_min_insync_replicas: int = 1  # 2 with a replication factor of 3
+    transactions_retention_ms: int = 400 * 86_400_000
+    # Segment changes are keyed by customer; an erased customer's changes are gone from the
+    # topic once this retention has passed (docs/security.md), the tombstone at once for compacted copies.
+    changes_retention_ms: int = 30 * 86_400_000
+    dlq_retention_ms: int = 30 * 86_400_000
     consumer_group: str = "segstream"
     # A worker silent this long is dropped from the group and its partitions move; one
     # that wakes up after that is fenced (state/fencing.py). Heartbeats every third of it.

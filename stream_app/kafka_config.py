@@ -110,28 +110,80 @@ def verify(s: Settings, timeout_s: float = 10.0) -> None:
     )
 
 
-def ensure_topics(s: Settings) -> None:
-    """Create the three topics if missing (idempotent; several processes may race).
+def topic_specs(s: Settings) -> dict[str, tuple[int, int, dict[str, str]]]:
+    """Each topic's partitions, replication factor and configs, from settings.
 
     The transactions topic stamps records with the broker's append time: an event's own
     time is in its payload, and the record's stamp is what the end-to-end latency
     (``segstream_end_to_end_seconds``) counts from; with the producer's create time it
     would also count how long the producer held the record."""
-    from kafka.admin import KafkaAdminClient, NewTopic
+    common = {"min.insync.replicas": str(s.topic_min_insync_replicas)}
+    return {
+        s.topic_transactions: (
+            s.topic_partitions,
+            s.topic_replication_factor,
+            {
+                **common,
+                "message.timestamp.type": "LogAppendTime",
+                "retention.ms": str(s.transactions_retention_ms),
+            },
+        ),
+        s.topic_changes: (
+            s.topic_partitions,
+            s.topic_replication_factor,
+            {**common, "retention.ms": str(s.changes_retention_ms)},
+        ),
+        s.topic_dlq: (
+            s.topic_partitions,
+            s.topic_replication_factor,
+            {**common, "retention.ms": str(s.dlq_retention_ms)},
+        ),
+    }
+
+
+def ensure_topics(s: Settings) -> list[str]:
+    """Create the three topics if missing (idempotent; several processes may race), then say how
+    existing ones differ from the settings (one warning each; returned for tests and tools)."""
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
+    specs = topic_specs(s)
     admin = KafkaAdminClient(**kafka_python_options(s), client_id="segstream-admin")
     try:
         existing = set(admin.list_topics())
-        configs = {s.topic_transactions: {"message.timestamp.type": "LogAppendTime"}}
-        new = [
-            NewTopic(t, s.topic_partitions, 1, topic_configs=configs.get(t, {}))
-            for t in (s.topic_transactions, s.topic_changes, s.topic_dlq)
-            if t not in existing
-        ]
+        new = [NewTopic(t, p, rf, topic_configs=cfg) for t, (p, rf, cfg) in specs.items() if t not in existing]
         if new:
             with suppress(TopicAlreadyExistsError):  # another process won the race
                 admin.create_topics(new)
             log.info("created topics %s", [t.name for t in new])
+        differences = []
+        old = [t for t in specs if t in existing]
+        if old:
+            described = {d["name"]: d for d in admin.describe_topics(old)}
+            configs = admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, t) for t in old], config_filter="all"
+            )
+            for t in old:
+                partitions, rf, want = specs[t]
+                parts = described[t]["partitions"]
+                have = {k: str(v.get("value")) for k, v in _topic_configs(configs, t).items()}
+                if len(parts) != partitions:
+                    differences.append(f"{t}: {len(parts)} partitions, settings say {partitions}")
+                if parts and len(parts[0]["replica_nodes"]) != rf:
+                    differences.append(f"{t}: replication factor {len(parts[0]['replica_nodes'])}, settings say {rf}")
+                differences += [
+                    f"{t}: {k} is {have.get(k)}, settings say {v}" for k, v in want.items() if have.get(k) != v
+                ]
+        for d in differences:
+            log.warning("topic differs from the settings: %s (kafka-configs --alter, or change the setting)", d)
+        return differences
     finally:
         admin.close()
+
+
+def _topic_configs(described: dict, topic: str) -> dict:
+    """kafka-python's describe_configs answer, nested by resource type and name, for one topic."""
+    for by_name in described.values():
+        if isinstance(by_name, dict) and topic in by_name:
+            return by_name[topic]
+    return {}

@@ -39,3 +39,24 @@ def test_transactions_carry_the_brokers_append_time(bootstrap, redis_url):
         consumer.close()
     assert msg.timestamp_type == LOG_APPEND_TIME
     assert msg.timestamp / 1000 >= before - 1  # the broker's clock now, not the event's 2001
+
+
+def test_topics_are_made_from_the_settings_and_differences_are_named(bootstrap, redis_url):
+    """Issue 29: a subscription auto-created the transactions topic with 7-day retention and the
+    producer's timestamps; now the topics come from the settings, and a topic made otherwise is named."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    from segstream.stream_app.kafka_config import ensure_topics
+
+    s = settings_from(isolated_settings(bootstrap, redis_url))
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:  # made by someone else, with the broker's defaults
+        admin.create_topics([NewTopic(s.topic_transactions, 2, 1)])
+    finally:
+        admin.close()
+    differences = ensure_topics(s)
+    assert any("2 partitions, settings say 4" in d for d in differences)
+    assert any("retention.ms is 604800000" in d for d in differences)
+    assert any("message.timestamp.type is CreateTime" in d for d in differences)
+    assert not [d for d in differences if d.startswith(s.topic_changes)]  # the ones it made agree
+    assert ensure_topics(s) == differences  # idempotent
