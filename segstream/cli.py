@@ -279,6 +279,31 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bootstrap(args: argparse.Namespace) -> int:
+    import time
+
+    from tqdm import tqdm
+
+    from segstream.assembly import event_limits
+    from segstream.producers.export import ExportMapping, ExportReport, count_lines
+    from segstream.stream_app import bootstrap
+
+    s = get_settings()
+    if args.path.suffix in (".jsonl", ".ndjson", ".json"):
+        payloads, report = bootstrap.jsonl_payloads(args.path), None
+    else:
+        mapping = ExportMapping.load(args.mapping, dict(kv.split("=", 1) for kv in args.map))
+        report = ExportReport()
+        payloads = bootstrap.export_payloads(args.path, mapping, event_limits(s, now=time.time()), report)
+    with tqdm(total=count_lines(args.path) + 1, unit="event", file=sys.stderr, disable=args.quiet) as bar:
+        done = bootstrap.run(s, payloads, progress=bar.update)
+    out = done.summary()
+    if report is not None:
+        out["export"] = report.summary()
+    print(orjson.dumps(out).decode())
+    return 1 if out["rejected"] or (report is not None and report.rejected) else 0
+
+
 def _recover(args: argparse.Namespace) -> int:
     from segstream.stream_app.recovery import recover, report
 
@@ -514,6 +539,17 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("worker", help="run the Faust worker (Kafka -> engine -> Kafka, state in Redis)")
     w.add_argument("-l", "--loglevel", default="info", choices=["crit", "error", "warn", "info", "debug"])
     w.set_defaults(func=_worker)
+
+    bs = sub.add_parser(
+        "bootstrap",
+        help="go live with history: build every customer's state from canonical events (.jsonl) or a bank export "
+        "(with --mapping) by the worker's own arithmetic, then hand over to the topic at a recorded cut-off",
+    )
+    bs.add_argument("--path", type=Path, required=True, help="events (.jsonl) or a bank export (CSV/Parquet)")
+    bs.add_argument("--mapping", type=Path, help="the export's column mapping (YAML), as for produce file")
+    bs.add_argument("--map", action="append", default=[], metavar="KEY=VALUE", help="one mapping field")
+    bs.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    bs.set_defaults(func=_bootstrap)
 
     rc = sub.add_parser(
         "recover",
