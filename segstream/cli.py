@@ -296,7 +296,7 @@ def _bootstrap(args: argparse.Namespace) -> int:
         report = ExportReport()
         payloads = bootstrap.export_payloads(args.path, mapping, event_limits(s, now=time.time()), report)
     with tqdm(total=count_lines(args.path) + 1, unit="event", file=sys.stderr, disable=args.quiet) as bar:
-        done = bootstrap.run(s, payloads, progress=bar.update)
+        done = bootstrap.run(s, payloads, progress=bar.update, processes=args.processes)
     out = done.summary()
     if report is not None:
         out["export"] = report.summary()
@@ -548,6 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
     bs.add_argument("--path", type=Path, required=True, help="events (.jsonl) or a bank export (CSV/Parquet)")
     bs.add_argument("--mapping", type=Path, help="the export's column mapping (YAML), as for produce file")
     bs.add_argument("--map", action="append", default=[], metavar="KEY=VALUE", help="one mapping field")
+    bs.add_argument("--processes", type=int, help="partitions applied at once (default: one process per core)")
     bs.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     bs.set_defaults(func=_bootstrap)
 

@@ -27,8 +27,8 @@ prior of the shipped centroids lives in group 0 only.
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib import resources
 
 import numpy as np
 import redis
@@ -39,228 +39,16 @@ from segstream.core.ports import CentroidStats, StateBatch, flow_counts, flows_f
 from segstream.errors import NonFiniteValues, StoreLost
 
 from .fencing import Fenced
-
-# Lua's struct has no float16: h is decoded by hand where a script must undo a fold
-_HALF = """
-local function half(b, pos)
-  local u = struct.unpack('<H', b, pos)
-  local e, m = math.floor(u / 1024) % 32, u % 1024
-  local v
-  if e == 0 then v = m * 2 ^ -24 elseif e == 31 then v = (m == 0) and math.huge or 0 / 0
-  else v = (1024 + m) * 2 ^ (e - 25) end
-  if u >= 32768 then return -v end
-  return v
-end
-"""
-
-# the batch's ids, sorted by bucket: one byte of length, then the id; ``runs`` holds each
-# bucket's count (int32s), in the order of the bucket keys
-_RUNS = """
-local pos = 1
-local function fields(idblob, cnt)
-  local f = {}
-  for j = 1, cnt do
-    local len = string.byte(idblob, pos)
-    f[j] = string.sub(idblob, pos + 1, pos + len)
-    pos = pos + len + 1
-  end
-  return f
-end
--- unpack() is bounded by Lua's C stack, so long argument lists go in chunks
-local function chunked(cmd, key, list, step)
-  local out = {}
-  for s = 1, #list, step do
-    local r = redis.call(cmd, key, unpack(list, s, math.min(s + step - 1, #list)))
-    if type(r) == 'table' then for _, v in ipairs(r) do out[#out + 1] = v end end
-  end
-  return out
-end
-"""
-
-_COMMIT = (
-    _HALF
-    + _RUNS
-    + """
--- ARGV: H, K, batch delta of centroid sums (K*H doubles) and counts (K doubles)
---       computed as if every record were written, history length L, the rows
---       whose segment differs from the previous one (int32s, 1-based), the
---       epochs the fence keys must still hold (F doubles), the batch's window
---       flows as if every record were written (int32 quads: window, segment
---       before, segment after, customers), the record size, then every
---       customer's record in one string (one argument, not n: packing and
---       parsing n arguments cost more than the script's work on them), the runs
---       and the ids (as _RUNS reads them). Rows are in bucket order.
---       KEYS: B bucket keys, then if L > 0 the same buckets' trajectory keys, the centroid, segment-size
---       and flow keys, then the F fence keys (state/fencing.py).
--- A fence key that moved refuses the whole batch before anything is written.
--- Rows the guard rejects are taken back out of the delta: rare (replays only),
--- so the common path touches each record's bytes once. Returns the rejected
--- rows (int32s, 1-based): usually none.
-local H = tonumber(ARGV[1])
-local K = tonumber(ARGV[2])
-local dsums, dcounts, L, flips, epochs, flows = ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8]
-local size, records, runs, ids = tonumber(ARGV[9]), ARGV[10], ARGV[11], ARGV[12]
-local F = #epochs / 8
-for f = 1, F do
-  local fk = KEYS[#KEYS - F + f]
-  local held = redis.call('GET', fk)
-  if not held then return redis.error_reply('LOST ' .. fk) end
-  if tonumber(held) ~= struct.unpack('<d', epochs, f * 8 - 7) then
-    return redis.error_reply('FENCED ' .. fk)
-  end
-end
-local B, n, E = #runs / 4, #records / size, 24 + 2 * H
-local ck, sk, fl = KEYS[#KEYS - 2 - F], KEYS[#KEYS - 1 - F], KEYS[#KEYS - F]
-local unpack4 = struct.unpack
-local rejected, nrej, skip, undo_sum, undo_cnt, undo_flow = {}, 0, {}, {}, {}, {}
-local i = 0
-for k = 1, B do
-  local f = fields(ids, unpack4('<i4', runs, k * 4 - 3))
-  local olds = chunked('HMGET', KEYS[k], f, 4000)
-  local sets, m, trails, tsets, latest = {}, 0, nil, {}, {}
-  if L > 0 then trails = chunked('HMGET', KEYS[B + k], f, 4000) end
-  for j = 1, #f do
-    i = i + 1
-    local new, old = string.sub(records, (i - 1) * size + 1, i * size), olds[j]
-    if (not old) or unpack4('<i4', old) < unpack4('<i4', new) then
-      sets[m + 1], sets[m + 2] = f[j], new
-      m = m + 2
-      if L > 0 then
-        -- the trajectory is one string of its last L entries, oldest first: each the header and
-        -- h, what the API draws and what forget un-folds; one field per customer, as the state
-        local t = (latest[f[j]] or trails[j] or '') .. string.sub(new, 1, E)
-        if #t > L * E then t = string.sub(t, -L * E) end
-        tsets[m - 1], tsets[m] = f[j], t
-        latest[f[j]] = t  -- a customer twice in the batch: the second entry follows the first
-      end
-    else
-      nrej = nrej + 1
-      rejected[nrej] = struct.pack('<i4', i)
-      skip[i] = true
-      local w, segw, prevw = unpack4('<i4i2i2', new, 1)
-      if segw >= 0 then
-        local fk = w .. ':' .. prevw .. ':' .. segw
-        undo_flow[fk] = (undo_flow[fk] or 0) + 1
-      end
-      local seg = unpack4('<i2', new, 11)  -- the nearest centroid: the fold label
-      if seg >= 0 then
-        undo_cnt[seg] = (undo_cnt[seg] or 0) + 1
-        for d = 0, H - 1 do
-          undo_sum[seg * H + d] = (undo_sum[seg * H + d] or 0) + half(new, 25 + d * 2)
-        end
-      end
-    end
-  end
-  if m > 0 then
-    chunked('HSET', KEYS[k], sets, 4000)
-    if L > 0 then chunked('HSET', KEYS[B + k], tsets, 4000) end
-  end
-end
-for f = 1, #flips / 4 do
-  local i = struct.unpack('<i4', flips, f * 4 - 3)
-  if not skip[i] then
-    local seg, prev = struct.unpack('<i2i2', records, (i - 1) * size + 5)
-    if seg >= 0 then redis.call('HINCRBY', sk, seg, 1) end
-    if prev >= 0 then redis.call('HINCRBY', sk, prev, -1) end
-  end
-end
-for q = 1, #flows / 16 do
-  local w, prevw, segw, cnt = struct.unpack('<i4i4i4i4', flows, q * 16 - 15)
-  local f = w .. ':' .. prevw .. ':' .. segw
-  cnt = cnt - (undo_flow[f] or 0)
-  if cnt ~= 0 then redis.call('HINCRBY', fl, f, cnt) end
-end
-local any = false
-for j = 0, K - 1 do
-  if struct.unpack('<d', dcounts, j * 8 + 1) - (undo_cnt[j] or 0) > 0 then any = true break end
-end
-if any then
-  local sums = redis.call('HGET', ck, 'sums')
-  local counts = redis.call('HGET', ck, 'counts')
-  local out, outc = {}, {}
-  for j = 0, K * H - 1 do
-    local v = struct.unpack('<d', sums, j * 8 + 1) + struct.unpack('<d', dsums, j * 8 + 1) - (undo_sum[j] or 0)
-    out[j + 1] = struct.pack('<d', v)
-  end
-  for j = 0, K - 1 do
-    local v = struct.unpack('<d', counts, j * 8 + 1) + struct.unpack('<d', dcounts, j * 8 + 1) - (undo_cnt[j] or 0)
-    outc[j + 1] = struct.pack('<d', v)
-  end
-  redis.call('HSET', ck, 'sums', table.concat(out), 'counts', table.concat(outc))
-  redis.call('HINCRBY', ck, 'version', 1)
-end
-return table.concat(rejected, '', 1, nrej)
-"""
-)
-
-_FORGET = (
-    _HALF
-    + """
--- KEYS: bucket key, trajectory bucket key, centroid key, segment-size key. ARGV: H, customer id.
--- Takes the customer out of the segment sizes and takes back the centroid folds we can
--- attribute to them (the stored trajectory, or the current state without one), then
--- deletes both; in one atomic step, so the worker's commits never see half of it.
--- Returns 1 if there was a state, else 0.
-local H = tonumber(ARGV[1])
-local rec = redis.call('HGET', KEYS[1], ARGV[2])
-local trail = redis.call('HGET', KEYS[2], ARGV[2]) or ''
-local hist, E = {}, 24 + 2 * H
-for p = 1, #trail, E do hist[#hist + 1] = string.sub(trail, p, p + E - 1) end
-if not rec and #hist == 0 then return 0 end
-if rec then
-  local seg = struct.unpack('<i2', rec, 5)
-  if seg >= 0 then redis.call('HINCRBY', KEYS[4], seg, -1) end
-end
-local folds = hist
-if #folds == 0 then folds = {rec} end
-local sums = redis.call('HGET', KEYS[3], 'sums')
-local counts = redis.call('HGET', KEYS[3], 'counts')
-if sums then
-  local dsum, dcnt, any = {}, {}, false
-  for _, r in ipairs(folds) do
-    local j = struct.unpack('<i2', r, 11)
-    if j >= 0 then
-      any = true
-      dcnt[j] = (dcnt[j] or 0) + 1
-      for d = 0, H - 1 do dsum[j * H + d] = (dsum[j * H + d] or 0) + half(r, 25 + d * 2) end
-    end
-  end
-  if any then
-    local K = #counts / 8
-    local out, outc = {}, {}
-    for j = 0, K * H - 1 do out[j + 1] = struct.pack('<d', struct.unpack('<d', sums, j * 8 + 1) - (dsum[j] or 0)) end
-    for j = 0, K - 1 do outc[j + 1] = struct.pack('<d', struct.unpack('<d', counts, j * 8 + 1) - (dcnt[j] or 0)) end
-    redis.call('HSET', KEYS[3], 'sums', table.concat(out), 'counts', table.concat(outc))
-    redis.call('HINCRBY', KEYS[3], 'version', 1)
-  end
-end
-redis.call('HDEL', KEYS[1], ARGV[2])
-redis.call('HDEL', KEYS[2], ARGV[2])
-return 1
-"""
-)
-
-_RAISE = """
--- KEYS[1]: a fence copy in one slot group; ARGV[1]: the epoch just claimed. Never lowered,
--- so a slow claimer of an older epoch cannot undo a newer claim.
-if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[1], ARGV[1])
-end
-return 0
-"""
-
-_INIT = """
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[1], 'sums', ARGV[1], 'counts', ARGV[2], 'version', 0)
-  return 1
-end
-return 0
-"""
+from .keys import StateKeys, bucket_of, buckets_of
 
 
-# 2: change statistic and emission state in the header; 3: the shadow state; 4: float16 h and c,
-# records as fields of hash buckets
-RECORD_FORMAT = 4
+def _no_fences() -> list[tuple[str, int, int]]:
+    return []
+
+
+def _lua(*names: str) -> str:
+    """A script from state/lua/, with the helpers it needs prepended (Redis runs one text)."""
+    return "\n".join((resources.files(__package__) / "lua" / name).read_text() for name in names)
 
 
 def record_dtype(hidden_size: int) -> np.dtype:
@@ -309,41 +97,43 @@ class RedisStateStore:
         history: int = 0,
         groups: int = 16,
         buckets: int = 256,
+        fences: Callable[[], list[tuple[str, int, int]]] | None = None,
     ):
         self.r = client
         self.hidden_size = hidden_size
         self.dtype = record_dtype(hidden_size)
         self._empty = self._encode(StateBatch.empty(1, hidden_size)).tobytes()  # a customer never seen
         self.cluster = isinstance(client, RedisCluster)
-        self.groups = max(1, groups) if self.cluster else 1
-        self.buckets = max(1, buckets)
         # states only make sense for the model that wrote them, in the record layout that wrote them
-        ns = f"{prefix}:{model_version[-10:]}:r{RECORD_FORMAT}"
-        # a single Redis keeps the names it always had; a cluster's are hash-tagged per group
-        # (the tag after the namespace, so ACL key patterns like ``~segstream:*`` still match)
-        self._ns = [f"{ns}:{{g{g}}}" for g in range(self.groups)] if self.cluster else [ns]
-        # the bucket count is in the name: another count places customers elsewhere
-        self._bucket_prefix = [f"{n}:sb{self.buckets}:" for n in self._ns]
-        self._trajectory_prefix = [f"{n}:tb{self.buckets}:" for n in self._ns]
+        self.keys = StateKeys(
+            prefix, model_version, self.cluster, max(1, groups) if self.cluster else 1, max(1, buckets)
+        )
+        self.groups, self.buckets = self.keys.groups, self.keys.buckets
+        self._ns = self.keys.namespaces
         self.history = history  # windows of trajectory kept per customer (0: none)
-        self.centroid_keys = [f"{n}:centroids" for n in self._ns]
-        self.sizes_keys = [f"{n}:sizes" for n in self._ns]
-        self.flows_keys = [f"{n}:flows" for n in self._ns]  # window:before:after -> customers (aggregates only)
+        self.centroid_keys = self.keys.per_group("centroids")
+        self.sizes_keys = self.keys.per_group("sizes")
+        self.flows_keys = self.keys.per_group("flows")  # window:before:after -> customers (aggregates only)
         self.centroid_key = self.centroid_keys[0]
-        self._commit = client.register_script(_COMMIT)
-        self._init = client.register_script(_INIT)
-        self._forget = client.register_script(_FORGET)
-        self._raise = client.register_script(_RAISE)
+        # (epoch key, epoch, partition) the next commits are made under, from the worker's core
+        # per batch; none where nobody else can own the customers (the demo, tools)
+        self.fences = fences or _no_fences
+        self._commit = client.register_script(_lua("half.lua", "runs.lua", "commit.lua"))
+        self._init = client.register_script(_lua("init.lua"))
+        self._forget = client.register_script(_lua("half.lua", "forget.lua"))
+        self._raise = client.register_script(_lua("raise.lua"))
         self.k = 0
         self._unsynced: set[int] = set()  # slot groups written since the last replicate()
         self.replica_timeout_ms = 1000
-        # (epoch key, epoch, partition) the next commits are made under: set by the
-        # worker's core per batch, empty where nobody else can own the customers
-        self.fences: list[tuple[str, int, int]] = []
 
     @classmethod
     def for_deployment(
-        cls, client: redis.Redis, settings: Settings, hidden_size: int, model_version: str
+        cls,
+        client: redis.Redis,
+        settings: Settings,
+        hidden_size: int,
+        model_version: str,
+        fences: Callable[[], list[tuple[str, int, int]]] | None = None,
     ) -> RedisStateStore:
         """The store every entry point of one deployment shares: its namespace, its trajectory length."""
         return cls(
@@ -354,24 +144,21 @@ class RedisStateStore:
             history=settings.history_windows,
             groups=settings.redis_cluster_groups,
             buckets=settings.redis_state_buckets,
+            fences=fences,
         )
 
     def bucket(self, customer_id: str) -> int:
-        return zlib.crc32(customer_id.encode()) % self.buckets
+        return bucket_of(customer_id, self.buckets)
 
     def group(self, customer_id: str) -> int:
-        return self.bucket(customer_id) % self.groups
-
-    def _key(self, prefixes: list[str], bucket: int) -> str:
-        """A state (``_bucket_prefix``) or trajectory (``_trajectory_prefix``) hash, in its slot group."""
-        return f"{prefixes[bucket % self.groups]}{bucket}"
+        return self.keys.group_of(self.bucket(customer_id))
 
     def bucket_key(self, customer_id: str) -> str:
         """The hash whose field ``customer_id`` holds the customer's record."""
-        return self._key(self._bucket_prefix, self.bucket(customer_id))
+        return self.keys.state(self.bucket(customer_id))
 
     def _trajectory_key(self, customer_id: str) -> str:
-        return self._key(self._trajectory_prefix, self.bucket(customer_id))
+        return self.keys.trajectory(self.bucket(customer_id))
 
     def _pipeline(self):
         """One request per node: a cluster's pipeline routes each command to its key's node."""
@@ -380,7 +167,7 @@ class RedisStateStore:
     def _placed(self, customer_ids: Sequence[str]) -> dict[int, tuple[np.ndarray, list[int], np.ndarray]]:
         """Per slot group: its rows of the batch sorted by bucket (stable, so a customer twice
         keeps its order), its buckets and each bucket's count of rows."""
-        b = np.fromiter((zlib.crc32(c.encode()) for c in customer_ids), np.int64, len(customer_ids)) % self.buckets
+        b = buckets_of(customer_ids, self.buckets)
         order = np.argsort(b, kind="stable")
         g = b[order] % self.groups
         out = {}
@@ -404,8 +191,8 @@ class RedisStateStore:
             for n in self._ns:
                 self._raise(keys=[f"{n}:fence:{epoch_key}"], args=[epoch])
 
-    def _fence_keys(self, g: int) -> list[str]:
-        return [f"{self._ns[g]}:fence:{k}" if self.cluster else k for k, _, _ in self.fences]
+    def _fence_keys(self, g: int, fences: list[tuple[str, int, int]]) -> list[str]:
+        return [self.keys.fence(g, k) for k, _, _ in fences]
 
     def load(self, customer_ids: Sequence[str]) -> tuple[StateBatch, CentroidStats]:
         """One HMGET per bucket, all in one pipeline (one request per node): a plain read, so the
@@ -416,7 +203,7 @@ class RedisStateStore:
         runs = []
         for rows, buckets, counts in self._placed(customer_ids).values():
             for b, run in zip(buckets, np.split(rows, np.cumsum(counts)[:-1])):
-                pipe.hmget(self._key(self._bucket_prefix, b), [customer_ids[i] for i in run.tolist()])
+                pipe.hmget(self.keys.state(b), [customer_ids[i] for i in run.tolist()])
                 runs.append(run)
         for key in self.centroid_keys:
             pipe.hmget(key, "sums", "counts", "version")
@@ -460,13 +247,14 @@ class RedisStateStore:
         if not customer_ids:
             return np.ones(0, bool)
         placed = self._placed(customer_ids)
-        calls = {g: self._commit_call(g, customer_ids, states, *place) for g, place in placed.items()}
+        fences = self.fences()
+        calls = {g: self._commit_call(g, customer_ids, states, fences, *place) for g, place in placed.items()}
         replies = self._evaluate([(self._commit, keys, args) for keys, args in calls.values()])
         self._unsynced.update(calls)  # whatever fails below, the others were written
         written = np.ones(len(customer_ids), bool)
         for (g, (rows, *_)), reply in zip(placed.items(), replies):
             if isinstance(reply, Exception):
-                self._raise_commit_error(g, reply)
+                self._raise_commit_error(g, reply, fences)
             written[rows] = self._written(reply, len(rows))
         return written
 
@@ -501,7 +289,14 @@ class RedisStateStore:
         return rec
 
     def _commit_call(
-        self, g: int, customer_ids: Sequence[str], states: StateBatch, rows: np.ndarray, buckets: list[int], runs
+        self,
+        g: int,
+        customer_ids: Sequence[str],
+        states: StateBatch,
+        fences: list[tuple[str, int, int]],
+        rows: np.ndarray,
+        buckets: list[int],
+        runs,
     ) -> tuple[list[str], list]:
         """The commit script's keys and arguments for the ``rows`` of slot group ``g``."""
         enc = [customer_ids[i].encode() for i in rows.tolist()]
@@ -512,7 +307,7 @@ class RedisStateStore:
         if not np.isfinite(sums).all():  # one bad state would poison a shared centroid for good
             raise NonFiniteValues("a centroid fold with values that are not finite")
         flips = (np.flatnonzero(rec["segment"] != rec["prev_segment"]) + 1).astype("<i4")
-        epochs = np.array([e for _, e, _ in self.fences], "<f8")
+        epochs = np.array([e for _, e, _ in fences], "<f8")
         args = [
             self.hidden_size,
             self.k,
@@ -525,23 +320,23 @@ class RedisStateStore:
             self.dtype.itemsize,
             rec.tobytes(),
             runs.astype("<i4").tobytes(),
-            b"".join(bytes((len(e),)) + e for e in enc),  # as _RUNS reads them
+            b"".join(bytes((len(e),)) + e for e in enc),  # as runs.lua reads them
         ]
-        keys = [self._key(self._bucket_prefix, b) for b in buckets]
+        keys = [self.keys.state(b) for b in buckets]
         if self.history:
-            keys += [self._key(self._trajectory_prefix, b) for b in buckets]
-        keys += [self.centroid_keys[g], self.sizes_keys[g], self.flows_keys[g], *self._fence_keys(g)]
+            keys += [self.keys.trajectory(b) for b in buckets]
+        keys += [self.centroid_keys[g], self.sizes_keys[g], self.flows_keys[g], *self._fence_keys(g, fences)]
         return keys, args
 
-    def _raise_commit_error(self, g: int, err: Exception) -> None:
+    def _raise_commit_error(self, g: int, err: Exception, fences: list[tuple[str, int, int]]) -> None:
         """A fence refusal as :class:`Fenced` naming the partition; anything else as it came."""
         if isinstance(err, redis.ResponseError) and str(err).startswith("LOST "):
             raise StoreLost(f"the partition claim {str(err)[5:]} is gone: Redis lost this deployment's data") from None
         if not (isinstance(err, redis.ResponseError) and str(err).startswith("FENCED ")):
             raise err
         key = str(err).split(" ", 1)[1]
-        fenced = dict(zip(self._fence_keys(g), (p for _, _, p in self.fences)))
-        raise Fenced([fenced[key]] if key in fenced else [p for _, _, p in self.fences], "state") from None
+        fenced = dict(zip(self._fence_keys(g, fences), (p for _, _, p in fences)))
+        raise Fenced([fenced[key]] if key in fenced else [p for _, _, p in fences], "state") from None
 
     @staticmethod
     def _written(rejected: bytes, n: int) -> np.ndarray:
@@ -614,7 +409,7 @@ class RedisStateStore:
         """Stored customers whose id starts with ``prefix``, bucket by bucket (operator and search
         use; O(customers)). All of them: every bucket's fields, pipelined. A search or a first
         page: HSCAN, so Redis filters by the prefix and a ``limit`` stops early."""
-        keys = [self._key(self._bucket_prefix, b) for b in range(self.buckets)]
+        keys = [self.keys.state(b) for b in range(self.buckets)]
         if limit is None and not prefix:
             pipe = self._pipeline()
             for key in keys:

@@ -16,10 +16,13 @@ has members, or when the namespace already holds checkpoints).
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,32 +93,57 @@ class Partitioner:
         return p
 
 
-def in_month_order(payloads: Iterable[bytes], workdir: Path) -> Iterator[tuple[bytes, bytes]]:
-    """(customer key, payload), month by month. An export sorted by customer (or by anything but
-    time) would otherwise move the clock past months other customers have not reached, and
-    their events would be late; within a month order does not matter (a window closes only
-    once the clock is past its end and the lateness). One pass spills each month to a file
-    of its own, a second reads them in order: memory stays flat whatever the history's size."""
+def spill_by_month(payloads: Iterable[bytes], workdir: Path, part: Partitioner) -> dict[int, list[Path]]:
+    """Each partition's records, as files of one month each, in month order. An export sorted by
+    customer (or by anything but time) would otherwise move the clock past months other customers
+    have not reached, and their events would be late; within a month order does not matter (a
+    window closes only once the clock is past its end and the lateness). Memory stays flat
+    whatever the history's size: records go to files, read back one batch at a time."""
     import orjson
 
-    files: dict[str, object] = {}
+    files: dict[tuple[str, int], object] = {}
     for payload in payloads:
         try:
             event = orjson.loads(payload)
             key, month = str(event["customer_id"]).encode(), str(event.get("timestamp", ""))[:7]
         except Exception:  # noqa: BLE001 - a malformed line: the decoder names its reason
             key, month = b"", ""
-        f = files.get(month)
+        p = part(key) if key else 0
+        f = files.get((month, p))
         if f is None:
-            f = files[month] = open(workdir / f"{len(files)}.tsv", "w+b")
+            f = files[(month, p)] = open(workdir / f"{len(files)}.tsv", "wb")
         f.write(key.replace(b"\t", b" ") + b"\t" + payload.replace(b"\n", b" ") + b"\n")
-    for month in sorted(files):
-        f = files[month]
-        f.seek(0)
-        for line in f:
-            key, _, payload = line.rstrip(b"\n").partition(b"\t")
-            yield key, payload
+    out: dict[int, list[Path]] = {}
+    for (_month, p), f in sorted(files.items()):
         f.close()
+        out.setdefault(p, []).append(Path(f.name))
+    return out
+
+
+def _records(paths: list[Path]) -> Iterator[tuple[bytes, bytes]]:
+    for path in paths:
+        with open(path, "rb") as f:
+            for line in f:
+                key, _, payload = line.rstrip(b"\n").partition(b"\t")
+                yield key, payload
+
+
+def _apply_partitions(s: Settings, spilled: dict[int, list[Path]]) -> BootstrapReport:
+    """One process's share: its partitions' records, month by month, through a processor of its own."""
+    from .processor import StreamProcessor
+
+    proc = StreamProcessor(s)
+    report = BootstrapReport()
+    for p, paths in sorted(spilled.items()):
+        offset, chunk = 0, []
+        for key, payload in _records(paths):
+            chunk.append((key, payload))
+            if len(chunk) >= BATCH:
+                offset = _apply(proc, p, offset, chunk, report)
+                chunk = []
+        _apply(proc, p, offset, chunk, report)
+    proc.checkpoint()
+    return report
 
 
 def run(
@@ -123,9 +151,14 @@ def run(
     payloads: Iterable[bytes],
     *,
     progress: Callable[[int], None] | None = None,
+    processes: int | None = None,
 ) -> BootstrapReport:
+    """Read the history, apply it (``processes`` at once, one per core by default), hand over.
+    ``progress`` is called with the number of events applied since its last call."""
     from .processor import StreamProcessor
     from .recovery import log_bounds
+
+    processes = processes or os.cpu_count() or 1
 
     _refuse_if_live(s)
     from .kafka_config import ensure_topics
@@ -140,21 +173,29 @@ def run(
             "give it a new SEGSTREAM_NAMESPACE (or consumer group)"
         )
     part = Partitioner(len(report.cutoff))
-    next_offset = dict.fromkeys(report.cutoff, 0)
     t0 = time.perf_counter()
-    chunk: list[tuple[bytes, bytes]] = []
     with tempfile.TemporaryDirectory(prefix="segstream-bootstrap-") as workdir:
-        for item in in_month_order(payloads, Path(workdir)):
-            chunk.append(item)
-            if len(chunk) >= BATCH:
-                _apply(proc, chunk, part, next_offset, report)
-                if progress:
-                    progress(len(chunk))
-                chunk = []
-    _apply(proc, chunk, part, next_offset, report)
-    if progress:
-        progress(len(chunk))
-    proc.checkpoint()
+        spilled = spill_by_month(payloads, Path(workdir), part)
+        # partitions are independent: one process per core, each with its share; they count what
+        # they applied in Redis, where this process reads the progress
+        n = max(1, min(processes, len(spilled)))
+        shares = [{p: f for p, f in spilled.items() if i == p % n} for i in range(n)]
+        counter = f"{s.redis_prefix}:bootstrap:applied"
+        proc.redis.delete(counter)
+        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(_apply_partitions, s, share) for share in shares]
+            shown = 0
+            while not all(f.done() for f in futures):
+                time.sleep(0.5)
+                now = int(proc.redis.get(counter) or 0)
+                if progress and now > shown:
+                    progress(now - shown)
+                    shown = now
+            parts = [f.result() for f in futures]
+    for got in parts:
+        report.events += got.events
+        report.applied_windows += got.applied_windows
+        report.rejected.update(got.rejected)
     for p, cut in report.cutoff.items():  # the hand-over: the worker reads from the cut-off on
         proc.checkpoints.reposition(s.topic_transactions, p, cut - 1)
     proc.redis.hset(
@@ -170,28 +211,19 @@ def run(
     return report
 
 
-def _apply(
-    proc, chunk: list[tuple[bytes, bytes]], part: Partitioner, next_offset: dict[int, int], report: BootstrapReport
-) -> None:
-    """One batch through the worker's processor, each record in its key's partition, then a checkpoint."""
+def _apply(proc, p: int, offset: int, chunk: list[tuple[bytes, bytes]], report: BootstrapReport) -> int:
+    """One batch of partition ``p`` through the worker's processor, then a checkpoint; the next offset."""
     if not chunk:
-        return
-    by_partition: dict[int, tuple[list[bytes], list[bytes | None]]] = {}
-    for key, payload in chunk:
-        p = part(key) if key else 0
-        values, keys = by_partition.setdefault(p, ([], []))
-        values.append(payload)
-        keys.append(key or None)
-    batch = []
-    for p, (values, keys) in sorted(by_partition.items()):
-        start = next_offset[p]
-        next_offset[p] = start + len(values)
-        batch.append(PartitionBatch(p, list(range(start, start + len(values))), values, None, keys))
-    out = proc.process(batch)
+        return offset
+    keys = [k or None for k, _ in chunk]
+    values = [v for _, v in chunk]
+    out = proc.process([PartitionBatch(p, list(range(offset, offset + len(chunk))), values, None, keys)])
     report.events += len(chunk)
     report.applied_windows += out.engine.applied
     report.rejected.update(d.reason for d in out.dead_letters)
     proc.checkpoint()
+    proc.redis.incrby(f"{proc.settings.redis_prefix}:bootstrap:applied", len(chunk))
+    return offset + len(chunk)
 
 
 def _refuse_if_live(s: Settings) -> None:

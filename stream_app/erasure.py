@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import re
-import zlib
 from dataclasses import dataclass
 
 import redis
@@ -18,6 +17,7 @@ from segstream.config import Settings
 from segstream.core.events import CUSTOMER_ID_PATTERN_RE
 from segstream.errors import ConfigError
 from segstream.state.forgotten import ForgottenCustomers
+from segstream.state.keys import holds
 from segstream.state.redis_store import RedisStateStore
 from segstream.state.redis_windows import WindowCheckpoints
 
@@ -61,19 +61,12 @@ class Eraser:
         (``:sb<count>:<bucket>``, ``:tb<count>:<bucket>``), whichever bucket count placed them.
         One scan of the keyspace; erasures are rare."""
         prefix, removed = self.settings.redis_prefix, 0
-        crc = zlib.crc32(customer_id.encode())
         literal = glob_literal(customer_id)  # an id never becomes a pattern
         for pattern in (f"{glob_literal(prefix)}:*:s:{literal}", f"{glob_literal(prefix)}:*:h:{literal}"):
             for key in self.r.scan_iter(match=pattern, count=1000):
                 removed += self.r.delete(key)
         for key in self.r.scan_iter(match=f"{glob_literal(prefix)}:*:?b*:*", count=10_000):
-            kind, bucket = key.decode().rsplit(":", 2)[1:]
-            if (
-                kind[:2] in ("sb", "tb")
-                and kind[2:].isdigit()
-                and bucket.isdigit()
-                and crc % int(kind[2:]) == int(bucket)
-            ):
+            if holds(key.decode(), customer_id):
                 removed += self.r.hdel(key, customer_id)
         return removed
 

@@ -56,7 +56,7 @@ class StreamProcessor:
         verify(self.redis)
         self.pipeline = build_pipeline(
             settings,
-            lambda m: RedisStateStore.for_deployment(self.redis, settings, m.hidden_size, m.version),
+            lambda m: RedisStateStore.for_deployment(self.redis, settings, m.hidden_size, m.version, self._fences),
             isolate_except=(*UNAVAILABLE, SystemFailure),  # outages stop the batch; a bug sets windows aside
         )
         self.store: RedisStateStore = self.pipeline.engine.store
@@ -69,6 +69,11 @@ class StreamProcessor:
         self._fenced: set[int] = set()  # claimed by a newer owner: skipped until assigned again
         self._failed = False  # a batch failed midway: refuse work until reset()
         self._kafka_took: set[int] = set()  # partitions whose checkpoint records a Kafka commit
+        self._touched: list[int] = []  # partitions of the batch being applied: its state writes are fenced by them
+
+    def _fences(self) -> list[tuple[str, int, int]]:
+        """(epoch key, epoch, partition) the state commits of the current batch are made under."""
+        return [(self.checkpoints.epoch_key(self.topic, p), self._epochs[p], p) for p in self._touched]
 
     @property
     def model_version(self) -> str:
@@ -194,7 +199,7 @@ class StreamProcessor:
             touched += [p for p in quiet if p not in touched]
         polled = {p: self._withheld(self._parts[p].windows.poll()) for p in sorted(touched)}
         closed = [w for ws in polled.values() for w in ws]
-        self.store.fences = [(self.checkpoints.epoch_key(self.topic, p), self._epochs[p], p) for p in touched]
+        self._touched = touched
         out.windows_closed = len(closed)
         out.engine = self.pipeline.process(closed)
         if out.engine.quarantined:

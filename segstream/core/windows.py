@@ -232,23 +232,31 @@ class WindowAggregator:
             return ts
         out = np.full(len(ts), -np.inf)
         lead = self.leaders
-        floor = min(lead.values()) if len(lead) >= k else -np.inf
+        full = len(lead) >= k
+        low = min(lead, key=lead.get) if full else None  # the leader whose time is the clock's
+        floor = lead[low] if full else -np.inf
+        tsl = ts.tolist()
         for i in np.flatnonzero(ts > floor).tolist():
-            t, c = float(ts[i]), customers[i]
-            if c in lead:
-                if t <= lead[c]:
+            t, c = tsl[i], customers[i]
+            held = lead.get(c)
+            if held is not None:
+                if t <= held:
                     continue
                 lead[c] = t
-            elif len(lead) < k:
+                if c != low:  # a leader above the clock moved up: the clock stays
+                    continue
+            elif not full:
                 lead[c] = t
+                full = len(lead) >= k
+                if not full:
+                    continue
             elif t > floor:
-                del lead[min(lead, key=lead.get)]
+                del lead[low]
                 lead[c] = t
             else:
                 continue
-            if len(lead) >= k:
-                floor = min(lead.values())
-                out[i] = floor
+            low = min(lead, key=lead.get)
+            floor = out[i] = lead[low]
         return out
 
     def _add_window(self, w: int, tx: TransactionColumns, sel: np.ndarray, code: np.ndarray) -> None:

@@ -136,7 +136,8 @@ def test_a_newer_claim_fences_the_old_owners_checkpoint_and_state_writes(redis_u
     atomically, and changes nothing; the new owner's writes go through."""
     r = connect(redis_url)
     cp = WindowCheckpoints(r, 2, prefix="fence")
-    store = RedisStateStore(r, H, "test-fence", prefix="fence")
+    fences: list[tuple[str, int, int]] = []  # what the worker's core says the next commit is made under
+    store = RedisStateStore(r, H, "test-fence", prefix="fence", fences=lambda: fences)
     store.init_centroids(CENTROIDS, prior_weight=1.0)
     old = cp.claim("tx", 0)
     cp.save("tx", 0, 10, 0.0, [], [], [], epoch=old)
@@ -149,14 +150,14 @@ def test_a_newer_claim_fences_the_old_owners_checkpoint_and_state_writes(redis_u
     cp.save("tx", 0, 12, 0.0, [], [], [], epoch=new)
     assert cp.offset("tx", 0) == 12
 
-    store.fences = [(cp.epoch_key("tx", 0), old, 0), (cp.epoch_key("tx", 1), 0, 1)]
+    fences[:] = [(cp.epoch_key("tx", 0), old, 0), (cp.epoch_key("tx", 1), 0, 1)]
     version = store.centroid_stats().version
     with pytest.raises(Fenced) as err:
         store.commit(["a"], batch([[1.0, 1.0]], np.array([3]), np.array([0])))
     assert err.value.partitions == [0] and err.value.where == "state"
     got, stats = store.load(["a"])
     assert got.last_window.tolist() == [-1] and stats.version == version  # nothing written, nothing folded
-    store.fences = [(cp.epoch_key("tx", 0), new, 0)]
+    fences[:] = [(cp.epoch_key("tx", 0), new, 0)]
     assert store.commit(["a"], batch([[1.0, 1.0]], np.array([3]), np.array([0]))).tolist() == [True]
 
 
@@ -172,3 +173,25 @@ def test_customer_ids_all_by_prefix_and_first_page(redis_url):
     assert store.customer_ids(prefix="X*") == ["X*1"]
     page = store.customer_ids(limit=5)
     assert len(page) == 5 and set(page) <= set(ids)
+
+
+def test_a_claim_that_vanished_is_a_lost_store_not_a_fence(redis_url):
+    """Issue 28: Redis restarted empty took the partition epochs with it; the worker took that for a
+    newer owner, fenced itself out and skipped every record. A missing claim is a lost store."""
+    from segstream.errors import StoreLost
+
+    r = connect(redis_url)
+    cp = WindowCheckpoints(r, 2, prefix="lost")
+    fences: list[tuple[str, int, int]] = []
+    store = RedisStateStore(r, H, "test-lost", prefix="lost", fences=lambda: fences)
+    store.init_centroids(CENTROIDS, prior_weight=1.0)
+    epoch = cp.claim("tx", 0)
+    fences[:] = [(cp.epoch_key("tx", 0), epoch, 0)]
+    r.flushdb()
+    with pytest.raises(StoreLost):
+        cp.save("tx", 0, 12, 0.0, [], [], [], epoch=epoch)
+    with pytest.raises(StoreLost):
+        store.load(["a"])
+    store.init_centroids(CENTROIDS, prior_weight=1.0)  # a restarted worker seeds them again...
+    with pytest.raises(StoreLost):  # ... but the claim it wrote under is gone
+        store.commit(["a"], batch([[1.0, 1.0]], np.array([3]), np.array([0])))
