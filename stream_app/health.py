@@ -54,12 +54,12 @@ class RepeatFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
             return True
-        key = (record.name, record.levelno, str(record.msg))
+        key = (record.name, record.levelno, record.getMessage())
         now = self.clock()
         seen = self._seen.get(key)
         if seen is None or now - seen[0] >= self.period_s:
             if seen is not None and seen[1]:
-                record.msg = f"{record.msg} [{seen[1]} more like this in the last {now - seen[0]:.0f} s]"
+                record.msg, record.args = f"{key[2]} [{seen[1]} more like this in the last {now - seen[0]:.0f} s]", None
             if len(self._seen) > 1000:
                 self._seen.clear()
             self._seen[key] = [now, 0]

@@ -76,7 +76,7 @@ class IngestLoop:
         self.health = health
         self.checkpoint: Checkpoint | None = None
         self.halted: dict[int, Position] = {}
-        self.revocations = 0  # a batch fetched before the latest revoke is stale
+        self.rebalances = 0  # revocations and assignments: a batch whose fetch began before the last is stale
         self.rewind_needed = False
         self._fetching: asyncio.Future | None = None
         self._zombies: set[int] = set()
@@ -99,11 +99,11 @@ class IngestLoop:
 
     async def step(self) -> None:
         """Steps 1-3 of the module docstring, once."""
-        got, revocations = {}, self.revocations
+        got, rebalances = {}, self.rebalances
         try:
             if self._fetching is None:
                 self._fetching = asyncio.ensure_future(self._fetch())
-            got, revocations = await self._fetching  # 1
+            got, rebalances = await self._fetching  # 1
         except KafkaError as err:
             log.warning("fetch failed (%s)", err)
         self._fetching = asyncio.ensure_future(self._fetch())
@@ -113,7 +113,10 @@ class IngestLoop:
                 if self.rewind_needed:
                     await self.rewind()
                     return
-                if revocations != self.revocations:  # fetched before a rebalance: re-read from the checkpoint
+                if rebalances != self.rebalances:
+                    # fetched across a rebalance: the consumer's position is past these records now,
+                    # so dropping them alone would skip them; every partition goes back to its checkpoint
+                    await self.rewind()
                     return
                 batch = self._batch(got)
                 self.checkpoint.report_lag(pb.partition for pb in batch)
@@ -151,8 +154,10 @@ class IngestLoop:
             await self.rewind()
 
     async def rewind(self) -> None:
-        """Drop what was fetched and read every partition again from its checkpoint."""
+        """Drop what was fetched and processed since the last checkpoint and read every partition again
+        from it (what the core applied meanwhile is guarded per window, and announced again)."""
         await self._cancel_fetch()
+        await self.worker.discard()
         self.checkpoint.drop()
         await self.position([tp.partition for tp in self._assigned() if not self._paused_zombie(tp)])
         self.rewind_needed = False
@@ -229,7 +234,7 @@ class IngestLoop:
     # --- rebalances (aiokafka calls these inside a fetch) ------------------------------
     async def revoked(self, partitions: list[int]) -> None:
         """Checkpoint and commit before partitions go, so the next owner re-reads little."""
-        self.revocations += 1
+        self.rebalances += 1
         offsets = None
         async with self.worker.lock:
             try:
@@ -257,6 +262,8 @@ class IngestLoop:
             except FAILURES as err:
                 log.warning("positioning partitions %s failed (%s); retrying before any is read", partitions, err)
                 self.rewind_needed = True
+            # aiokafka's fetcher may have read them from Kafka's positions while this ran
+            self.rebalances += 1
 
     # --- helpers ------------------------------------------------------------------
     async def _zombie_check(self, partitions: list[int]) -> None:
@@ -307,10 +314,12 @@ class IngestLoop:
         ]
 
     async def _fetch(self) -> tuple[dict, int]:
-        s = self.settings
+        """A batch, and the rebalances counted when its fetch began: one that spans a rebalance may
+        hold records from before it, so it is dropped and read again from the new positions."""
+        s, rebalances = self.settings, self.rebalances
         with metrics.WORKER_SECONDS.labels("fetch").time():
             got = await self.consumer.getmany(timeout_ms=int(s.batch_timeout_s * 1000), max_records=s.batch_size)
-        return got, self.revocations
+        return got, rebalances
 
     async def _cancel_fetch(self) -> None:
         if self._fetching is not None:

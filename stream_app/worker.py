@@ -118,6 +118,10 @@ class Worker:
     async def revoke(self, partitions: list[int]) -> None:
         await self.core.revoke(partitions)
 
+    async def discard(self) -> None:
+        """Forget the batches queued in the core: they will be read again."""
+        await self._drop_queued()
+
     async def on_failure(self, err: BaseException) -> None:
         """Report, forget the in-memory windows (they may hold half a batch) and, after an
         outage, back off; a fence or a halt is not an outage: there is nothing to wait for."""

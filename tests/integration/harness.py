@@ -68,7 +68,7 @@ def fail_closed_violations(settings: Settings) -> list[str]:
     try:
         cp = WindowCheckpoints(
             connect(settings.redis_url, cluster=settings.redis_cluster, retries=0, timeout_s=2.0),
-            0,
+            [sys.executable, "-m", "segstream", "worker", "-l", os.environ.get("SEGSTREAM_TEST_WORKER_LOG", "warn")],
             prefix=settings.redis_prefix,
         )
         cp.r.ping()

@@ -252,12 +252,32 @@ def test_reprocessing_from_offset_zero_changes_nothing(bootstrap, redis_url, eve
     r = connect(s.redis_url)
     for key in r.scan_iter(match=f"{s.redis_prefix}:[wp]:{s.topic_transactions}:*"):
         r.delete(key)
-    # another group, told to keep its state in the first group's namespace
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.delete_groups([s.consumer_group])  # its offsets went with the bookkeeping
+    admin.close()
+    # another group, told to keep its state in the first group's namespace: the operator hands
+    # the namespace over (without it, the new group's claims are refused: test_fail_closed.py)
     env2 = {
         **env,
         "SEGSTREAM_CONSUMER_GROUP": env["SEGSTREAM_CONSUMER_GROUP"] + "-replay",
         "SEGSTREAM_NAMESPACE": s.redis_prefix,
     }
+    import os
+    import subprocess
+    import sys
+
+    from .harness import ROOT
+
+    took = subprocess.run(
+        [sys.executable, "-m", "segstream", "recover", "--take-over"],
+        env={**os.environ, **env2},
+        cwd=ROOT,
+        capture_output=True,
+        timeout=120,
+    )
+    assert took.returncode == 0, took.stderr.decode()[-1000:]
     w = Worker(env2, tmp_path).start()
     try:
         wait_until(all_consumed(settings_from(env2)), 180, "the replay from offset 0", [w])
