@@ -32,14 +32,26 @@ def true_changes(truth: np.ndarray) -> np.ndarray:
 def score_tracking(
     labels: np.ndarray, truth: np.ndarray, announced: list[tuple[int, int, bool]], match_windows: int = 6
 ) -> dict[str, float | int | None]:
-    """Label accuracy and change detection against the truth per window.
+    """Label accuracy and change detection against the truth per window, as a consumer sees them.
 
     ``labels`` [N, T] is the announced segment label per customer and window ("" before
     the first), ``truth`` [N, T] the true micro-segment, ``announced`` the announced
-    changes as (customer row, window, new label is right). A true change is matched by
-    the first announcement for that customer within ``match_windows`` after it; every
-    other announcement is a false change. Delay is counted in windows (0 = announced
-    in the window the change began).
+    changes after the first assignment as (customer row, window, new label is the true one).
+
+    The headline figures are label-exact (issue 31):
+
+    * a true change at window *m* is **recalled within k** (``recall_3``, ``recall_6``) when
+      the first announced change of that customer in windows *m … m+k−1* (the change
+      window counts as the first) carries the customer's true new micro-segment;
+    * **precision** is the share of announced changes whose new label is the customer's
+      true micro-segment at that window and which follow a true change within the last
+      ``match_windows`` windows (the change window and the five after it);
+    * **delay** (``median_delay``, ``p90_delay``) is in windows, the change window being 1,
+      over the changes recalled within ``match_windows``.
+
+    The lenient variants of earlier releases stay beside them, named as such: any
+    announcement within delay 0..k (k+1 windows) whatever its label, and precision that
+    counts an announcement right when any true change came within ``match_windows``.
     """
     n, t = truth.shape
     start = true_changes(truth)
@@ -48,41 +60,56 @@ def score_tracking(
     has = labels != ""
     col = np.arange(t)[None, :]
     before = has & (~changed[:, None] | (col < start[:, None]))
-    matched: dict[int, tuple[int, bool]] = {}
-    false_stable = false_changed = 0
-    for row, window, right in announced:
+    first: dict[int, tuple[int, bool]] = {}  # per changed customer: its first announcement at or after the change
+    lenient: dict[int, tuple[int, bool]] = {}
+    exact_right = lenient_right = false_stable = 0
+    for row, window, right in sorted(announced, key=lambda a: (a[0], a[1])):
         s = start[row]
-        if s >= 0 and s <= window <= s + match_windows and row not in matched:
-            matched[row] = (window - s, right)
-        elif s >= 0:
-            false_changed += 1
-        else:
+        after = s >= 0 and s <= window < s + match_windows
+        exact_right += bool(after and right)
+        if s >= 0 and s <= window <= s + match_windows and row not in lenient:
+            lenient[row] = (window - s, right)
+            lenient_right += 1
+        if after and row not in first:
+            first[row] = (window - s, right)
+        if s < 0:
             false_stable += 1
-    delays = np.array([d for d, _ in matched.values()])
-    # changes early enough that 6 windows of aftermath were seen
-    scorable = changed & (start + match_windows < t)
+    # changes early enough that ``match_windows`` windows of aftermath were seen
+    scorable = changed & (start + match_windows <= t)
     denom = int(scorable.sum())
-    hit = lambda k, need_label=False: (
-        sum(  # noqa: E731
-            1 for r, (d, right) in matched.items() if scorable[r] and d <= k and (right or not need_label)
+
+    def recall(k: int) -> float:
+        return (
+            sum(1 for r, (d, right) in first.items() if scorable[r] and d < k and right) / denom
+            if denom
+            else float("nan")
         )
-        / max(denom, 1)
-    )
+
+    old_scorable = changed & (start + match_windows < t)  # as the lenient figures always counted
+
+    def lenient_recall(k: int) -> float:
+        n_old = int(old_scorable.sum())
+        return sum(1 for r, (d, _) in lenient.items() if old_scorable[r] and d <= k) / n_old if n_old else float("nan")
+
+    delays = np.array([d + 1 for r, (d, right) in first.items() if right])
+    lenient_delays = np.array([d for d, _ in lenient.values()])
     total = len(announced)
     stable_windows = int(has[~changed].sum())
     return {
+        "precision": exact_right / total if total else float("nan"),
+        "recall_3": recall(3),
+        "recall_6": recall(6),
+        "median_delay": float(np.median(delays)) if len(delays) else None,
+        "p90_delay": float(np.percentile(delays, 90)) if len(delays) else None,
+        "false_changes_per_stable_window": false_stable / stable_windows if stable_windows else 0.0,
         "label_accuracy": float(correct[has].mean()) if has.any() else float("nan"),
         "label_accuracy_before_change": float(correct[before].mean()) if before.any() else float("nan"),
         "label_accuracy_stable_end": float(correct[~changed, -1].mean()) if (~changed).any() else float("nan"),
         "label_accuracy_changed_end": float(correct[changed, -1].mean()) if changed.any() else float("nan"),
         "true_changes": int(changed.sum()),
         "announced_changes": total,
-        "change_precision": (len(matched) / total) if total else float("nan"),
-        "change_recall_3": hit(3) if denom else float("nan"),
-        "change_recall_6": hit(6) if denom else float("nan"),
-        "change_recall_3_new_label": hit(3, True) if denom else float("nan"),
-        "change_recall_6_new_label": hit(6, True) if denom else float("nan"),
-        "median_delay": float(np.median(delays)) if len(delays) else None,
-        "p90_delay": float(np.percentile(delays, 90)) if len(delays) else None,
-        "false_changes_per_stable_window": false_stable / stable_windows if stable_windows else 0.0,
+        "change_precision_lenient": lenient_right / total if total else float("nan"),
+        "change_recall_3_lenient": lenient_recall(3),
+        "change_recall_6_lenient": lenient_recall(6),
+        "median_delay_lenient": float(np.median(lenient_delays)) if len(lenient_delays) else None,
     }

@@ -27,13 +27,14 @@ SCORES = (
     "label_accuracy",
     "label_accuracy_stable_end",
     "label_accuracy_changed_end",
-    "change_precision",
-    "change_recall_3",
-    "change_recall_6",
-    "change_recall_3_new_label",
+    "precision",
+    "recall_3",
+    "recall_6",
     "median_delay",
     "p90_delay",
     "false_changes_per_stable_window",
+    "change_precision_lenient",
+    "change_recall_3_lenient",
     "ari_vs_truth",
 )
 
@@ -220,13 +221,15 @@ def compare(sc: Scenario = Scenario(), log: Callable[[str], None] = lambda _: No
 
 
 _COLUMNS = (
-    "label_accuracy_stable_end",
-    "label_accuracy_changed_end",
-    "change_precision",
-    "change_recall_3",
-    "change_recall_6",
+    "precision",
+    "recall_3",
+    "recall_6",
     "median_delay",
     "false_changes_per_stable_window",
+    "label_accuracy_stable_end",
+    "label_accuracy_changed_end",
+    "change_precision_lenient",
+    "change_recall_3_lenient",
 )
 
 
@@ -272,25 +275,22 @@ def plot_frontier(res: dict[str, Any], path: Path) -> None:
     for confirm in sorted({r["confirm_windows"] for r in res["frontier"]}):
         pts = [r for r in res["frontier"] if r["confirm_windows"] == confirm]
         ax.plot(
-            [100 * r["false_changes_per_stable_window"] for r in pts],
-            [r["median_delay"] or 0 for r in pts],
+            [r["recall_3"] for r in pts],
+            [r["precision"] for r in pts],
             "o-",
             label=f"confirm {confirm}" if confirm < 99 else "detected changes only",
         )
         for r in pts:
-            ax.annotate(
-                f"{r['change_threshold']:g}",
-                (100 * r["false_changes_per_stable_window"], r["median_delay"] or 0),
-                fontsize=7,
-            )
-    flips = next(iter(res["rows"].values()))
-    ax.plot(
-        [100 * flips["false_changes_per_stable_window"]], [flips["median_delay"] or 0], "kx", label="every flip (0.2)"
-    )
-    ax.set_xlabel("false changes, % of stable customer-windows")
-    ax.set_ylabel("median delay of announced true changes (windows)")
-    ax.set_title("Delay against false changes over the emission setting")
-    ax.legend(fontsize=8)
+            ax.annotate(f"{r['change_threshold']:g}", (r["recall_3"], r["precision"]), fontsize=7)
+    for name, r in res["rows"].items():
+        if name.startswith(("0.2", "trailing")) or "default" in name:
+            ax.plot([r["recall_3"]], [r["precision"]], "x", label=name[:40])
+    ax.set_xlabel("recall within 3 windows, label right")
+    ax.set_ylabel("precision, label right")
+    ax.set_title("What a consumer sees, over the emission settings")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

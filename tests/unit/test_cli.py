@@ -110,4 +110,4 @@ def test_demo_json_is_strict_json(capsys):
 
     assert main(["demo", "--customers", "40", "--months", "7", "--json"]) == 0
     out = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
-    assert out["change_precision"] is None and out["customers"] == 40
+    assert out["precision"] is None and out["change_precision_lenient"] is None and out["customers"] == 40

@@ -79,6 +79,40 @@ def test_tracking_scores_match_announcements_to_true_changes():
     labels = np.array([["A"] * 6, ["A", "A", "A", "B", "B", "B"], ["A", "A", "C", "C", "A", "A"]], dtype=object)
     announced = [(1, 3, True), (2, 2, False), (2, 4, True)]
     s = score_tracking(labels, truth, announced, match_windows=2)
-    assert s["change_precision"] == 1 / 3 and s["change_recall_3"] == 1.0 and s["median_delay"] == 1.0
+    assert s["change_precision_lenient"] == 1 / 3 and s["change_recall_3_lenient"] == 1.0
+    assert s["median_delay_lenient"] == 1.0
     assert s["false_changes_per_stable_window"] == 2 / 12
     assert s["label_accuracy_stable_end"] == 1.0 and s["label_accuracy_changed_end"] == 1.0
+
+
+def test_label_exact_figures_count_what_a_consumer_acts_on_and_differ_from_the_lenient_ones():
+    """Issue 31: recall within k needs the first announcement in windows m..m+k-1 to carry the true
+    new segment; precision needs the right label after a true change within the last 6 windows."""
+    from segstream.quality import score_tracking
+
+    t = 10
+    truth = np.array(
+        [
+            ["A"] * 3 + ["B"] * 7,  # changes at window 3
+            ["A"] * 3 + ["B"] * 7,  # changes at window 3
+            ["A"] * 2 + ["C"] * 8,  # changes at window 2
+            ["A"] * t,  # stable
+        ],
+        dtype=object,
+    )
+    labels = np.full(truth.shape, "A", dtype=object)
+    announced = [
+        (0, 4, True),  # right label, second window of the change: delay 2
+        (1, 3, False),  # wrong label first (announced "D"), then corrected ...
+        (1, 4, True),  # ... which the exact recall does not count: the first one was wrong
+        (2, 8, True),  # right, but 7 windows after the change: too late for either recall
+        (3, 5, False),  # a stable customer announced as changed
+    ]
+    s = score_tracking(labels, truth, announced)
+    assert s["recall_3"] == 1 / 3 and s["recall_6"] == 1 / 3
+    assert s["change_recall_3_lenient"] == 2 / 3  # any announcement within delay 0..3, whatever its label
+    assert s["precision"] == 2 / 5  # (0, 4) and (1, 4): right labels within 6 windows of a change
+    # first announcements within delay 0..6 of a change, whatever their label: (0, 4), (1, 3), (2, 8)
+    assert s["change_precision_lenient"] == 3 / 5
+    assert s["median_delay"] == 2.0  # customer 0, the change window counting as 1
+    assert s["false_changes_per_stable_window"] == 1 / t
