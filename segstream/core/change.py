@@ -69,7 +69,7 @@ class ChangeDetector:
     weight: float = 0.3  # EWMA weight of the newest window
     threshold: float = 25.0  # on the statistic, ~chi-square with 5 degrees of freedom when nothing changed
     clip: float = 3.0  # residuals beyond this many spreads count as this many (one-off purchases)
-    quiet: float = 9.2  # a window's own squared residual up to this (chi-square 5 d.o.f., 90%) looks unchanged
+    quiet: float = 12.0  # a window's own squared residual up to this (chi-square 5 d.o.f., ~97%) looks unchanged
 
     def update(
         self, ewma: np.ndarray, residual: np.ndarray, sd: np.ndarray
@@ -90,16 +90,16 @@ class ChangeDetector:
 class EmissionPolicy:
     """Which nearest-centroid moves become announced segment changes."""
 
-    warmup: int = 4  # windows before a customer's first segment is announced
+    warmup: int = 6  # windows before a customer's first segment is announced
     rewarm: int = 1  # windows after a detected change before the new segment is announced
-    confirm: int = 3  # windows in a row another centroid must be nearer, without a detected change
-    margin: float = 0.2  # ... by this relative distance, (d_announced - d_new) / (d_announced + d_new)
-    settle: float = 0.0  # after a detected change, announce at ``rewarm`` only with this confidence (gap to the
-    patience: int = 3  # ... second-nearest centroid), else when it is reached or after ``patience`` windows
-    departure: float = 0.0  # ... and only if the re-warmed state left the announced segment by this relative margin
-    review: int = 0  # windows after a fresh start (first or detected change) in which a segment may be corrected ...
+    confirm: int = 6  # windows in a row another centroid must be nearer, without a detected change
+    margin: float = 0.35  # ... by this relative distance, (d_announced - d_new) / (d_announced + d_new)
+    settle: float = 0.05  # after a detected change, announce at ``rewarm`` only with this confidence (gap to the
+    patience: int = 2  # ... second-nearest centroid), else when it is reached or after ``patience`` windows
+    departure: float = 0.2  # ... and only if the re-warmed state left the announced segment by this relative margin
+    review: int = 8  # windows after a fresh start (first or detected change) in which a segment may be corrected ...
     review_confirm: int = 2  # ... once another centroid has been nearer for this many windows in a row ...
-    review_margin: float = 0.1  # ... by this relative distance (0 windows: no correction but the drift rule)
+    review_margin: float = 0.15  # ... by this relative distance (0 windows: no correction but the drift rule)
 
 
 @dataclass

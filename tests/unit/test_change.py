@@ -61,15 +61,19 @@ def _decide(policy, announced, nearest, previous, margin, streak=0, pending=Fals
     )
 
 
+# each test isolates one rule: the others (on by default, as the settings have them) off
+BARE = {"settle": 0.0, "departure": 0.0, "review": 0}
+
+
 def test_policy_first_assignment_waits_for_warmup():
-    p = EmissionPolicy(warmup=4)
+    p = EmissionPolicy(warmup=4, **BARE)
     assert _decide(p, -1, 3, 3, 0.0, n=3).segment[0] == -1
     d = _decide(p, -1, 3, 3, 0.0, n=4)
     assert d.segment[0] == 3 and d.changed[0] and not d.detected[0]
 
 
 def test_policy_confirms_the_same_candidate_for_k_windows():
-    p = EmissionPolicy(confirm=3, margin=0.2)
+    p = EmissionPolicy(confirm=3, margin=0.2, **BARE)
     d = _decide(p, 1, 2, 2, 0.5, streak=1)
     assert d.segment[0] == 1 and d.streak[0] == 2
     d = _decide(p, 1, 2, 2, 0.5, streak=2)
@@ -80,7 +84,7 @@ def test_policy_confirms_the_same_candidate_for_k_windows():
 
 
 def test_policy_after_a_detected_change_announces_once_rewarmed():
-    p = EmissionPolicy(rewarm=2, confirm=3)
+    p = EmissionPolicy(rewarm=2, confirm=3, **BARE)
     d = _decide(p, 1, 4, 1, 0.0, n=1, alarm=True)  # the alarm window: state just reset
     assert d.segment[0] == 1 and d.pending[0]
     d = _decide(p, 1, 4, 4, 0.0, n=2, pending=True)
@@ -91,7 +95,7 @@ def test_policy_after_a_detected_change_announces_once_rewarmed():
 
 
 def test_policy_waits_for_a_sure_new_segment_but_not_past_its_patience():
-    p = EmissionPolicy(rewarm=1, settle=0.1, patience=2)
+    p = EmissionPolicy(rewarm=1, patience=2, **{**BARE, "settle": 0.1})
     d = _decide(p, 1, 4, 1, 0.0, n=1, alarm=True, confidence=0.03)  # between two centroids: wait
     assert not d.changed[0] and d.pending[0]
     d = _decide(p, 1, 4, 4, 0.0, n=2, pending=True, confidence=0.03)  # patience reached: announce anyway
@@ -106,7 +110,7 @@ def test_month_of_year():
 
 
 def test_policy_announces_a_detected_change_only_once_the_state_left_its_segment():
-    p = EmissionPolicy(rewarm=1, departure=0.2)
+    p = EmissionPolicy(rewarm=1, **{**BARE, "departure": 0.2})
     # a false alarm: the restarted state is nearer another centroid, but barely
     d = _decide(p, 1, 4, 1, 0.1, n=1, alarm=True)
     assert not d.changed[0] and d.segment[0] == 1 and not d.pending[0]

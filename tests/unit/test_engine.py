@@ -41,7 +41,10 @@ def window(cid, idx, point):
 def make(warmup=1, confirm=1, margin=0.0):
     model = PassThroughModel()
     store = InMemoryStateStore(H)
-    policy = EmissionPolicy(warmup=warmup, rewarm=1, confirm=confirm, margin=margin)
+    # the drift rule alone: the other rules (on by default) would hold back these toy moves
+    policy = EmissionPolicy(
+        warmup=warmup, rewarm=1, confirm=confirm, margin=margin, settle=0.0, departure=0.0, review=0
+    )
     return SegmentEngine(model, store, policy=policy, initial_centroids=CENTROIDS, prior_weight=1e6), model, store
 
 
@@ -170,8 +173,10 @@ def test_a_detected_change_restarts_from_the_windows_since_it_began():
     eng = SegmentEngine(
         SumModel(),
         store,
-        policy=EmissionPolicy(warmup=3, rewarm=1),
-        detector=ChangeDetector(),
+        policy=EmissionPolicy(
+            warmup=3, rewarm=1, confirm=3, margin=0.2, settle=0.0, patience=3, departure=0.0, review=0
+        ),
+        detector=ChangeDetector(quiet=9.2),
         initial_centroids=np.stack([mix("books"), mix("savings")]).astype(np.float32) / 229.0,
     )
     w = lambda i, cat: ClosedWindow("a", i, i * 100.0, (i + 1) * 100.0, mix(cat), 1, income=1.0)  # noqa: E731
