@@ -20,7 +20,7 @@ from segstream.state.redis_client import client_for
 
 from . import metrics
 from .core_runner import CoreRunner
-from .health import Health, RepeatFilter
+from .health import Health, RepeatFilter, broker_up
 from .ingest import IngestLoop
 from .kafka_config import aiokafka_options, ensure_topics, faust_credentials
 from .publisher import OutputPublisher
@@ -116,14 +116,14 @@ def build_app(settings: Settings) -> faust.App:
     @app.page("/healthz")
     async def healthz(web, request):
         redis_ok = await asyncio.get_running_loop().run_in_executor(None, redis_up)
-        ok, body = health.report(redis_ok, await loop.broker_up())
+        ok, body = health.report(redis_ok, await broker_up(loop.consumer))
         return web.json(body, status=200 if ok else 503)
 
     @app.page("/readyz")
     async def readyz(web, request):
         """Healthy and caught up: every partition within one batch of its high-water mark."""
         redis_ok = await asyncio.get_running_loop().run_in_executor(None, redis_up)
-        ok, body = health.report(redis_ok, await loop.broker_up())
+        ok, body = health.report(redis_ok, await broker_up(loop.consumer))
         behind = sum(s.value for m in metrics.LAG.collect() for s in m.samples)
         body["lag"] = behind
         ready = ok and behind <= settings.batch_size

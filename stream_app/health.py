@@ -7,6 +7,7 @@ check answers within seconds whatever is down.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -66,4 +67,15 @@ class RepeatFilter(logging.Filter):
             return True
         seen[1] += 1
         metrics.LOG_SUPPRESSED.inc()
+        return False
+
+
+async def broker_up(consumer) -> bool:
+    """A metadata request answered within 3 s: what /healthz says of the broker."""
+    if consumer is None:
+        return False
+    try:
+        await asyncio.wait_for(consumer.topics(), 3.0)
+        return True
+    except Exception:  # noqa: BLE001 - unhealthy is an answer, not a crash
         return False

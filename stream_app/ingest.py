@@ -42,9 +42,11 @@ from segstream.errors import NamespaceShared, StoreLost, SystemFailure
 from segstream.state.fencing import Fenced
 
 from . import metrics
+from .backpressure import MemoryBound
 from .batch import PartitionBatch
 from .checkpoint import Checkpoint
 from .core_runner import CoreDown
+from .halts import Halts
 from .health import Health
 from .positions import LogBounds, Position
 from .worker import Worker
@@ -75,12 +77,14 @@ class IngestLoop:
         self.consumer = None
         self.health = health
         self.checkpoint: Checkpoint | None = None
-        self.halted: dict[int, Position] = {}
+        self.halted = Halts(health)
         self.rebalances = 0  # revocations and assignments: a batch whose fetch began before the last is stale
         self.rewind_needed = False
         self._fetching: asyncio.Future | None = None
         self._zombies: set[int] = set()
-        self.bounded = False  # at the memory bound: every partition paused  # partitions Kafka says are no longer ours: paused until the rebalance
+        self.bound = MemoryBound(
+            settings, health
+        )  # at it, every partition is paused  # partitions Kafka says are no longer ours: paused until the rebalance
         self._quiet_check = self._recheck = time.monotonic()
 
     async def run(self) -> None:
@@ -131,7 +135,7 @@ class IngestLoop:
                     offsets = await self.checkpoint.write()  # 3: steps 1-3 of a commit
                 if self.halted and time.monotonic() - self._recheck >= RECHECK_S:
                     self._recheck = time.monotonic()
-                    await self.position(sorted(self.halted))
+                    await self.position(self.halted.partitions())
             except FAILURES as err:
                 await self.failed(err)
         if offsets:
@@ -184,52 +188,20 @@ class IngestLoop:
                 self._resume(pos)
 
     def halt(self, pos: Position) -> None:
-        tp = TopicPartition(self.topic, pos.partition)
-        if pos.partition not in self.halted or self.halted[pos.partition].reason != pos.reason:
-            log.error(
-                "partition %d halted, nothing skipped: %s; repair, then it resumes by itself "
-                "(README, operations: `segstream recover`)",
-                pos.partition,
-                pos.detail,
-            )
-        self.halted[pos.partition] = pos
-        self.health.set(f"partition {pos.partition}", f"{pos.reason}: {pos.detail}")
+        self.halted.add(pos)
         with suppress(Exception):
-            self.consumer.pause(tp)
-        self._report_halted()
+            self.consumer.pause(TopicPartition(self.topic, pos.partition))
 
     def _resume(self, pos: Position) -> None:
-        if self.halted.pop(pos.partition, None) is not None:
-            log.warning("partition %d resumes at offset %d", pos.partition, pos.offset)
-            self.health.clear(f"partition {pos.partition}")
-            self._report_halted()
-        self.consumer.resume(TopicPartition(self.topic, pos.partition))
-
-    def _report_halted(self) -> None:
-        reasons = [p.reason for p in self.halted.values()]
-        for reason in ("store_lost", "log_mismatch", "namespace_shared"):
-            metrics.HALTED.labels(reason).set(reasons.count(reason))
+        self.halted.lift(pos)
+        if not self.bound.reached:
+            self.consumer.resume(TopicPartition(self.topic, pos.partition))
 
     def _memory_bound(self) -> None:
-        """Back-pressure: at the bound stop fetching, and start again once closing windows (the
-        wall clock closing a quiet live month) brings the core back under it."""
-        s = self.settings
-        rss = self.worker.core.memory_bytes()
-        over = self.worker.open_windows >= s.max_open_windows or rss >= s.max_core_memory_mb << 20
-        if over == self.bounded:
-            return
-        self.bounded = over
-        metrics.MEMORY_BOUND.set(int(over))
-        live = [tp for tp in self._assigned() if tp.partition not in self.halted and not self._paused_zombie(tp)]
-        if over:
-            why = f"{self.worker.open_windows} open windows, core at {rss >> 20} MB (bounds {s.max_open_windows}, {s.max_core_memory_mb} MB)"
-            log.error("memory bound reached: %s; fetching paused until windows close (add partitions and workers)", why)
-            self.health.set("memory", why)
-            self.consumer.pause(*live)
-        else:
-            log.warning("back under the memory bound: fetching again")
-            self.health.clear("memory")
-            self.consumer.resume(*live)
+        changed = self.bound.check(self.worker.open_windows, self.worker.core.memory_bytes())
+        if changed is not None:
+            live = [tp for tp in self._assigned() if tp.partition not in self.halted and not self._paused_zombie(tp)]
+            (self.consumer.pause if changed else self.consumer.resume)(*live)
 
     # --- rebalances (aiokafka calls these inside a fetch) ------------------------------
     async def revoked(self, partitions: list[int]) -> None:
@@ -243,11 +215,8 @@ class IngestLoop:
                 self.checkpoint.drop()
                 log.warning("checkpoint before a rebalance failed (%s); the next owner re-reads from the last", err)
                 await self.worker.on_failure(err)
-            for p in partitions:
-                self.halted.pop(p, None)
-                self.health.clear(f"partition {p}")
+            self.halted.drop(partitions)
             self.checkpoint.forget(partitions)
-            self._report_halted()
             with suppress(*FAILURES):
                 await self.worker.revoke(partitions)
         if offsets:
@@ -327,13 +296,3 @@ class IngestLoop:
             with suppress(BaseException):
                 await self._fetching  # a batch it already fetched is dropped: the seek re-reads it
             self._fetching = None
-
-    async def broker_up(self) -> bool:
-        """A metadata request answered within 3 s: what /healthz says of the broker."""
-        if self.consumer is None:
-            return False
-        try:
-            await asyncio.wait_for(self.consumer.topics(), 3.0)
-            return True
-        except Exception:  # noqa: BLE001 - unhealthy is an answer, not a crash
-            return False
