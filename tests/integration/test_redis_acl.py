@@ -14,6 +14,7 @@ import pytest
 from redis.exceptions import AuthenticationError, NoPermissionError
 
 from segstream.config import Settings
+from segstream.errors import ConfigError
 from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
 from segstream.state.redis_client import connect
 from segstream.stream_app.auth import KeyRing
@@ -93,6 +94,16 @@ def test_worker_writes_its_namespace_only_and_the_api_user_only_reads(acl_redis,
 
 def test_a_wrong_password_fails_fast_with_a_clear_message(acl_redis):
     t0 = time.monotonic()
-    with pytest.raises(SystemExit, match="refused the credentials of user 'worker'"):
+    with pytest.raises(ConfigError, match="refused the credentials of user 'worker'") as err:
         StreamProcessor(Settings(redis_url=f"redis://worker:wrong@127.0.0.1:{acl_redis}/0", namespace="segstream"))
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 5 and "wrong" not in str(err.value)
+    # credentials apart from the URL, as compose passes them: the same answer
+    with pytest.raises(ConfigError, match="refused the credentials of user 'worker'"):
+        StreamProcessor(
+            Settings(
+                redis_url=f"redis://127.0.0.1:{acl_redis}/0",
+                redis_username="worker",
+                redis_password="wrong/pass+word=",
+                namespace="segstream",
+            )
+        )
