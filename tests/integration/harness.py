@@ -33,6 +33,17 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOYMENTS: list[dict[str, str]] = []
 
 
+def segstream_cli(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``segstream ARGS`` as an operator runs it, with a test's environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "segstream", *args],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        capture_output=True,
+        timeout=timeout,
+    )
+
+
 def isolated_settings(bootstrap: str, redis_url: str, **over) -> dict[str, str]:
     """Environment for one test: its own topics, consumer group and Redis namespace."""
     tag = uuid.uuid4().hex[:8]

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import orjson
 import pytest
 
@@ -13,13 +9,13 @@ from segstream.producers.kafka_producer import publish
 from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
 
 from .harness import (
-    ROOT,
     Api,
     Worker,
     all_consumed,
     assert_same_states,
     embedded,
     isolated_settings,
+    segstream_cli,
     settings_from,
     wait_until,
 )
@@ -38,13 +34,7 @@ def test_bootstrap_then_live_equals_a_run_that_streamed_everything(bootstrap, re
     # an export sorted by customer, not by time: bootstrap must not let one customer's clock make others late
     path = tmp_path / "history.jsonl"
     path.write_bytes(b"\n".join(orjson.dumps(e) for e in sorted(history, key=lambda e: e["customer_id"])))
-    out = subprocess.run(
-        [sys.executable, "-m", "segstream", "bootstrap", "--path", str(path), "-q"],
-        env={**os.environ, **env},
-        cwd=ROOT,
-        capture_output=True,
-        timeout=300,
-    )
+    out = segstream_cli(env, "bootstrap", "--path", str(path), "-q")
     assert out.returncode == 0, out.stderr.decode()[-2000:]
     report = orjson.loads(out.stdout)
     assert report["events"] == len(history) and report["rejected"] == 0
@@ -63,11 +53,5 @@ def test_bootstrap_then_live_equals_a_run_that_streamed_everything(bootstrap, re
     finally:
         w.stop()
     assert_same_states(s, embedded(s, events)[0])
-    again = subprocess.run(
-        [sys.executable, "-m", "segstream", "bootstrap", "--path", str(path), "-q"],
-        env={**os.environ, **env},
-        cwd=ROOT,
-        capture_output=True,
-        timeout=300,
-    )
+    again = segstream_cli(env, "bootstrap", "--path", str(path), "-q")
     assert again.returncode != 0 and b"already holds checkpoints" in again.stderr

@@ -12,7 +12,7 @@ from segstream.stream_app.batch import PartitionBatch
 from segstream.stream_app.erasure import Eraser
 from segstream.stream_app.processor import StreamProcessor
 
-from .harness import isolated_settings, settings_from
+from .harness import isolated_settings, segstream_cli, settings_from
 
 pytestmark = pytest.mark.integration
 
@@ -134,32 +134,16 @@ def test_an_erasure_holds_in_another_namespace_and_model_and_for_refused_records
     assert victim.encode() not in b"".join(every_key_and_value(other.redis))
 
 
-def run_cli(env: dict, *args: str, timeout: float = 120):
-    import os
-    import subprocess
-    import sys
-
-    from .harness import ROOT
-
-    return subprocess.run(
-        [sys.executable, "-m", "segstream", *args],
-        env={**os.environ, **env},
-        cwd=ROOT,
-        capture_output=True,
-        timeout=timeout,
-    )
-
-
 def test_forget_refuses_what_it_cannot_do_and_says_so_in_one_line(bootstrap, redis_url):
     """Issue 29: `forget` with no ids exited 0 silently; `forget '*'` reached SCAN MATCH and
     deleted other customers' records; with Kafka down it printed 30 s of client errors and exited 0."""
     env = isolated_settings(bootstrap, redis_url)
-    none = run_cli(env, "forget")
+    none = segstream_cli(env, "forget")
     assert none.returncode == 2 and b"no customer ids" in none.stderr
-    glob = run_cli(env, "forget", "*")
+    glob = segstream_cli(env, "forget", "*")
     assert glob.returncode != 0 and b"is not a customer id" in glob.stderr
     assert len(glob.stderr.strip().splitlines()) == 1
-    down = run_cli({**env, "SEGSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:1"}, "forget", "C0000001", timeout=60)
+    down = segstream_cli({**env, "SEGSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:1"}, "forget", "C0000001", timeout=60)
     assert down.returncode == 1 and b"incomplete" in down.stderr
     assert down.stderr.count(b"\n") <= 3, down.stderr.decode()
 
@@ -173,6 +157,6 @@ def test_watch_reads_past_an_erasure_marker(bootstrap, redis_url):
     p = KafkaProducer(bootstrap_servers=bootstrap)
     p.send(s.topic_changes, key=b"C0000002", value=None).get(30)
     p.close()
-    out = run_cli(env, "watch", "--from-beginning", "--idle-timeout", "3", "--json")
+    out = segstream_cli(env, "watch", "--from-beginning", "--idle-timeout", "3", "--json")
     assert out.returncode == 0, out.stderr.decode()[-500:]
     assert orjson.loads(out.stdout.splitlines()[-1]) == {"customer_id": "C0000002", "erased": True}

@@ -8,8 +8,6 @@ system-made dead-lettered, and after the repair the states and changes equal a c
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 
 import httpx
@@ -21,7 +19,6 @@ from segstream.state.redis_client import connect
 from segstream.state.redis_windows import WindowCheckpoints
 
 from .harness import (
-    ROOT,
     Worker,
     all_consumed,
     assert_same_states,
@@ -32,6 +29,7 @@ from .harness import (
     end_offsets,
     isolated_settings,
     read_topic,
+    segstream_cli,
     settings_from,
     wait_until,
 )
@@ -60,13 +58,7 @@ def system_dead_letters(s) -> list[str]:
 def recover(env: dict, *flags: str) -> dict:
     import orjson
 
-    out = subprocess.run(
-        [sys.executable, "-m", "segstream", "recover", *flags],
-        env={**os.environ, **env},
-        cwd=ROOT,
-        capture_output=True,
-        timeout=120,
-    )
+    out = segstream_cli(env, "recover", *flags, timeout=120)
     assert out.returncode == 0, out.stderr.decode()[-2000:]
     return orjson.loads(out.stdout)
 

@@ -264,19 +264,9 @@ def test_reprocessing_from_offset_zero_changes_nothing(bootstrap, redis_url, eve
         "SEGSTREAM_CONSUMER_GROUP": env["SEGSTREAM_CONSUMER_GROUP"] + "-replay",
         "SEGSTREAM_NAMESPACE": s.redis_prefix,
     }
-    import os
-    import subprocess
-    import sys
+    from .harness import segstream_cli
 
-    from .harness import ROOT
-
-    took = subprocess.run(
-        [sys.executable, "-m", "segstream", "recover", "--take-over"],
-        env={**os.environ, **env2},
-        cwd=ROOT,
-        capture_output=True,
-        timeout=120,
-    )
+    took = segstream_cli(env2, "recover", "--take-over", timeout=120)
     assert took.returncode == 0, took.stderr.decode()[-1000:]
     w = Worker(env2, tmp_path).start()
     try:
