@@ -10,7 +10,7 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
-from segstream.core.assignment import nearest
+from segstream.core.kmeans import nearest
 from segstream.core.profiles import profiles
 
 from .artefact import ModelArtefact, TorchSequenceModel

@@ -97,7 +97,7 @@ def micro_segment_rules(
     need more leaves than depth four has (held-out accuracy 0.41 at 3 windows / depth 4, 0.62 at
     6 / 6, 0.68 at 12 / 6 on 3,000 generated customers; a segment is a direction in trait space,
     which axis-aligned share thresholds only approximate)."""
-    from segstream.core.assignment import nearest
+    from segstream.core.kmeans import nearest
 
     lengths = mask.sum(1)
     rows = np.flatnonzero(lengths >= warmup)

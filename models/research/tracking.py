@@ -136,7 +136,7 @@ def reset_probe(sc: Scenario, settings: Settings, after: tuple[int, ...] = (1, 2
     import torch
 
     from segstream.assembly import load_model
-    from segstream.core.assignment import nearest
+    from segstream.core.kmeans import nearest
     from segstream.core.profiles import profiles
     from segstream.quality import true_changes
 

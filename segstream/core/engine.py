@@ -24,9 +24,9 @@ import numpy as np
 
 from segstream.errors import NonFiniteValues
 
-from .assignment import nearest
 from .change import ChangeDetector, EmissionPolicy, decide, month_of_year
 from .events import SegmentChange
+from .kmeans import nearest
 from .personality import CATEGORIES, LOADINGS, TRAITS, spending_shares
 from .ports import CentroidStats, SequenceModel, StateBatch, StateStore
 from .profiles import profiles

@@ -13,9 +13,8 @@ from typing import Protocol
 
 import numpy as np
 
-from segstream.errors import NonFiniteValues
-
 from .change import Calibration
+from .kmeans import CentroidStats
 
 
 @dataclass
@@ -72,53 +71,6 @@ class StateBatch:
         for f in ("h", "c", "shadow_h", "shadow_c", "ewma"):
             setattr(out, f, getattr(self, f).astype(np.float16).astype(np.float32))
         return out
-
-
-@dataclass
-class CentroidStats:
-    """Sufficient statistics of the shared online k-means: centroid j = sums[j] / counts[j].
-
-    Sums and counts add up, so deltas from any number of workers fold in, in any
-    order, to the same model; ``version`` counts the folds.
-    """
-
-    sums: np.ndarray  # [k, H] float64
-    counts: np.ndarray  # [k] float64
-    version: int
-
-    @classmethod
-    def seed(cls, centroids: np.ndarray, prior_weight: float) -> CentroidStats:
-        """Initial centroids, each worth ``prior_weight`` states: how far the first folds can move them."""
-        c = np.asarray(centroids, np.float64)
-        return cls(c * prior_weight, np.full(len(c), float(prior_weight)), 0)
-
-    @property
-    def centroids(self) -> np.ndarray:
-        return (self.sums / np.maximum(self.counts, 1e-12)[:, None]).astype(np.float32)
-
-    @staticmethod
-    def delta(h: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """What assigning rows of ``h`` to ``labels`` (-1 = none) adds to k centroids' sums and
-        counts (Sculley's running means: a centroid is the mean of the states folded into it).
-        A store that folds elsewhere (Redis, in its commit script) sends this."""
-        keep = labels >= 0
-        sums = np.zeros((k, h.shape[1]), np.float64)
-        np.add.at(sums, labels[keep], np.asarray(h, np.float64)[keep])
-        counts = np.bincount(labels[keep], minlength=k).astype(np.float64)
-        return sums, counts
-
-    def fold(self, h: np.ndarray, labels: np.ndarray) -> None:
-        """Fold states into their centroids, in place; a no-op (same version) when none has a label."""
-        if (labels >= 0).any():
-            sums, counts = self.delta(h, labels, len(self.counts))
-            if not np.isfinite(sums).all():  # one bad state would poison a shared centroid for good
-                raise NonFiniteValues("a centroid fold with values that are not finite")
-            self.sums += sums
-            self.counts += counts
-            self.version += 1
-
-    def copy(self) -> CentroidStats:
-        return CentroidStats(self.sums.copy(), self.counts.copy(), self.version)
 
 
 def flow_counts(states: StateBatch) -> np.ndarray:

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from segstream.core.assignment import nearest
 from segstream.core.change import EmissionPolicy
 from segstream.core.engine import SegmentEngine, rounds
+from segstream.core.kmeans import nearest
 from segstream.core.ports import CentroidStats
 from segstream.core.windows import ClosedWindow
 from segstream.state.memory import InMemoryStateStore
@@ -190,3 +190,12 @@ def test_a_detected_change_restarts_from_the_windows_since_it_began():
     state = store.load(["a"])[0]
     np.testing.assert_allclose(state.c[0], 2 * mix("savings"), rtol=1e-3)  # both changed windows, no books
     assert not state.shadow_c.any()
+
+
+def test_the_k_means_module_s_example_holds():
+    """The doctest in segstream/core/kmeans.py is its spec (as river's k_means.py has one)."""
+    import doctest
+
+    from segstream.core import kmeans
+
+    assert doctest.testmod(kmeans).failed == 0
