@@ -50,3 +50,21 @@ def test_the_wheel_has_one_import_root_and_its_data(tmp_path):
         "segstream/stream_app/static/vendor/echarts.min.js",
     ):
         assert must in names, must
+
+
+def test_serving_imports_no_training_or_research_library():
+    """Issue 30: what the worker and the API load (artefact, network, features) imports no sklearn,
+    matplotlib, river or pandas; training, evaluation and reports do."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import segstream.stream_app.processor, segstream.stream_app.api, segstream.stream_app.app\n"
+        "from segstream.assembly import build_pipeline\n"
+        "from segstream.config import Settings\n"
+        "build_pipeline(Settings())\n"
+        "print(sorted(m for m in ('sklearn', 'matplotlib', 'river', 'pandas') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
