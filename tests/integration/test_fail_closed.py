@@ -282,3 +282,40 @@ def test_at_its_memory_bound_the_worker_stops_fetching_and_says_so(bootstrap, re
     finally:
         w.stop()
     assert_same_states(s, embedded(s, bank)[0])
+
+
+def test_the_harness_invariant_check_can_fail(bootstrap, redis_url):
+    """The check run after every test must see a committed offset past the checkpoint (a check that
+    cannot fail would hide a skip: in this session's own work a typo made it return [] for a while)."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    from .harness import DEPLOYMENTS, fail_closed_violations
+
+    env = isolated_settings(bootstrap, redis_url)
+    s = settings_from(env)
+    publish(
+        [
+            {**e, "customer_id": "C0000001"}
+            for e in [
+                {
+                    "event_id": "a",
+                    "timestamp": "2024-01-02T00:00:00Z",
+                    "amount": 1.0,
+                    "currency": "EUR",
+                    "category": "books",
+                }
+            ]
+        ],
+        s,
+        progress=False,
+    )
+    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=s.consumer_group, enable_auto_commit=False)
+    try:
+        tp = TopicPartition(s.topic_transactions, next(iter(end_offsets(s))))
+        c.assign([tp])
+        c.commit({tp: OffsetAndMetadata(1, "", -1)})  # committed, never checkpointed
+    finally:
+        c.close()
+    assert fail_closed_violations(s)
+    DEPLOYMENTS.remove(env)  # made on purpose: the after-test check must not fail this test
