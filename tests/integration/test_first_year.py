@@ -90,6 +90,7 @@ def _first_year(bootstrap: str, redis_url: str, tmp_path) -> None:
     new = "n3w/pass+word=with:odd@chars"
     r.config_set("requirepass", new)
     env = {**env, "SEGSTREAM_REDIS_PASSWORD": new}
+    s = settings_from(env)
     w = Worker(env, tmp_path).start()
     try:
         publish(months[names[12]], s, progress=False)
@@ -128,7 +129,6 @@ def _first_year(bootstrap: str, redis_url: str, tmp_path) -> None:
 
     # the year's end: every state equals a clean run of the same events, the erased absent everywhere
     kept = [e for e in [*bank, misdated] if e["customer_id"] not in erased]
-    s = settings_from(env)
     pipe, _ = embedded(s, kept)
     assert_same_states(s, pipe)
     r = connect(redis_url, password=new)
