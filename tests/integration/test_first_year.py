@@ -8,6 +8,7 @@ Run it alone with `scripts/first-year` (it starts its own broker and Redis on lo
 
 from __future__ import annotations
 
+import os
 import time
 
 import orjson
@@ -51,33 +52,41 @@ def test_a_banks_first_year(bootstrap, tmp_path):
         red.stop()
 
 
+# The suite runs a small bank; `FIRST_YEAR_CUSTOMERS=20000 FIRST_YEAR_HISTORY_MONTHS=24
+# scripts/first-year` runs the size (the waits grow with it).
+CUSTOMERS = int(os.environ.get("FIRST_YEAR_CUSTOMERS", "300"))
+HISTORY = int(os.environ.get("FIRST_YEAR_HISTORY_MONTHS", "10"))
+WAIT = 120.0 * max(1.0, CUSTOMERS / 1000)
+
+
 def _first_year(bootstrap: str, redis_url: str, tmp_path) -> None:
-    bank = list(SyntheticBank(GeneratorConfig(customers=300, months=14, seed=21)).events())
+    bank = list(SyntheticBank(GeneratorConfig(customers=CUSTOMERS, months=HISTORY + 4, seed=21)).events())
     months = by_month(bank)
     names = sorted(months)
+    live = names[HISTORY:]
     erased = [f"C{n:07d}" for n in range(10, 20)]
     env = isolated_settings(bootstrap, redis_url, idle_close_s=2, batch_size=512)
     s = settings_from(env)
 
-    # 1. go live: ten months of history in one command, segments on day one
-    history = [e for m in names[:10] for e in months[m]]
+    # 1. go live: the history in one command, segments on day one
+    history = [e for m in names[:HISTORY] for e in months[m]]
     path = tmp_path / "history.jsonl"
     path.write_bytes(b"\n".join(orjson.dumps(e) for e in history))
-    out = segstream_cli(env, "bootstrap", "--path", str(path), "-q")
+    out = segstream_cli(env, "bootstrap", "--path", str(path), "-q", timeout=30 * WAIT)
     assert out.returncode == 0, out.stderr.decode()[-2000:]
 
     w = Worker(env, tmp_path).start()
     try:
         # 2. the live stream, and a backfill of the next month that pauses for longer than the idle close
-        publish(months[names[10]], s, progress=False)
-        half = len(months[names[11]]) // 2
-        publish(months[names[11]][:half], s, progress=False)
-        wait_until(all_consumed(s), 120, "the live month and half a backfill", [w])
+        publish(months[live[0]], s, progress=False)
+        half = len(months[live[1]]) // 2
+        publish(months[live[1]][:half], s, progress=False)
+        wait_until(all_consumed(s), WAIT, "the live month and half a backfill", [w])
         time.sleep(8)
         # 3. one mis-dated row inside the backfill: a customer's event dated this month
-        misdated = dict(months[names[11]][0], event_id="misdated", timestamp=time.strftime("%Y-%m-01T00:00:00+00:00"))
-        publish([misdated, *months[names[11]][half:]], s, progress=False)
-        wait_until(all_consumed(s), 120, "the rest of the backfill", [w])
+        misdated = dict(months[live[1]][0], event_id="misdated", timestamp=time.strftime("%Y-%m-01T00:00:00+00:00"))
+        publish([misdated, *months[live[1]][half:]], s, progress=False)
+        wait_until(all_consumed(s), WAIT, "the rest of the backfill", [w])
         # 4. erase ten customers
         gone = segstream_cli(env, "forget", *erased)
         assert gone.returncode == 0, gone.stderr.decode()[-1000:]
@@ -93,8 +102,8 @@ def _first_year(bootstrap: str, redis_url: str, tmp_path) -> None:
     s = settings_from(env)
     w = Worker(env, tmp_path).start()
     try:
-        publish(months[names[12]], s, progress=False)
-        wait_until(all_consumed(s), 120, "a month with the new password", [w])
+        publish(months[live[2]], s, progress=False)
+        wait_until(all_consumed(s), WAIT, "a month with the new password", [w])
     finally:
         w.stop()
 
@@ -109,13 +118,13 @@ def _first_year(bootstrap: str, redis_url: str, tmp_path) -> None:
     w = Worker(env, tmp_path).start()
     try:
         wait_until(lambda: len(end_offsets(s)) == 4, 60, "the topic made again", [w])
-        publish(months[names[13]], s, progress=False)
+        publish(months[live[3]], s, progress=False)
         wait_until(
             lambda: w.metrics().get("segstream_halted_partitions{reason=log_mismatch}", 0) > 0, 60, "a halt", [w]
         )
         fixed = segstream_cli(env, "recover")
         assert fixed.returncode == 0, fixed.stderr.decode()[-1000:]
-        wait_until(all_consumed(s), 120, "the new log", [w])
+        wait_until(all_consumed(s), WAIT, "the new log", [w])
     finally:
         w.stop()
 
@@ -123,7 +132,7 @@ def _first_year(bootstrap: str, redis_url: str, tmp_path) -> None:
     green = {**env, "SEGSTREAM_CONSUMER_GROUP": env["SEGSTREAM_CONSUMER_GROUP"] + "-green"}
     g = Worker(green, tmp_path).start()
     try:
-        wait_until(all_consumed(settings_from(green)), 120, "the green replay", [g])
+        wait_until(all_consumed(settings_from(green)), WAIT, "the green replay", [g])
     finally:
         g.stop()
 
