@@ -33,7 +33,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
 
-from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
@@ -49,23 +49,13 @@ from .core_runner import CoreDown
 from .halts import Halts
 from .health import Health
 from .positions import LogBounds, Position
+from .rebalance import Rebalance
 from .worker import Worker
 
 log = logging.getLogger("segstream.worker")
 FAILURES = (RedisError, KafkaError, SystemFailure, OSError)
 QUIET_CHECK_S = 2.0  # how often an idle worker looks for windows the wall clock has passed
 RECHECK_S = 5.0  # how often a halted partition is checked again
-
-
-class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self, loop: IngestLoop):
-        self.loop = loop
-
-    async def on_partitions_revoked(self, revoked) -> None:
-        await self.loop.revoked([tp.partition for tp in revoked])
-
-    async def on_partitions_assigned(self, assigned) -> None:
-        await self.loop.assigned([tp.partition for tp in assigned])
 
 
 class IngestLoop:
@@ -81,17 +71,15 @@ class IngestLoop:
         self.rebalances = 0  # revocations and assignments: a batch whose fetch began before the last is stale
         self.rewind_needed = False
         self._fetching: asyncio.Future | None = None
-        self._zombies: set[int] = set()
-        self.bound = MemoryBound(
-            settings, health
-        )  # at it, every partition is paused  # partitions Kafka says are no longer ours: paused until the rebalance
+        self._zombies: set[int] = set()  # partitions Kafka says are no longer ours: paused until the rebalance
+        self.bound = MemoryBound(settings, health)  # at it, every partition is paused
         self._quiet_check = self._recheck = time.monotonic()
 
     async def run(self) -> None:
         await self.worker.start()
         self.consumer = self.make_consumer(self.settings)
         self.checkpoint = Checkpoint(self.worker, self.consumer, self.topic, self.settings.checkpoint_interval_s)
-        self.consumer.subscribe([self.topic], listener=_Rebalance(self))
+        self.consumer.subscribe([self.topic], listener=Rebalance(self.revoked, self.assigned))
         await self.consumer.start()
         self._fetching = asyncio.ensure_future(self._fetch())
         try:
@@ -133,9 +121,10 @@ class IngestLoop:
                 self._memory_bound()
                 if self.checkpoint.due:
                     offsets = await self.checkpoint.write()  # 3: steps 1-3 of a commit
-                if self.halted and time.monotonic() - self._recheck >= RECHECK_S:
+                if (self.halted or self._zombies) and time.monotonic() - self._recheck >= RECHECK_S:
                     self._recheck = time.monotonic()
-                    await self.position(self.halted.partitions())
+                    owned = await self._zombie_check(sorted(self._zombies))  # a refusal may have been transient
+                    await self.position(sorted({*self.halted.partitions(), *owned}))
             except FAILURES as err:
                 await self.failed(err)
         if offsets:
@@ -235,22 +224,30 @@ class IngestLoop:
             self.rebalances += 1
 
     # --- helpers ------------------------------------------------------------------
-    async def _zombie_check(self, partitions: list[int]) -> None:
+    async def _zombie_check(self, partitions: list[int]) -> list[int]:
         """Kafka's group generation decides who owns a partition: re-commit its committed offset.
-        Refused: this worker is a zombie; the partition stays paused until the rebalance."""
+        Refused: this worker may be a zombie; the partition stays paused until the rebalance, or
+        until a later check is accepted. Returns the partitions Kafka says are ours."""
+        owned = []
         for p in partitions:
             tp = TopicPartition(self.topic, p)
             if tp not in self._assigned():
+                self._zombies.discard(p)
                 continue
             try:
                 committed = await self.consumer.committed(tp)
                 if committed is not None:
                     await self.consumer.commit({tp: committed})
-            except Exception as err:  # noqa: BLE001 - any refusal means: not ours
-                log.warning("partition %d: Kafka refused this worker's commit (%s); waiting for the rebalance", p, err)
+            except Exception as err:  # noqa: BLE001 - any refusal means: not ours, for now
+                if p not in self._zombies:
+                    log.warning("partition %d: Kafka refused this worker's commit (%s); paused", p, err)
                 self._zombies.add(p)
                 with suppress(Exception):
                     self.consumer.pause(tp)
+                continue
+            self._zombies.discard(p)
+            owned.append(p)
+        return owned
 
     def _paused_zombie(self, tp: TopicPartition) -> bool:
         return tp.partition in self._zombies
