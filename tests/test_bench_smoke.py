@@ -78,3 +78,16 @@ def test_month_end_bench_smoke():
     r = run("month_end_bench.py", "--customers", "500")
     (run_,) = r["runs_500"]
     assert run_["windows_closed"] == run_["windows_applied"] == run_["open_windows_before"] == 500
+
+
+@pytest.mark.integration
+def test_bootstrap_bench_smoke():
+    r = run("bootstrap_bench.py", "--customers", "60", "--months", "3", "--repeat", "1", timeout=900)
+    (run_,) = r["runs"]
+    assert run_["events"] > 0 and run_["bootstrap_events_per_s"] > 0 and run_["demo_events_per_s"] > 0
+
+
+@pytest.mark.integration
+def test_memory_bound_bench_smoke():
+    r = run("memory_bound_bench.py", "--customers", "2000", "--bound-mb", "8000", "--seconds", "120", timeout=900)
+    assert r["events_read"] == 2000 and not r["paused_at_bound"] and r["core_rss_peak_mb"] > 0
