@@ -198,9 +198,7 @@ def test_a_broker_down_turns_health_503_within_seconds_and_the_log_stays_short(r
             wait_until(lambda: health(w)[0] == 200, 30, "health 200 with everything up", [w])
             size = os.path.getsize(w.log.name)
             kafka.stop()
-            t0 = time.monotonic()
-            wait_until(lambda: health(w)[0] == 503, 30, "health to say 503", [w])
-            took = time.monotonic() - t0
+            wait_until(lambda: health(w)[0] == 503, 20, "health to say 503 within seconds", [w])
             assert health(w)[1]["broker"] is False
             time.sleep(30)
             grown = os.path.getsize(w.log.name) - size
@@ -210,7 +208,6 @@ def test_a_broker_down_turns_health_503_within_seconds_and_the_log_stays_short(r
             w.stop()
     finally:
         kafka.stop()
-    assert took < 30  # a 3 s metadata probe; the rest is how busy the machine is
     assert grown < 100_000, f"{grown} bytes of log in 30 s of outage"
 
 
