@@ -50,6 +50,26 @@ class WindowCheckpoints:
     def epoch_key(self, topic: str, partition: int) -> str:
         return f"{self.prefix}:e:{self._part(topic, partition)}"
 
+    def replicate(self, topic: str, partitions: Iterable[int], timeout_ms: int = 1000) -> int:
+        """On a cluster, wait until the masters holding these partitions' checkpoints have passed
+        them to a replica: the offsets are committed to Kafka next, and a failover that lost a
+        checkpoint Kafka's commit is already past would break the invariant (resuming from the
+        surviving checkpoint re-reads, never skips, but Kafka would claim more than Redis holds).
+        Returns the masters that found no replica in time."""
+        if not self.cluster:
+            return 0
+        nodes: dict[str, str] = {}
+        for p in partitions:  # a marker in the partition's own slot, written after its checkpoint
+            mark = f"{self.prefix}:mark:{self._part(topic, p)}"
+            nodes.setdefault(self.r.get_node_from_key(mark).name, mark)
+        lonely = 0
+        for name, mark in nodes.items():
+            pipe = self.r.get_redis_connection(self.r.get_node(node_name=name)).pipeline(transaction=False)
+            pipe.incr(mark)
+            pipe.execute_command("WAIT", 1, timeout_ms)
+            lonely += pipe.execute()[1] < 1
+        return lonely
+
     def owner_key(self, topic: str, partition: int) -> str:
         return f"{self.prefix}:o:{self._part(topic, partition)}"
 

@@ -259,7 +259,7 @@ class StreamProcessor:
         lonely = self.store.replicate()  # a cluster's states reach a replica before their checkpoint
         if lonely:
             log.warning("%d Redis Cluster master(s) found no replica for this checkpoint's states", lonely)
-        fenced = []
+        fenced, saved = [], []
         for p, part in list(self._parts.items()):
             if part.dirty:
                 deltas, closed = part.windows.checkpoint_delta()
@@ -275,9 +275,12 @@ class StreamProcessor:
                         epoch=self._epochs[p],
                         leaders=part.windows.leaders,
                     )
+                    saved.append(p)
                 except Fenced:
                     fenced.append(p)
                 part.dirty = False
+        if self.checkpoints.replicate(self.topic, saved):  # before Kafka's commit covers them
+            log.warning("a Redis Cluster master found no replica for this checkpoint")
         if fenced:
             self._let_go(fenced)
             raise Fenced(fenced, "checkpoint")
