@@ -100,8 +100,9 @@ class Settings(BaseSettings):
     checkpoint_interval_s: float = 1.0
     # Memory bounds of the core (its open windows and their dedup keys): at either, the worker
     # stops fetching (health 503, segstream_memory_bound 1, one log line) until closing windows
-    # brings it back under; it never grows until the kernel kills it. About 400 B per open
-    # customer window (BENCHMARKS.md); add partitions and workers before a month end reaches it.
+    # brings it back under; it never grows until the kernel kills it. About 820 B per open
+    # customer window, and one batch beyond the bound in flight (BENCHMARKS.md, memory bound); add
+    # partitions and workers before a month end reaches it.
     max_open_windows: int = 4_000_000
     max_core_memory_mb: int = 3072
     # Run the core (decoding, windows, engine) in a process of its own beside the
