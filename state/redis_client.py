@@ -129,3 +129,21 @@ def reachable(s, timeout_s: float = 3.0) -> None:
         ) from None
     finally:
         client.close()
+
+
+def wait_for_replicas(cluster: RedisCluster, marks: list[str], timeout_ms: int) -> int:
+    """Wait until the masters holding ``marks`` have passed everything written so far to a replica.
+
+    WAIT counts the writes of its own connection: a marker written on the node's connection after
+    the writes to cover (ordered replication) stands for all of them. One marker per node is
+    enough. Returns the masters that found no replica within ``timeout_ms``."""
+    nodes: dict[str, str] = {}
+    for mark in marks:
+        nodes.setdefault(cluster.get_node_from_key(mark).name, mark)
+    lonely = 0
+    for name, mark in nodes.items():
+        pipe = cluster.get_redis_connection(cluster.get_node(node_name=name)).pipeline(transaction=False)
+        pipe.incr(mark)
+        pipe.execute_command("WAIT", 1, timeout_ms)
+        lonely += pipe.execute()[1] < 1
+    return lonely

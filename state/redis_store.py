@@ -40,6 +40,7 @@ from segstream.errors import NonFiniteValues, StoreLost
 
 from .fencing import Fenced
 from .keys import StateKeys, bucket_of, buckets_of
+from .redis_client import wait_for_replicas
 from .redis_reads import RedisReads
 
 
@@ -258,18 +259,7 @@ class RedisStateStore(RedisReads):
         replica within ``replica_timeout_ms`` (their writes are as safe as a lone Redis's)."""
         if not self.cluster or not self._unsynced:
             return 0
-        # WAIT counts the writes of its own connection: a marker written on the same connection,
-        # after the states (one thread, ordered replication), stands for all of them
-        nodes = {}
-        for g in self._unsynced:
-            mark = f"{self._ns[g]}:mark"
-            nodes.setdefault(self.r.get_node_from_key(mark).name, mark)
-        lonely = 0
-        for name, mark in nodes.items():
-            pipe = self.r.get_redis_connection(self.r.get_node(node_name=name)).pipeline(transaction=False)
-            pipe.incr(mark)
-            pipe.execute_command("WAIT", 1, self.replica_timeout_ms)
-            lonely += pipe.execute()[1] < 1
+        lonely = wait_for_replicas(self.r, [f"{self._ns[g]}:mark" for g in self._unsynced], self.replica_timeout_ms)
         self._unsynced.clear()
         return lonely
 

@@ -32,6 +32,7 @@ from segstream.core.windows import WindowRows
 from segstream.errors import NamespaceShared, StoreLost
 
 from .fencing import Fenced
+from .redis_client import wait_for_replicas
 
 
 class WindowCheckpoints:
@@ -58,17 +59,8 @@ class WindowCheckpoints:
         Returns the masters that found no replica in time."""
         if not self.cluster:
             return 0
-        nodes: dict[str, str] = {}
-        for p in partitions:  # a marker in the partition's own slot, written after its checkpoint
-            mark = f"{self.prefix}:mark:{self._part(topic, p)}"
-            nodes.setdefault(self.r.get_node_from_key(mark).name, mark)
-        lonely = 0
-        for name, mark in nodes.items():
-            pipe = self.r.get_redis_connection(self.r.get_node(node_name=name)).pipeline(transaction=False)
-            pipe.incr(mark)
-            pipe.execute_command("WAIT", 1, timeout_ms)
-            lonely += pipe.execute()[1] < 1
-        return lonely
+        # a marker in each partition's own slot, written after its checkpoint
+        return wait_for_replicas(self.r, [f"{self.prefix}:mark:{self._part(topic, p)}" for p in partitions], timeout_ms)
 
     def owner_key(self, topic: str, partition: int) -> str:
         return f"{self.prefix}:o:{self._part(topic, partition)}"

@@ -2,8 +2,9 @@
 
 A :class:`Checkpoint` owns, per partition, the next offset processed and published but
 not yet covered by a window checkpoint (``pending``) and the last offset Kafka took
-(``committed``), and the clock that says when a commit is due. :meth:`Checkpoint.commit`
-runs the protocol's steps in order (after quix-streams' ``Checkpoint.commit``):
+(``committed``), and the clock that says when a commit is due. :meth:`Checkpoint.write` and
+:meth:`Checkpoint.commit_offsets` run the protocol's steps in order (after quix-streams'
+``Checkpoint.commit``; step 4 runs outside the worker's lock, as a rebalance callback takes it):
 
 1. publish the outputs of every batch the core still holds;
 2. wait until the broker has acknowledged every output;
