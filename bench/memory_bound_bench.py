@@ -29,6 +29,7 @@ def main() -> None:
     ap.add_argument("--customers", type=int, default=2_000_000)
     ap.add_argument("--bound-mb", type=int, default=1024)
     ap.add_argument("--seconds", type=float, default=600)
+    ap.add_argument("--trace", action="store_true", help="print the last samples (seconds, core MB, open windows)")
     args = ap.parse_args()
     from kafka import KafkaProducer
 
@@ -57,7 +58,7 @@ def main() -> None:
         p.flush()
         p.close()
         w = Worker(env, work).start()
-        peak, core, bounded_at = 0.0, None, None
+        peak, core, bounded_at, trace = 0.0, None, None, []
         t0 = time.monotonic()
         try:
             while time.monotonic() - t0 < args.seconds:
@@ -68,6 +69,9 @@ def main() -> None:
                     continue
                 peak = max(peak, rss_mb(core))
                 m = w.metrics()
+                trace.append(
+                    (round(time.monotonic() - t0, 1), round(rss_mb(core)), int(m.get("segstream_open_windows", 0)))
+                )
                 if m.get("segstream_memory_bound", 0) == 1 and bounded_at is None:
                     bounded_at = time.monotonic()
                 if bounded_at is not None and time.monotonic() - bounded_at > 20:
@@ -88,6 +92,7 @@ def main() -> None:
             "open_windows": int(m.get("segstream_open_windows", 0)),
         },
     )
+    print("seconds, core MB, open windows:", trace[-60:] if args.trace else trace[-1:], file=sys.stderr)
     sys.exit(0 if peak <= args.bound_mb * 1.1 else 1)
 
 

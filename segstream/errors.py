@@ -20,6 +20,10 @@ class ConfigError(SegstreamError):
     """A setting, a file or a credential that cannot work as given."""
 
 
+class NotFound(SegstreamError, LookupError):
+    """What a reader asked for is not there (yet): the API answers 404 with the message."""
+
+
 class RecordError(SegstreamError, ValueError):
     """Whose fault is one record's: the record is dead-lettered with ``reason``."""
 

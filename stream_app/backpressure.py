@@ -19,16 +19,26 @@ from .health import Health
 log = logging.getLogger("segstream.worker")
 
 
+RECORD_BYTES = 1024  # what one more open window holds beyond its array row (dict, list, dedup keys)
+
+
 class MemoryBound:
     def __init__(self, settings: Settings, health: Health):
         self.settings = settings
         self.health = health
         self.reached = False
 
-    def check(self, open_windows: int, resident_bytes: int) -> bool | None:
-        """True when the bound is newly reached, False when newly left, None when nothing changed."""
+    def check(self, open_windows: int, resident_bytes: int, growth_bytes: int = 0) -> bool | None:
+        """True when the bound is newly reached, False when newly left, None when nothing changed.
+
+        The check runs after a batch, while the next one may already be fetched: so it keeps the
+        headroom that batch could take (its records' windows, and an array that doubles), and the
+        core stays under the bound rather than passing it by a batch."""
         s = self.settings
-        over = open_windows >= s.max_open_windows or resident_bytes >= s.max_core_memory_mb << 20
+        headroom = growth_bytes + s.batch_size * RECORD_BYTES
+        over = (
+            open_windows + s.batch_size > s.max_open_windows or resident_bytes + headroom >= s.max_core_memory_mb << 20
+        )
         if over == self.reached:
             return None
         self.reached = over

@@ -187,7 +187,8 @@ class IngestLoop:
             self.consumer.resume(TopicPartition(self.topic, pos.partition))
 
     def _memory_bound(self) -> None:
-        changed = self.bound.check(self.worker.open_windows, self.worker.core.memory_bytes())
+        w = self.worker
+        changed = self.bound.check(w.open_windows, w.core.memory_bytes(), w.growth_bytes)
         if changed is not None:
             live = [tp for tp in self._assigned() if tp.partition not in self.halted and not self._paused_zombie(tp)]
             (self.consumer.pause if changed else self.consumer.resume)(*live)

@@ -206,6 +206,7 @@ class StreamProcessor:
             self._dead_letter_windows(out, polled)
         out.changes = out.engine.changes
         out.open_windows = sum(p.windows.open_windows for p in self._parts.values())
+        out.growth_bytes = sum(p.windows.growth_bytes(self.settings.batch_size) for p in self._parts.values())
         return out
 
     def _withheld(self, closed: list[ClosedWindow]) -> list[ClosedWindow]:

@@ -27,7 +27,7 @@ from sklearn.preprocessing import StandardScaler
 
 from segstream.core.profiles import FAMILIES
 
-from ..surrogate import explain
+from ..training.surrogate import explain
 
 # CC GENERAL columns -> the stream's product families. The stream reads personality from
 # categories; CC GENERAL has none, so a segment's family follows its card behaviour instead,

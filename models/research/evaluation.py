@@ -23,7 +23,7 @@ from segstream.core.personality import TRAITS, trait_scores
 from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
 
 from ..features import compact, input_scale, standardise, transform
-from ..training import TrainConfig, fit, sequence_loss
+from ..training.lstm import TrainConfig, fit, sequence_loss
 from .baselines import ARCHITECTURES
 
 

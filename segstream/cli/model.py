@@ -13,7 +13,7 @@ from .common import bank_flags, generator, progress, shared
 
 
 def _train(args: argparse.Namespace) -> int:
-    from segstream.models.training import TrainConfig, train
+    from segstream.models.training.lstm import TrainConfig, train
 
     if args.transactions:
         return _train_history(args)
@@ -49,9 +49,9 @@ def _train_history(args: argparse.Namespace) -> int:
     split, the number of segments from the hidden states unless given, and a report."""
     from tqdm import tqdm
 
-    from segstream.models.history import load_history
-    from segstream.models.report import write_report
-    from segstream.models.training import TrainConfig, train
+    from segstream.models.training.history import load_history
+    from segstream.models.training.report import write_report
+    from segstream.models.training.lstm import TrainConfig, train
     from segstream.producers.export import ExportMapping, count_lines
 
     if not args.out:

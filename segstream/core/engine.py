@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import attrgetter
+from typing import NamedTuple
 
 import numpy as np
 
@@ -33,6 +34,15 @@ from .profiles import profiles
 from .windows import ClosedWindow, normalised_spend
 
 STAGES = ("state_load", "lstm_step", "assignment", "state_write")
+
+
+class Nearest(NamedTuple):
+    """Per row: distance to the nearest centroid, its margin to the runner-up, and how much nearer
+    it is than the announced segment's centroid (relative, -1..1)."""
+
+    distance: np.ndarray
+    confidence: np.ndarray
+    relative: np.ndarray
 
 
 @dataclass
@@ -103,33 +113,72 @@ class SegmentEngine:
         return result
 
     def _process_round(self, windows: list[ClosedWindow]) -> EngineResult:
+        """One store read, one model call, one store write for the whole round."""
         res = EngineResult()
         t0 = time.perf_counter()
-        ids = [w.customer_id for w in windows]
-        old, stats = self.store.load(ids)
+        old, stats = self.store.load([w.customer_id for w in windows])
         t1 = time.perf_counter()
-
-        index = np.fromiter((w.index for w in windows), np.int64, len(windows))
-        fresh = index > old.last_window
-        res.stale = int((~fresh).sum())
-        if res.stale:
-            res.changes += self._reannounce(windows, old, index, stats)
-            keep = np.flatnonzero(fresh)
-            windows = [windows[i] for i in keep]
-            ids = [w.customer_id for w in windows]
-            old, index = old.take(keep), index[keep]
+        windows, old, index = self._drop_stale(windows, old, stats, res)
         if not windows:
             res.seconds["state_load"] = t1 - t0
             return res
-
         spend = normalised_spend(windows)
         _finite("spending features", spend.astype(np.float32))
         before = self.model.traits_of(old.h)
         ewma, stat, alarm, quiet = self._detect(windows, spend, before, old)
-        # a detected change restarts from the shadow, which has seen the windows since the
-        # statistic last looked quiet; main and shadow states step in one model call, the
-        # shadow only where it carries on (a quiet window or an alarm restarts it at zero)
-        n = len(windows)
+        h, c, traits, shadow_h, shadow_c = self._step(spend, old, alarm, quiet)
+        t2 = time.perf_counter()
+        new, d, near = self._assign(h, c, old, index, alarm, stats)
+        new.ewma, new.shadow_h, new.shadow_c = np.where(alarm[:, None], 0.0, ewma), shadow_h, shadow_c
+        t3 = time.perf_counter()
+        written = self.store.commit([w.customer_id for w in windows], new)
+        t4 = time.perf_counter()
+        res.applied = int(written.sum())
+        res.assigned = int((written & (d.segment >= 0)).sum())
+        res.detected = int((written & alarm).sum())
+        evidence = {
+            "statistic": stat,
+            "detected": d.detected,
+            "corrected": d.corrected,
+            "streak": old.streak.astype(np.int64) + 1,
+            "windows_since_reset": new.n_windows,
+            "margin": near.relative,
+        }
+        res.changes += self._changes(
+            windows,
+            np.flatnonzero(written & d.changed),
+            old.segment,
+            d.segment,
+            near.distance,
+            near.confidence,
+            traits,
+            stats,
+            before=before,
+            spend=spend,
+            evidence=evidence,
+        )
+        res.seconds = {"state_load": t1 - t0, "lstm_step": t2 - t1, "assignment": t3 - t2, "state_write": t4 - t3}
+        return res
+
+    def _drop_stale(self, windows: list[ClosedWindow], old: StateBatch, stats, res: EngineResult):
+        """Windows at or before a customer's last applied one were applied already (a replay after a
+        rewind): they change nothing, and their announcements go out again."""
+        index = np.fromiter((w.index for w in windows), np.int64, len(windows))
+        fresh = index > old.last_window
+        res.stale = int((~fresh).sum())
+        if not res.stale:
+            return windows, old, index
+        res.changes += self._reannounce(windows, old, index, stats)
+        keep = np.flatnonzero(fresh)
+        return [windows[i] for i in keep], old.take(keep), index[keep]
+
+    def _step(self, spend: np.ndarray, old: StateBatch, alarm: np.ndarray, quiet: np.ndarray):
+        """(h, c, traits, shadow_h, shadow_c) after this window.
+
+        A detected change restarts from the shadow, which has seen the windows since the statistic
+        last looked quiet; main and shadow states step in one model call, the shadow only where it
+        carries on (a quiet window or an alarm restarts it at zero)."""
+        n = len(spend)
         h0 = np.where(alarm[:, None], old.shadow_h, old.h).astype(np.float32)
         c0 = np.where(alarm[:, None], old.shadow_c, old.c).astype(np.float32)
         x = spend.astype(np.float32)
@@ -138,32 +187,24 @@ class SegmentEngine:
             np.concatenate([x, x[go]]), np.concatenate([h0, old.shadow_h[go]]), np.concatenate([c0, old.shadow_c[go]])
         )
         _finite("LSTM state", h2, c2, traits2)
-        h, c, traits = h2[:n], c2[:n], traits2[:n]
-        shadow_h, shadow_c = np.zeros_like(h), np.zeros_like(c)
+        shadow_h, shadow_c = np.zeros_like(h2[:n]), np.zeros_like(c2[:n])
         shadow_h[go], shadow_c[go] = h2[n:], c2[n:]
-        t2 = time.perf_counter()
+        return h2[:n], c2[:n], traits2[:n], shadow_h, shadow_c
 
+    def _assign(self, h, c, old: StateBatch, index: np.ndarray, alarm: np.ndarray, stats):
+        """The new states (segment decided by the emission policy), the decision, and the nearest
+        centroids. The k-means learns from settled states only: past warm-up, or re-warmed after a
+        detected change."""
         n_windows = np.where(alarm, 1, old.n_windows + 1).astype(np.int32)
         seg, dist, conf = nearest(stats.centroids, h)
         d_announced = np.linalg.norm(h - stats.centroids[np.maximum(old.segment, 0)], axis=1)
         relative = np.divide(
             d_announced - dist, d_announced + dist, out=np.zeros_like(dist), where=d_announced + dist > 0
         )
-        # the k-means learns from settled states only: past warm-up, or re-warmed after a detected change
         settled = (n_windows >= self.policy.warmup) | ((old.segment >= 0) & (n_windows >= self.policy.rewarm))
         near = np.where(settled, seg, -1).astype(np.int32)
-        d = decide(
-            self.policy,
-            old.segment,
-            near,
-            old.nearest,
-            relative,
-            old.streak,
-            old.pending.astype(bool),
-            n_windows,
-            alarm,
-            conf,
-        )
+        pending = old.pending.astype(bool)
+        d = decide(self.policy, old.segment, near, old.nearest, relative, old.streak, pending, n_windows, alarm, conf)
         new = StateBatch(
             h=h,
             c=c,
@@ -174,42 +215,11 @@ class SegmentEngine:
             nearest=near,
             streak=d.streak,
             pending=d.pending,
-            ewma=np.where(alarm[:, None], 0.0, ewma),
-            shadow_h=shadow_h,
-            shadow_c=shadow_c,
+            ewma=old.ewma,
+            shadow_h=old.shadow_h,
+            shadow_c=old.shadow_c,
         )
-        t3 = time.perf_counter()
-
-        written = self.store.commit(ids, new)
-        t4 = time.perf_counter()
-
-        res.applied = int(written.sum())
-        res.assigned = int((written & (d.segment >= 0)).sum())
-        res.detected = int((written & alarm).sum())
-        changed = np.flatnonzero(written & d.changed)
-        evidence = {
-            "statistic": stat,
-            "detected": d.detected,
-            "corrected": d.corrected,
-            "streak": old.streak.astype(np.int64) + 1,
-            "windows_since_reset": n_windows,
-            "margin": relative,
-        }
-        res.changes += self._changes(
-            windows,
-            changed,
-            old.segment,
-            d.segment,
-            dist,
-            conf,
-            traits,
-            stats,
-            before=before,
-            spend=spend,
-            evidence=evidence,
-        )
-        res.seconds = {"state_load": t1 - t0, "lstm_step": t2 - t1, "assignment": t3 - t2, "state_write": t4 - t3}
-        return res
+        return new, d, Nearest(dist, conf, relative)
 
     def _detect(self, windows, spend: np.ndarray, before: np.ndarray, old: StateBatch):
         """(EWMA, statistic, alarm, quiet) per row: the change statistic against the state's prediction."""

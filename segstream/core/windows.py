@@ -145,6 +145,13 @@ class _Table:
             self.data = grown
         return row
 
+    def growth_bytes(self, rows: int) -> int:
+        """What ``rows`` more customers could allocate at once: a full table doubles, and the old
+        and the new array are both resident while it copies."""
+        if len(self.customers) + rows <= len(self.data):
+            return 0
+        return 2 * self.data.nbytes
+
     def seen(self, keys: np.ndarray) -> np.ndarray:
         """Which keys this window counted in an earlier batch."""
         listed = keys.tolist()
@@ -177,6 +184,11 @@ class WindowAggregator:
     @property
     def open_windows(self) -> int:
         return sum(len(t) for t in self._open.values())
+
+    def growth_bytes(self, rows: int) -> int:
+        """The most the next ``rows`` records could grow these windows' arrays by (the memory
+        bound keeps this much headroom, so the batch after its check cannot cross it)."""
+        return max((t.growth_bytes(rows) for t in self._open.values()), default=0)
 
     @property
     def window_numbers(self) -> list[int]:

@@ -265,11 +265,11 @@ def test_at_its_memory_bound_the_worker_stops_fetching_and_says_so(bootstrap, re
     try:
         wait_until(lambda: w.metrics().get("segstream_memory_bound", 0) == 1, 120, "the bound", [w])
         assert health(w)[0] == 503 and "memory" in health(w)[1]["problems"]
-        time.sleep(2)  # a batch fetched before the pause (and the one in the core) still lands
+        time.sleep(2)  # a batch fetched before the pause still lands: the bound kept room for it
         held = w.metrics()["segstream_open_windows"]
         time.sleep(3)
         assert w.metrics()["segstream_open_windows"] == held  # nothing more fetched
-        assert held < 1000 + 256 * 4
+        assert held <= 1000
         assert sum(consumed(s).values()) < sum(end_offsets(s).values())
     finally:
         w.stop()

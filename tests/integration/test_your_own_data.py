@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from segstream.models.artefact import ModelArtefact
-from segstream.models.training import TrainConfig, train
+from segstream.models.training.lstm import TrainConfig, train
 from segstream.producers.bank_export import write_sample_export
 from segstream.producers.kafka_producer import publish
 from segstream.producers.synthetic import GeneratorConfig, SyntheticBank

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from segstream.models.artefact import ModelArtefact, TorchSequenceModel
-from segstream.models.training import TrainConfig, train
+from segstream.models.training.lstm import TrainConfig, train
 from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
 
 

@@ -10,7 +10,7 @@ import pytest
 from segstream.cli import main
 from segstream.config import Settings
 from segstream.models.artefact import ModelArtefact
-from segstream.models.history import load_history
+from segstream.models.training.history import load_history
 from segstream.producers.bank_export import write_sample_export
 from segstream.producers.export import ExportMapping
 from segstream.producers.synthetic import GeneratorConfig, SyntheticBank

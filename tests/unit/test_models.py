@@ -6,7 +6,7 @@ import torch
 
 from segstream.models.research.baselines import ARCHITECTURES
 from segstream.models.research.evaluation import EvalConfig, features, prepare, score, train_architecture, transfer
-from segstream.models.training import TrainConfig
+from segstream.models.training.lstm import TrainConfig
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,9 @@ from sklearn.cluster import KMeans
 from segstream.core.change import Calibration
 from segstream.core.personality import CATEGORIES, log_ratio_traits
 
-from .artefact import ModelArtefact
-from .features import compact, input_scale, standardise, transform
-from .personality_lstm import PersonalityLSTM
+from ..artefact import ModelArtefact
+from ..features import compact, input_scale, standardise, transform
+from ..personality_lstm import PersonalityLSTM
 from .surrogate import micro_segment_rules
 
 

@@ -13,8 +13,8 @@ from sklearn.metrics import adjusted_rand_score
 from segstream.core.kmeans import nearest
 from segstream.core.profiles import profiles
 
-from .artefact import ModelArtefact, TorchSequenceModel
-from .features import compact
+from ..artefact import ModelArtefact, TorchSequenceModel
+from ..features import compact
 from .history import History
 
 
