@@ -50,8 +50,8 @@ def _train_history(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from segstream.models.training.history import load_history
-    from segstream.models.training.report import write_report
     from segstream.models.training.lstm import TrainConfig, train
+    from segstream.models.training.report import write_report
     from segstream.producers.export import ExportMapping, count_lines
 
     if not args.out:
