@@ -68,34 +68,9 @@ def run_demo(
             seasonal=seasonal,
         )
     )
-    changes: list[SegmentChange] = []
     show = sys.stderr.isatty() if progress is None else progress
-    # Far-future guard relative to the data, not the wall clock, so old and new
-    # synthetic periods both validate.
-    limits = event_limits(settings, now=float("inf"))
-    invalid: Counter = Counter()
-    n_events = 0
     t0 = time.perf_counter()
-
-    def ingest(payloads: list[bytes]) -> None:
-        invalid.update(err.reason for _, err in pipeline.ingest_payloads(payloads, limits).rejected)
-        changes.extend(pipeline.drain().changes)
-
-    with tqdm(total=months, unit="month", disable=not show, file=sys.stderr) as bar:
-        current, payloads = None, []
-        for event in bank.events():  # encoded as a producer would publish them
-            payloads.append(orjson.dumps(event))
-            if len(payloads) == BATCH:
-                ingest(payloads)
-                n_events, payloads = n_events + len(payloads), []
-            month = event["timestamp"][:7]
-            if month != current:
-                current = month
-                bar.update(1)
-                bar.set_postfix(changes=pipeline.totals.changes, refresh=False)
-        ingest(payloads)
-        n_events += len(payloads)
-        changes.extend(pipeline.drain(final=True).changes)
+    n_events, changes, invalid = stream(bank, pipeline, settings, months, show)
     elapsed = time.perf_counter() - t0
     truth = bank.micro_segments()
     labels, moves = label_timeline(bank, truth, changes)
@@ -127,9 +102,43 @@ def run_demo(
         **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in tracking.items()},
         "late_events": counts["late"],
         "duplicate_events": counts["duplicate"],
-        "invalid_events": sum(invalid.values()),
+        "invalid_events": invalid,
         "events_per_s": round(n_events / elapsed, 1),
         "seconds": round(elapsed, 2),
         "engine_seconds": {k: round(v, 3) for k, v in totals.seconds.items()},
         "model_version": pipeline.engine.model.version,
     }
+
+
+def stream(
+    bank: SyntheticBank, pipeline: SegmentationPipeline, settings: Settings, months: int, show: bool
+) -> tuple[int, list[SegmentChange], int]:
+    """Every event of ``bank`` through the pipeline's own decode path, encoded as a producer would
+    publish it: (events, the change events announced, events refused)."""
+    changes: list[SegmentChange] = []
+    # Far-future guard relative to the data, not the wall clock, so old and new
+    # synthetic periods both validate.
+    limits = event_limits(settings, now=float("inf"))
+    invalid: Counter = Counter()
+    n_events = 0
+
+    def ingest(payloads: list[bytes]) -> None:
+        invalid.update(err.reason for _, err in pipeline.ingest_payloads(payloads, limits).rejected)
+        changes.extend(pipeline.drain().changes)
+
+    with tqdm(total=months, unit="month", disable=not show, file=sys.stderr) as bar:
+        current, payloads = None, []
+        for event in bank.events():
+            payloads.append(orjson.dumps(event))
+            if len(payloads) == BATCH:
+                ingest(payloads)
+                n_events, payloads = n_events + len(payloads), []
+            month = event["timestamp"][:7]
+            if month != current:
+                current = month
+                bar.update(1)
+                bar.set_postfix(changes=pipeline.totals.changes, refresh=False)
+        ingest(payloads)
+        n_events += len(payloads)
+        changes.extend(pipeline.drain(final=True).changes)
+    return n_events, changes, sum(invalid.values())

@@ -29,6 +29,26 @@ def true_changes(truth: np.ndarray) -> np.ndarray:
     return np.where(moved.any(axis=1), first, -1)
 
 
+def _match(announced: list[tuple[int, int, bool]], start: np.ndarray, match_windows: int):
+    """Announcements against true changes: per changed customer its first announcement at or after
+    the change (delay, label right), the same by the lenient rule, and the counts precision needs."""
+    first: dict[int, tuple[int, bool]] = {}
+    lenient: dict[int, tuple[int, bool]] = {}
+    exact_right = lenient_right = false_stable = 0
+    for row, window, right in sorted(announced, key=lambda a: (a[0], a[1])):
+        s = start[row]
+        after = s >= 0 and s <= window < s + match_windows
+        exact_right += bool(after and right)
+        if s >= 0 and s <= window <= s + match_windows and row not in lenient:
+            lenient[row] = (window - s, right)
+            lenient_right += 1
+        if after and row not in first:
+            first[row] = (window - s, right)
+        if s < 0:
+            false_stable += 1
+    return first, lenient, exact_right, lenient_right, false_stable
+
+
 def score_tracking(
     labels: np.ndarray, truth: np.ndarray, announced: list[tuple[int, int, bool]], match_windows: int = 6
 ) -> dict[str, float | int | None]:
@@ -60,20 +80,7 @@ def score_tracking(
     has = labels != ""
     col = np.arange(t)[None, :]
     before = has & (~changed[:, None] | (col < start[:, None]))
-    first: dict[int, tuple[int, bool]] = {}  # per changed customer: its first announcement at or after the change
-    lenient: dict[int, tuple[int, bool]] = {}
-    exact_right = lenient_right = false_stable = 0
-    for row, window, right in sorted(announced, key=lambda a: (a[0], a[1])):
-        s = start[row]
-        after = s >= 0 and s <= window < s + match_windows
-        exact_right += bool(after and right)
-        if s >= 0 and s <= window <= s + match_windows and row not in lenient:
-            lenient[row] = (window - s, right)
-            lenient_right += 1
-        if after and row not in first:
-            first[row] = (window - s, right)
-        if s < 0:
-            false_stable += 1
+    first, lenient, exact_right, lenient_right, false_stable = _match(announced, start, match_windows)
     # changes early enough that ``match_windows`` windows of aftermath were seen
     scorable = changed & (start + match_windows <= t)
     denom = int(scorable.sum())

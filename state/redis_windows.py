@@ -36,6 +36,10 @@ from .redis_client import wait_for_replicas
 
 
 class WindowCheckpoints:
+    # what a checkpoint holds in the client per window row while it writes (the record's bytes,
+    # the customer id, redis-py's packed command): measured ~710 B with 150k rows (bench/memory_bound_bench.py)
+    ROW_TRANSIENT_BYTES = 768
+
     def __init__(self, client: redis.Redis, n_categories: int, prefix: str = "seg"):
         self.r = client
         self.width = 8 * (2 + n_categories)  # bytes per record

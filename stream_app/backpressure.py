@@ -28,14 +28,15 @@ class MemoryBound:
         self.health = health
         self.reached = False
 
-    def check(self, open_windows: int, resident_bytes: int, growth_bytes: int = 0) -> bool | None:
+    def check(self, open_windows: int, resident_bytes: int, headroom_bytes: int = 0) -> bool | None:
         """True when the bound is newly reached, False when newly left, None when nothing changed.
 
-        The check runs after a batch, while the next one may already be fetched: so it keeps the
-        headroom that batch could take (its records' windows, and an array that doubles), and the
-        core stays under the bound rather than passing it by a batch."""
+        The check runs after a batch, while the next one may already be fetched and a checkpoint
+        may be due: so it keeps the headroom the core reports for them (an array that doubles, the
+        rows a checkpoint writes) and the next batch's windows, and the core stays under the bound
+        rather than passing it by a batch or a checkpoint."""
         s = self.settings
-        headroom = growth_bytes + s.batch_size * RECORD_BYTES
+        headroom = headroom_bytes + s.batch_size * RECORD_BYTES
         over = (
             open_windows + s.batch_size > s.max_open_windows or resident_bytes + headroom >= s.max_core_memory_mb << 20
         )

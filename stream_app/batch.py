@@ -49,5 +49,5 @@ class BatchOutput:
     engine: EngineResult = field(default_factory=EngineResult)
     windows_closed: int = 0
     open_windows: int = 0  # across this worker's partitions, after the batch
-    growth_bytes: int = 0  # the most the next batch could grow the open windows' arrays by
+    headroom_bytes: int = 0  # what the next batch and checkpoint could allocate in the core at most
     clock_moved: bool = False  # the wall clock closed a quiet partition's windows: checkpoint it

@@ -188,7 +188,7 @@ class IngestLoop:
 
     def _memory_bound(self) -> None:
         w = self.worker
-        changed = self.bound.check(w.open_windows, w.core.memory_bytes(), w.growth_bytes)
+        changed = self.bound.check(w.open_windows, w.core.memory_bytes(), w.headroom_bytes)
         if changed is not None:
             live = [tp for tp in self._assigned() if tp.partition not in self.halted and not self._paused_zombie(tp)]
             (self.consumer.pause if changed else self.consumer.resume)(*live)

@@ -206,8 +206,17 @@ class StreamProcessor:
             self._dead_letter_windows(out, polled)
         out.changes = out.engine.changes
         out.open_windows = sum(p.windows.open_windows for p in self._parts.values())
-        out.growth_bytes = sum(p.windows.growth_bytes(self.settings.batch_size) for p in self._parts.values())
+        out.headroom_bytes = self._headroom()
         return out
+
+    def _headroom(self) -> int:
+        """The most the next batch (``batch_size`` new customers, maybe doubling a window's array)
+        and the next checkpoint (every dirty row, and that batch's) could allocate at once."""
+        rows = self.settings.batch_size
+        parts = self._parts.values()
+        grow = sum(p.windows.growth_bytes(rows) for p in parts)
+        dirty = sum(p.windows.dirty_rows for p in parts)
+        return grow + (dirty + rows) * self.checkpoints.ROW_TRANSIENT_BYTES
 
     def _withheld(self, closed: list[ClosedWindow]) -> list[ClosedWindow]:
         """Windows of customers erased while their window was open here: dropped, never applied."""

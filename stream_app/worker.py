@@ -75,7 +75,7 @@ class Worker:
         self._queued: list[tuple[list[PartitionBatch], asyncio.Future, Highwater]] = []
         self._delay = 0.5  # backoff after an outage, doubling to 10 s
         self.open_windows = 0  # in the core, after the last batch it processed
-        self.growth_bytes = 0  # the most the core's next batch could allocate for new windows' arrays
+        self.headroom_bytes = 0  # what the core's next batch and checkpoint could allocate at most
 
     async def start(self) -> None:
         """Start the core and the publisher; fails here, at start-up, if either cannot start."""
@@ -170,7 +170,7 @@ class Worker:
         metrics.observe_batch(batch, out)
         metrics.OPEN_WINDOWS.set(out.open_windows)
         self.open_windows = out.open_windows
-        self.growth_bytes = out.growth_bytes
+        self.headroom_bytes = out.headroom_bytes
         for pb in batch:
             hw = highwater(pb.partition)
             if hw is not None:

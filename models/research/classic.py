@@ -137,6 +137,35 @@ def run(path: Path, cfg: ClassicConfig = ClassicConfig()) -> tuple[dict[str, Any
         elbow.append({"k": k, "inertia": float(km.inertia_), **_scores(x, km.labels_, cfg)})
     km = KMeans(cfg.k, n_init=10, random_state=cfg.seed).fit(x)
     labels = km.labels_
+    methods = _methods(x, labels, cfg)
+    pca = PCA(2, random_state=cfg.seed).fit(x)
+    xy = pca.transform(x)
+    rules = explain(table.frame.to_numpy(), labels, names, depth=cfg.tree_depth, seed=cfg.seed)
+    segments = _segments(table.frame, labels, rules.rules, cfg)
+    res = {
+        "data": str(path),
+        "rows": int(len(x)),
+        "features": names,
+        "filled_with_median": table.filled,
+        "elbow": elbow,
+        "k": cfg.k,
+        "methods": methods,
+        "pca_explained_variance": [float(v) for v in pca.explained_variance_ratio_],
+        "tree": {
+            "depth": rules.depth,
+            "held_out_accuracy": rules.accuracy,
+            "held_out_accuracy_full_depth": rules.accuracy_full_depth,
+            "test_rows": rules.test_rows,
+        },
+        "segments": segments,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    return res, {"xy": xy, "labels": labels}
+
+
+def _methods(x: np.ndarray, labels: np.ndarray, cfg: ClassicConfig) -> list[dict[str, Any]]:
+    """k-means beside GMM, Ward and DBSCAN on the same standardised table: clusters, noise and
+    agreement with k-means (ARI)."""
     min_samples = cfg.dbscan_min_samples or 2 * x.shape[1]
     eps = _dbscan_eps(x, min_samples)
     others = {
@@ -168,11 +197,14 @@ def run(path: Path, cfg: ClassicConfig = ClassicConfig()) -> tuple[dict[str, Any
                 **_scores(x, lab, cfg),
             }
         )
-    pca = PCA(2, random_state=cfg.seed).fit(x)
-    xy = pca.transform(x)
-    rules = explain(table.frame.to_numpy(), labels, names, depth=cfg.tree_depth, seed=cfg.seed)
-    z = (table.frame.groupby(labels).mean() - table.frame.mean()) / table.frame.std()
-    med = table.frame.groupby(labels).median()
+    return methods
+
+
+def _segments(frame, labels: np.ndarray, rules: dict, cfg: ClassicConfig) -> list[dict[str, Any]]:
+    """Each k-means segment: its size, recommendation family, what stands out (the features
+    furthest from the mean, by z-score) and the tree's rules."""
+    z = (frame.groupby(labels).mean() - frame.mean()) / frame.std()
+    med = frame.groupby(labels).median()
     segments = []
     for seg in range(cfg.k):
         family, why = _family(z.loc[seg])
@@ -184,59 +216,15 @@ def run(path: Path, cfg: ClassicConfig = ClassicConfig()) -> tuple[dict[str, Any
                 "family": family,
                 "why": family + ": " + why,
                 "stands_out": {c: float(med.loc[seg, c]) for c in top},
-                "rules": rules.rules.get(seg, []),
+                "rules": rules.get(seg, []),
             }
         )
-    res = {
-        "data": str(path),
-        "rows": int(len(x)),
-        "features": names,
-        "filled_with_median": table.filled,
-        "elbow": elbow,
-        "k": cfg.k,
-        "methods": methods,
-        "pca_explained_variance": [float(v) for v in pca.explained_variance_ratio_],
-        "tree": {
-            "depth": rules.depth,
-            "held_out_accuracy": rules.accuracy,
-            "held_out_accuracy_full_depth": rules.accuracy_full_depth,
-            "test_rows": rules.test_rows,
-        },
-        "segments": segments,
-        "seconds": round(time.perf_counter() - t0, 1),
-    }
-    return res, {"xy": xy, "labels": labels}
+    return segments
 
 
 def write_report(res: dict[str, Any], arrays: dict[str, Any], folder: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     folder.mkdir(parents=True, exist_ok=True)
-    el = res["elbow"]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
-    ks = [r["k"] for r in el]
-    for ax, key, title in zip(
-        axes,
-        ("inertia", "silhouette", "davies_bouldin"),
-        ("inertia (elbow)", "silhouette (higher is better)", "Davies-Bouldin (lower is better)"),
-    ):
-        ax.plot(ks, [r[key] for r in el], "o-")
-        ax.axvline(res["k"], color="grey", ls=":")
-        ax.set_title(title), ax.set_xlabel("k")
-    fig.tight_layout(), fig.savefig(folder / "elbow.png", dpi=100), plt.close(fig)
-    fig, ax = plt.subplots(figsize=(6.5, 5))
-    xy, lab = arrays["xy"], arrays["labels"]
-    for seg in sorted(set(lab.tolist())):
-        sel = lab == seg
-        ax.scatter(xy[sel, 0], xy[sel, 1], s=3, alpha=0.5, label=f"segment {seg}")
-    ev = res["pca_explained_variance"]
-    ax.set_xlabel(f"PC1 ({ev[0]:.0%} of variance)"), ax.set_ylabel(f"PC2 ({ev[1]:.0%})")
-    ax.legend(markerscale=4), ax.set_title("k-means segments on the first two principal components")
-    fig.tight_layout(), fig.savefig(folder / "pca.png", dpi=100), plt.close(fig)
-
+    _plots(res, arrays, folder)
     f = lambda v: "–" if v != v else f"{v:.3f}"  # noqa: E731 (NaN as a dash)
     lines = [
         f"# Classic segmentation of `{Path(res['data']).name}`",
@@ -254,7 +242,7 @@ def write_report(res: dict[str, Any], arrays: dict[str, Any], folder: Path) -> P
     lines += [
         f"| {r['k']} | {r['inertia']:.0f} | {f(r['silhouette'])} | {f(r['davies_bouldin'])} | "
         f"{r['calinski_harabasz']:.0f} |"
-        for r in el
+        for r in res["elbow"]
     ]
     lines += [
         "",
@@ -292,7 +280,7 @@ def write_report(res: dict[str, Any], arrays: dict[str, Any], folder: Path) -> P
         lines += [f"- rule: {r}" for r in s["rules"]] or ["- no leaf of the shallow tree is mostly this segment"]
         lines.append("")
     lines += [
-        f"Recommendation families follow `models/classic.py::FAMILY_RULES` "
+        f"Recommendation families follow `models/research/classic.py::FAMILY_RULES` "
         f"(CC GENERAL has no categories, so its segments are read by card behaviour); "
         f"computed in {res['seconds']} s.",
         "",
@@ -301,3 +289,33 @@ def write_report(res: dict[str, Any], arrays: dict[str, Any], folder: Path) -> P
     path.write_text("\n".join(lines))
     (folder / "classic.json").write_text(json.dumps(res, indent=1))
     return path
+
+
+def _plots(res: dict[str, Any], arrays: dict[str, Any], folder: Path) -> None:
+    """The elbow (inertia, silhouette, Davies-Bouldin over k) and the segments on two principal axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    el = res["elbow"]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    ks = [r["k"] for r in el]
+    for ax, key, title in zip(
+        axes,
+        ("inertia", "silhouette", "davies_bouldin"),
+        ("inertia (elbow)", "silhouette (higher is better)", "Davies-Bouldin (lower is better)"),
+    ):
+        ax.plot(ks, [r[key] for r in el], "o-")
+        ax.axvline(res["k"], color="grey", ls=":")
+        ax.set_title(title), ax.set_xlabel("k")
+    fig.tight_layout(), fig.savefig(folder / "elbow.png", dpi=100), plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    xy, lab = arrays["xy"], arrays["labels"]
+    for seg in sorted(set(lab.tolist())):
+        sel = lab == seg
+        ax.scatter(xy[sel, 0], xy[sel, 1], s=3, alpha=0.5, label=f"segment {seg}")
+    ev = res["pca_explained_variance"]
+    ax.set_xlabel(f"PC1 ({ev[0]:.0%} of variance)"), ax.set_ylabel(f"PC2 ({ev[1]:.0%})")
+    ax.legend(markerscale=4), ax.set_title("k-means segments on the first two principal components")
+    fig.tight_layout(), fig.savefig(folder / "pca.png", dpi=100), plt.close(fig)

@@ -30,44 +30,12 @@ def segment_paths(art: ModelArtefact, h: History) -> tuple[np.ndarray, np.ndarra
 
 
 def write_report(art: ModelArtefact, h: History, folder: Path, source: str, warmup: int = 3) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     folder.mkdir(parents=True, exist_ok=True)
     t = art.trained_on
-    hidden, seg, mask = segment_paths(art, h)
-    steps = np.arange(mask.shape[1])[None, :]
-    warm = mask & (steps >= warmup - 1)
-    pairs = warm[:, 1:] & warm[:, :-1]
-    kept = float((seg[:, 1:] == seg[:, :-1])[pairs].mean()) if pairs.any() else float("nan")
-    lengths = mask.sum(1)
-    last = seg[np.arange(len(seg)), np.maximum(lengths - 1, 0)][lengths >= warmup]
+    kept, sizes, ari = stability(art, h, warmup)
     k = len(art.centroids)
-    sizes = np.bincount(last, minlength=k)
-    pts = hidden[warm]
-    sub = pts[np.random.default_rng(0).choice(len(pts), min(len(pts), 20000), replace=False)]
-    other = KMeans(k, n_init=4, random_state=99).fit_predict(sub)
-    ari = float(adjusted_rand_score(nearest(art.centroids, sub)[0], other))
     model = TorchSequenceModel(art)
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    curve = np.array(t.get("curve") or [(np.nan, np.nan)])
-    ax.plot(np.arange(1, len(curve) + 1), curve[:, 0], label="train")
-    ax.plot(np.arange(1, len(curve) + 1), curve[:, 1], label="validation")
-    ax.set_xlabel("epoch"), ax.set_ylabel("MSE (standardised traits)"), ax.legend()
-    fig.tight_layout(), fig.savefig(folder / "loss_curve.png", dpi=110), plt.close(fig)
-    if t.get("segment_choice"):
-        tab = t["segment_choice"]
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.plot([r["k"] for r in tab], [r["silhouette"] for r in tab], "o-", label="silhouette")
-        ax.axvline(k, color="grey", ls=":")
-        ax2 = ax.twinx()
-        ax2.plot([r["k"] for r in tab], [r["inertia"] for r in tab], "s--", color="tab:orange", label="inertia")
-        ax.set_xlabel("segments"), ax.set_ylabel("silhouette"), ax2.set_ylabel("inertia")
-        fig.tight_layout(), fig.savefig(folder / "segment_choice.png", dpi=110), plt.close(fig)
-
+    plots(t, k, folder)
     r = h.report
     reasons = ", ".join(f"{n} {why}" for why, n in sorted(r.summary()["reasons"].items())) or "none"
     lines = [
@@ -121,3 +89,46 @@ def write_report(art: ModelArtefact, h: History, folder: Path, source: str, warm
     path = folder / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def stability(art: ModelArtefact, h: History, warmup: int) -> tuple[float, np.ndarray, float]:
+    """How often a customer's nearest segment stays from one window to the next (after warm-up),
+    the segments' sizes at each customer's last window, and how far k-means with another seed
+    agrees (ARI) on the same states."""
+    hidden, seg, mask = segment_paths(art, h)
+    steps = np.arange(mask.shape[1])[None, :]
+    warm = mask & (steps >= warmup - 1)
+    pairs = warm[:, 1:] & warm[:, :-1]
+    kept = float((seg[:, 1:] == seg[:, :-1])[pairs].mean()) if pairs.any() else float("nan")
+    lengths = mask.sum(1)
+    last = seg[np.arange(len(seg)), np.maximum(lengths - 1, 0)][lengths >= warmup]
+    k = len(art.centroids)
+    sizes = np.bincount(last, minlength=k)
+    pts = hidden[warm]
+    sub = pts[np.random.default_rng(0).choice(len(pts), min(len(pts), 20000), replace=False)]
+    other = KMeans(k, n_init=4, random_state=99).fit_predict(sub)
+    return kept, sizes, float(adjusted_rand_score(nearest(art.centroids, sub)[0], other))
+
+
+def plots(t: dict, k: int, folder: Path) -> None:
+    """The loss curve and, where training chose k, the elbow and silhouette."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    curve = np.array(t.get("curve") or [(np.nan, np.nan)])
+    ax.plot(np.arange(1, len(curve) + 1), curve[:, 0], label="train")
+    ax.plot(np.arange(1, len(curve) + 1), curve[:, 1], label="validation")
+    ax.set_xlabel("epoch"), ax.set_ylabel("MSE (standardised traits)"), ax.legend()
+    fig.tight_layout(), fig.savefig(folder / "loss_curve.png", dpi=110), plt.close(fig)
+    if t.get("segment_choice"):
+        tab = t["segment_choice"]
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot([r["k"] for r in tab], [r["silhouette"] for r in tab], "o-", label="silhouette")
+        ax.axvline(k, color="grey", ls=":")
+        ax2 = ax.twinx()
+        ax2.plot([r["k"] for r in tab], [r["inertia"] for r in tab], "s--", color="tab:orange", label="inertia")
+        ax.set_xlabel("segments"), ax.set_ylabel("silhouette"), ax2.set_ylabel("inertia")
+        fig.tight_layout(), fig.savefig(folder / "segment_choice.png", dpi=110), plt.close(fig)

@@ -191,6 +191,11 @@ class WindowAggregator:
         return max((t.growth_bytes(rows) for t in self._open.values()), default=0)
 
     @property
+    def dirty_rows(self) -> int:
+        """Rows changed since the last checkpoint: what the next one writes."""
+        return sum(len(t.dirty) for t in self._open.values())
+
+    @property
     def window_numbers(self) -> list[int]:
         """Window numbers with an open window."""
         return sorted(self._open)
