@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from segstream.core.change import Calibration
+from segstream.core.confidence import ConfidenceModel
 from segstream.core.personality import CATEGORIES
 
 from .features import standardise, transform
@@ -33,6 +34,7 @@ class ModelArtefact:
     trained_on: dict = field(default_factory=dict)
     version: str = ""
     calibration: Calibration | None = None  # the change statistic's scales (format 2)
+    confidence: ConfidenceModel | None = None  # the labels' probability of being right (0.8)
 
     def __post_init__(self) -> None:
         if not self.version:
@@ -67,6 +69,15 @@ class ModelArtefact:
                         for k, v in vars(self.calibration).items()
                     }
                 ),
+                **(
+                    {}
+                    if self.confidence is None
+                    else {
+                        f"confidence_{k}": torch.tensor(np.asarray(v, np.float64))
+                        for k, v in vars(self.confidence).items()
+                        if v is not None
+                    }
+                ),
             },
             path,
         )
@@ -92,10 +103,19 @@ class ModelArtefact:
             )
             if "calibration_season" in blob
             else None,
+            confidence=_confidence(blob),
         )
 
     def normalise(self, spend_fraction: np.ndarray) -> np.ndarray:
         return standardise(transform(spend_fraction), self.x_mean, self.x_std)
+
+
+def _confidence(blob: dict) -> ConfidenceModel | None:
+    if "confidence_coef" not in blob:
+        return None  # fitted from 0.8 on: older artefacts announce the margin
+    get = {k[len("confidence_") :]: v.numpy() for k, v in blob.items() if k.startswith("confidence_")}
+    get["intercept"] = float(get["intercept"])
+    return ConfidenceModel(**get)
 
 
 class TorchSequenceModel:
@@ -107,6 +127,7 @@ class TorchSequenceModel:
         self.hidden_size = artefact.hidden_size
         self._model = artefact.model.eval()
         self.calibration = artefact.calibration
+        self.confidence = artefact.confidence
         self._head_w = artefact.model.head.weight.detach().numpy().T.copy()
         self._head_b = artefact.model.head.bias.detach().numpy().copy()
 

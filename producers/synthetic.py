@@ -77,6 +77,7 @@ class GeneratorConfig:
     drift_share: float = 0.0  # customers whose personality moves to a new one over several months
     drift_months: int = 6  # how long a drift takes
     seasonal: bool = False  # December and summer tilts of everybody's spending
+    change_period: tuple[float, float] = (0.25, 0.75)  # changes start in this part of the history (fractions)
 
 
 @dataclass
@@ -128,7 +129,8 @@ class SyntheticBank:
         ok = (_PAIRS[None, :, 0] != pick[:, None, 0]) & (_PAIRS[None, :, 1] != pick[:, None, 1])
         choice = np.array([rng.choice(np.flatnonzero(row)) for row in ok]) if n else np.zeros(0, int)
         self.new_traits = np.where((abrupt | drift)[:, None], _draw_traits(rng, _PAIRS[choice]), self.traits)
-        lo, hi = max(cfg.months // 4, 1), max(3 * cfg.months // 4, 2)
+        lo = max(int(cfg.months * cfg.change_period[0]), 1)
+        hi = max(int(cfg.months * cfg.change_period[1]), lo + 1)
         start = rng.integers(lo, hi, n)
         self.change_start = np.where(abrupt | drift, start, np.iinfo(np.int32).max)  # first month of the change
         self.change_length = np.where(drift, max(cfg.drift_months, 1), 1)  # months until it is complete

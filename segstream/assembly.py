@@ -76,6 +76,7 @@ def build_pipeline(
             review=settings.review_windows,
             review_confirm=settings.review_confirm,
             review_margin=settings.review_margin,
+            min_confidence=settings.min_confidence,
         ),
         detector=ChangeDetector(
             weight=settings.change_weight, threshold=settings.change_threshold, quiet=settings.change_quiet

@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     review_windows: int = 8  # for this many windows after a fresh start (first or detected change) ...
     review_confirm: int = 2  # ... a segment is corrected once another is nearer this many windows in a row ...
     review_margin: float = 0.15  # ... by this relative distance
+    # a change after the first segment is announced only once its label's probability of being right
+    # (the events' confidence, calibrated: docs/tracking.md) reaches this; 0 announces every change
+    min_confidence: float = 0.0
     model_path: Path | None = None  # None: the artefact shipped in models/artefacts
     # torch's threads for the LSTM step: one batch is a small matrix product, and extra
     # threads only take cores from Redis and the event loop (BENCHMARKS.md, month end)

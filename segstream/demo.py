@@ -55,22 +55,28 @@ def run_demo(
     drift_share: float = 0.0,
     seasonal: bool = False,
     pipeline: SegmentationPipeline | None = None,
+    generator: GeneratorConfig | None = None,
+    changes_out: list[SegmentChange] | None = None,
 ) -> dict[str, Any]:
-    """Run and score; pass ``pipeline`` to look at its store afterwards."""
+    """Run and score; pass ``pipeline`` to look at its store afterwards, ``generator`` for a bank
+    the other arguments do not describe (it overrides them), ``changes_out`` to keep the events."""
     pipeline = pipeline or build_pipeline(settings)
-    bank = SyntheticBank(
-        GeneratorConfig(
-            customers=customers,
-            months=months,
-            seed=seed,
-            change_share=change_share,
-            drift_share=drift_share,
-            seasonal=seasonal,
-        )
+    cfg = generator or GeneratorConfig(
+        customers=customers,
+        months=months,
+        seed=seed,
+        change_share=change_share,
+        drift_share=drift_share,
+        seasonal=seasonal,
     )
+    customers, months, seed = cfg.customers, cfg.months, cfg.seed
+    change_share, drift_share, seasonal = cfg.change_share, cfg.drift_share, cfg.seasonal
+    bank = SyntheticBank(cfg)
     show = sys.stderr.isatty() if progress is None else progress
     t0 = time.perf_counter()
     n_events, changes, invalid = stream(bank, pipeline, settings, months, show)
+    if changes_out is not None:
+        changes_out.extend(changes)
     elapsed = time.perf_counter() - t0
     truth = bank.micro_segments()
     labels, moves = label_timeline(bank, truth, changes)

@@ -14,6 +14,7 @@ import logging
 from segstream.config import Settings
 
 from . import metrics
+from .batch import BATCHES_AHEAD
 from .health import Health
 
 log = logging.getLogger("segstream.worker")
@@ -31,14 +32,15 @@ class MemoryBound:
     def check(self, open_windows: int, resident_bytes: int, headroom_bytes: int = 0) -> bool | None:
         """True when the bound is newly reached, False when newly left, None when nothing changed.
 
-        The check runs after a batch, while the next one may already be fetched and a checkpoint
-        may be due: so it keeps the headroom the core reports for them (an array that doubles, the
-        rows a checkpoint writes) and the next batch's windows, and the core stays under the bound
-        rather than passing it by a batch or a checkpoint."""
+        The figures are the core's after the batch before the one it holds, while the next one is
+        being fetched and a checkpoint may be due: so it keeps the headroom for ``BATCHES_AHEAD``
+        batches (their windows, an array that doubles) and the checkpoint's rows, and the core stays
+        under the bound rather than passing it by the batches in flight."""
         s = self.settings
-        headroom = headroom_bytes + s.batch_size * RECORD_BYTES
+        ahead = BATCHES_AHEAD * s.batch_size  # records that may still land after this check
+        headroom = headroom_bytes + ahead * RECORD_BYTES
         over = (
-            open_windows + s.batch_size > s.max_open_windows or resident_bytes + headroom >= s.max_core_memory_mb << 20
+            open_windows + ahead > s.max_open_windows or resident_bytes + headroom >= s.max_core_memory_mb << 20
         )
         if over == self.reached:
             return None

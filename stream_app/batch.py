@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from segstream.core.engine import EngineResult
 from segstream.core.events import InvalidEvent, SegmentChange
 
+# batches that may land in the core after a check of its size: the outputs the worker reads
+# are the batch before the one in the core, and the next one is already being fetched
+BATCHES_AHEAD = 3
+
 
 @dataclass
 class PartitionBatch:

@@ -34,7 +34,7 @@ from segstream.state.redis_client import UNAVAILABLE, client_for, verify
 from segstream.state.redis_store import RedisStateStore
 from segstream.state.redis_windows import WindowCheckpoints
 
-from .batch import BatchOutput, PartitionBatch
+from .batch import BATCHES_AHEAD, BatchOutput, PartitionBatch
 from .positions import LogBounds, Position, position
 
 log = logging.getLogger("segstream.worker")
@@ -210,9 +210,9 @@ class StreamProcessor:
         return out
 
     def _headroom(self) -> int:
-        """The most the next batch (``batch_size`` new customers, maybe doubling a window's array)
-        and the next checkpoint (every dirty row, and that batch's) could allocate at once."""
-        rows = self.settings.batch_size
+        """The most the batches that may still land (``BATCHES_AHEAD``, each of new customers, maybe
+        doubling a window's array) and the next checkpoint (every dirty row, and theirs) could allocate."""
+        rows = BATCHES_AHEAD * self.settings.batch_size
         parts = self._parts.values()
         grow = sum(p.windows.growth_bytes(rows) for p in parts)
         dirty = sum(p.windows.dirty_rows for p in parts)

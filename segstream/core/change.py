@@ -100,6 +100,7 @@ class EmissionPolicy:
     review: int = 8  # windows after a fresh start (first or detected change) in which a segment may be corrected ...
     review_confirm: int = 2  # ... once another centroid has been nearer for this many windows in a row ...
     review_margin: float = 0.15  # ... by this relative distance (0 windows: no correction but the drift rule)
+    min_confidence: float = 0.0  # a change (after the first segment) waits until its label is this likely right
 
 
 @dataclass
@@ -123,11 +124,14 @@ def decide(
     n_windows: np.ndarray,
     alarm: np.ndarray,
     confidence: np.ndarray | None = None,
+    probability: np.ndarray | None = None,
 ) -> Decision:
     """One window of the emission policy for a batch; every input is row-aligned [B].
 
     ``previous_nearest`` is last window's nearest centroid: a streak counts windows
-    in a row that the *same* other centroid was nearer.
+    in a row that the *same* other centroid was nearer. ``probability`` that the
+    nearest centroid's label is right: a change below ``min_confidence`` is held (it
+    stays pending or keeps its streak, and goes out in a later window once sure).
     """
     pending = pending | alarm
     warm = n_windows >= policy.warmup
@@ -146,14 +150,18 @@ def decide(
     drifted = beats & (streak >= np.where(review, policy.review_confirm, policy.confirm))
     departed = rewarmed & (nearest != announced) & (relative_margin >= policy.departure)
     move = first | drifted | departed
+    held = np.zeros_like(move)
+    if probability is not None and policy.min_confidence > 0:
+        held = move & ~first & (probability < policy.min_confidence)
+        move = move & ~held
     segment = np.where(move, nearest, announced).astype(np.int32)
     return Decision(
         segment=segment,
         streak=np.where(move, 0, streak).astype(np.uint8),
-        pending=pending & ~rewarmed,
+        pending=pending & ~(rewarmed & ~held),
         changed=move & (segment != announced),
         detected=move & rewarmed,
-        corrected=drifted & review,
+        corrected=move & drifted & review,
     )
 
 

@@ -37,12 +37,14 @@ STAGES = ("state_load", "lstm_step", "assignment", "state_write")
 
 
 class Nearest(NamedTuple):
-    """Per row: distance to the nearest centroid, its margin to the runner-up, and how much nearer
-    it is than the announced segment's centroid (relative, -1..1)."""
+    """Per row: distance to the nearest centroid, its margin to the runner-up, how much nearer it
+    is than the announced segment's centroid (relative, -1..1), and the probability that it is
+    the customer's true micro-segment (core/confidence.py; the margin without a fitted model)."""
 
     distance: np.ndarray
-    confidence: np.ndarray
+    margin: np.ndarray
     relative: np.ndarray
+    probability: np.ndarray
 
 
 @dataclass
@@ -103,6 +105,7 @@ class SegmentEngine:
         self.policy = policy
         # no calibration in the artefact (an older model): nearest-centroid moves only
         self.detector = detector if model.calibration is not None else None
+        self.confidence = getattr(model, "confidence", None)  # models written before 0.8 have none
         if initial_centroids is not None:
             store.init_centroids(initial_centroids, prior_weight)
 
@@ -128,7 +131,8 @@ class SegmentEngine:
         ewma, stat, alarm, quiet = self._detect(windows, spend, before, old)
         h, c, traits, shadow_h, shadow_c = self._step(spend, old, alarm, quiet)
         t2 = time.perf_counter()
-        new, d, near = self._assign(h, c, old, index, alarm, stats)
+        n_events = np.fromiter((w.n_events for w in windows), np.int64, len(windows))
+        new, d, near = self._assign(h, c, old, index, alarm, stats, n_events)
         new.ewma, new.shadow_h, new.shadow_c = np.where(alarm[:, None], 0.0, ewma), shadow_h, shadow_c
         t3 = time.perf_counter()
         written = self.store.commit([w.customer_id for w in windows], new)
@@ -143,6 +147,7 @@ class SegmentEngine:
             "streak": old.streak.astype(np.int64) + 1,
             "windows_since_reset": new.n_windows,
             "margin": near.relative,
+            "events": n_events,
         }
         res.changes += self._changes(
             windows,
@@ -150,7 +155,7 @@ class SegmentEngine:
             old.segment,
             d.segment,
             near.distance,
-            near.confidence,
+            near,
             traits,
             stats,
             before=before,
@@ -191,7 +196,7 @@ class SegmentEngine:
         shadow_h[go], shadow_c[go] = h2[n:], c2[n:]
         return h2[:n], c2[:n], traits2[:n], shadow_h, shadow_c
 
-    def _assign(self, h, c, old: StateBatch, index: np.ndarray, alarm: np.ndarray, stats):
+    def _assign(self, h, c, old: StateBatch, index: np.ndarray, alarm: np.ndarray, stats, n_events: np.ndarray):
         """The new states (segment decided by the emission policy), the decision, and the nearest
         centroids. The k-means learns from settled states only: past warm-up, or re-warmed after a
         detected change."""
@@ -204,7 +209,10 @@ class SegmentEngine:
         settled = (n_windows >= self.policy.warmup) | ((old.segment >= 0) & (n_windows >= self.policy.rewarm))
         near = np.where(settled, seg, -1).astype(np.int32)
         pending = old.pending.astype(bool)
-        d = decide(self.policy, old.segment, near, old.nearest, relative, old.streak, pending, n_windows, alarm, conf)
+        p = self._probability(conf, relative, n_windows, (pending | alarm) & (old.segment >= 0), old.segment < 0, n_events)
+        d = decide(
+            self.policy, old.segment, near, old.nearest, relative, old.streak, pending, n_windows, alarm, conf, p
+        )
         new = StateBatch(
             h=h,
             c=c,
@@ -219,7 +227,13 @@ class SegmentEngine:
             shadow_h=old.shadow_h,
             shadow_c=old.shadow_c,
         )
-        return new, d, Nearest(dist, conf, relative)
+        return new, d, Nearest(dist, conf, relative, p)
+
+    def _probability(self, margin, relative, n_windows, after_detection, first, n_events) -> np.ndarray:
+        cm = self.confidence
+        if cm is None:  # an artefact without a fitted confidence: the margin, as before 0.8
+            return np.asarray(margin, np.float64)
+        return cm.probability(margin, relative, n_windows, after_detection, first, n_events)
 
     def _detect(self, windows, spend: np.ndarray, before: np.ndarray, old: StateBatch):
         """(EWMA, statistic, alarm, quiet) per row: the change statistic against the state's prediction."""
@@ -249,7 +263,13 @@ class SegmentEngine:
         traits = self.model.traits_of(old.h[rows])
         sub = [windows[i] for i in rows]
         at = np.arange(len(rows))
-        return self._changes(sub, at, old.prev_segment[rows], old.segment[rows], dist, conf, traits, stats)
+        prev = old.prev_segment[rows]
+        d_prev = np.linalg.norm(old.h[rows] - stats.centroids[np.maximum(prev, 0)], axis=1)
+        rel = np.divide(d_prev - dist, d_prev + dist, out=np.zeros_like(dist), where=d_prev + dist > 0)
+        n_events = np.fromiter((w.n_events for w in sub), np.int64, len(sub))
+        p = self._probability(conf, rel, old.n_windows[rows], np.zeros(len(rows), bool), prev < 0, n_events)
+        near = Nearest(dist, conf, rel, p)
+        return self._changes(sub, at, prev, old.segment[rows], dist, near, traits, stats)
 
     def _changes(
         self,
@@ -258,7 +278,7 @@ class SegmentEngine:
         old_seg,
         new_seg,
         dist,
-        conf,
+        near: Nearest,
         traits,
         stats: CentroidStats,
         *,
@@ -273,7 +293,8 @@ class SegmentEngine:
         labels = [p.label for p in prof]
         why = _explanations(rows, old_seg, before, traits, spend, evidence)
         old_l, new_l = old_seg[rows].tolist(), new_seg[rows].tolist()
-        dist_l, conf_l, traits_l = dist[rows].tolist(), conf[rows].tolist(), traits[rows].tolist()
+        dist_l, traits_l = dist[rows].tolist(), traits[rows].tolist()
+        conf_l, margin_l = near.probability[rows].tolist(), near.margin[rows].tolist()
         model_version, centroid_version = self.model.version, stats.version
         out = []
         # built from the engine's own typed arrays: validating every field again costs more
@@ -293,6 +314,7 @@ class SegmentEngine:
                     window_start=datetime.fromtimestamp(windows[i].start, tz=UTC),
                     distance=dist_l[j],
                     confidence=conf_l[j],
+                    margin=margin_l[j],
                     model_version=model_version,
                     centroid_version=centroid_version,
                     traits=dict(zip(TRAITS, traits_l[j])),
@@ -332,6 +354,7 @@ def _explanations(rows: np.ndarray, old_seg, before, after, spend, evidence) -> 
         evidence["detected"][rows], evidence["windows_since_reset"][rows], evidence["streak"][rows]
     ).tolist()
     stat, margin = np.round(evidence["statistic"][rows], 2).tolist(), np.round(evidence["margin"][rows], 3).tolist()
+    since, purchases = evidence["windows_since_reset"][rows].tolist(), evidence["events"][rows].tolist()
     shift_r, shares_r, pulls = np.round(shift, 3).tolist(), np.round(shares, 3).tolist(), pull.tolist()
     out = []
     for j in range(len(rows)):
@@ -340,6 +363,8 @@ def _explanations(rows: np.ndarray, old_seg, before, after, spend, evidence) -> 
             "statistic": stat[j],
             "windows_confirmed": confirmed[j],
             "margin": margin[j],
+            "windows_since_reset": since[j],  # since the first window or the last detected change
+            "purchases": purchases[j],  # in this window
         }
         if first[j]:
             out.append({"evidence": proof})

@@ -115,7 +115,10 @@ class SegmentChange(BaseModel):
     window_end: datetime
     window_start: datetime | None = None  # absent on events from segstream before 0.5
     distance: float  # Euclidean distance of the hidden state to the new centroid
-    confidence: float  # margin to the runner-up centroid, in [0, 1]
+    # the probability that segment_label is the customer's true micro-segment (calibrated on
+    # generated banks: docs/tracking.md); filter on it, or set SEGSTREAM_MIN_CONFIDENCE
+    confidence: float
+    margin: float | None = None  # the state's margin to the runner-up centroid, in [0, 1] (before 0.8: confidence)
     model_version: str
     centroid_version: int
     traits: dict[str, float]  # the customer's predicted Big-Five profile

@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from .change import Calibration
+from .confidence import ConfidenceModel
 from .kmeans import CentroidStats
 
 
@@ -111,6 +112,11 @@ class SequenceModel(Protocol):
     @property
     def calibration(self) -> Calibration | None:
         """The change statistic's scales, from training; None: no change detection."""
+        ...
+
+    @property
+    def confidence(self) -> ConfidenceModel | None:
+        """The announced label's probability of being right, fitted; None: the margin stands in."""
         ...
 
 

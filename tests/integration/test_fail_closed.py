@@ -265,7 +265,7 @@ def test_at_its_memory_bound_the_worker_stops_fetching_and_says_so(bootstrap, re
     try:
         wait_until(lambda: w.metrics().get("segstream_memory_bound", 0) == 1, 120, "the bound", [w])
         assert health(w)[0] == 503 and "memory" in health(w)[1]["problems"]
-        time.sleep(2)  # a batch fetched before the pause still lands: the bound kept room for it
+        time.sleep(2)  # the batches in flight at the pause still land: the bound kept room for them
         held = w.metrics()["segstream_open_windows"]
         time.sleep(3)
         assert w.metrics()["segstream_open_windows"] == held  # nothing more fetched

@@ -23,6 +23,7 @@ POLICY = {
     "review": "review_windows",
     "review_confirm": "review_confirm",
     "review_margin": "review_margin",
+    "min_confidence": "min_confidence",
 }
 DETECTOR = {"weight": "change_weight", "threshold": "change_threshold", "quiet": "change_quiet"}
 

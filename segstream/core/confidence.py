@@ -1,0 +1,85 @@
+"""The probability that an announced segment is the customer's true micro-segment.
+
+The distance margin to the runner-up centroid says how clearly a state sits in its
+segment, not how often such a label is right: a customer who buys little has a noisy
+state, so the same margin is right less often, and a label read two windows after a
+detected change is right less often than one read from a year. A consumer needs the
+probability (``min_confidence`` trades recall for precision on it), so the margin is
+read together with what else the engine knows at that window: a logistic model over a
+few features, then an isotonic map of its output (both fitted on generated banks the
+shipped settings were not tuned on: models/training/confidence.py). Serving evaluates
+them with numpy alone.
+
+>>> import numpy as np
+>>> m = ConfidenceModel(coef=np.array([4.0, 0, 0, 0, 0, 0, 0]), intercept=-1.0,
+...                     iso_x=np.array([0.0, 1.0]), iso_y=np.array([0.0, 1.0]))
+>>> p = m.probability(np.array([0.0, 0.5]), np.zeros(2), np.ones(2), np.zeros(2, bool),
+...                   np.zeros(2, bool), np.full(2, 20))
+>>> bool(p[1] > p[0]), bool((0 <= p).all() and (p <= 1).all())
+(True, True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+FEATURES = (
+    "margin",  # to the runner-up centroid, 0..1 (kmeans.nearest)
+    "relative",  # how much nearer than the announced segment's centroid, -1..1
+    "log_windows",  # log of windows since the state's fresh start (first window or a detected change)
+    "after_detection",  # the move follows a detected change (0 for a first assignment)
+    "first",  # a first assignment
+    "log_events",  # log(1 + purchases in this window): a sparse window says little
+    "margin_x_log_events",  # a clear margin from few purchases is worth less
+)
+
+
+def features(
+    margin: np.ndarray,
+    relative: np.ndarray,
+    n_windows: np.ndarray,
+    after_detection: np.ndarray,
+    first: np.ndarray,
+    n_events: np.ndarray,
+) -> np.ndarray:
+    """[B, len(FEATURES)], row-aligned with the inputs."""
+    log_events = np.log1p(np.asarray(n_events, np.float64))
+    margin = np.asarray(margin, np.float64)
+    return np.column_stack(
+        [
+            margin,
+            np.asarray(relative, np.float64),
+            np.log(np.maximum(np.asarray(n_windows, np.float64), 1.0)),
+            np.asarray(after_detection, np.float64) * (1 - np.asarray(first, np.float64)),
+            np.asarray(first, np.float64),
+            log_events,
+            margin * log_events,
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class ConfidenceModel:
+    coef: np.ndarray  # [len(FEATURES)] on standardised features
+    intercept: float
+    iso_x: np.ndarray  # the isotonic map: logistic output -> observed share right (increasing)
+    iso_y: np.ndarray
+    mean: np.ndarray | None = None  # feature standardisation (None: raw features)
+    scale: np.ndarray | None = None
+
+    def probability(
+        self,
+        margin: np.ndarray,
+        relative: np.ndarray,
+        n_windows: np.ndarray,
+        after_detection: np.ndarray,
+        first: np.ndarray,
+        n_events: np.ndarray,
+    ) -> np.ndarray:
+        x = features(margin, relative, n_windows, after_detection, first, n_events)
+        if self.mean is not None:
+            x = (x - self.mean) / self.scale
+        z = x @ self.coef + self.intercept
+        return np.interp(1.0 / (1.0 + np.exp(-z)), self.iso_x, self.iso_y)
