@@ -34,7 +34,8 @@ class ModelArtefact:
     trained_on: dict = field(default_factory=dict)
     version: str = ""
     calibration: Calibration | None = None  # the change statistic's scales (format 2)
-    confidence: ConfidenceModel | None = None  # the labels' probability of being right (0.8)
+    confidence: ConfidenceModel | None = None  # a change event's label: its probability of being right (0.8)
+    current_confidence: ConfidenceModel | None = None  # a customer's announced segment, read from the state
 
     def __post_init__(self) -> None:
         if not self.version:
@@ -69,15 +70,8 @@ class ModelArtefact:
                         for k, v in vars(self.calibration).items()
                     }
                 ),
-                **(
-                    {}
-                    if self.confidence is None
-                    else {
-                        f"confidence_{k}": torch.tensor(np.asarray(v, np.float64))
-                        for k, v in vars(self.confidence).items()
-                        if v is not None
-                    }
-                ),
+                **_tensors("confidence_", self.confidence),
+                **_tensors("current_confidence_", self.current_confidence),
             },
             path,
         )
@@ -99,21 +93,37 @@ class ModelArtefact:
             trained_on=blob["trained_on"],
             version=blob["version"],
             calibration=Calibration(
-                **{f: blob[f"calibration_{f}"].numpy().astype(np.float64) for f in Calibration.__dataclass_fields__}
+                **{
+                    f: _number(blob[f"calibration_{f}"])
+                    for f in Calibration.__dataclass_fields__
+                    if f"calibration_{f}" in blob  # the volume terms came in 0.8
+                }
             )
             if "calibration_season" in blob
             else None,
-            confidence=_confidence(blob),
+            confidence=_confidence(blob, "confidence_"),
+            current_confidence=_confidence(blob, "current_confidence_"),
         )
 
     def normalise(self, spend_fraction: np.ndarray) -> np.ndarray:
         return standardise(transform(spend_fraction), self.x_mean, self.x_std)
 
 
-def _confidence(blob: dict) -> ConfidenceModel | None:
-    if "confidence_coef" not in blob:
+def _number(t: torch.Tensor) -> np.ndarray | float:
+    a = t.numpy().astype(np.float64)
+    return float(a) if a.ndim == 0 else a
+
+
+def _tensors(prefix: str, model: ConfidenceModel | None) -> dict[str, torch.Tensor]:
+    if model is None:
+        return {}
+    return {prefix + k: torch.tensor(np.asarray(v, np.float64)) for k, v in vars(model).items() if v is not None}
+
+
+def _confidence(blob: dict, prefix: str) -> ConfidenceModel | None:
+    if prefix + "coef" not in blob:
         return None  # fitted from 0.8 on: older artefacts announce the margin
-    get = {k[len("confidence_") :]: v.numpy() for k, v in blob.items() if k.startswith("confidence_")}
+    get = {k[len(prefix) :]: v.numpy() for k, v in blob.items() if k.startswith(prefix)}
     get["intercept"] = float(get["intercept"])
     return ConfidenceModel(**get)
 

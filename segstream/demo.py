@@ -20,29 +20,30 @@ from segstream.config import Settings
 from segstream.core.events import SegmentChange
 from segstream.core.pipeline import SegmentationPipeline
 from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
-from segstream.quality import score_segments, score_tracking
+from segstream.quality import calibration_error, score_segments, score_tracking
 
 BATCH = 5000  # events per ingest and watermark check, as a worker's batch would be
 
 
 def label_timeline(
     bank: SyntheticBank, truth: np.ndarray, changes: list[SegmentChange]
-) -> tuple[np.ndarray, list[tuple[int, int, bool]]]:
+) -> tuple[np.ndarray, list[tuple[int, int, bool]], np.ndarray]:
     """Announced label per customer and month ([N, T], "" before the first) from the change
-    events alone, as a downstream consumer would see them; and the announced changes
-    as (customer row, month, new label is the true one)."""
+    events alone, as a downstream consumer would see them; the announced changes as
+    (customer row, month, new label is the true one); and every event's (confidence, label right)."""
     cfg = bank.config
     row = {c: i for i, c in enumerate(bank.customer_ids.tolist())}
     first = cfg.start_year * 12 + cfg.start_month - 1
     labels = np.full(truth.shape, "", dtype=object)
-    moves = []
+    moves, right = [], []
     for ch in sorted(changes, key=lambda c: c.window_end):
         r = row[ch.customer_id]
         m = ch.window_end.year * 12 + ch.window_end.month - 1 - first - 1  # the month the window covered
         labels[r, m:] = ch.segment_label
+        right.append((ch.confidence, ch.segment_label == truth[r, m]))
         if ch.old_segment is not None:
-            moves.append((r, m, ch.segment_label == truth[r, m]))
-    return labels, moves
+            moves.append((r, m, right[-1][1]))
+    return labels, moves, np.array(right, float).reshape(-1, 2)
 
 
 def run_demo(
@@ -79,8 +80,11 @@ def run_demo(
         changes_out.extend(changes)
     elapsed = time.perf_counter() - t0
     truth = bank.micro_segments()
-    labels, moves = label_timeline(bank, truth, changes)
+    labels, moves, events = label_timeline(bank, truth, changes)
     tracking = score_tracking(labels, truth, moves)
+    conf, right = events[:, 0], events[:, 1].astype(bool)
+    tracking["calibration_error"] = calibration_error(conf, right)
+    tracking["right_when_confidence_0.8"] = float(right[conf >= 0.8].mean()) if (conf >= 0.8).any() else None
 
     totals = pipeline.totals
     segments = pipeline.engine.store.segments()

@@ -120,3 +120,28 @@ def score_tracking(
         "change_recall_6_lenient": lenient_recall(6),
         "median_delay_lenient": float(np.median(lenient_delays)) if len(lenient_delays) else None,
     }
+
+
+def calibration_error(conf: np.ndarray, right: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error: the share-weighted gap between confidence and accuracy over
+    equal-width confidence bins."""
+    if not len(conf):
+        return float("nan")
+    b = np.minimum((conf * bins).astype(int), bins - 1)
+    gap = 0.0
+    for i in range(bins):
+        sel = b == i
+        if sel.any():
+            gap += sel.sum() * abs(conf[sel].mean() - right[sel].mean())
+    return float(gap / len(conf))
+
+
+def reliability(conf: np.ndarray, right: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
+    """Per confidence bin: events, mean confidence, share right (the reliability diagram's points)."""
+    b = np.minimum((conf * bins).astype(int), bins - 1)
+    return [
+        {"bin": i / bins, "events": int((b == i).sum()), "confidence": float(conf[b == i].mean()),
+         "right": float(right[b == i].mean())}
+        for i in range(bins)
+        if (b == i).any()
+    ]  # fmt: skip

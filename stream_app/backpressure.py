@@ -39,9 +39,7 @@ class MemoryBound:
         s = self.settings
         ahead = BATCHES_AHEAD * s.batch_size  # records that may still land after this check
         headroom = headroom_bytes + ahead * RECORD_BYTES
-        over = (
-            open_windows + ahead > s.max_open_windows or resident_bytes + headroom >= s.max_core_memory_mb << 20
-        )
+        over = open_windows + ahead > s.max_open_windows or resident_bytes + headroom >= s.max_core_memory_mb << 20
         if over == self.reached:
             return None
         self.reached = over

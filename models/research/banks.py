@@ -27,7 +27,7 @@ from segstream.config import Settings
 from segstream.core.events import SegmentChange
 from segstream.core.personality import log_ratio_traits
 from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
-from segstream.quality import true_changes
+from segstream.quality import calibration_error, reliability, true_changes
 
 KS = (1, 2, 3, 6)
 
@@ -44,7 +44,11 @@ def _g(**kw) -> GeneratorConfig:
 
 
 BANKS = (
-    Bank("issue-12", "24 months, 20% change, seasons, ~20 purchases", _g(months=24, seed=7, change_share=0.2, seasonal=True)),
+    Bank(
+        "issue-12",
+        "24 months, 20% change, seasons, ~20 purchases",
+        _g(months=24, seed=7, change_share=0.2, seasonal=True),
+    ),
     Bank(
         "late-few",
         "36 months, 5% change late (60-90%), no seasons, ~40 purchases",
@@ -89,16 +93,37 @@ class BankRun:
     truth: np.ndarray  # [N, T] true micro-segment per customer and window
     changes: list[SegmentChange]
     summary: dict[str, Any]  # segstream demo's figures
+    pipeline: Any  # the embedded pipeline, its in-memory store holding every customer's state
 
 
 def run(bank: Bank, settings: Settings, customers: int | None = None) -> BankRun:
+    from segstream.assembly import build_pipeline
     from segstream.demo import run_demo
 
     cfg = bank.generator if customers is None else replace(bank.generator, customers=customers)
     changes: list[SegmentChange] = []
-    summary = run_demo(0, 0, 0, settings, progress=False, generator=cfg, changes_out=changes)
+    pipeline = build_pipeline(settings)
+    summary = run_demo(0, 0, 0, settings, progress=False, generator=cfg, changes_out=changes, pipeline=pipeline)
     sb = SyntheticBank(cfg)
-    return BankRun(sb, sb.micro_segments(), changes, summary)
+    return BankRun(sb, sb.micro_segments(), changes, summary, pipeline)
+
+
+def current_labels(r: BankRun) -> tuple[np.ndarray, np.ndarray]:
+    """Per customer with a segment at the end: the state's features for its announced segment's
+    confidence (core/confidence.py ``state_features``), and whether that label is right."""
+    from segstream.core.confidence import announced_margin, state_features
+    from segstream.core.profiles import profiles
+
+    engine = r.pipeline.engine
+    state, stats = engine.store.load(r.bank.customer_ids.tolist())
+    has = state.segment >= 0
+    labels = np.array([p.label for p in profiles(engine.model.traits_of(stats.centroids))], dtype=object)
+    x = state_features(
+        announced_margin(stats.centroids, state.h[has], state.segment[has]),
+        state.n_windows[has],
+        state.pending[has].astype(bool),
+    )
+    return x, labels[state.segment[has]] == r.truth[has, -1]
 
 
 def announcements(r: BankRun) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -114,20 +139,6 @@ def announcements(r: BankRun) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         right.append(ch.segment_label == r.truth[row[ch.customer_id], m])
         later.append(ch.old_segment is not None)
     return np.array(conf, float), np.array(right, bool), np.array(later, bool)
-
-
-def calibration_error(conf: np.ndarray, right: np.ndarray, bins: int = 10) -> float:
-    """Expected calibration error: the share-weighted gap between confidence and accuracy over
-    equal-width confidence bins."""
-    if not len(conf):
-        return float("nan")
-    b = np.minimum((conf * bins).astype(int), bins - 1)
-    gap = 0.0
-    for i in range(bins):
-        sel = b == i
-        if sel.any():
-            gap += sel.sum() * abs(conf[sel].mean() - right[sel].mean())
-    return float(gap / len(conf))
 
 
 def _features(spend: np.ndarray, month_of_year: np.ndarray) -> np.ndarray:
@@ -204,7 +215,7 @@ def score(bank: Bank, settings: Settings, customers: int | None = None) -> dict[
     t0 = time.perf_counter()
     r = run(bank, settings, customers)
     cfg = r.bank.config
-    conf, right, _ = announcements(r)
+    conf, right, later = announcements(r)
     sure = conf >= 0.8
     front = frontier(cfg)
     row = {"bank": bank.name, "what": bank.what, "customers": cfg.customers, "months": cfg.months}
@@ -213,9 +224,92 @@ def score(bank: Bank, settings: Settings, customers: int | None = None) -> dict[
     row["recall_3_of_frontier"] = row["recall_3"] / front[3] if front[3] else float("nan")
     row["recall_6_of_frontier"] = row["recall_6"] / front[6] if front[6] else float("nan")
     row["calibration_error"] = calibration_error(conf, right)
+    row["calibration_error_changes"] = calibration_error(conf[later], right[later])
+    row["reliability"] = reliability(conf, right)
     row["right_when_confidence_0.8"] = float(right[sure].mean()) if sure.any() else float("nan")
     row["events_confidence_0.8"] = int(sure.sum())
     row["events"] = len(conf)
     row["purchases_per_month"] = round(r.summary["events"] / max(r.summary["windows_closed"], 1), 1)
     row["seconds"] = round(time.perf_counter() - t0, 1)
     return row
+
+
+# goal per figure (issue 31): (threshold, higher is better); recall against the frontier is a ratio
+GOALS = {
+    "precision": (0.85, True),
+    "false_changes_per_stable_window": (0.002, False),
+    "median_delay": (2, False),
+    "recall_3_of_frontier": (0.85, True),
+    "recall_6_of_frontier": (0.85, True),
+    "calibration_error": (0.05, False),
+    "right_when_confidence_0.8": (0.92, True),
+    "ari_vs_truth": (0.85, True),
+}
+
+
+def evaluate(settings: Settings, customers: int | None = None, log=print) -> dict[str, Any]:
+    """Every bank's figures, and the worst bank per goal."""
+    rows = []
+    for bank in BANKS:
+        rows.append(score(bank, settings, customers))
+        log(f"{bank.name}: precision {rows[-1]['precision']:.3f}, recall_3 {rows[-1]['recall_3']:.3f}")
+    worst = {}
+    for key, (goal, higher) in GOALS.items():
+        vals = [(r[key], r["bank"]) for r in rows if r[key] is not None and r[key] == r[key]]
+        if vals:
+            value, name = min(vals) if higher else max(vals)
+            worst[key] = {"bank": name, "value": value, "goal": goal, "met": value >= goal if higher else value <= goal}
+    return {"banks": rows, "worst": worst, "settings": {"min_confidence": settings.min_confidence}}
+
+
+def to_markdown(res: dict[str, Any]) -> str:
+    cols = [
+        ("bank", "bank"),
+        ("purchases_per_month", "purchases/month"),
+        ("precision", "precision"),
+        ("recall_3", "recall 3 (frontier)"),
+        ("recall_6", "recall 6 (frontier)"),
+        ("median_delay", "median delay"),
+        ("false_changes_per_stable_window", "false / stable window"),
+        ("label_accuracy_stable_end", "end stable / changed"),
+        ("calibration_error", "ECE (changes)"),
+        ("right_when_confidence_0.8", "right at conf ≥ 0.8"),
+        ("ari_vs_truth", "ARI"),
+    ]
+    out = ["| " + " | ".join(c for _, c in cols) + " |", "|" + "---|" * len(cols)]
+    for r in res["banks"]:
+        cells = [
+            r["bank"],
+            f"{r['purchases_per_month']:.0f}",
+            f"{r['precision']:.3f}",
+            f"{r['recall_3']:.3f} ({r['frontier_3']:.3f})",
+            f"{r['recall_6']:.3f} ({r['frontier_6']:.3f})",
+            f"{r['median_delay']:.0f}",
+            f"{r['false_changes_per_stable_window']:.2%}",
+            f"{r['label_accuracy_stable_end']:.3f} / {r['label_accuracy_changed_end']:.3f}",
+            f"{r['calibration_error']:.3f} ({r['calibration_error_changes']:.3f})",
+            f"{r['right_when_confidence_0.8']:.3f}",
+            f"{r['ari_vs_truth']:.3f}",
+        ]
+        out.append("| " + " | ".join(cells) + " |")
+    out += ["", "Worst bank per goal:", "", "| figure | worst bank | value | goal | met |", "|---|---|---|---|---|"]
+    for key, w in res["worst"].items():
+        out.append(f"| {key} | {w['bank']} | {w['value']:.3f} | {w['goal']} | {'yes' if w['met'] else 'no'} |")
+    return "\n".join(out) + "\n"
+
+
+def plot_reliability(res: dict[str, Any], path) -> None:
+    """Share right against confidence per bank: on the diagonal when the confidence is calibrated."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", ls=":", label="calibrated")
+    for r in res["banks"]:
+        pts = [p for p in r["reliability"] if p["events"] >= 20]
+        ax.plot([p["confidence"] for p in pts], [p["right"] for p in pts], "o-", ms=3, label=r["bank"])
+    ax.set_xlabel("confidence on the change event"), ax.set_ylabel("share whose label was right")
+    ax.set_title("Reliability of the events' confidence"), ax.legend(fontsize=8)
+    fig.tight_layout(), fig.savefig(path, dpi=110), plt.close(fig)

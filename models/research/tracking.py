@@ -3,7 +3,7 @@
 Every row runs the embedded demo (the worker's core, in-process) on one synthetic
 bank with changes and seasons, under other settings, and scores the announced
 segments against the truth per window. The frontier sweeps the change threshold
-and the confirmation setting; the comparators are the 0.2 policy (announce every
+and the events' least confidence (``min_confidence``); the comparators are the 0.2 policy (announce every
 nearest-centroid flip, no change statistic), trailing-window raw Big-Five scores,
 and river's online k-means on the same hidden states.
 """
@@ -197,9 +197,9 @@ def compare(sc: Scenario = Scenario(), log: Callable[[str], None] = lambda _: No
     run("new segment at once after a detected change, however unsure", settle_confidence=0.0)
     run("first segment after 4 windows", warmup_windows=4)
     frontier = []
-    for threshold in (15.0, 20.0, 25.0, 35.0, 50.0):
-        for confirm, margin in ((3, 0.2), (6, 0.35), (99, 1.0)):
-            over = {"change_threshold": threshold, "confirm_windows": confirm, "confirm_margin": margin}
+    for threshold in (15.0, 20.0, 25.0, 35.0):
+        for least in (0.0, 0.6, 0.8):
+            over = {"change_threshold": threshold, "min_confidence": least}
             out = _demo(sc, base.model_copy(update=over))
             frontier.append(over | {k: out[k] for k in SCORES})
             log(f"frontier {over}")
@@ -244,10 +244,8 @@ def _table(lead: dict[str, str], rows: list[dict[str, Any]]) -> list[str]:
 
 def to_markdown(res: dict[str, Any]) -> str:
     out = _table({"": "name"}, [{"name": name, **r} for name, r in res["rows"].items()])
-    out += ["", "Frontier (change threshold × confirmation):", ""]
-    out += _table(
-        {"threshold": "change_threshold", "confirm": "confirm_windows", "margin": "confirm_margin"}, res["frontier"]
-    )
+    out += ["", "Frontier (change threshold × min_confidence):", ""]
+    out += _table({"threshold": "change_threshold", "min_confidence": "min_confidence"}, res["frontier"])
     out += ["", "The product default on other banks (seeds, shares, seasons it was not tuned on):", ""]
     out += _table(
         {"seed": "seed", "change share": "change_share", "seasonal": "seasonal"}, res.get("other_scenarios", [])
@@ -272,14 +270,9 @@ def plot_frontier(res: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for confirm in sorted({r["confirm_windows"] for r in res["frontier"]}):
-        pts = [r for r in res["frontier"] if r["confirm_windows"] == confirm]
-        ax.plot(
-            [r["recall_3"] for r in pts],
-            [r["precision"] for r in pts],
-            "o-",
-            label=f"confirm {confirm}" if confirm < 99 else "detected changes only",
-        )
+    for least in sorted({r["min_confidence"] for r in res["frontier"]}):
+        pts = [r for r in res["frontier"] if r["min_confidence"] == least]
+        ax.plot([r["recall_3"] for r in pts], [r["precision"] for r in pts], "o-", label=f"min_confidence {least:g}")
         for r in pts:
             ax.annotate(f"{r['change_threshold']:g}", (r["recall_3"], r["precision"]), fontsize=7)
     for name, r in res["rows"].items():

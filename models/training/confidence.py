@@ -8,18 +8,17 @@ engine saw them (carried in the event) and whether its label was right. A logist
 regression over core/confidence.py's features, then an isotonic map of its output,
 so the probability is monotone in the logistic score and matches observed shares.
 
-    segstream calibrate [--customers 3000]   # writes the confidence into the artefact
+    segstream calibrate [--customers 3000] [--out x.pt]   # the volume terms and both confidences
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 
 from segstream.config import Settings
-from segstream.core.confidence import FEATURES, ConfidenceModel, features
+from segstream.core.confidence import FEATURES, STATE_FEATURES, ConfidenceModel, features
 from segstream.core.events import SegmentChange
 
 
@@ -55,29 +54,91 @@ def fit(x: np.ndarray, right: np.ndarray) -> ConfidenceModel:
     )
 
 
-def calibrate(settings: Settings, customers: int | None = None, log=print) -> tuple[ConfidenceModel, dict[str, Any]]:
-    """Fit on the calibration banks; returns the model and what it was fitted on."""
-    from segstream.models.research.banks import CALIBRATION, announcements, run
+def fit_volume(artefact, customers: int = 1500, seed: int = 300) -> tuple[float, float]:
+    """(volume_exponent, reference_events) of the change statistic's residual spread.
+
+    Steps the artefact's network through generated banks without changes at 5 to 40 purchases a
+    month and fits log E[z^2] = -exponent * log(purchases / reference) over settled windows (z:
+    the residual in units of the training spread); a window read from few purchases is the
+    noisier one, and a detector that knows it alarms less on sparse customers and sooner on
+    dense ones."""
+    from segstream.models.artefact import TorchSequenceModel
+    from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
+
+    model, cal = TorchSequenceModel(artefact), artefact.calibration
+    n_all, z_all = [], []
+    for tx in (5.0, 10.0, 20.0, 40.0):
+        bank = SyntheticBank(GeneratorConfig(customers=customers, months=18, seed=seed + int(tx), tx_per_month=tx))
+        spend, active = bank.monthly_spend()
+        counts = np.zeros(spend.shape[:2])
+        for mb in bank.months():
+            np.add.at(counts[:, mb.month], mb.customer, 1)
+        n = len(spend)
+        h = np.zeros((n, artefact.hidden_size), np.float32)
+        c, seen = np.zeros_like(h), np.zeros(n, int)
+        for t in range(spend.shape[1]):
+            a = active[:, t]
+            moy = np.full(n, (bank.config.start_month - 1 + t) % 12)
+            z = (cal.observe(spend[:, t], moy) - model.traits_of(h)) / cal.residual_sd
+            settled = a & (seen >= 6)
+            n_all.append(counts[settled, t])
+            z_all.append((z[settled] ** 2).mean(1))
+            h[a], c[a], _ = model.step(spend[a, t].astype(np.float32), h[a], c[a])
+            seen += a
+    n_ev, z2 = np.concatenate(n_all), np.concatenate(z_all)
+    levels = np.unique(n_ev)
+    weight = np.array([(n_ev == v).sum() for v in levels])
+    keep = weight >= 50
+    mean = np.array([z2[n_ev == v].mean() for v in levels[keep]])
+    slope, icpt = np.polyfit(np.log(levels[keep]), np.log(mean), 1, w=np.sqrt(weight[keep]))
+    exponent = float(-slope)
+    return exponent, float(np.exp(icpt / exponent)) if exponent > 0 else 20.0
+
+
+def calibrate(artefact, settings: Settings, customers: int | None = None, log=print):
+    """The artefact with its detector's volume terms and both confidences fitted: the change
+    events' and the current segment's (from each customer's state at the end of each bank)."""
+    import tempfile
+    from pathlib import Path
+
+    exponent, reference = fit_volume(artefact)
+    log(f"residual spread: variance ~ (purchases / {reference:.1f}) ** -{exponent:.3f}")
+    cal = replace(artefact.calibration, volume_exponent=exponent, reference_events=reference)
+    artefact = replace(artefact, calibration=cal, confidence=None, current_confidence=None)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "artefact.pt"
+        artefact.save(path)
+        events, current, fitted_on = _fit_confidences(settings.model_copy(update={"model_path": path}), customers, log)
+    fitted_on.update(volume_exponent=exponent, reference_events=reference)
+    trained_on = {**artefact.trained_on, "confidence": fitted_on}
+    return replace(artefact, confidence=events, current_confidence=current, trained_on=trained_on)
+
+
+def _fit_confidences(settings: Settings, customers: int | None, log) -> tuple[ConfidenceModel, ConfidenceModel, dict]:
+    from segstream.models.research.banks import CALIBRATION, announcements, current_labels, run
 
     settings = settings.model_copy(update={"min_confidence": 0.0})
-    xs, ys = [], []
+    xs, ys, cx, cy = [], [], [], []
     for bank in CALIBRATION:
         r = run(bank, settings, customers)
         _, right, _ = announcements(r)
         xs.append(event_features(r.changes))
         ys.append(right)
-        log(f"{bank.name}: {len(right)} events, {right.mean():.3f} right")
+        x, y = current_labels(r)
+        cx.append(x)
+        cy.append(y)
+        log(f"{bank.name}: {len(right)} events, {right.mean():.3f} right; {y.mean():.3f} of current labels right")
     x, y = np.vstack(xs), np.concatenate(ys)
-    model = fit(x, y)
-    return model, {
-        "banks": [b.name for b in CALIBRATION],
-        "seeds": [b.generator.seed for b in CALIBRATION],
-        "events": int(len(y)),
-        "features": list(FEATURES),
-        "customers": customers or CALIBRATION[0].generator.customers,
-    }
-
-
-def with_confidence(artefact, model: ConfidenceModel, fitted_on: dict[str, Any]):
-    """The artefact with ``model`` as its confidence (same network, same version)."""
-    return replace(artefact, confidence=model, trained_on={**artefact.trained_on, "confidence": fitted_on})
+    return (
+        fit(x, y),
+        fit(np.vstack(cx), np.concatenate(cy)),
+        {
+            "banks": [b.name for b in CALIBRATION],
+            "seeds": [b.generator.seed for b in CALIBRATION],
+            "events": int(len(y)),
+            "states": int(sum(len(v) for v in cy)),
+            "features": list(FEATURES),
+            "state_features": list(STATE_FEATURES),
+            "customers": customers or CALIBRATION[0].generator.customers,
+        },
+    )

@@ -55,6 +55,15 @@ class Calibration:
     trait_std: np.ndarray  # [5]
     residual_sd: np.ndarray  # [5] spread of (observed - predicted) on stable training windows
     season: np.ndarray  # [12, 5] in standardised units
+    # a window read from few purchases is noisier than one read from many: the residual's
+    # variance goes as (purchases / reference_events) ** -volume_exponent (0: one spread for all)
+    volume_exponent: float = 0.0
+    reference_events: float = 20.0
+
+    def residual_spread(self, n_events: np.ndarray) -> np.ndarray:
+        """[B, 5] the residual's usual spread for windows of ``n_events`` purchases."""
+        ratio = np.clip(np.asarray(n_events, np.float64) / self.reference_events, 0.05, 20.0)
+        return self.residual_sd[None, :] * (ratio ** (-self.volume_exponent / 2))[:, None]
 
     def observe(self, spend: np.ndarray, month_of_year: np.ndarray) -> np.ndarray:
         """Window spend [B, K] -> standardised evinced personality [B, 5], seasons removed."""

@@ -60,14 +60,51 @@ def features(
     )
 
 
+STATE_FEATURES = (
+    "margin",  # how much nearer the announced segment's centroid is than any other (-1..1)
+    "log_windows",  # log of windows since the state's fresh start
+    "pending",  # a detected change not announced yet: the announced label may be the old one
+)
+
+
+def announced_margin(centroids: np.ndarray, h: np.ndarray, segment: np.ndarray) -> np.ndarray:
+    """[B] (d_other - d_announced) / (d_other + d_announced), d_other the nearest other centroid:
+    positive while the announced segment is the nearest, negative once another is nearer."""
+    d = np.linalg.norm(np.asarray(h, np.float64)[:, None, :] - centroids[None, :, :], axis=2)
+    rows = np.arange(len(d))
+    seg = np.maximum(segment, 0)
+    own = d[rows, seg]
+    d[rows, seg] = np.inf
+    other = d.min(1)
+    return np.divide(other - own, other + own, out=np.zeros_like(own), where=(other + own) > 0)
+
+
+def state_features(margin: np.ndarray, n_windows: np.ndarray, pending: np.ndarray) -> np.ndarray:
+    """[B, len(STATE_FEATURES)] for a customer's current announced segment."""
+    return np.column_stack(
+        [
+            np.asarray(margin, np.float64),
+            np.log(np.maximum(np.asarray(n_windows, np.float64), 1.0)),
+            np.asarray(pending, np.float64),
+        ]
+    )
+
+
 @dataclass(frozen=True)
 class ConfidenceModel:
-    coef: np.ndarray  # [len(FEATURES)] on standardised features
+    coef: np.ndarray  # [features] on standardised features
     intercept: float
     iso_x: np.ndarray  # the isotonic map: logistic output -> observed share right (increasing)
     iso_y: np.ndarray
     mean: np.ndarray | None = None  # feature standardisation (None: raw features)
     scale: np.ndarray | None = None
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        """[B] probabilities for a feature matrix (``features`` or ``state_features``)."""
+        if self.mean is not None:
+            x = (x - self.mean) / self.scale
+        z = x @ self.coef + self.intercept
+        return np.interp(1.0 / (1.0 + np.exp(-z)), self.iso_x, self.iso_y)
 
     def probability(
         self,
@@ -78,8 +115,5 @@ class ConfidenceModel:
         first: np.ndarray,
         n_events: np.ndarray,
     ) -> np.ndarray:
-        x = features(margin, relative, n_windows, after_detection, first, n_events)
-        if self.mean is not None:
-            x = (x - self.mean) / self.scale
-        z = x @ self.coef + self.intercept
-        return np.interp(1.0 / (1.0 + np.exp(-z)), self.iso_x, self.iso_y)
+        """For change events: the probability that the nearest centroid's label is right."""
+        return self.score(features(margin, relative, n_windows, after_detection, first, n_events))

@@ -209,7 +209,9 @@ class SegmentEngine:
         settled = (n_windows >= self.policy.warmup) | ((old.segment >= 0) & (n_windows >= self.policy.rewarm))
         near = np.where(settled, seg, -1).astype(np.int32)
         pending = old.pending.astype(bool)
-        p = self._probability(conf, relative, n_windows, (pending | alarm) & (old.segment >= 0), old.segment < 0, n_events)
+        p = self._probability(
+            conf, relative, n_windows, (pending | alarm) & (old.segment >= 0), old.segment < 0, n_events
+        )
         d = decide(
             self.policy, old.segment, near, old.nearest, relative, old.streak, pending, n_windows, alarm, conf, p
         )
@@ -243,7 +245,8 @@ class SegmentEngine:
         cal = self.model.calibration
         starts = np.fromiter((w.start for w in windows), np.float64, n)
         observed = cal.observe(spend, month_of_year(starts))
-        ewma, stat, quiet = self.detector.update(old.ewma, observed - before, cal.residual_sd)
+        n_events = np.fromiter((w.n_events for w in windows), np.float64, n)
+        ewma, stat, quiet = self.detector.update(old.ewma, observed - before, cal.residual_spread(n_events))
         # only a state that has settled predicts anything; one already re-warming is left alone
         alarm = (stat > self.detector.threshold) & (old.n_windows >= self.policy.warmup) & ~old.pending.astype(bool)
         return ewma, stat, alarm, quiet

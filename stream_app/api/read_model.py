@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from segstream.core.confidence import announced_margin, state_features
 from segstream.core.personality import TRAITS
 from segstream.core.profiles import profiles
 from segstream.core.windows import WindowSpec
@@ -123,6 +124,7 @@ class ReadModel:
         traj = self.store.trajectory(customer_id)
         prof = profiles(self.model.traits_of(c))
         seg = int(state.segment[0])
+        confidence = self._confidence(c, state) if seg >= 0 else None
         history, prev = [], None
         for w, s in zip(traj.last_window.tolist(), traj.segment.tolist()):
             if s != prev:
@@ -133,6 +135,7 @@ class ReadModel:
             model_version=self.artefact.version,
             segment=seg,
             segment_label=prof[seg].label if seg >= 0 else None,
+            confidence=confidence,
             recommendation=prof[seg].family if seg >= 0 else None,
             traits=dict(zip(TRAITS, map(float, self.model.traits_of(state.h)[0]))),
             windows_applied=int(state.n_windows[0]),
@@ -140,6 +143,15 @@ class ReadModel:
             trajectory=self._trajectory(traj, mean, axes, prof),
             segment_history=history,
         )
+
+    def _confidence(self, centroids: np.ndarray, state) -> float | None:
+        cm = self.artefact.current_confidence
+        if cm is None:
+            return None
+        x = state_features(
+            announced_margin(centroids, state.h, state.segment), state.n_windows, state.pending.astype(bool)
+        )
+        return round(float(cm.score(x)[0]), 3)
 
     def _trajectory(self, traj, mean, axes, prof) -> list[TrajectoryPoint]:
         """Each stored window's state, with its traits; a segment change names the traits that moved most."""

@@ -50,6 +50,9 @@ class Customer(BaseModel):
     model_version: str  # the hidden space these segments live in (blue/green: docs/operations.md)
     segment: int  # -1 while warming up
     segment_label: str | None
+    # the probability that segment_label is the customer's true micro-segment (calibrated on
+    # generated banks, docs/tracking.md); None while warming up or with a model that has none
+    confidence: float | None = None
     recommendation: str | None
     traits: dict[str, float]
     windows_applied: int

@@ -147,6 +147,9 @@ async function select(id) {
   }
   const head = [el("h2", `Trajectory of ${traj.customer_id}`),
                 el("span", `segment ${traj.segment < 0 ? "— (warming up)" : segName(traj.segment)}`)];
+  if (traj.confidence !== null && traj.confidence !== undefined) {
+    head.push(el("span", ` · ${Math.round(100 * traj.confidence)}% likely right`, "confidence"));
+  }
   if (traj.recommendation) head.push(document.createTextNode(" · suggested: "), el("i", traj.recommendation));
   head.push(el("div", `${traj.windows_applied} windows applied; traits on the model's scale (0 = the average customer; ` +
                       "the order of the traits names the segment)", "muted"));

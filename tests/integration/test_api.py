@@ -110,6 +110,8 @@ def test_customer_lookup_and_clear_404(served):
     assert c["segment"] == int(state.segment[0]) and c["windows_applied"] == int(state.n_windows[0])
     assert len(c["trajectory"]) == min(6, c["windows_applied"])
     assert c["segment_history"][-1]["segment"] == c["segment"]
+    # the shipped artefact carries a fitted confidence for the current segment: a probability
+    assert c["segment"] < 0 or 0.0 <= c["confidence"] <= 1.0
     r = httpx.get(base + "/api/customers/nobody", headers=auth("customers"))
     assert r.status_code == 404 and "unknown customer 'nobody'" in r.json()["detail"]
 

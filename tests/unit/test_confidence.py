@@ -1,0 +1,93 @@
+"""Issue 31: the events' confidence is a probability (calibrated), min_confidence holds a change
+until it is sure, and the detector reads a sparse window as the noisier one it is."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from segstream.core.change import Calibration, EmissionPolicy, decide
+from segstream.core.confidence import FEATURES, features
+from segstream.models.training.confidence import fit
+from segstream.quality import calibration_error, reliability
+
+
+def _sample(n: int, seed: int):
+    """Events whose chance of being right rises with the margin and falls with few purchases."""
+    rng = np.random.default_rng(seed)
+    margin = rng.uniform(0, 0.6, n)
+    events = rng.integers(1, 40, n)
+    first = rng.random(n) < 0.5
+    x = features(margin, rng.uniform(-1, 1, n), rng.integers(1, 12, n), ~first & (rng.random(n) < 0.5), first, events)
+    p = 1 / (1 + np.exp(-(-1.0 + 8 * margin + 0.5 * np.log1p(events) - 0.8 * first)))
+    return x, rng.random(n) < p, p
+
+
+def test_the_expected_calibration_error_is_the_weighted_gap_per_bin():
+    conf = np.array([0.15, 0.15, 0.95, 0.95])
+    right = np.array([False, True, True, True])
+    # bin 0.1: confidence 0.15, right 0.5 (gap 0.35); bin 0.9: 0.95 vs 1.0 (gap 0.05); equal weights
+    assert calibration_error(conf, right) == pytest.approx(0.2)
+    assert [p["events"] for p in reliability(conf, right)] == [2, 2]
+
+
+def test_a_fitted_confidence_is_calibrated_on_data_it_did_not_see_and_the_margin_is_not():
+    x, right, _ = _sample(20_000, 1)
+    model = fit(x, right)
+    xt, rt, truth = _sample(20_000, 2)
+    # read back the raw inputs the engine would pass
+    p = model.probability(xt[:, 0], xt[:, 1], np.exp(xt[:, 2]), xt[:, 3] > 0, xt[:, 4] > 0, np.expm1(xt[:, 5]))
+    assert calibration_error(p, rt) < 0.02
+    assert calibration_error(xt[:, 0], rt) > 0.2  # the margin is not a probability
+    assert np.corrcoef(p, truth)[0, 1] > 0.95
+    assert len(FEATURES) == x.shape[1]
+
+
+def test_min_confidence_holds_a_detected_change_until_its_label_is_likely_right():
+    policy = EmissionPolicy(min_confidence=0.8)
+    one = np.ones(1)
+
+    def step(prob: float, pending: bool):
+        return decide(
+            policy,
+            announced=np.array([3]),
+            nearest=np.array([7]),
+            previous_nearest=np.array([7]),
+            relative_margin=one * 0.5,
+            streak=np.zeros(1, np.uint8),
+            pending=np.array([pending]),
+            n_windows=np.array([2]),
+            alarm=np.array([False]),
+            confidence=one * 0.3,
+            probability=one * prob,
+        )
+
+    held = step(0.6, True)
+    assert held.segment[0] == 3 and not held.changed[0] and held.pending[0]  # still waiting
+    out = step(0.9, bool(held.pending[0]))
+    assert out.segment[0] == 7 and out.changed[0] and out.detected[0] and not out.pending[0]
+    # without the setting, the same window announces at once
+    free = decide(
+        EmissionPolicy(),
+        np.array([3]), np.array([7]), np.array([7]), one * 0.5, np.zeros(1, np.uint8), np.array([True]),
+        np.array([2]), np.array([False]), one * 0.3, one * 0.6,
+    )  # fmt: skip
+    assert free.changed[0]
+
+
+def test_a_first_segment_is_never_held_by_min_confidence():
+    d = decide(
+        EmissionPolicy(min_confidence=0.99, warmup=2),
+        np.array([-1]), np.array([4]), np.array([4]), np.zeros(1), np.zeros(1, np.uint8), np.array([False]),
+        np.array([2]), np.array([False]), np.ones(1), np.zeros(1),
+    )  # fmt: skip
+    assert d.segment[0] == 4 and d.changed[0]
+
+
+def test_a_window_of_few_purchases_has_the_wider_residual_spread():
+    cal = Calibration(np.zeros(5), np.ones(5), np.ones(5), np.zeros((12, 5)), volume_exponent=0.4)
+    sd = cal.residual_spread(np.array([5, 20, 40]))
+    assert sd[0, 0] > sd[1, 0] > sd[2, 0]
+    assert sd[1, 0] == pytest.approx(1.0)
+    flat = Calibration(np.zeros(5), np.ones(5), np.ones(5), np.zeros((12, 5)))
+    assert np.allclose(flat.residual_spread(np.array([1, 100])), 1.0)  # 0.7's artefacts: one spread
