@@ -283,7 +283,7 @@ def plot_frontier(res: dict[str, Any], path: Path) -> None:
     ax.set_title("What a consumer sees, over the emission settings")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
