@@ -23,8 +23,16 @@ from common import ROOT, report
 
 # runs inside the measured tree: only APIs both versions have
 _PHASE = r"""
-import gc, json, sys, time
+import gc, importlib.util, json, sys, time
 sys.path[:0] = [{tree!r}, {tree!r} + "/bench"]
+# the installed (editable) package maps segstream.models etc. to the tree it was installed from:
+# each phase maps them to its own tree's folders first
+for sub in ("models", "state", "producers", "stream_app"):
+    spec = importlib.util.spec_from_file_location(
+        "segstream." + sub, {tree!r} + "/" + sub + "/__init__.py", submodule_search_locations=[{tree!r} + "/" + sub]
+    )
+    sys.modules[spec.name] = mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
 from common import windows_for
 from segstream.assembly import build_pipeline
 from segstream.config import Settings
