@@ -6,6 +6,17 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
+# the label-exact figures a consumer sees (issue 31), in the order reports show them
+HEADLINE = (
+    "precision",
+    "recall_3",
+    "recall_6",
+    "median_delay",
+    "false_changes_per_stable_window",
+    "label_accuracy_stable_end",
+    "label_accuracy_changed_end",
+)
+
 
 def score_segments(segments: dict[str, int], truth: pd.DataFrame, column: str = "micro_segment") -> dict[str, float]:
     """ARI and NMI of assigned segments vs a truth column, over customers that have a segment."""

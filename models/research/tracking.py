@@ -21,7 +21,7 @@ import numpy as np
 from segstream.config import Settings
 from segstream.core.personality import log_ratio_traits, segment_label
 from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
-from segstream.quality import score_tracking
+from segstream.quality import HEADLINE, score_tracking
 
 SCORES = (
     "label_accuracy",
@@ -220,17 +220,7 @@ def compare(sc: Scenario = Scenario(), log: Callable[[str], None] = lambda _: No
     }
 
 
-_COLUMNS = (
-    "precision",
-    "recall_3",
-    "recall_6",
-    "median_delay",
-    "false_changes_per_stable_window",
-    "label_accuracy_stable_end",
-    "label_accuracy_changed_end",
-    "change_precision_lenient",
-    "change_recall_3_lenient",
-)
+_COLUMNS = (*HEADLINE, "change_precision_lenient", "change_recall_3_lenient")
 
 
 def _table(lead: dict[str, str], rows: list[dict[str, Any]]) -> list[str]:

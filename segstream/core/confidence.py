@@ -13,8 +13,9 @@ them with numpy alone.
 >>> import numpy as np
 >>> m = ConfidenceModel(coef=np.array([4.0, 0, 0, 0, 0, 0, 0]), intercept=-1.0,
 ...                     iso_x=np.array([0.0, 1.0]), iso_y=np.array([0.0, 1.0]))
->>> p = m.probability(np.array([0.0, 0.5]), np.zeros(2), np.ones(2), np.zeros(2, bool),
-...                   np.zeros(2, bool), np.full(2, 20))
+>>> x = features(np.array([0.0, 0.5]), np.zeros(2), np.ones(2), np.zeros(2, bool),
+...              np.zeros(2, bool), np.full(2, 20))
+>>> p = m.score(x)
 >>> bool(p[1] > p[0]), bool((0 <= p).all() and (p <= 1).all())
 (True, True)
 """
@@ -100,20 +101,9 @@ class ConfidenceModel:
     scale: np.ndarray | None = None
 
     def score(self, x: np.ndarray) -> np.ndarray:
-        """[B] probabilities for a feature matrix (``features`` or ``state_features``)."""
+        """[B] probabilities for a feature matrix: ``features`` of change events (the nearest
+        centroid's label right), ``state_features`` of a current segment."""
         if self.mean is not None:
             x = (x - self.mean) / self.scale
         z = x @ self.coef + self.intercept
         return np.interp(1.0 / (1.0 + np.exp(-z)), self.iso_x, self.iso_y)
-
-    def probability(
-        self,
-        margin: np.ndarray,
-        relative: np.ndarray,
-        n_windows: np.ndarray,
-        after_detection: np.ndarray,
-        first: np.ndarray,
-        n_events: np.ndarray,
-    ) -> np.ndarray:
-        """For change events: the probability that the nearest centroid's label is right."""
-        return self.score(features(margin, relative, n_windows, after_detection, first, n_events))

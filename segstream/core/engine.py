@@ -26,6 +26,7 @@ import numpy as np
 from segstream.errors import NonFiniteValues
 
 from .change import ChangeDetector, EmissionPolicy, decide, month_of_year
+from .confidence import features as confidence_features
 from .events import SegmentChange
 from .kmeans import nearest
 from .personality import CATEGORIES, LOADINGS, TRAITS, spending_shares
@@ -235,7 +236,7 @@ class SegmentEngine:
         cm = self.confidence
         if cm is None:  # an artefact without a fitted confidence: the margin, as before 0.8
             return np.asarray(margin, np.float64)
-        return cm.probability(margin, relative, n_windows, after_detection, first, n_events)
+        return cm.score(confidence_features(margin, relative, n_windows, after_detection, first, n_events))
 
     def _detect(self, windows, spend: np.ndarray, before: np.ndarray, old: StateBatch):
         """(EWMA, statistic, alarm, quiet) per row: the change statistic against the state's prediction."""

@@ -36,7 +36,7 @@ def test_a_fitted_confidence_is_calibrated_on_data_it_did_not_see_and_the_margin
     model = fit(x, right)
     xt, rt, truth = _sample(20_000, 2)
     # read back the raw inputs the engine would pass
-    p = model.probability(xt[:, 0], xt[:, 1], np.exp(xt[:, 2]), xt[:, 3] > 0, xt[:, 4] > 0, np.expm1(xt[:, 5]))
+    p = model.score(features(xt[:, 0], xt[:, 1], np.exp(xt[:, 2]), xt[:, 3] > 0, xt[:, 4] > 0, np.expm1(xt[:, 5])))
     assert calibration_error(p, rt) < 0.02
     assert calibration_error(xt[:, 0], rt) > 0.2  # the margin is not a probability
     assert np.corrcoef(p, truth)[0, 1] > 0.95
@@ -91,3 +91,11 @@ def test_a_window_of_few_purchases_has_the_wider_residual_spread():
     assert sd[1, 0] == pytest.approx(1.0)
     flat = Calibration(np.zeros(5), np.ones(5), np.ones(5), np.zeros((12, 5)))
     assert np.allclose(flat.residual_spread(np.array([1, 100])), 1.0)  # 0.7's artefacts: one spread
+
+
+def test_the_confidence_modules_doctest_holds():
+    import doctest
+
+    from segstream.core import confidence
+
+    assert doctest.testmod(confidence).attempted > 0 and doctest.testmod(confidence).failed == 0
