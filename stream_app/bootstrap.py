@@ -26,12 +26,16 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
+import orjson
+
 from segstream.config import Settings
 from segstream.errors import ConfigError
 
 from .batch import PartitionBatch
 
 BATCH = 50_000  # events per processor call: one Redis round trip and one model call per round
+SPILL_BUFFER = 4096  # lines held per spill file before they are written
 
 
 @dataclass
@@ -56,19 +60,31 @@ class BootstrapReport:
         }
 
 
-def jsonl_payloads(path: Path) -> Iterator[bytes]:
-    """Canonical events, one JSON object per line, as bytes: the worker's fast decode path reads them."""
+def jsonl_payloads(path: Path, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+    """Canonical events, one JSON object per line, as bytes: the worker's fast decode path reads
+    them. With ``start``/``end``, the lines that begin in that byte range (``jsonl_ranges``)."""
     with open(path, "rb") as f:
-        for line in f:
+        if start:  # the line the byte before ``start`` is in belongs to the range before
+            f.seek(start - 1)
+            f.readline()
+        while end is None or f.tell() <= end:
+            line = f.readline()
+            if not line:
+                break
             line = line.strip()
             if line:
                 yield line
 
 
+def jsonl_ranges(path: Path, parts: int) -> list[tuple[int, int]]:
+    """``parts`` byte ranges of a JSON-lines file; each line belongs to the range it begins in."""
+    size = path.stat().st_size
+    cuts = [size * i // parts for i in range(parts + 1)]
+    return [(cuts[i], cuts[i + 1] - 1) for i in range(parts) if cuts[i + 1] > cuts[i]]
+
+
 def export_payloads(path: Path, mapping, limits, report) -> Iterator[bytes]:
     """A bank export read through its mapping and checked by the worker's rules (producers/export.py)."""
-    import orjson
-
     from segstream.producers.export import checked_events, read_export
 
     for event in checked_events(read_export(path, mapping), limits, report):
@@ -93,31 +109,77 @@ class Partitioner:
         return p
 
 
-def spill_by_month(payloads: Iterable[bytes], workdir: Path, part: Partitioner) -> dict[int, list[Path]]:
+class _Keyed(msgspec.Struct):
+    """The two fields the spill sorts by; msgspec skips the rest of the record unread."""
+
+    customer_id: str
+    timestamp: str = ""
+
+
+def _key_and_month(payload: bytes, decode=msgspec.json.Decoder(_Keyed).decode) -> tuple[bytes, str]:
+    try:
+        event = decode(payload)
+        return event.customer_id.encode(), event.timestamp[:7]
+    except (msgspec.DecodeError, UnicodeEncodeError):
+        pass
+    try:  # not the canonical shape (a number for an id): as the worker will read it, or refused there
+        event = orjson.loads(payload)
+        return str(event["customer_id"]).encode(), str(event.get("timestamp", ""))[:7]
+    except Exception:  # noqa: BLE001 - a malformed line: the decoder names its reason
+        return b"", ""
+
+
+def spill_by_month(
+    payloads: Iterable[bytes], workdir: Path, part: Partitioner, tag: str = ""
+) -> dict[int, list[tuple[str, Path]]]:
     """Each partition's records, as files of one month each, in month order. An export sorted by
     customer (or by anything but time) would otherwise move the clock past months other customers
     have not reached, and their events would be late; within a month order does not matter (a
     window closes only once the clock is past its end and the lateness). Memory stays flat
-    whatever the history's size: records go to files, read back one batch at a time."""
-    import orjson
-
-    files: dict[tuple[str, int], object] = {}
+    whatever the history's size: records go to files (a few thousand lines buffered per file),
+    read back one batch at a time."""
+    files: dict[tuple[str, int], tuple[object, list[bytes]]] = {}
     for payload in payloads:
-        try:
-            event = orjson.loads(payload)
-            key, month = str(event["customer_id"]).encode(), str(event.get("timestamp", ""))[:7]
-        except Exception:  # noqa: BLE001 - a malformed line: the decoder names its reason
-            key, month = b"", ""
+        key, month = _key_and_month(payload)
         p = part(key) if key else 0
-        f = files.get((month, p))
-        if f is None:
-            f = files[(month, p)] = open(workdir / f"{len(files)}.tsv", "wb")
-        f.write(key.replace(b"\t", b" ") + b"\t" + payload.replace(b"\n", b" ") + b"\n")
-    out: dict[int, list[Path]] = {}
-    for (_month, p), f in sorted(files.items()):
+        slot = files.get((month, p))
+        if slot is None:
+            slot = files[(month, p)] = (open(workdir / f"{tag}{len(files)}.tsv", "wb"), [])
+        slot[1].append(key.replace(b"\t", b" ") + b"\t" + payload.replace(b"\n", b" ") + b"\n")
+        if len(slot[1]) >= SPILL_BUFFER:
+            slot[0].writelines(slot[1])
+            slot[1].clear()
+    out: dict[int, list[tuple[str, Path]]] = {}
+    for (month, p), (f, pending) in sorted(files.items(), key=lambda kv: kv[0]):
+        f.writelines(pending)
         f.close()
-        out.setdefault(p, []).append(Path(f.name))
+        out.setdefault(p, []).append((month, Path(f.name)))
     return out
+
+
+def _spill_range(path: Path, start: int, end: int, workdir: Path, partitions: int, tag: str):
+    return spill_by_month(jsonl_payloads(path, start, end), workdir, Partitioner(partitions), tag)
+
+
+def spill(
+    source: Path | Iterable[bytes], workdir: Path, partitions: int, pool, processes: int
+) -> dict[int, list[Path]]:
+    """Every partition's spill files in month order. A JSON-lines file is spilled by every process
+    of ``pool`` at once, each a byte range of it (several files per month then: the order within a
+    month does not matter); any other source (an export read through its mapping) by this one."""
+    if isinstance(source, Path):
+        ranges = jsonl_ranges(source, processes)
+        jobs = [
+            pool.submit(_spill_range, source, a, b, workdir, partitions, f"{i}-") for i, (a, b) in enumerate(ranges)
+        ]
+        parts = [j.result() for j in jobs]
+    else:
+        parts = [spill_by_month(source, workdir, Partitioner(partitions))]
+    merged: dict[int, list[tuple[str, Path]]] = {}
+    for got in parts:
+        for p, files in got.items():
+            merged.setdefault(p, []).extend(files)
+    return {p: [f for _, f in sorted(files, key=lambda mf: mf[0])] for p, files in merged.items()}
 
 
 def _records(paths: list[Path]) -> Iterator[tuple[bytes, bytes]]:
@@ -148,13 +210,14 @@ def _apply_partitions(s: Settings, spilled: dict[int, list[Path]]) -> BootstrapR
 
 def run(
     s: Settings,
-    payloads: Iterable[bytes],
+    source: Path | Iterable[bytes],
     *,
     progress: Callable[[int], None] | None = None,
     processes: int | None = None,
 ) -> BootstrapReport:
-    """Read the history, apply it (``processes`` at once, one per core by default), hand over.
-    ``progress`` is called with the number of events applied since its last call."""
+    """Read the history (a JSON-lines file, or the payloads of an export), apply it (``processes``
+    at once, one per core by default), hand over. ``progress`` is called with the number of events
+    applied since its last call."""
     from .processor import StreamProcessor
     from .recovery import log_bounds
 
@@ -172,26 +235,28 @@ def run(
             f"namespace {s.redis_prefix!r} already holds checkpoints: bootstrap starts a deployment; "
             "give it a new SEGSTREAM_NAMESPACE (or consumer group)"
         )
-    part = Partitioner(len(report.cutoff))
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="segstream-bootstrap-") as workdir:
-        spilled = spill_by_month(payloads, Path(workdir), part)
+    spawn = multiprocessing.get_context("spawn")
+    with (
+        tempfile.TemporaryDirectory(prefix="segstream-bootstrap-") as workdir,
+        ProcessPoolExecutor(processes, mp_context=spawn) as pool,
+    ):
+        spilled = spill(source, Path(workdir), len(report.cutoff), pool, processes)
         # partitions are independent: one process per core, each with its share; they count what
         # they applied in Redis, where this process reads the progress
         n = max(1, min(processes, len(spilled)))
         shares = [{p: f for p, f in spilled.items() if i == p % n} for i in range(n)]
         counter = f"{s.redis_prefix}:bootstrap:applied"
         proc.redis.delete(counter)
-        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_apply_partitions, s, share) for share in shares]
-            shown = 0
-            while not all(f.done() for f in futures):
-                time.sleep(0.5)
-                now = int(proc.redis.get(counter) or 0)
-                if progress and now > shown:
-                    progress(now - shown)
-                    shown = now
-            parts = [f.result() for f in futures]
+        futures = [pool.submit(_apply_partitions, s, share) for share in shares]
+        shown = 0
+        while not all(f.done() for f in futures):
+            time.sleep(0.5)
+            now = int(proc.redis.get(counter) or 0)
+            if progress and now > shown:
+                progress(now - shown)
+                shown = now
+        parts = [f.result() for f in futures]
     for got in parts:
         report.events += got.events
         report.applied_windows += got.applied_windows

@@ -25,13 +25,13 @@ def _bootstrap(args: argparse.Namespace) -> int:
 
     s = get_settings()
     if args.path.suffix in (".jsonl", ".ndjson", ".json"):
-        payloads, report = bootstrap.jsonl_payloads(args.path), None
+        source, report = args.path, None  # spilled by every process at once
     else:
         mapping = ExportMapping.load(args.mapping, dict(kv.split("=", 1) for kv in args.map))
         report = ExportReport()
-        payloads = bootstrap.export_payloads(args.path, mapping, event_limits(s, now=time.time()), report)
+        source = bootstrap.export_payloads(args.path, mapping, event_limits(s, now=time.time()), report)
     with tqdm(total=count_lines(args.path) + 1, unit="event", file=sys.stderr, disable=args.quiet) as bar:
-        done = bootstrap.run(s, payloads, progress=bar.update, processes=args.processes)
+        done = bootstrap.run(s, source, progress=bar.update, processes=args.processes)
     out = done.summary()
     if report is not None:
         out["export"] = report.summary()
