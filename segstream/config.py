@@ -142,6 +142,7 @@ class Settings(BaseSettings):
     # none configured: `segstream api` makes a development key for the run and prints it once.
     api_keys_file: Path | None = None
     api_keys: str = Field(default="", repr=False)  # the same lines, ";"-separated
+    api_request_timeout_s: float = 10.0  # a request (headers and body) not received whole by then: closed
     # Customers with no window in this many windows are erased by `segstream forget --inactive`
     # (run it from cron); 0: no retention limit.
     retention_windows: int = 0

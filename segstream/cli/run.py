@@ -50,6 +50,7 @@ def _api(args: argparse.Namespace) -> int:
     import uvicorn
 
     from segstream.stream_app.api import create_app
+    from segstream.stream_app.api.deadline import with_request_deadline
     from segstream.stream_app.auth import KeyRing
 
     s = get_settings()
@@ -64,7 +65,8 @@ def _api(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-    uvicorn.run(create_app(s, ring), host=args.host, port=args.port, log_level="warning")
+    http = with_request_deadline(s.api_request_timeout_s)  # uvicorn has no request deadline of its own
+    uvicorn.run(create_app(s, ring), host=args.host, port=args.port, log_level="warning", http=http)
     return 0
 
 

@@ -44,6 +44,7 @@ def served(redis_srv, tmp_path_factory):
         f"redis://127.0.0.1:{redis_srv.port}/3",
         history_windows=6,
         api_keys=";".join(stored.line() for _, stored in KEYS.values()),
+        api_request_timeout_s=2,
     )
     s = settings_from(env)
     from segstream.state.redis_client import connect
@@ -100,6 +101,43 @@ def test_segments_sizes_add_up_and_carry_recommendations(served):
     assert sum(1 for s in segs if s["rules"]) >= 19 and 0.5 < segs[0]["rules_accuracy"] < 1
     assert all("% of the segment" in r for s in segs for r in s["rules"])
     assert httpx.get(base + "/api/segments/99", headers=auth("segments")).status_code == 404
+
+
+def test_a_request_not_received_whole_in_time_is_closed_and_others_are_served(served):
+    """Before: uvicorn has no request deadline, so half-sent headers or a one-byte-a-second
+    trickle held a connection as long as the client liked (Slowloris)."""
+    import socket
+    import time
+
+    base, _ = served
+    port = int(base.rsplit(":", 1)[1])
+
+    def connect() -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.settimeout(10)
+        return sock
+
+    half = connect()
+    half.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # no blank line: never complete
+    t0 = time.monotonic()
+    assert half.recv(1024) == b"" and 1.5 < time.monotonic() - t0 < 6  # closed at the 2 s deadline
+    trickle = connect()
+    t0 = time.monotonic()
+    closed = False
+    for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 40:
+        try:
+            trickle.sendall(bytes([byte]))
+        except OSError:
+            closed = True
+            break
+        time.sleep(0.1)
+    assert closed or trickle.recv(1024) == b""
+    assert time.monotonic() - t0 < 8
+    # a whole request on a kept-alive connection, twice, is answered
+    with httpx.Client() as client:
+        assert client.get(base + "/healthz").status_code == 200
+        time.sleep(2.5)  # longer than the deadline, shorter than uvicorn's keep-alive (5 s)
+        assert client.get(base + "/healthz").status_code == 200
 
 
 def test_customer_lookup_and_clear_404(served):
