@@ -155,7 +155,6 @@ class SegmentEngine:
             np.flatnonzero(written & d.changed),
             old.segment,
             d.segment,
-            near.distance,
             near,
             traits,
             stats,
@@ -273,7 +272,7 @@ class SegmentEngine:
         n_events = np.fromiter((w.n_events for w in sub), np.int64, len(sub))
         p = self._probability(conf, rel, old.n_windows[rows], np.zeros(len(rows), bool), prev < 0, n_events)
         near = Nearest(dist, conf, rel, p)
-        return self._changes(sub, at, prev, old.segment[rows], dist, near, traits, stats)
+        return self._changes(sub, at, prev, old.segment[rows], near, traits, stats)
 
     def _changes(
         self,
@@ -281,7 +280,6 @@ class SegmentEngine:
         rows,
         old_seg,
         new_seg,
-        dist,
         near: Nearest,
         traits,
         stats: CentroidStats,
@@ -297,7 +295,7 @@ class SegmentEngine:
         labels = [p.label for p in prof]
         why = _explanations(rows, old_seg, before, traits, spend, evidence)
         old_l, new_l = old_seg[rows].tolist(), new_seg[rows].tolist()
-        dist_l, traits_l = dist[rows].tolist(), traits[rows].tolist()
+        dist_l, traits_l = near.distance[rows].tolist(), traits[rows].tolist()
         conf_l, margin_l = near.probability[rows].tolist(), near.margin[rows].tolist()
         model_version, centroid_version = self.model.version, stats.version
         out = []
