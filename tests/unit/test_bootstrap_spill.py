@@ -39,3 +39,27 @@ def test_spill_files_come_back_in_month_order_per_partition(tmp_path: Path):
     # a line that is not JSON still goes somewhere (partition 0): the decoder names its reason there
     bad = spill_by_month([b"{not json"], tmp_path, Partitioner(2), tag="b-")
     assert list(bad) == [0]
+
+
+def test_a_history_in_time_order_is_applied_in_time_order_however_many_spill_at_once(tmp_path: Path):
+    """Ranges keep file order and the merge is a stable sort by month, so a time-ordered history
+    reaches each partition in time order (it matters for windows shorter than a month)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from segstream.stream_app.bootstrap import _records, spill
+
+    events = [
+        {"customer_id": f"C{i % 13}", "timestamp": f"2024-{1 + i // 60:02d}-{1 + i % 28:02d}T{i % 24:02d}:00:00Z"}
+        for i in range(300)
+    ]
+    events.sort(key=lambda e: e["timestamp"])
+    path = tmp_path / "h.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(e) for e in events) + b"\n")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    serial = spill(iter(path.read_bytes().split(b"\n")[:-1]), tmp_path / "a", 3, None, 1)
+    with ThreadPoolExecutor(4) as pool:
+        parallel = spill(path, tmp_path / "b", 3, pool, 4)
+    for p in serial:
+        one = [orjson.loads(v)["timestamp"] for _, v in _records(serial[p])]
+        assert one == sorted(one) and one == [orjson.loads(v)["timestamp"] for _, v in _records(parallel[p])]
