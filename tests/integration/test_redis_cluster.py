@@ -45,15 +45,17 @@ def test_a_master_killed_mid_stream_fails_over_and_the_states_equal_a_clean_run(
         s = settings_from(env)
         publish(events, s, progress=False)
         total = sum(end_offsets(s).values())
-        w = Worker(env, tmp_path).start()
-        wait_until(lambda: sum(consumed(s).values()) > total // 3, 180, "a third of the topic", [w], poll_s=0.02)
         client = connect(url, cluster=True)
         art, _ = load_model(s)
         store = RedisStateStore.for_deployment(client, s, art.hidden_size, art.version)
         # a master holding slot groups that is not the node the clients start from (which a
-        # client given several nodes would survive too)
+        # client given several nodes would survive too); chosen before the worker starts, so the
+        # kill follows the third of the topic at once (on a loaded machine the model's load in
+        # between once let the worker finish first: "killed too late")
         victim = next(n for n in (client.get_node_from_key(k) for k in store.centroid_keys) if n.port != srv.port)
         kill = [str(ROOT / "scripts" / "redis-cluster-local"), "kill-master", str(srv.workdir), str(victim.port)]
+        w = Worker(env, tmp_path).start()
+        wait_until(lambda: sum(consumed(s).values()) > total // 3, 180, "a third of the topic", [w], poll_s=0.02)
         before = sum(consumed(s).values())
         subprocess.run(kill, check=True)
         assert before < total, "killed too late to test anything"
