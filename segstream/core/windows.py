@@ -228,17 +228,50 @@ class WindowAggregator:
             return code
         idx = self.spec.indices(tx.timestamp)
         ends = self.spec.ends(idx)
-        clock = np.maximum.accumulate(np.maximum(self._reached(tx.timestamp, tx.customer_id), self.max_event_time))
-        before = np.concatenate(([self.max_event_time], clock[:-1]))
-        code[ends <= before - self.allowed_lateness_s] = LATE
+        after = self._clock_if_none_late(tx.timestamp, tx.customer_id, ends) if self.quorum > 1 else None
+        if after is not None:  # the usual batch: nothing in it is late, the clock's end is all it needs
+            self.max_event_time, self.leaders = after
+        else:
+            clock = np.maximum.accumulate(np.maximum(self._reached(tx.timestamp, tx.customer_id), self.max_event_time))
+            before = np.concatenate(([self.max_event_time], clock[:-1]))
+            code[ends <= before - self.allowed_lateness_s] = LATE
+            self.max_event_time = float(clock[-1])
         live = np.flatnonzero(code == OK)
-        self.max_event_time = float(clock[-1])
         for w in np.unique(idx[live]).tolist():
             sel = live[idx[live] == w]
             self._add_window(w, tx, sel, code)
         for label, k in outcome_counts(code).items():
             self.counts[label] += k
         return code
+
+    def _clock_if_none_late(self, ts: np.ndarray, customers, ends: np.ndarray) -> tuple[float, dict] | None:
+        """(clock, leaders) after the batch, if no event of it can be late; else None.
+
+        The clock never goes back, so if no event's window ends at or before the clock the
+        batch ends with (less the lateness), none is late, and only that end is needed: the
+        quorum-th latest of the customers' latest times, found by walking the batch from its
+        latest event down (with the leaders so far) until ``quorum`` customers are met,
+        instead of following the clock event by event (``_reached``, a Python loop)."""
+        k = self.quorum
+        lead = sorted(self.leaders.items(), key=lambda kv: -kv[1])
+        top: dict[str, float] = {}
+        j = 0
+        tsl = ts.tolist()
+        for i in np.argsort(-ts, kind="stable").tolist():
+            while j < len(lead) and lead[j][1] >= tsl[i] and len(top) < k:
+                top.setdefault(*lead[j])
+                j += 1
+            if len(top) >= k:
+                break
+            top.setdefault(customers[i], tsl[i])
+        for c, t in lead[j:]:
+            if len(top) >= k:
+                break
+            top.setdefault(c, t)
+        clock = max(min(top.values()) if len(top) >= k else -np.inf, self.max_event_time)
+        if (ends <= clock - self.allowed_lateness_s).any():
+            return None
+        return clock, top
 
     def _reached(self, ts: np.ndarray, customers) -> np.ndarray:
         """Per event, the time ``quorum`` distinct customers have reached with it (-inf where that

@@ -227,3 +227,26 @@ def test_the_clock_s_leaders_come_back_with_a_checkpoint():
     for a in (agg, back):
         a.add("c", ts(2024, 5, 3), 0, 1.0)  # the third customer there: the clock moves on both
     assert back.max_event_time == agg.max_event_time == ts(2024, 5, 3)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    events=events,
+    cuts=st.lists(st.integers(0, 60), max_size=6),
+    quorum=st.sampled_from([2, 3, 5]),
+    lateness=st.sampled_from([0.0, 2 * DAY, 20 * DAY]),
+)
+def test_the_batch_clock_without_its_event_loop_gives_what_the_loop_gives(events, cuts, quorum, lateness):
+    """A batch with nothing late skips the per-event clock (its end is all it needs): the same
+    outcomes, clock and closed windows as the loop, whatever the batches and the disorder."""
+    fast = WindowAggregator(WindowSpec(months=1), 3, lateness, quorum=quorum)
+    loop = WindowAggregator(WindowSpec(months=1), 3, lateness, quorum=quorum)
+    loop._clock_if_none_late = lambda *_: None  # always the event-by-event clock
+    bounds = sorted({0, len(events), *[c for c in cuts if c < len(events)]})
+    for lo, hi in zip(bounds, bounds[1:]):
+        cols = TransactionColumns.of(events[lo:hi])
+        assert fast.add_columns(cols).tolist() == loop.add_columns(cols).tolist()
+        assert fast.max_event_time == loop.max_event_time
+        assert sorted(fast.leaders.values()) == sorted(loop.leaders.values())
+        key = lambda w: (w.customer_id, w.index, w.n_events, tuple(np.round(w.spend, 6)))  # noqa: E731
+        assert sorted(map(key, fast.poll())) == sorted(map(key, loop.poll()))
