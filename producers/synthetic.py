@@ -209,21 +209,26 @@ class SyntheticBank:
 
     def events(self) -> Iterator[dict]:
         """Events in the producer schema, in time order."""
-        cfg = self.config
+        for m in range(self.config.months):
+            yield from self.month_events(m)
+
+    def month_events(self, m: int) -> Iterator[dict]:
+        """Month ``m``'s events in the producer schema, in time order: a bank too large to hold
+        as dicts at once (20,000 customers x 28 months is 12M of them) is streamed a month at a time."""
+        cfg, mb = self.config, self.month(m)
         ids = self.customer_ids.tolist()
-        for mb in self.months():
-            seq = np.zeros(cfg.customers, np.int64)
-            for c, ts, k, a in zip(mb.customer.tolist(), mb.ts.tolist(), mb.category.tolist(), mb.amount.tolist()):
-                seq[c] += 1
-                yield {
-                    "event_id": f"{ids[c]}-{mb.month:03d}-{seq[c]:04d}",
-                    "customer_id": ids[c],
-                    "timestamp": datetime.fromtimestamp(ts, tz=UTC).isoformat(),
-                    "amount": a,
-                    "currency": cfg.currency,
-                    "category": CATEGORIES[k],
-                    "income": float(self.income[c]),
-                }
+        seq = np.zeros(cfg.customers, np.int64)
+        for c, ts, k, a in zip(mb.customer.tolist(), mb.ts.tolist(), mb.category.tolist(), mb.amount.tolist()):
+            seq[c] += 1
+            yield {
+                "event_id": f"{ids[c]}-{mb.month:03d}-{seq[c]:04d}",
+                "customer_id": ids[c],
+                "timestamp": datetime.fromtimestamp(ts, tz=UTC).isoformat(),
+                "amount": a,
+                "currency": cfg.currency,
+                "category": CATEGORIES[k],
+                "income": float(self.income[c]),
+            }
 
     def monthly_spend(self) -> tuple[np.ndarray, np.ndarray]:
         """[N, T, K] spend as a fraction of monthly income, and the [N, T] mask of active months.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -293,8 +294,9 @@ def embedded(settings, events):
     pipe = build_pipeline(settings)
     limits = event_limits(settings, now=float("inf"))
     changes = []
-    for i in range(0, len(events), 1000):
-        pipe.ingest_payloads([orjson.dumps(e) for e in events[i : i + 1000]], limits)
+    stream = iter(events)  # a list, or a generator of a bank too large to hold
+    while chunk := list(itertools.islice(stream, 1000)):
+        pipe.ingest_payloads([orjson.dumps(e) for e in chunk], limits)
         changes += pipe.drain().changes
     return pipe, [c.model_dump(mode="json") for c in changes]
 
