@@ -30,7 +30,8 @@ def label_timeline(
 ) -> tuple[np.ndarray, list[tuple[int, int, bool]], np.ndarray]:
     """Announced label per customer and month ([N, T], "" before the first) from the change
     events alone, as a downstream consumer would see them; the announced changes as
-    (customer row, month, new label is the true one); and every event's (confidence, label right)."""
+    (customer row, month, new label is the true one); and every event's (confidence, label right,
+    a change after the first) as rows of an array."""
     cfg = bank.config
     row = {c: i for i, c in enumerate(bank.customer_ids.tolist())}
     first = cfg.start_year * 12 + cfg.start_month - 1
@@ -40,10 +41,10 @@ def label_timeline(
         r = row[ch.customer_id]
         m = ch.window_end.year * 12 + ch.window_end.month - 1 - first - 1  # the month the window covered
         labels[r, m:] = ch.segment_label
-        right.append((ch.confidence, ch.segment_label == truth[r, m]))
+        right.append((ch.confidence, ch.segment_label == truth[r, m], ch.old_segment is not None))
         if ch.old_segment is not None:
             moves.append((r, m, right[-1][1]))
-    return labels, moves, np.array(right, float).reshape(-1, 2)
+    return labels, moves, np.array(right, float).reshape(-1, 3)
 
 
 def run_demo(

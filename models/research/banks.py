@@ -136,16 +136,10 @@ def current_labels(r: BankRun) -> tuple[np.ndarray, np.ndarray]:
 def announcements(r: BankRun) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every change event a consumer received (first assignments too): (confidence, label right,
     is a change after the first)."""
-    cfg = r.bank.config
-    row = {c: i for i, c in enumerate(r.bank.customer_ids.tolist())}
-    first = cfg.start_year * 12 + cfg.start_month - 1
-    conf, right, later = [], [], []
-    for ch in r.changes:
-        m = ch.window_end.year * 12 + ch.window_end.month - 1 - first - 1
-        conf.append(ch.confidence)
-        right.append(ch.segment_label == r.truth[row[ch.customer_id], m])
-        later.append(ch.old_segment is not None)
-    return np.array(conf, float), np.array(right, bool), np.array(later, bool)
+    from segstream.demo import label_timeline
+
+    events = label_timeline(r.bank, r.truth, r.changes)[2]
+    return events[:, 0], events[:, 1].astype(bool), events[:, 2].astype(bool)
 
 
 def _features(spend: np.ndarray, month_of_year: np.ndarray) -> np.ndarray:

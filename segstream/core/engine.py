@@ -129,10 +129,10 @@ class SegmentEngine:
         spend = normalised_spend(windows)
         _finite("spending features", spend.astype(np.float32))
         before = self.model.traits_of(old.h)
-        ewma, stat, alarm, quiet = self._detect(windows, spend, before, old)
+        n_events = np.fromiter((w.n_events for w in windows), np.int64, len(windows))
+        ewma, stat, alarm, quiet = self._detect(windows, spend, before, old, n_events)
         h, c, traits, shadow_h, shadow_c = self._step(spend, old, alarm, quiet)
         t2 = time.perf_counter()
-        n_events = np.fromiter((w.n_events for w in windows), np.int64, len(windows))
         new, d, near = self._assign(h, c, old, index, alarm, stats, n_events)
         new.ewma, new.shadow_h, new.shadow_c = np.where(alarm[:, None], 0.0, ewma), shadow_h, shadow_c
         t3 = time.perf_counter()
@@ -202,10 +202,7 @@ class SegmentEngine:
         detected change."""
         n_windows = np.where(alarm, 1, old.n_windows + 1).astype(np.int32)
         seg, dist, conf = nearest(stats.centroids, h)
-        d_announced = np.linalg.norm(h - stats.centroids[np.maximum(old.segment, 0)], axis=1)
-        relative = np.divide(
-            d_announced - dist, d_announced + dist, out=np.zeros_like(dist), where=d_announced + dist > 0
-        )
+        relative = _nearer_than(stats.centroids, h, old.segment, dist)
         settled = (n_windows >= self.policy.warmup) | ((old.segment >= 0) & (n_windows >= self.policy.rewarm))
         near = np.where(settled, seg, -1).astype(np.int32)
         pending = old.pending.astype(bool)
@@ -237,7 +234,7 @@ class SegmentEngine:
             return np.asarray(margin, np.float64)
         return cm.score(confidence_features(margin, relative, n_windows, after_detection, first, n_events))
 
-    def _detect(self, windows, spend: np.ndarray, before: np.ndarray, old: StateBatch):
+    def _detect(self, windows, spend: np.ndarray, before: np.ndarray, old: StateBatch, n_events: np.ndarray):
         """(EWMA, statistic, alarm, quiet) per row: the change statistic against the state's prediction."""
         n = len(windows)
         if self.detector is None:
@@ -245,7 +242,6 @@ class SegmentEngine:
         cal = self.model.calibration
         starts = np.fromiter((w.start for w in windows), np.float64, n)
         observed = cal.observe(spend, month_of_year(starts))
-        n_events = np.fromiter((w.n_events for w in windows), np.float64, n)
         ewma, stat, quiet = self.detector.update(old.ewma, observed - before, cal.residual_spread(n_events))
         # only a state that has settled predicts anything; one already re-warming is left alone
         alarm = (stat > self.detector.threshold) & (old.n_windows >= self.policy.warmup) & ~old.pending.astype(bool)
@@ -267,8 +263,7 @@ class SegmentEngine:
         sub = [windows[i] for i in rows]
         at = np.arange(len(rows))
         prev = old.prev_segment[rows]
-        d_prev = np.linalg.norm(old.h[rows] - stats.centroids[np.maximum(prev, 0)], axis=1)
-        rel = np.divide(d_prev - dist, d_prev + dist, out=np.zeros_like(dist), where=d_prev + dist > 0)
+        rel = _nearer_than(stats.centroids, old.h[rows], prev, dist)
         n_events = np.fromiter((w.n_events for w in sub), np.int64, len(sub))
         p = self._probability(conf, rel, old.n_windows[rows], np.zeros(len(rows), bool), prev < 0, n_events)
         near = Nearest(dist, conf, rel, p)
@@ -324,6 +319,12 @@ class SegmentEngine:
                 )
             )
         return out
+
+
+def _nearer_than(centroids: np.ndarray, h: np.ndarray, segment: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    """How much nearer the nearest centroid (at ``dist``) is than ``segment``'s, relative: -1..1."""
+    d_seg = np.linalg.norm(h - centroids[np.maximum(segment, 0)], axis=1)
+    return np.divide(d_seg - dist, d_seg + dist, out=np.zeros_like(dist), where=d_seg + dist > 0)
 
 
 _UNEXPLAINED = {"trait_shift": None, "drivers": None, "evidence": None}
