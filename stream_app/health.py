@@ -44,7 +44,13 @@ class Health:
 
 class RepeatFilter(logging.Filter):
     """Lets the first of a run of identical log lines through, then one line per ``period_s``
-    saying how many were held back: an outage is a few lines a minute, never megabytes."""
+    saying how many were held back: an outage is a few lines a minute, never megabytes.
+
+    It sits on every root handler, so a record is judged once and the verdict kept on it; and it
+    never raises: a filter's exception escapes into the caller that logged (aiokafka's coordinator
+    routine died of one), so a record it cannot read is let through as it is."""
+
+    VERDICT = "_segstream_repeat_verdict"
 
     def __init__(self, period_s: float = 30.0, clock=time.monotonic):
         super().__init__()
@@ -53,6 +59,16 @@ class RepeatFilter(logging.Filter):
         self._seen: dict[tuple[str, int, str], list[float | int]] = {}  # -> [first shown, held back]
 
     def filter(self, record: logging.LogRecord) -> bool:
+        verdict = getattr(record, self.VERDICT, None)
+        if verdict is None:
+            try:
+                verdict = self._judge(record)
+            except Exception:  # noqa: BLE001 - see the class docstring
+                verdict = True
+            setattr(record, self.VERDICT, verdict)
+        return verdict
+
+    def _judge(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
             return True
         key = (record.name, record.levelno, record.getMessage())
@@ -60,7 +76,8 @@ class RepeatFilter(logging.Filter):
         seen = self._seen.get(key)
         if seen is None or now - seen[0] >= self.period_s:
             if seen is not None and seen[1]:
-                record.msg, record.args = f"{key[2]} [{seen[1]} more like this in the last {now - seen[0]:.0f} s]", None
+                # args () not None: mode's formatter wraps None into (None,), which % then refuses
+                record.msg, record.args = f"{key[2]} [{seen[1]} more like this in the last {now - seen[0]:.0f} s]", ()
             if len(self._seen) > 1000:
                 self._seen.clear()
             self._seen[key] = [now, 0]

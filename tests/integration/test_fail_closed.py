@@ -209,6 +209,8 @@ def test_a_broker_down_turns_health_503_within_seconds_and_the_log_stays_short(r
     finally:
         kafka.stop()
     assert grown < 100_000, f"{grown} bytes of log in 30 s of outage"
+    text = open(w.log.name, errors="replace").read()
+    assert "--- Logging error ---" not in text and "Unexpected error in" not in text, "the log filter broke a client"
 
 
 def test_an_absurd_income_is_the_events_fault_and_the_worker_binds_loopback(bootstrap, redis_url, events, tmp_path):

@@ -242,6 +242,31 @@ def test_repeated_log_lines_are_held_back_and_counted():
     assert f.filter(r) and "999 more like this" in r.getMessage()
 
 
+def test_a_held_back_count_formats_under_fausts_formatter_on_every_handler():
+    """Before: the rewritten record kept args None, mode's formatter made that (None,), and the
+    TypeError escaped the filter into aiokafka's coordinator routine, which died: after a broker
+    outage the worker never rejoined its group (a CI failure)."""
+    from mode.utils.logging import ExtensionFormatter
+
+    now = [0.0]
+    f = RepeatFilter(period_s=30.0, clock=lambda: now[0])
+
+    def rec():
+        args = (1, OSError("Connect call failed"))
+        return logging.LogRecord("aiokafka", logging.ERROR, __file__, 1, "Unable connect to node %s: %s", args, None)
+
+    for _ in range(5):
+        f.filter(rec())
+    now[0] = 31.0
+    r = rec()
+    assert [f.filter(r), f.filter(r)] == [True, True]  # two handlers: one verdict
+    assert "4 more like this" in ExtensionFormatter().format(r)
+    held = rec()
+    assert [f.filter(held), f.filter(held)] == [False, False]
+    broken = logging.LogRecord("aiokafka", logging.ERROR, __file__, 1, "no placeholder", ("extra",), None)
+    assert f.filter(broken)  # let through as it is, never raised into the caller
+
+
 def test_an_error_that_cannot_cross_a_process_arrives_as_its_type_and_message():
     """redis-py's cluster errors can hold a lock; from the core's process they must still arrive
     as the outage they are, not as a pickling TypeError that crashes the worker."""
