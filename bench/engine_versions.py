@@ -14,25 +14,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
-from common import ROOT, report
+from checkout_env import checkout_env
+from common import ROOT, report  # noqa: I001
 
 # runs inside the measured tree: only APIs both versions have
 _PHASE = r"""
-import gc, importlib.util, json, sys, time
-sys.path[:0] = [{tree!r}, {tree!r} + "/bench"]
-# the installed (editable) package maps segstream.models etc. to the tree it was installed from:
-# each phase maps them to its own tree's folders first
-for sub in ("models", "state", "producers", "stream_app"):
-    spec = importlib.util.spec_from_file_location(
-        "segstream." + sub, {tree!r} + "/" + sub + "/__init__.py", submodule_search_locations=[{tree!r} + "/" + sub]
-    )
-    sys.modules[spec.name] = mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+import gc, json, sys, time
+sys.path[:0] = [{tree!r} + "/bench"]
 from common import windows_for
 from segstream.assembly import build_pipeline
 from segstream.config import Settings
@@ -53,7 +47,8 @@ print(json.dumps({{"windows_per_s": n / spent, "windows": n, "seconds": spent}})
 
 def phase(tree: Path, args: argparse.Namespace) -> float:
     code = _PHASE.format(tree=str(tree), customers=args.customers, months=args.months, seconds=args.seconds)
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=tree)
+    env = {**os.environ, **checkout_env(tree)}
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=tree, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])["windows_per_s"]
 
 
