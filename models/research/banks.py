@@ -168,36 +168,45 @@ def frontier(cfg: GeneratorConfig, ks: tuple[int, ...] = KS) -> dict[int, float]
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    train = SyntheticBank(replace(cfg, seed=cfg.seed + 10_000, change_share=max(cfg.change_share, 0.3)))
-    test = SyntheticBank(cfg)
+    train_bank = SyntheticBank(replace(cfg, seed=cfg.seed + 10_000, change_share=max(cfg.change_share, 0.3)))
+    test_bank = SyntheticBank(cfg)
+    train, test = _examples(train_bank, max(ks), training=True), _examples(test_bank, max(ks), training=False)
     out = {}
-    for bank, role in ((train, "train"), (test, "test")):
-        truth = bank.micro_segments()
-        spend, _ = bank.monthly_spend()
-        start = true_changes(truth)
-        t = truth.shape[1]
-        if role == "train":
-            # the changed customers after their change, and stable ones at a random month: a
-            # personality read from k windows of spending, whoever it belongs to
-            rng = np.random.default_rng(0)
-            s = np.where(start >= 0, start, rng.integers(0, t - max(ks) + 1, len(start)))
-            keep = s + max(ks) <= t
-            train_rows, train_s, train_truth, train_spend = np.flatnonzero(keep), s, truth, spend
-        else:
-            scorable = (start >= 0) & (start + 6 <= t)  # as recall counts them (segstream/quality.py)
-            test_rows, test_s, test_truth, test_spend = np.flatnonzero(scorable), start, truth, spend
     for k in ks:
-        x, moy = _windows_after(train, train_spend[train_rows], train_s[train_rows], k)
-        y = train_truth[train_rows, train_s[train_rows] + k - 1]
         clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0))
-        clf.fit(_features(x, moy), y)
-        if not len(test_rows):
+        clf.fit(*_labelled(train_bank, train, k))
+        if not len(test[0]):
             out[k] = float("nan")
             continue
-        x, moy = _windows_after(test, test_spend[test_rows], test_s[test_rows], k)
-        y = test_truth[test_rows, test_s[test_rows] + k - 1]
-        out[k] = float((clf.predict(_features(x, moy)) == y).mean())
+        x, y = _labelled(test_bank, test, k)
+        out[k] = float((clf.predict(x) == y).mean())
     return out
+
+
+def _examples(bank: SyntheticBank, k_max: int, training: bool) -> tuple[np.ndarray, ...]:
+    """(spend, first window, truth) of the customers a frontier learns from or is scored on.
+
+    Training reads the changed customers after their change and stable ones from a random month
+    (a personality read from k windows of spending, whoever it belongs to); scoring reads the
+    changed customers that recall counts (segstream/quality.py)."""
+    truth = bank.micro_segments()
+    spend, _ = bank.monthly_spend()
+    start = true_changes(truth)
+    t = truth.shape[1]
+    if training:
+        rng = np.random.default_rng(0)
+        start = np.where(start >= 0, start, rng.integers(0, t - k_max + 1, len(start)))
+        rows = np.flatnonzero(start + k_max <= t)
+    else:
+        rows = np.flatnonzero((start >= 0) & (start + 6 <= t))
+    return spend[rows], start[rows], truth[rows]
+
+
+def _labelled(bank: SyntheticBank, examples: tuple[np.ndarray, ...], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Features of k windows from each example's first, and its true micro-segment at the k-th."""
+    spend, start, truth = examples
+    x, moy = _windows_after(bank, spend, start, k)
+    return _features(x, moy), truth[np.arange(len(start)), start + k - 1]
 
 
 def score(bank: Bank, settings: Settings, customers: int | None = None) -> dict[str, Any]:
