@@ -8,6 +8,7 @@ process (started by multiprocessing, not by us) runs the same checkout as its pa
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -27,8 +28,10 @@ if tree:
 """
 
 
+@functools.cache
 def checkout_env(tree: Path) -> dict[str, str]:
-    """Environment variables that make a Python process (and its children) run ``tree``'s code."""
+    """Environment variables that make a Python process (and its children) run ``tree``'s code
+    (one site folder per tree and run, however many processes use it)."""
     site = Path(tempfile.mkdtemp(prefix="segstream-bench-site-"))
     (site / "sitecustomize.py").write_text(_SITE)
     path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)

@@ -6,7 +6,8 @@
 The end-to-end figure of one version (worker over bare consumer, bench/e2e_bench.py) moves
 with the machine from run to run; two versions are compared here in one run instead: the
 events are produced once, then each round times one worker of each checkout (batch ingest,
-a fresh consumer group and namespace each), from its first consumed batch to the topic's end.
+a fresh consumer group and namespace each) as e2e_bench.py times one: from its first checkpoint
+to the topic's end.
 The ratio per round and its spread are printed. Starts its own Kafka broker and Redis.
 """
 
@@ -14,29 +15,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from pathlib import Path
 
 from checkout_env import checkout_env
 from common import ROOT, local_servers, report  # noqa: I001
+from e2e_bench import run_workers
 
 from segstream.producers.kafka_producer import publish
 from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
-from tests.integration.harness import Worker, consumed, end_offsets, isolated_settings, settings_from, wait_until
-
-
-def timed_worker(tree: Path, env: dict, workdir: Path) -> float:
-    """Events per second of one worker running ``tree``'s code, from its first batch to the end."""
-    s = settings_from(env)
-    w = Worker({**env, **checkout_env(tree)}, workdir).start()
-    try:
-        wait_until(lambda: sum(consumed(s).values()) > 0, 300, "first batch", [w])
-        t0, first = time.perf_counter(), sum(consumed(s).values())
-        ends = end_offsets(s)
-        wait_until(lambda: consumed(s) == ends, 1800, "all events", [w])
-        return (sum(ends.values()) - first) / (time.perf_counter() - t0)
-    finally:
-        w.stop()
+from tests.integration.harness import isolated_settings, settings_from
 
 
 def main() -> None:
@@ -63,7 +50,8 @@ def main() -> None:
                     "SEGSTREAM_CONSUMER_GROUP": group,
                     "SEGSTREAM_NAMESPACE": group,
                 }
-                rates[name] = timed_worker(tree, fresh, work)
+                # one worker running ``tree``'s code, from its first checkpoint to the topic's end
+                rates[name] = run_workers({**fresh, **checkout_env(tree)}, 1, work, total)["events_per_s"]
             ratios.append(rates["this"] / rates["other"])
             figures[f"round_{r}"] = {**{k: round(v) for k, v in rates.items()}, "ratio": round(ratios[-1], 2)}
         figures["ratio_median"] = round(statistics.median(ratios), 2)

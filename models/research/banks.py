@@ -170,14 +170,14 @@ def frontier(cfg: GeneratorConfig, ks: tuple[int, ...] = KS) -> dict[int, float]
 
     train_bank = SyntheticBank(replace(cfg, seed=cfg.seed + 10_000, change_share=max(cfg.change_share, 0.3)))
     test_bank = SyntheticBank(cfg)
-    train, test = _examples(train_bank, max(ks), training=True), _examples(test_bank, max(ks), training=False)
+    test = _examples(test_bank, max(ks), training=False)
+    if not len(test[0]):  # no changed customer to score
+        return {k: float("nan") for k in ks}
+    train = _examples(train_bank, max(ks), training=True)
     out = {}
     for k in ks:
         clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0))
         clf.fit(*_labelled(train_bank, train, k))
-        if not len(test[0]):
-            out[k] = float("nan")
-            continue
         x, y = _labelled(test_bank, test, k)
         out[k] = float((clf.predict(x) == y).mean())
     return out
