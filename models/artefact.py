@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from segstream.core.change import Calibration
-from segstream.core.confidence import ConfidenceModel
+from segstream.core.confidence import FEATURES, STATE_FEATURES, ConfidenceModel
 from segstream.core.personality import CATEGORIES
 
 from .features import standardise, transform
@@ -101,8 +101,8 @@ class ModelArtefact:
             )
             if "calibration_season" in blob
             else None,
-            confidence=_confidence(blob, "confidence_"),
-            current_confidence=_confidence(blob, "current_confidence_"),
+            confidence=_confidence(blob, "confidence_", len(FEATURES)),
+            current_confidence=_confidence(blob, "current_confidence_", len(STATE_FEATURES)),
         )
 
     def normalise(self, spend_fraction: np.ndarray) -> np.ndarray:
@@ -120,10 +120,12 @@ def _tensors(prefix: str, model: ConfidenceModel | None) -> dict[str, torch.Tens
     return {prefix + k: torch.tensor(np.asarray(v, np.float64)) for k, v in vars(model).items() if v is not None}
 
 
-def _confidence(blob: dict, prefix: str) -> ConfidenceModel | None:
+def _confidence(blob: dict, prefix: str, n_features: int) -> ConfidenceModel | None:
     if prefix + "coef" not in blob:
         return None  # fitted from 0.8 on: older artefacts announce the margin
     get = {k[len(prefix) :]: v.numpy() for k, v in blob.items() if k.startswith(prefix)}
+    if len(get["coef"]) != n_features:
+        return None  # fitted on another feature set: the margin until `segstream calibrate` refits it
     get["intercept"] = float(get["intercept"])
     return ConfidenceModel(**get)
 

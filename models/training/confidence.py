@@ -20,6 +20,7 @@ import numpy as np
 from segstream.config import Settings
 from segstream.core.confidence import FEATURES, STATE_FEATURES, ConfidenceModel, features
 from segstream.core.events import SegmentChange
+from segstream.core.personality import TRAITS
 
 
 def event_features(changes: list[SegmentChange]) -> np.ndarray:
@@ -32,6 +33,9 @@ def event_features(changes: list[SegmentChange]) -> np.ndarray:
         np.array([e.get("reason") == "detected_change" for e in ev]),
         np.array([c.old_segment is None for c in changes]),
         np.array([e.get("purchases", 0) for e in ev]),
+        np.array([[c.traits[t] for t in TRAITS] for c in changes]).reshape(len(changes), len(TRAITS)),
+        np.array([c.distance for c in changes]),
+        np.array([e.get("statistic", 0.0) for e in ev]),
     )
 
 

@@ -11,10 +11,10 @@ shipped settings were not tuned on: models/training/confidence.py). Serving eval
 them with numpy alone.
 
 >>> import numpy as np
->>> m = ConfidenceModel(coef=np.array([4.0, 0, 0, 0, 0, 0, 0]), intercept=-1.0,
+>>> m = ConfidenceModel(coef=np.array([4.0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), intercept=-1.0,
 ...                     iso_x=np.array([0.0, 1.0]), iso_y=np.array([0.0, 1.0]))
 >>> x = features(np.array([0.0, 0.5]), np.zeros(2), np.ones(2), np.zeros(2, bool),
-...              np.zeros(2, bool), np.full(2, 20))
+...              np.zeros(2, bool), np.full(2, 20), np.zeros((2, 5)), np.ones(2), np.zeros(2))
 >>> p = m.score(x)
 >>> bool(p[1] > p[0]), bool((0 <= p).all() and (p <= 1).all())
 (True, True)
@@ -34,6 +34,13 @@ FEATURES = (
     "first",  # a first assignment
     "log_events",  # log(1 + purchases in this window): a sparse window says little
     "margin_x_log_events",  # a clear margin from few purchases is worth less
+    # a micro-segment is the order of the two leading traits: how far the state's predicted traits
+    # are from swapping that order says more than the centroid geometry alone (issue 31: the worst
+    # bank's calibration error 0.056 -> 0.043 with these three)
+    "trait_gap_first",  # dominant minus second predicted trait
+    "trait_gap_second",  # second minus third
+    "distance",  # to the nearest centroid: a state far from every centroid is an unusual one
+    "log_statistic",  # log(1 + the change statistic at this window): how loudly the spending moved
 )
 
 
@@ -44,10 +51,14 @@ def features(
     after_detection: np.ndarray,
     first: np.ndarray,
     n_events: np.ndarray,
+    traits: np.ndarray,
+    distance: np.ndarray,
+    statistic: np.ndarray,
 ) -> np.ndarray:
-    """[B, len(FEATURES)], row-aligned with the inputs."""
+    """[B, len(FEATURES)], row-aligned with the inputs; ``traits`` [B, 5] the state's predicted traits."""
     log_events = np.log1p(np.asarray(n_events, np.float64))
     margin = np.asarray(margin, np.float64)
+    ranked = -np.sort(-np.asarray(traits, np.float64), axis=1)
     return np.column_stack(
         [
             margin,
@@ -57,6 +68,10 @@ def features(
             np.asarray(first, np.float64),
             log_events,
             margin * log_events,
+            ranked[:, 0] - ranked[:, 1],
+            ranked[:, 1] - ranked[:, 2],
+            np.asarray(distance, np.float64),
+            np.log1p(np.maximum(np.asarray(statistic, np.float64), 0.0)),
         ]
     )
 

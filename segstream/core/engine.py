@@ -48,6 +48,15 @@ class Nearest(NamedTuple):
     probability: np.ndarray
 
 
+class Evidence(NamedTuple):
+    """What a window showed besides the state's geometry, per row: its purchases, the predicted
+    traits after it, and its change statistic (the confidence reads them)."""
+
+    n_events: np.ndarray
+    traits: np.ndarray
+    statistic: np.ndarray
+
+
 @dataclass
 class EngineResult:
     changes: list[SegmentChange] = field(default_factory=list)
@@ -133,7 +142,7 @@ class SegmentEngine:
         ewma, stat, alarm, quiet = self._detect(windows, spend, before, old, n_events)
         h, c, traits, shadow_h, shadow_c = self._step(spend, old, alarm, quiet)
         t2 = time.perf_counter()
-        new, d, near = self._assign(h, c, old, index, alarm, stats, n_events)
+        new, d, near = self._assign(h, c, old, index, alarm, stats, Evidence(n_events, traits, stat))
         new.ewma, new.shadow_h, new.shadow_c = np.where(alarm[:, None], 0.0, ewma), shadow_h, shadow_c
         t3 = time.perf_counter()
         written = self.store.commit([w.customer_id for w in windows], new)
@@ -196,7 +205,7 @@ class SegmentEngine:
         shadow_h[go], shadow_c[go] = h2[n:], c2[n:]
         return h2[:n], c2[:n], traits2[:n], shadow_h, shadow_c
 
-    def _assign(self, h, c, old: StateBatch, index: np.ndarray, alarm: np.ndarray, stats, n_events: np.ndarray):
+    def _assign(self, h, c, old: StateBatch, index: np.ndarray, alarm: np.ndarray, stats, seen: Evidence):
         """The new states (segment decided by the emission policy), the decision, and the nearest
         centroids. The k-means learns from settled states only: past warm-up, or re-warmed after a
         detected change."""
@@ -207,7 +216,7 @@ class SegmentEngine:
         near = np.where(settled, seg, -1).astype(np.int32)
         pending = old.pending.astype(bool)
         p = self._probability(
-            conf, relative, n_windows, (pending | alarm) & (old.segment >= 0), old.segment < 0, n_events
+            conf, relative, n_windows, (pending | alarm) & (old.segment >= 0), old.segment < 0, dist, seen
         )
         d = decide(
             self.policy, old.segment, near, old.nearest, relative, old.streak, pending, n_windows, alarm, conf, p
@@ -228,11 +237,14 @@ class SegmentEngine:
         )
         return new, d, Nearest(dist, conf, relative, p)
 
-    def _probability(self, margin, relative, n_windows, after_detection, first, n_events) -> np.ndarray:
+    def _probability(self, margin, relative, n_windows, after_detection, first, distance, seen: Evidence) -> np.ndarray:
         cm = self.confidence
         if cm is None:  # an artefact without a fitted confidence: the margin, as before 0.8
             return np.asarray(margin, np.float64)
-        return cm.score(confidence_features(margin, relative, n_windows, after_detection, first, n_events))
+        x = confidence_features(
+            margin, relative, n_windows, after_detection, first, seen.n_events, seen.traits, distance, seen.statistic
+        )
+        return cm.score(x)
 
     def _detect(self, windows, spend: np.ndarray, before: np.ndarray, old: StateBatch, n_events: np.ndarray):
         """(EWMA, statistic, alarm, quiet) per row: the change statistic against the state's prediction."""
@@ -265,7 +277,9 @@ class SegmentEngine:
         prev = old.prev_segment[rows]
         rel = _nearer_than(stats.centroids, old.h[rows], prev, dist)
         n_events = np.fromiter((w.n_events for w in sub), np.int64, len(sub))
-        p = self._probability(conf, rel, old.n_windows[rows], np.zeros(len(rows), bool), prev < 0, n_events)
+        # the window's change statistic is not stored: a replayed event's confidence reads it as quiet
+        seen = Evidence(n_events, traits, np.zeros(len(rows)))
+        p = self._probability(conf, rel, old.n_windows[rows], np.zeros(len(rows), bool), prev < 0, dist, seen)
         near = Nearest(dist, conf, rel, p)
         return self._changes(sub, at, prev, old.segment[rows], near, traits, stats)
 

@@ -13,14 +13,25 @@ from segstream.quality import calibration_error, reliability
 
 
 def _sample(n: int, seed: int):
-    """Events whose chance of being right rises with the margin and falls with few purchases."""
+    """Events whose chance of being right rises with the margin and the lead of the dominant trait,
+    and falls with few purchases; the raw inputs the engine passes, their features, the outcomes."""
     rng = np.random.default_rng(seed)
-    margin = rng.uniform(0, 0.6, n)
-    events = rng.integers(1, 40, n)
     first = rng.random(n) < 0.5
-    x = features(margin, rng.uniform(-1, 1, n), rng.integers(1, 12, n), ~first & (rng.random(n) < 0.5), first, events)
-    p = 1 / (1 + np.exp(-(-1.0 + 8 * margin + 0.5 * np.log1p(events) - 0.8 * first)))
-    return x, rng.random(n) < p, p
+    raw = dict(
+        margin=rng.uniform(0, 0.6, n),
+        relative=rng.uniform(-1, 1, n),
+        n_windows=rng.integers(1, 12, n),
+        after_detection=~first & (rng.random(n) < 0.5),
+        first=first,
+        n_events=rng.integers(1, 40, n),
+        traits=rng.normal(0, 1, (n, 5)),
+        distance=rng.uniform(0.5, 3, n),
+        statistic=rng.exponential(10, n),
+    )
+    lead = np.diff(-np.sort(-raw["traits"], axis=1)[:, 1::-1], axis=1)[:, 0]  # dominant minus second
+    z = -1.0 + 8 * raw["margin"] + 0.5 * np.log1p(raw["n_events"]) - 0.8 * first + 1.5 * lead
+    p = 1 / (1 + np.exp(-z))
+    return raw, features(**raw), rng.random(n) < p, p
 
 
 def test_the_expected_calibration_error_is_the_weighted_gap_per_bin():
@@ -32,15 +43,18 @@ def test_the_expected_calibration_error_is_the_weighted_gap_per_bin():
 
 
 def test_a_fitted_confidence_is_calibrated_on_data_it_did_not_see_and_the_margin_is_not():
-    x, right, _ = _sample(20_000, 1)
+    _, x, right, _ = _sample(20_000, 1)
     model = fit(x, right)
-    xt, rt, truth = _sample(20_000, 2)
-    # read back the raw inputs the engine would pass
-    p = model.score(features(xt[:, 0], xt[:, 1], np.exp(xt[:, 2]), xt[:, 3] > 0, xt[:, 4] > 0, np.expm1(xt[:, 5])))
+    raw, xt, rt, truth = _sample(20_000, 2)
+    p = model.score(xt)
     assert calibration_error(p, rt) < 0.02
-    assert calibration_error(xt[:, 0], rt) > 0.2  # the margin is not a probability
+    assert calibration_error(raw["margin"], rt) > 0.2  # the margin is not a probability
     assert np.corrcoef(p, truth)[0, 1] > 0.95
     assert len(FEATURES) == x.shape[1]
+    # the lead of the dominant trait carries what the margin does not: without it the fit is worse
+    blind = fit(x[:, : FEATURES.index("trait_gap_first")], right)
+    p_blind = blind.score(xt[:, : FEATURES.index("trait_gap_first")])
+    assert np.corrcoef(p_blind, truth)[0, 1] < np.corrcoef(p, truth)[0, 1] - 0.05
 
 
 def test_min_confidence_holds_a_detected_change_until_its_label_is_likely_right():
