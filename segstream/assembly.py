@@ -77,9 +77,13 @@ def build_pipeline(
             review_confirm=settings.review_confirm,
             review_margin=settings.review_margin,
             min_confidence=settings.min_confidence,
+            first_confidence=settings.first_confidence,
         ),
         detector=ChangeDetector(
-            weight=settings.change_weight, threshold=settings.change_threshold, quiet=settings.change_quiet
+            weight=settings.change_weight,
+            threshold=settings.change_threshold,
+            quiet=settings.change_quiet,
+            clip=settings.change_clip,
         )
         if settings.change_threshold > 0
         else None,

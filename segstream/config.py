@@ -114,6 +114,7 @@ class Settings(BaseSettings):
     change_threshold: float = 25.0  # change statistic (~chi-square, 5 d.o.f.) that resets the state; 0: off
     change_weight: float = 0.3  # EWMA weight of the newest window in the change statistic
     change_quiet: float = 12.0  # a window whose own squared residual is within this restarts the shadow state
+    change_clip: float = 3.0  # residuals beyond this many spreads count as this many (one-off purchases)
     rewarm_windows: int = 1  # windows after a detected change before its new segment is announced
     confirm_windows: int = 6  # without a detected change: windows in a row another segment must be nearer ...
     confirm_margin: float = 0.35  # ... by this relative distance, before the segment moves
@@ -126,6 +127,9 @@ class Settings(BaseSettings):
     # a change after the first segment is announced only once its label's probability of being right
     # (the events' confidence, calibrated: docs/tracking.md) reaches this; 0 announces every change
     min_confidence: float = 0.0
+    # a customer's first segment waits past the warm-up until its label is this likely right (at most
+    # twice the warm-up): chosen on the calibration banks, never the six reported (README, issue 31)
+    first_confidence: float = 0.7
     model_path: Path | None = None  # None: the artefact shipped in models/artefacts
     # torch's threads for the LSTM step: one batch is a small matrix product, and extra
     # threads only take cores from Redis and the event loop (BENCHMARKS.md, month end)

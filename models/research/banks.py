@@ -217,7 +217,8 @@ def score(bank: Bank, settings: Settings, customers: int | None = None) -> dict[
     sure = conf >= 0.8
     front = frontier(cfg)
     row = {"bank": bank.name, "what": bank.what, "customers": cfg.customers, "months": cfg.months}
-    row.update({k: r.summary[k] for k in (*HEADLINE, "ari_vs_truth")})
+    state = ("ari_vs_truth", "ari_state_vs_truth", "label_accuracy_state_end")
+    row.update({k: r.summary[k] for k in (*HEADLINE, *state, "first_label_windows_median", "first_label_windows_p90")})
     row.update({f"frontier_{k}": v for k, v in front.items()})
     row["recall_3_of_frontier"] = row["recall_3"] / front[3] if front[3] else float("nan")
     row["recall_6_of_frontier"] = row["recall_6"] / front[6] if front[6] else float("nan")
@@ -280,9 +281,11 @@ def to_markdown(res: dict[str, Any]) -> str:
         ("median_delay", "median delay"),
         ("false_changes_per_stable_window", "false / stable window"),
         ("label_accuracy_stable_end", "end stable / changed"),
+        ("label_accuracy_state_end", "end, state"),
         ("calibration_error", "ECE (changes)"),
         ("right_when_confidence_0.8", "right at conf ≥ 0.8"),
-        ("ari_vs_truth", "ARI"),
+        ("ari_vs_truth", "ARI (state)"),
+        ("first_label_windows_median", "first label after (p90)"),
     ]
     out = ["| " + " | ".join(c for _, c in cols) + " |", "|" + "---|" * len(cols)]
     for r in res["banks"]:
@@ -295,9 +298,11 @@ def to_markdown(res: dict[str, Any]) -> str:
             f"{r['median_delay']:.0f}",
             f"{r['false_changes_per_stable_window']:.2%}",
             f"{r['label_accuracy_stable_end']:.3f} / {r['label_accuracy_changed_end']:.3f}",
+            f"{r['label_accuracy_state_end']:.3f}",
             f"{r['calibration_error']:.3f} ({r['calibration_error_changes']:.3f})",
             f"{r['right_when_confidence_0.8']:.3f}",
-            f"{r['ari_vs_truth']:.3f}",
+            f"{r['ari_vs_truth']:.3f} ({r['ari_state_vs_truth']:.3f})",
+            f"{r['first_label_windows_median']:.0f} ({r['first_label_windows_p90']:.0f})",
         ]
         out.append("| " + " | ".join(cells) + " |")
     out += ["", "Worst bank per goal:", "", "| figure | worst bank | value | goal | met |", "|---|---|---|---|---|"]

@@ -196,6 +196,12 @@ def compare(sc: Scenario = Scenario(), log: Callable[[str], None] = lambda _: No
     run("restart from zero at a detected change (no shadow state)", change_quiet=1e9)
     run("new segment at once after a detected change, however unsure", settle_confidence=0.0)
     run("first segment after 4 windows", warmup_windows=4)
+    run("first segment after 6 windows, however unsure (the 0.8 policy)", first_confidence=0.0)
+    # the drift rule trades labels at the end for changes announced to stable customers: their
+    # corrections are what raises the labels (docs/banks.md, "end, state": what the states know)
+    run("drift confirmed after 3 windows at margin 0.2", confirm_windows=3, confirm_margin=0.2)
+    run("drift confirmed after 2 windows at margin 0.1", confirm_windows=2, confirm_margin=0.1)
+    run("residuals clipped at 4 spreads in the change statistic, not 3", change_clip=4.0)
     frontier = []
     for threshold in (15.0, 20.0, 25.0, 35.0):
         for least in (0.0, 0.6, 0.8):

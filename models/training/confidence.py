@@ -1,9 +1,9 @@
 """Fit the change events' confidence: P(announced label is the true micro-segment).
 
 The engine runs on the calibration banks (models/research/banks.py ``CALIBRATION``:
-seeds and mixes that neither the six reported banks nor the emission settings were
-tuned on), with every change announced (``min_confidence`` 0, so the fit sees the
-whole range), and every event a consumer received is a sample: its features as the
+seeds and mixes that are none of the six reported banks), with every change and first
+segment announced as soon as the policy allows (``min_confidence`` and
+``first_confidence`` 0, so the fit sees the whole range), and every event a consumer received is a sample: its features as the
 engine saw them (carried in the event) and whether its label was right. A logistic
 regression over core/confidence.py's features, then an isotonic map of its output,
 so the probability is monotone in the logistic score and matches observed shares.
@@ -121,7 +121,8 @@ def calibrate(artefact, settings: Settings, customers: int | None = None, log=pr
 def _fit_confidences(settings: Settings, customers: int | None, log) -> tuple[ConfidenceModel, ConfidenceModel, dict]:
     from segstream.models.research.banks import CALIBRATION, announcements, current_labels, run
 
-    settings = settings.model_copy(update={"min_confidence": 0.0})
+    # every event announced as soon as the policy allows, so the fit sees the whole range
+    settings = settings.model_copy(update={"min_confidence": 0.0, "first_confidence": 0.0})
     xs, ys, cx, cy = [], [], [], []
     for bank in CALIBRATION:
         r = run(bank, settings, customers)

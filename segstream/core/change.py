@@ -28,7 +28,12 @@ announcing noise:
   label read from two or three windows is wrong a quarter of the time, and the
   state that has seen more knows better; or (c) when another centroid has been
   nearer by ``margin`` for ``confirm`` windows in a row (slow drift).
-  Nearest-centroid flips at a segment boundary are not announced.
+  Nearest-centroid flips at a segment boundary are not announced. A customer's
+  **first** segment waits past ``warmup`` until its label is ``first_confidence``
+  likely right (the calibrated probability, core/confidence.py), at most until twice
+  ``warmup``: a first label read from six windows of a customer who buys little is
+  wrong a quarter of the time, and every later correction reaches consumers as a
+  change that never happened.
 
 Both keep their whole memory in the customer's state record, so any worker can
 continue any customer, and both run on arrays for a whole batch.
@@ -110,6 +115,7 @@ class EmissionPolicy:
     review_confirm: int = 2  # ... once another centroid has been nearer for this many windows in a row ...
     review_margin: float = 0.15  # ... by this relative distance (0 windows: no correction but the drift rule)
     min_confidence: float = 0.0  # a change (after the first segment) waits until its label is this likely right
+    first_confidence: float = 0.7  # a first segment waits until it is this likely right, or twice ``warmup`` windows
 
 
 @dataclass
@@ -145,6 +151,8 @@ def decide(
     pending = pending | alarm
     warm = n_windows >= policy.warmup
     first = (announced < 0) & warm
+    if probability is not None and policy.first_confidence > 0:
+        first &= (probability >= policy.first_confidence) | (n_windows >= 2 * policy.warmup)
     sure = True if confidence is None else (confidence >= policy.settle) | (n_windows >= policy.patience)
     rewarmed = pending & (n_windows >= policy.rewarm) & (announced >= 0) & sure
     review = n_windows <= policy.review

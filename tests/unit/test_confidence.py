@@ -90,8 +90,9 @@ def test_min_confidence_holds_a_detected_change_until_its_label_is_likely_right(
 
 
 def test_a_first_segment_is_never_held_by_min_confidence():
+    """min_confidence is for changes; a first segment has its own setting (first_confidence)."""
     d = decide(
-        EmissionPolicy(min_confidence=0.99, warmup=2),
+        EmissionPolicy(min_confidence=0.99, warmup=2, first_confidence=0.0),
         np.array([-1]), np.array([4]), np.array([4]), np.zeros(1), np.zeros(1, np.uint8), np.array([False]),
         np.array([2]), np.array([False]), np.ones(1), np.zeros(1),
     )  # fmt: skip
@@ -113,3 +114,33 @@ def test_the_confidence_modules_doctest_holds():
     from segstream.core import confidence
 
     assert doctest.testmod(confidence).attempted > 0 and doctest.testmod(confidence).failed == 0
+
+
+def test_a_first_segment_waits_until_likely_right_and_no_longer_than_twice_the_warm_up():
+    policy = EmissionPolicy(warmup=6, first_confidence=0.7)
+
+    def first(prob: float, n_windows: int) -> bool:
+        d = decide(
+            policy,
+            announced=np.array([-1]),
+            nearest=np.array([4]),
+            previous_nearest=np.array([4]),
+            relative_margin=np.zeros(1),
+            streak=np.zeros(1, np.uint8),
+            pending=np.zeros(1, bool),
+            n_windows=np.array([n_windows]),
+            alarm=np.zeros(1, bool),
+            confidence=np.ones(1) * 0.3,
+            probability=np.ones(1) * prob,
+        )
+        assert d.segment[0] in (-1, 4)
+        return bool(d.changed[0])
+
+    assert not first(0.9, 5)  # never before the warm-up
+    assert first(0.9, 6) and not first(0.6, 6)  # at the warm-up only when sure
+    assert not first(0.6, 11) and first(0.6, 12)  # unsure: at twice the warm-up whatever it says
+    assert first(0.0, 6) is False
+    assert decide(  # 0: the first segment at the warm-up, however unsure (the 0.8 policy)
+        EmissionPolicy(warmup=6, first_confidence=0.0), np.array([-1]), np.array([4]), np.array([4]), np.zeros(1), np.zeros(1, np.uint8),
+        np.zeros(1, bool), np.array([6]), np.zeros(1, bool), np.ones(1) * 0.3, np.zeros(1),
+    ).changed[0]  # fmt: skip

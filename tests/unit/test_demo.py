@@ -30,3 +30,17 @@ def test_demo_reports_change_tracking_against_the_truth_per_window():
     assert out["precision"] > 0.3 and out["recall_6"] > 0.4  # the label-exact figures a consumer sees
     assert out["false_changes_per_stable_window"] < 0.03
     assert out["label_accuracy_changed_end"] > 0.4
+
+
+def test_what_the_states_know_is_what_an_every_flip_policy_announces():
+    """The state figures read each state's nearest centroid; with every flip announced (no
+    confirmation, no review, no detector to hold a move), the announced segments are exactly those,
+    and the strict default policy announces less than its states know on the same bank."""
+    every_flip = Settings(
+        confirm_windows=1, confirm_margin=0.0, review_windows=0, change_threshold=0.0, first_confidence=0.0
+    )
+    loose = run_demo(customers=400, months=12, seed=11, settings=every_flip, progress=False)
+    assert loose["ari_state_vs_truth"] == loose["ari_vs_truth"] > 0.3
+    assert loose["label_accuracy_state_end"] == loose["label_accuracy_stable_end"]
+    strict = run_demo(customers=400, months=12, seed=11, settings=Settings(), progress=False)
+    assert strict["ari_state_vs_truth"] > strict["ari_vs_truth"]
