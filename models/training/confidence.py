@@ -3,8 +3,9 @@
 The engine runs on the calibration banks (models/research/banks.py ``CALIBRATION``:
 seeds and mixes that are none of the six reported banks), with every change and first
 segment announced as soon as the policy allows (``min_confidence`` and
-``first_confidence`` 0, so the fit sees the whole range), and every event a consumer received is a sample: its features as the
-engine saw them (carried in the event) and whether its label was right. A logistic
+``first_confidence`` 0, so the fit sees the whole range), and every event a consumer
+received is a sample: its features as the engine saw them (carried in the event) and
+whether its label was right. A logistic
 regression over core/confidence.py's features, then an isotonic map of its output,
 so the probability is monotone in the logistic score and matches observed shares.
 

@@ -35,8 +35,8 @@ FEATURES = (
     "log_events",  # log(1 + purchases in this window): a sparse window says little
     "margin_x_log_events",  # a clear margin from few purchases is worth less
     # a micro-segment is the order of the two leading traits: how far the state's predicted traits
-    # are from swapping that order says more than the centroid geometry alone (issue 31: the worst
-    # bank's calibration error 0.056 -> 0.043 with these three)
+    # are from swapping that order says more than the centroid geometry alone (issue 31: with
+    # these four the worst bank's calibration error went from 0.056 to 0.043)
     "trait_gap_first",  # dominant minus second predicted trait
     "trait_gap_second",  # second minus third
     "distance",  # to the nearest centroid: a state far from every centroid is an unusual one
