@@ -218,8 +218,11 @@ class SegmentEngine:
         p = self._probability(
             conf, relative, n_windows, (pending | alarm) & (old.segment >= 0), old.segment < 0, dist, seen
         )
+        # only a calibrated probability holds a move (min_confidence, first_confidence): an artefact
+        # without one reports the margin, which is no probability (a fresh `segstream train`)
+        sure = p if self.confidence is not None else None
         d = decide(
-            self.policy, old.segment, near, old.nearest, relative, old.streak, pending, n_windows, alarm, conf, p
+            self.policy, old.segment, near, old.nearest, relative, old.streak, pending, n_windows, alarm, conf, sure
         )
         new = StateBatch(
             h=h,

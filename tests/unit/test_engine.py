@@ -199,3 +199,14 @@ def test_the_k_means_module_s_example_holds():
     from segstream.core import kmeans
 
     assert doctest.testmod(kmeans).failed == 0
+
+
+def test_without_a_calibrated_confidence_no_setting_holds_a_first_segment():
+    """A freshly trained artefact has no fitted confidence: the event's confidence is then the
+    margin, which is no probability, and a first segment near a boundary still goes out at the
+    warm-up whatever first_confidence says (the blue-green test's green model)."""
+    model, store = PassThroughModel(), InMemoryStateStore(H)
+    policy = EmissionPolicy(warmup=1, review=0, first_confidence=0.9, min_confidence=0.9)
+    eng = SegmentEngine(model, store, policy=policy, initial_centroids=CENTROIDS, prior_weight=1e6)
+    (change,) = eng.process([window("a", 0, [4.5, 4.5])]).changes  # nearly halfway between the centroids
+    assert change.old_segment is None and change.new_segment == 0 and change.confidence < 0.9
