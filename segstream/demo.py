@@ -19,7 +19,7 @@ from segstream.assembly import build_pipeline, event_limits
 from segstream.config import Settings
 from segstream.core.events import SegmentChange
 from segstream.core.pipeline import SegmentationPipeline
-from segstream.core.profiles import profiles
+from segstream.core.profiles import segment_labels
 from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
 from segstream.quality import calibration_error, score_segments, score_tracking
 
@@ -136,7 +136,7 @@ def state_view(pipeline: SegmentationPipeline, bank: SyntheticBank, truth: np.nd
     state, stats = pipeline.engine.store.load(bank.customer_ids.tolist())
     has = state.nearest >= 0
     nearest = dict(zip(bank.customer_ids[has].tolist(), state.nearest[has].tolist()))
-    labels = np.array([p.label for p in profiles(pipeline.engine.model.traits_of(stats.centroids))], dtype=object)
+    labels = segment_labels(pipeline.engine.model.traits_of(stats.centroids))
     right = labels[state.nearest[has]] == truth[has, -1]
     return {
         "ari_state_vs_truth": round(score_segments(nearest, bank.truth, "micro_segment")["ari"], 4),

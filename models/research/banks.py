@@ -119,12 +119,12 @@ def current_labels(r: BankRun) -> tuple[np.ndarray, np.ndarray]:
     """Per customer with a segment at the end: the state's features for its announced segment's
     confidence (core/confidence.py ``state_features``), and whether that label is right."""
     from segstream.core.confidence import announced_margin, state_features
-    from segstream.core.profiles import profiles
+    from segstream.core.profiles import segment_labels
 
     engine = r.pipeline.engine
     state, stats = engine.store.load(r.bank.customer_ids.tolist())
     has = state.segment >= 0
-    labels = np.array([p.label for p in profiles(engine.model.traits_of(stats.centroids))], dtype=object)
+    labels = segment_labels(engine.model.traits_of(stats.centroids))
     x = state_features(
         announced_margin(stats.centroids, state.h[has], state.segment[has]),
         state.n_windows[has],
@@ -217,8 +217,9 @@ def score(bank: Bank, settings: Settings, customers: int | None = None) -> dict[
     sure = conf >= 0.8
     front = frontier(cfg)
     row = {"bank": bank.name, "what": bank.what, "customers": cfg.customers, "months": cfg.months}
-    state = ("ari_vs_truth", "ari_state_vs_truth", "label_accuracy_state_end")
-    row.update({k: r.summary[k] for k in (*HEADLINE, *state, "first_label_windows_median", "first_label_windows_p90")})
+    segments = ("ari_vs_truth", "ari_state_vs_truth", "label_accuracy_state_end")
+    first_label = ("first_label_windows_median", "first_label_windows_p90")
+    row.update({k: r.summary[k] for k in (*HEADLINE, *segments, *first_label)})
     row.update({f"frontier_{k}": v for k, v in front.items()})
     row["recall_3_of_frontier"] = row["recall_3"] / front[3] if front[3] else float("nan")
     row["recall_6_of_frontier"] = row["recall_6"] / front[6] if front[6] else float("nan")

@@ -137,7 +137,7 @@ def reset_probe(sc: Scenario, settings: Settings, after: tuple[int, ...] = (1, 2
 
     from segstream.assembly import load_model
     from segstream.core.kmeans import nearest
-    from segstream.core.profiles import profiles
+    from segstream.core.profiles import segment_labels
     from segstream.quality import true_changes
 
     art, model = load_model(settings)
@@ -146,7 +146,7 @@ def reset_probe(sc: Scenario, settings: Settings, after: tuple[int, ...] = (1, 2
     truth = bank.micro_segments()
     start = true_changes(truth)
     rows = np.flatnonzero((start >= 0) & (start + max(after) <= sc.months))
-    labels = np.array([p.label for p in profiles(model.traits_of(art.centroids))])
+    labels = segment_labels(model.traits_of(art.centroids))
     out = {}
     for k in after:
         x = np.stack([spend[r, start[r] : start[r] + k] for r in rows]).astype(np.float32)

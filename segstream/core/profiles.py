@@ -86,3 +86,8 @@ def profiles(trait_matrix: np.ndarray) -> list[SegmentProfile]:
         family, why = recommend(d, s)
         out.append(SegmentProfile(j, segment_label(order), d, s, dict(zip(TRAITS, map(float, t))), family, why))
     return out
+
+
+def segment_labels(trait_matrix: np.ndarray) -> np.ndarray:
+    """[k] each centroid's label ("O>E") from its predicted traits, to index by segment number."""
+    return np.array([p.label for p in profiles(trait_matrix)], dtype=object)
