@@ -80,6 +80,8 @@ def build_pipeline(
             first_confidence=settings.first_confidence,
         ),
         detector=ChangeDetector(
+            chart=settings.change_chart,
+            reference=settings.change_reference,
             weight=settings.change_weight,
             threshold=settings.change_threshold,
             quiet=settings.change_quiet,

@@ -111,8 +111,12 @@ class Settings(BaseSettings):
     core_process: bool = True
     # --- change detection and emission (core/change.py; docs/evaluation.md has the trade-off)
     warmup_windows: int = 6  # windows before a customer's first segment is announced
-    change_threshold: float = 25.0  # change statistic (~chi-square, 5 d.o.f.) that resets the state; 0: off
-    change_weight: float = 0.3  # EWMA weight of the newest window in the change statistic
+    # the change statistic's chart (core/change.py): "cusum" (0.8.2) or the "ewma" of 0.3-0.8.1,
+    # whose threshold was 25; a new chart or threshold wants `segstream calibrate` after it
+    change_chart: Literal["cusum", "ewma"] = "cusum"
+    change_threshold: float = 16.0  # the chart's statistic that resets the state; 0: off
+    change_reference: float = 1.75  # CUSUM: shrink per window in spreads (shifts of ~twice this are seen soonest)
+    change_weight: float = 0.3  # EWMA: weight of the newest window
     change_quiet: float = 12.0  # a window whose own squared residual is within this restarts the shadow state
     change_clip: float = 3.0  # residuals beyond this many spreads count as this many (one-off purchases)
     rewarm_windows: int = 1  # windows after a detected change before its new segment is announced

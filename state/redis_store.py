@@ -67,7 +67,7 @@ def record_dtype(hidden_size: int) -> np.dtype:
             ("nearest", "<i2"),
             ("streak", "u1"),
             ("pending", "u1"),
-            ("ewma", "<f2", (5,)),
+            ("chart", "<f2", (5,)),  # "ewma" before 0.8.2: same bytes
             ("h", "<f2", (hidden_size,)),
             ("c", "<f2", (hidden_size,)),
             ("shadow_h", "<f2", (hidden_size,)),

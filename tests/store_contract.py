@@ -40,7 +40,7 @@ def test_round_trip_of_every_field(make_store):
     b = batch([[1.0, 2.0], [3.0, 4.0]], np.array([3, 5]), np.array([0, 1]))
     b.streak[:] = [2, 0]
     b.pending[:] = [True, False]
-    b.ewma[:] = 0.5
+    b.chart[:] = 0.5
     b.shadow_h[:] = 0.25
     assert store.commit(["a", "b"], b).tolist() == [True, True]
     got, _ = store.load(["a", "b", "nobody"])

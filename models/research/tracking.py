@@ -184,8 +184,12 @@ def compare(sc: Scenario = Scenario(), log: Callable[[str], None] = lambda _: No
         review_windows=0,
     )
     run("product default")
+    # earlier defaults ran the EWMA chart at threshold 25 (the confidence they read is fitted for the CUSUM)
+    ewma = {"change_chart": "ewma", "change_threshold": 25.0}
+    run("0.8.1 default: the EWMA chart (weight 0.3, threshold 25)", **ewma)
     run(
-        "0.4 default (shadow quiet 9.2, drift margin 0.25, no departure margin, no review)",
+        "0.4 default (EWMA chart, shadow quiet 9.2, drift margin 0.25, no departure margin, no review)",
+        **ewma,
         change_quiet=9.2,
         confirm_margin=0.25,
         departure_margin=0.0,
@@ -196,14 +200,14 @@ def compare(sc: Scenario = Scenario(), log: Callable[[str], None] = lambda _: No
     run("restart from zero at a detected change (no shadow state)", change_quiet=1e9)
     run("new segment at once after a detected change, however unsure", settle_confidence=0.0)
     run("first segment after 4 windows", warmup_windows=4)
-    run("first segment after 6 windows, however unsure (the 0.8 policy)", first_confidence=0.0)
+    run("first segment after 6 windows, however unsure (the 0.8 policy, EWMA chart)", first_confidence=0.0, **ewma)
     # the drift rule trades labels at the end for changes announced to stable customers: their
     # corrections are what raises the labels (docs/banks.md, "end, state": what the states know)
     run("drift confirmed after 3 windows at margin 0.2", confirm_windows=3, confirm_margin=0.2)
     run("drift confirmed after 2 windows at margin 0.1", confirm_windows=2, confirm_margin=0.1)
     run("residuals clipped at 4 spreads in the change statistic, not 3", change_clip=4.0)
     frontier = []
-    for threshold in (15.0, 20.0, 25.0, 35.0):
+    for threshold in (10.0, 13.0, 16.0, 22.0):
         for least in (0.0, 0.6, 0.8):
             over = {"change_threshold": threshold, "min_confidence": least}
             out = _demo(sc, base.model_copy(update=over))

@@ -115,6 +115,10 @@ def calibrate(artefact, settings: Settings, customers: int | None = None, log=pr
         artefact.save(path)
         events, current, fitted_on = _fit_confidences(settings.model_copy(update={"model_path": path}), customers, log)
     fitted_on.update(volume_exponent=exponent, reference_events=reference)
+    # the confidence reads the change statistic: what it was fitted under, to check a deployment against
+    fitted_on["detector"] = {
+        k: getattr(settings, k) for k in ("change_chart", "change_threshold", "change_reference", "change_weight")
+    }
     trained_on = {**artefact.trained_on, "confidence": fitted_on}
     return replace(artefact, confidence=events, current_confidence=current, trained_on=trained_on)
 

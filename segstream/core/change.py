@@ -8,14 +8,22 @@ announcing noise:
 * **Change statistic** (:class:`ChangeDetector`): each window's spending-evinced
   personality is compared with what the state predicted *before* seeing it. The
   residual, in units of its usual spread and with the calendar month's seasonal
-  shift taken out, feeds an exponentially weighted mean per customer; its squared
-  norm is a chi-square-like statistic (Lowry's multivariate EWMA chart). One odd
-  month (a car, a holiday) moves it little; a new personality keeps pushing it
-  the same way. Past the threshold the state restarts on the new behaviour: the
-  paper's trajectories restart from the new personality. It restarts from a
-  *shadow* state that has stepped through the windows since one last looked like
-  the prediction (its own squared residual within ``quiet``), so the new state
-  has seen the change's first window too, not only the alarm's.
+  shift taken out, feeds a multivariate chart per customer whose memory is five
+  numbers in its state record. Since 0.8.2 the chart is Crosier's multivariate
+  CUSUM: the residuals are summed while they keep pointing one way, each window's
+  sum shrunk by ``reference`` (half the shift it is quickest to see), so the sum
+  falls back to zero while the spending looks like the prediction and grows from
+  the change's first window once it does not. One odd month (a car, a holiday)
+  moves it little; a new personality keeps pushing it the same way. On the six
+  calibration banks it was at least as good as the EWMA chart of 0.3-0.8.1
+  (``chart="ewma"``, Lowry's multivariate EWMA, kept for comparison) on every mean
+  and worst-bank figure, and better on all but one: fewer false changes, sooner and
+  more often right announcements (README, "What limits it").
+  Past the threshold the state restarts on the new behaviour: the paper's
+  trajectories restart from the new personality. It restarts from a *shadow* state
+  that has stepped through the windows since one last looked like the prediction
+  (its own squared residual within ``quiet``), so the new state has seen the
+  change's first window too, not only the alarm's.
 * **Emission policy** (:class:`EmissionPolicy`): the announced segment moves only
   (a) after a detected change, once the new state is sure of its segment (its gap
   to the second-nearest centroid at least ``settle``) or ``patience`` windows have
@@ -42,6 +50,7 @@ continue any customer, and both run on arrays for a whole batch.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -78,25 +87,35 @@ class Calibration:
 
 @dataclass(frozen=True)
 class ChangeDetector:
-    """Multivariate EWMA of standardised residuals; alarms when its statistic passes ``threshold``."""
+    """A multivariate control chart of standardised residuals; alarms when its statistic passes
+    ``threshold``. Its memory per customer is a [5] vector (the state record's ``chart``)."""
 
-    weight: float = 0.3  # EWMA weight of the newest window
-    threshold: float = 25.0  # on the statistic, ~chi-square with 5 degrees of freedom when nothing changed
+    chart: Literal["cusum", "ewma"] = "cusum"
+    threshold: float = 16.0  # on the statistic: the squared norm of the CUSUM (the EWMA chart used 25)
+    reference: float = 1.75  # CUSUM: shrink per window, in spreads; shifts of about twice this are seen soonest
+    weight: float = 0.3  # EWMA: weight of the newest window
     clip: float = 3.0  # residuals beyond this many spreads count as this many (one-off purchases)
     quiet: float = 12.0  # a window's own squared residual up to this (chi-square 5 d.o.f., ~97%) looks unchanged
 
     def update(
-        self, ewma: np.ndarray, residual: np.ndarray, sd: np.ndarray
+        self, memory: np.ndarray, residual: np.ndarray, sd: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(new EWMA [B, 5], statistic [B], quiet [B]) for residuals [B, 5] in trait units.
+        """(new memory [B, 5], statistic [B], quiet [B]) for residuals [B, 5] in trait units.
 
         ``quiet`` marks windows that on their own look like the state's prediction
         (their squared residual within ``quiet``): a change has not begun by them.
         """
         z = np.clip(residual / sd, -self.clip, self.clip)
-        lam = self.weight
-        new = (1.0 - lam) * ewma + lam * z
-        stat = (new * new).sum(1) * (2.0 - lam) / lam
+        if self.chart == "cusum":
+            # Crosier (1988): S = (S + z)(1 - k / |S + z|), or 0 once |S + z| <= k
+            total = memory + z
+            norm = np.linalg.norm(total, axis=1)
+            new = total * np.where(norm > self.reference, 1.0 - self.reference / np.maximum(norm, 1e-12), 0.0)[:, None]
+            stat = (new * new).sum(1)
+        else:
+            lam = self.weight
+            new = (1.0 - lam) * memory + lam * z
+            stat = (new * new).sum(1) * (2.0 - lam) / lam
         return new.astype(np.float32), stat, (z * z).sum(1) <= self.quiet
 
 

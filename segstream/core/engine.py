@@ -139,11 +139,11 @@ class SegmentEngine:
         _finite("spending features", spend.astype(np.float32))
         before = self.model.traits_of(old.h)
         n_events = np.fromiter((w.n_events for w in windows), np.int64, len(windows))
-        ewma, stat, alarm, quiet = self._detect(windows, spend, before, old, n_events)
+        memory, stat, alarm, quiet = self._detect(windows, spend, before, old, n_events)
         h, c, traits, shadow_h, shadow_c = self._step(spend, old, alarm, quiet)
         t2 = time.perf_counter()
         new, d, near = self._assign(h, c, old, index, alarm, stats, Evidence(n_events, traits, stat))
-        new.ewma, new.shadow_h, new.shadow_c = np.where(alarm[:, None], 0.0, ewma), shadow_h, shadow_c
+        new.chart, new.shadow_h, new.shadow_c = np.where(alarm[:, None], 0.0, memory), shadow_h, shadow_c
         t3 = time.perf_counter()
         written = self.store.commit([w.customer_id for w in windows], new)
         t4 = time.perf_counter()
@@ -234,7 +234,7 @@ class SegmentEngine:
             nearest=near,
             streak=d.streak,
             pending=d.pending,
-            ewma=old.ewma,
+            chart=old.chart,
             shadow_h=old.shadow_h,
             shadow_c=old.shadow_c,
         )
@@ -250,17 +250,17 @@ class SegmentEngine:
         return cm.score(x)
 
     def _detect(self, windows, spend: np.ndarray, before: np.ndarray, old: StateBatch, n_events: np.ndarray):
-        """(EWMA, statistic, alarm, quiet) per row: the change statistic against the state's prediction."""
+        """(chart memory, statistic, alarm, quiet) per row: the change statistic against the state's prediction."""
         n = len(windows)
         if self.detector is None:
-            return old.ewma, np.zeros(n), np.zeros(n, bool), np.ones(n, bool)
+            return old.chart, np.zeros(n), np.zeros(n, bool), np.ones(n, bool)
         cal = self.model.calibration
         starts = np.fromiter((w.start for w in windows), np.float64, n)
         observed = cal.observe(spend, month_of_year(starts))
-        ewma, stat, quiet = self.detector.update(old.ewma, observed - before, cal.residual_spread(n_events))
+        memory, stat, quiet = self.detector.update(old.chart, observed - before, cal.residual_spread(n_events))
         # only a state that has settled predicts anything; one already re-warming is left alone
         alarm = (stat > self.detector.threshold) & (old.n_windows >= self.policy.warmup) & ~old.pending.astype(bool)
-        return ewma, stat, alarm, quiet
+        return memory, stat, alarm, quiet
 
     def _reannounce(self, windows, old: StateBatch, index: np.ndarray, stats: CentroidStats) -> list[SegmentChange]:
         """Change events of windows that were applied but may not have been announced.

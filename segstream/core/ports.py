@@ -31,7 +31,7 @@ class StateBatch:
     nearest: np.ndarray  # [B] int32 nearest centroid after the last window, -1 = none (the k-means fold label)
     streak: np.ndarray  # [B] uint8 windows in a row ``nearest`` beat the announced segment
     pending: np.ndarray  # [B] bool: a change was detected and its new segment not yet announced
-    ewma: np.ndarray  # [B, 5] float32 change statistic's running mean of standardised residuals
+    chart: np.ndarray  # [B, 5] float32 the change chart's memory of standardised residuals (core/change.py)
     # [B, H] float32 LSTM state over the windows since the change statistic last looked
     # quiet: what a detected change restarts from, so the new state has seen the change begin
     shadow_h: np.ndarray
@@ -49,7 +49,7 @@ class StateBatch:
             nearest=np.full(n, -1, np.int32),
             streak=np.zeros(n, np.uint8),
             pending=np.zeros(n, bool),
-            ewma=np.zeros((n, 5), np.float32),
+            chart=np.zeros((n, 5), np.float32),
             shadow_h=np.zeros((n, hidden_size), np.float32),
             shadow_c=np.zeros((n, hidden_size), np.float32),
         )
@@ -69,7 +69,7 @@ class StateBatch:
         as float16. Halves the Redis record (120 bytes at hidden size 12, not 168); every store
         rounds alike, so the demo, the in-memory store and Redis compute the same segments."""
         out = StateBatch(*(getattr(self, f) for f in self.fields()))
-        for f in ("h", "c", "shadow_h", "shadow_c", "ewma"):
+        for f in ("h", "c", "shadow_h", "shadow_c", "chart"):
             setattr(out, f, getattr(self, f).astype(np.float16).astype(np.float32))
         return out
 

@@ -1,37 +1,80 @@
 """The change statistic and the emission policy, on arrays whose answer is known."""
 
 import numpy as np
+import pytest
 
 from segstream.core.change import ChangeDetector, EmissionPolicy, decide, month_of_year
 
 SD = np.ones(5)
 
 
+CHARTS = {
+    "cusum": ChangeDetector(),
+    "ewma": ChangeDetector(chart="ewma", threshold=25.0),
+}
+
+
 def run_detector(residuals, det=ChangeDetector()):
-    ewma = np.zeros((residuals.shape[0], 5), np.float32)
+    memory = np.zeros((residuals.shape[0], 5), np.float32)
     stats = []
     for t in range(residuals.shape[1]):
-        ewma, stat, _ = det.update(ewma, residuals[:, t], SD)
+        memory, stat, _ = det.update(memory, residuals[:, t], SD)
         stats.append(stat)
     return np.stack(stats, 1)
 
 
-def test_noise_rarely_alarms_and_a_shift_soon_does():
+def first_alarm(stat: np.ndarray, threshold: float) -> np.ndarray:
+    """Windows after the start to the first alarm; a large number where none came."""
+    hit = stat > threshold
+    return np.where(hit.any(1), np.argmax(hit, axis=1), 99)
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_noise_rarely_alarms_and_a_shift_soon_does(chart):
+    det = CHARTS[chart]
     rng = np.random.default_rng(0)
     noise = rng.normal(0, 1, (4000, 24, 5))
-    stat = run_detector(noise)
-    assert (stat[:, 6:] > 25).mean() < 0.002  # false alarms per window on pure noise
+    stat = run_detector(noise, det)
+    assert (stat[:, 6:] > det.threshold).mean() < 0.002  # false alarms per window on pure noise
     shifted = noise.copy()
     shifted[:, 12:, 0] += 2.5  # a persistent move of one trait by 2.5 spreads
     shifted[:, 12:, 1] -= 2.5
-    first = np.argmax(run_detector(shifted)[:, 12:] > 25, axis=1)
+    first = first_alarm(run_detector(shifted, det)[:, 12:], det.threshold)
     assert np.median(first) <= 2 and (first <= 3).mean() > 0.9
 
 
-def test_one_huge_month_is_clipped_and_does_not_alarm_alone():
+def test_the_cusum_sees_a_shift_sooner_than_the_ewma_at_fewer_false_alarms():
+    """Why 0.8.2 changed the chart: at a false-alarm rate no higher on noise, the CUSUM alarms in the
+    change's first two windows far more often (it sums from the change, the EWMA discounts it)."""
+    rng = np.random.default_rng(2)
+    noise = rng.normal(0, 1, (4000, 24, 5))
+    shifted = noise.copy()
+    shifted[:, 12:, 0] += 2.5
+    shifted[:, 12:, 1] -= 2.5
+    false, soon = {}, {}
+    for name, det in CHARTS.items():
+        false[name] = (run_detector(noise, det)[:, 6:] > det.threshold).mean()
+        soon[name] = (first_alarm(run_detector(shifted, det)[:, 12:], det.threshold) <= 1).mean()
+    assert false["cusum"] <= 2 * false["ewma"] + 1e-4
+    assert soon["cusum"] > soon["ewma"] + 0.1
+
+
+def test_the_cusum_forgets_noise_and_remembers_a_direction():
+    det = ChangeDetector()
+    small = np.full((1, 5), 0.5)  # |z| = 1.1, under the reference 1.75: nothing accumulates
+    memory, stat, _ = det.update(np.zeros((1, 5), np.float32), small, SD)
+    assert stat[0] == 0.0 and not memory.any()
+    push = np.array([[2.0, -2.0, 0.0, 0.0, 0.0]])  # |z| = 2.8 each window, the same way
+    stats = run_detector(np.repeat(push[:, None, :], 4, axis=1), det)[0]
+    assert (np.diff(stats) > 0).all() and stats[-1] > det.threshold
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_one_huge_month_is_clipped_and_does_not_alarm_alone(chart):
+    det = CHARTS[chart]
     r = np.zeros((1, 6, 5))
     r[0, 3, 0] = 50.0  # a car: fifty spreads in one window
-    assert run_detector(r).max() < 25
+    assert run_detector(r, det).max() < det.threshold
 
 
 def test_a_window_is_quiet_only_while_it_looks_like_the_prediction():

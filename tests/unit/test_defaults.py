@@ -26,7 +26,14 @@ POLICY = {
     "min_confidence": "min_confidence",
     "first_confidence": "first_confidence",
 }
-DETECTOR = {"weight": "change_weight", "threshold": "change_threshold", "quiet": "change_quiet", "clip": "change_clip"}
+DETECTOR = {
+    "chart": "change_chart",
+    "reference": "change_reference",
+    "weight": "change_weight",
+    "threshold": "change_threshold",
+    "quiet": "change_quiet",
+    "clip": "change_clip",
+}
 
 
 def test_the_core_defaults_are_the_settings_defaults():

@@ -176,7 +176,8 @@ def test_a_detected_change_restarts_from_the_windows_since_it_began():
         policy=EmissionPolicy(
             warmup=3, rewarm=1, confirm=3, margin=0.2, settle=0.0, patience=3, departure=0.0, review=0
         ),
-        detector=ChangeDetector(quiet=9.2),
+        # one clipped window reaches (6.7 - 1.75)^2 = 24.5 on the CUSUM: at 30 it takes two to call it
+        detector=ChangeDetector(threshold=30.0, quiet=9.2),
         initial_centroids=np.stack([mix("books"), mix("savings")]).astype(np.float32) / 229.0,
     )
     w = lambda i, cat: ClosedWindow("a", i, i * 100.0, (i + 1) * 100.0, mix(cat), 1, income=1.0)  # noqa: E731
