@@ -277,7 +277,7 @@ def plot_frontier(res: dict[str, Any], path: Path) -> None:
             ax.annotate(f"{r['change_threshold']:g}", (r["recall_3"], r["precision"]), fontsize=7)
     for name, r in res["rows"].items():
         if name.startswith(("0.2", "trailing")) or "default" in name:
-            ax.plot([r["recall_3"]], [r["precision"]], "x", label=name[:40])
+            ax.plot([r["recall_3"]], [r["precision"]], "x", label=name.split(" (")[0][:40])
     ax.set_xlabel("recall within 3 windows, label right")
     ax.set_ylabel("precision, label right")
     ax.set_title("What a consumer sees, over the emission settings")
