@@ -43,9 +43,10 @@ def test_noise_rarely_alarms_and_a_shift_soon_does(chart):
     assert np.median(first) <= 2 and (first <= 3).mean() > 0.9
 
 
-def test_the_cusum_sees_a_shift_sooner_than_the_ewma_at_fewer_false_alarms():
-    """Why 0.8.2 changed the chart: at a false-alarm rate no higher on noise, the CUSUM alarms in the
-    change's first two windows far more often (it sums from the change, the EWMA discounts it)."""
+def test_the_cusum_sees_a_shift_sooner_than_the_ewma_and_alarms_as_rarely_on_noise():
+    """Why 0.8.2 changed the chart: both alarm on fewer than 0.05% of noise windows, and the CUSUM
+    alarms in a change's first two windows far more often (it sums from the change, the EWMA
+    discounts it)."""
     rng = np.random.default_rng(2)
     noise = rng.normal(0, 1, (4000, 24, 5))
     shifted = noise.copy()
@@ -55,7 +56,7 @@ def test_the_cusum_sees_a_shift_sooner_than_the_ewma_at_fewer_false_alarms():
     for name, det in CHARTS.items():
         false[name] = (run_detector(noise, det)[:, 6:] > det.threshold).mean()
         soon[name] = (first_alarm(run_detector(shifted, det)[:, 12:], det.threshold) <= 1).mean()
-    assert false["cusum"] <= 2 * false["ewma"] + 1e-4
+    assert false["cusum"] < 5e-4 and false["ewma"] < 5e-4
     assert soon["cusum"] > soon["ewma"] + 0.1
 
 
