@@ -117,7 +117,8 @@ def run_demo(
         "first_label_windows_p90": float(np.percentile(seen, 90)) if len(seen) else None,
         "flip_rate": round(totals.flip_rate, 4),
         "changes_detected": totals.detected,
-        **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in tracking.items()},
+        # four significant digits: a rate of false changes near its 0.2% goal needs more than 4 decimals
+        **{k: (float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in tracking.items()},
         "late_events": counts["late"],
         "duplicate_events": counts["duplicate"],
         "invalid_events": invalid,

@@ -80,6 +80,10 @@ def score_tracking(
     * **delay** (``median_delay``, ``p90_delay``) is in windows, the change window being 1,
       over the changes recalled within ``match_windows``.
 
+    A change that begins at or before a customer's first label can only be received as that first
+    label: ``changes_before_first_label`` is their share of the scored changes, and
+    ``recall_*_after_first_label`` the recall over the others (a breakdown, not a headline).
+
     The lenient variants of earlier releases stay beside them, named as such: any
     announcement within delay 0..k (k+1 windows) whatever its label, and precision that
     counts an announcement right when any true change came within ``match_windows``.
@@ -95,11 +99,16 @@ def score_tracking(
     # changes early enough that ``match_windows`` windows of aftermath were seen
     scorable = changed & (start + match_windows <= t)
     denom = int(scorable.sum())
+    # a change that begins at or before the customer's first label reaches consumers as that first
+    # label, never as a change, so no announcement can recall it: counted apart, as a breakdown
+    first_label = np.where(has.any(1), np.argmax(has, axis=1), t)
+    early = scorable & (start <= first_label)
 
-    def recall(k: int) -> float:
+    def recall(k: int, among: np.ndarray = scorable) -> float:
+        n_among = int(among.sum())
         return (
-            sum(1 for r, (d, right) in first.items() if scorable[r] and d < k and right) / denom
-            if denom
+            sum(1 for r, (d, right) in first.items() if among[r] and d < k and right) / n_among
+            if n_among
             else float("nan")
         )
 
@@ -130,6 +139,9 @@ def score_tracking(
         "change_recall_3_lenient": lenient_recall(3),
         "change_recall_6_lenient": lenient_recall(6),
         "median_delay_lenient": float(np.median(lenient_delays)) if len(lenient_delays) else None,
+        "changes_before_first_label": float(early.sum() / denom) if denom else float("nan"),
+        "recall_3_after_first_label": recall(3, scorable & ~early),
+        "recall_6_after_first_label": recall(6, scorable & ~early),
     }
 
 

@@ -209,6 +209,11 @@ def _labelled(bank: SyntheticBank, examples: tuple[np.ndarray, ...], k: int) -> 
     return _features(x, moy), truth[np.arange(len(start)), start + k - 1]
 
 
+# changes that begin at or before a customer's first label (received as that label, never as a
+# change), and the recall over the others: a breakdown of the headline recall (quality.py)
+BEFORE_FIRST_LABEL = ("changes_before_first_label", "recall_3_after_first_label", "recall_6_after_first_label")
+
+
 def score(bank: Bank, settings: Settings, customers: int | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     r = run(bank, settings, customers)
@@ -218,7 +223,7 @@ def score(bank: Bank, settings: Settings, customers: int | None = None) -> dict[
     front = frontier(cfg)
     row = {"bank": bank.name, "what": bank.what, "customers": cfg.customers, "months": cfg.months}
     segments = ("ari_vs_truth", "ari_state_vs_truth", "label_accuracy_state_end")
-    first_label = ("first_label_windows_median", "first_label_windows_p90")
+    first_label = ("first_label_windows_median", "first_label_windows_p90", *BEFORE_FIRST_LABEL)
     row.update({k: r.summary[k] for k in (*HEADLINE, *segments, *first_label)})
     row.update({f"frontier_{k}": v for k, v in front.items()})
     row["recall_3_of_frontier"] = row["recall_3"] / front[3] if front[3] else float("nan")
@@ -306,6 +311,20 @@ def to_markdown(res: dict[str, Any]) -> str:
             f"{r['first_label_windows_median']:.0f} ({r['first_label_windows_p90']:.0f})",
         ]
         out.append("| " + " | ".join(cells) + " |")
+    out += [
+        "",
+        "Changes that begin at or before the customer's first label reach consumers as that label, never as a",
+        "change; the recall over the others (a breakdown, not a goal):",
+        "",
+        "| bank | changes before the first label | recall 3 after it | recall 6 after it |",
+        "|---|---|---|---|",
+    ]
+    for r in res["banks"]:
+        if "changes_before_first_label" in r:
+            out.append(
+                f"| {r['bank']} | {r['changes_before_first_label']:.0%} | {r['recall_3_after_first_label']:.3f} "
+                f"| {r['recall_6_after_first_label']:.3f} |"
+            )
     out += ["", "Worst bank per goal:", "", "| figure | worst bank | value | goal | met |", "|---|---|---|---|---|"]
     for key, w in res["worst"].items():
         out.append(f"| {key} | {w['bank']} | {w['value']:.4g} | {w['goal']} | {'yes' if w['met'] else 'no'} |")

@@ -116,3 +116,9 @@ def test_label_exact_figures_count_what_a_consumer_acts_on_and_differ_from_the_l
     assert s["change_precision_lenient"] == 3 / 5
     assert s["median_delay"] == 2.0  # customer 0, the change window counting as 1
     assert s["false_changes_per_stable_window"] == 1 / t
+    # customer 2's first label came at window 2, the window its change began: it can only have been
+    # received as that first label, so the breakdown counts it apart
+    labels[2, :2] = ""
+    s = score_tracking(labels, truth, announced)
+    assert s["recall_3"] == 1 / 3 and s["changes_before_first_label"] == 1 / 3
+    assert s["recall_3_after_first_label"] == 1 / 2 and s["recall_6_after_first_label"] == 1 / 2
