@@ -28,3 +28,18 @@ def test_the_frontier_grows_with_the_windows_read_after_the_change():
 def test_a_goal_may_depend_on_the_banks_volume():
     goal, higher = GOALS["label_accuracy_changed_end"]
     assert higher and goal({"purchases_per_month": 20}) == 0.85 and goal({"purchases_per_month": 6}) == 0.80
+
+
+def test_a_detector_is_kept_only_if_no_figure_is_worse_on_the_mean_or_the_worst_bank():
+    """models/research/detectors.py: a chart that buys recall with false changes is another trade,
+    not a better detector."""
+    from segstream.models.research.detectors import FIGURES, at_least_as_good, summarise
+
+    base = {k: 0.5 for k in FIGURES} | {"false_changes_per_stable_window": 0.002}
+    ref = summarise({"a": base, "b": base | {"recall_3": 0.2}})
+    better = summarise({"a": base | {"recall_3": 0.6}, "b": base | {"recall_3": 0.2}})
+    assert at_least_as_good(better, ref)
+    trade = summarise({"a": base | {"recall_3": 0.6, "false_changes_per_stable_window": 0.003}, "b": base})
+    assert not at_least_as_good(trade, ref)
+    worse_worst = summarise({"a": base | {"recall_3": 0.9}, "b": base | {"recall_3": 0.1}})
+    assert better["recall_3"]["mean"] < worse_worst["recall_3"]["mean"] and not at_least_as_good(worse_worst, ref)
