@@ -83,7 +83,8 @@ function drawSizes() {
     grid: { left: 56, right: 16, top: 36, bottom: 40 },
     xAxis: { type: "category", name: "window (first day)", nameLocation: "middle", nameGap: 26,
              data: windows.map(w => w.window_start) },
-    yAxis: { type: "value", name: "customers" },
+    // the axis name beside the axis, not above it, where the legend is
+    yAxis: { type: "value", name: "customers", nameLocation: "middle", nameRotate: 90, nameGap: 40 },
     series: ids.map(s => ({ name: segName(s), type: "line", stack: "all", areaStyle: {}, symbol: "none",
                             itemStyle: { color: colour(s) }, lineStyle: { width: 0.5 },
                             data: windows.map(w => w.sizes[s] || 0) })),
@@ -168,9 +169,9 @@ function drawTraits() {
     animation: false,
     tooltip: { ...tooltip, trigger: "axis" },
     legend: { top: 0, textStyle: { fontSize: 11 } },
-    grid: { left: 48, right: 16, top: 32, bottom: 40 },
+    grid: { left: 56, right: 16, top: 32, bottom: 40 },
     xAxis: { type: "category", data: xs, name: "window (first day)", nameLocation: "middle", nameGap: 26 },
-    yAxis: { type: "value", name: "trait score", scale: true },
+    yAxis: { type: "value", name: "trait score", scale: true, nameLocation: "middle", nameRotate: 90, nameGap: 36 },
     series: TRAIT_NAMES.map((name, i) => ({
       name, type: "line", symbolSize: 5, data: traj.trajectory.map(t => t.traits[name]),
       markLine: i ? undefined : {
