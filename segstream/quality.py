@@ -100,7 +100,7 @@ def score_tracking(
     scorable = changed & (start + match_windows <= t)
     denom = int(scorable.sum())
     # a change that begins at or before the customer's first label reaches consumers as that first
-    # label, never as a change, so no announcement can recall it: counted apart, as a breakdown
+    # label, never as a change, and only a later correction can recall it: counted apart, a breakdown
     first_label = np.where(has.any(1), np.argmax(has, axis=1), t)
     early = scorable & (start <= first_label)
 
