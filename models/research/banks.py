@@ -320,11 +320,10 @@ def to_markdown(res: dict[str, Any]) -> str:
         "|---|---|---|---|",
     ]
     for r in res["banks"]:
-        if "changes_before_first_label" in r:
-            out.append(
-                f"| {r['bank']} | {r['changes_before_first_label']:.0%} | {r['recall_3_after_first_label']:.3f} "
-                f"| {r['recall_6_after_first_label']:.3f} |"
-            )
+        out.append(
+            f"| {r['bank']} | {r['changes_before_first_label']:.0%} | {r['recall_3_after_first_label']:.3f} "
+            f"| {r['recall_6_after_first_label']:.3f} |"
+        )
     out += ["", "Worst bank per goal:", "", "| figure | worst bank | value | goal | met |", "|---|---|---|---|---|"]
     for key, w in res["worst"].items():
         out.append(f"| {key} | {w['bank']} | {w['value']:.4g} | {w['goal']} | {'yes' if w['met'] else 'no'} |")
