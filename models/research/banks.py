@@ -5,11 +5,10 @@ A consumer acts on the announced label, so every figure here is label-exact
 changes happen, gradual drifts, seasons, history length, spending volume and missing
 months; the report gives every bank and the worst one per goal, never the best.
 
-A bank's **frontier** after k windows: a multinomial logistic classifier trained on
-another generated bank of the same kind, with each customer's true change month known,
-reads only the k windows after the change and names the micro-segment; the share it
-names right on this bank's changed customers is what any detector restarting at the true
-change could reach from the same spending. Recall within k is measured against it.
+Each bank's recall is measured against its **frontier** (what a classifier that knows
+the change month names from the windows after it), and its precision against what an
+**oracle announcer** that knows the month can reach at the recall the goals ask
+(models/research/frontier.py).
 
 The calibration banks (``CALIBRATION``) are other seeds and other mixes: the shipped
 confidence is fitted on them, never on the six banks reported.
@@ -25,11 +24,10 @@ import numpy as np
 
 from segstream.config import Settings
 from segstream.core.events import SegmentChange
-from segstream.core.personality import log_ratio_traits
 from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
-from segstream.quality import HEADLINE, calibration_error, reliability, true_changes
+from segstream.quality import HEADLINE, calibration_error, reliability
 
-KS = (1, 2, 3, 6)
+from .frontier import KS, oracle, readings
 
 
 @dataclass(frozen=True)
@@ -142,73 +140,6 @@ def announcements(r: BankRun) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return events[:, 0], events[:, 1].astype(bool), events[:, 2].astype(bool)
 
 
-def _features(spend: np.ndarray, month_of_year: np.ndarray) -> np.ndarray:
-    """What the frontier's classifier reads from k windows' summed spend [n, K]: the log-ratio
-    traits, the shares, the volume, and the calendar month of the last window (seasons)."""
-    total = spend.sum(1, keepdims=True)
-    shares = spend / np.where(total > 0, total, 1.0)
-    season = np.eye(12)[month_of_year]
-    return np.hstack([log_ratio_traits(spend), shares, np.log1p(total * 100), season])
-
-
-def _windows_after(bank: SyntheticBank, spend: np.ndarray, starts: np.ndarray, k: int):
-    """Per customer row with a start month, the spend summed over months start..start+k-1."""
-    idx = np.arange(len(starts))
-    out = np.zeros((len(starts), spend.shape[2]))
-    for j in range(k):
-        out += spend[idx, starts + j]
-    moy = (bank.config.start_month - 1 + starts + k - 1) % 12
-    return out, moy
-
-
-def frontier(cfg: GeneratorConfig, ks: tuple[int, ...] = KS) -> dict[int, float]:
-    """The share of this bank's changed customers a classifier names right k windows after the
-    true change, trained on a bank of the same kind (another seed) with change months known."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    train_bank = SyntheticBank(replace(cfg, seed=cfg.seed + 10_000, change_share=max(cfg.change_share, 0.3)))
-    test_bank = SyntheticBank(cfg)
-    test = _examples(test_bank, max(ks), training=False)
-    if not len(test[0]):  # no changed customer to score
-        return {k: float("nan") for k in ks}
-    train = _examples(train_bank, max(ks), training=True)
-    out = {}
-    for k in ks:
-        clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0))
-        clf.fit(*_labelled(train_bank, train, k))
-        x, y = _labelled(test_bank, test, k)
-        out[k] = float((clf.predict(x) == y).mean())
-    return out
-
-
-def _examples(bank: SyntheticBank, k_max: int, training: bool) -> tuple[np.ndarray, ...]:
-    """(spend, first window, truth) of the customers a frontier learns from or is scored on.
-
-    Training reads the changed customers after their change and stable ones from a random month
-    (a personality read from k windows of spending, whoever it belongs to); scoring reads the
-    changed customers that recall counts (segstream/quality.py)."""
-    truth = bank.micro_segments()
-    spend, _ = bank.monthly_spend()
-    start = true_changes(truth)
-    t = truth.shape[1]
-    if training:
-        rng = np.random.default_rng(0)
-        start = np.where(start >= 0, start, rng.integers(0, t - k_max + 1, len(start)))
-        rows = np.flatnonzero(start + k_max <= t)
-    else:
-        rows = np.flatnonzero((start >= 0) & (start + 6 <= t))
-    return spend[rows], start[rows], truth[rows]
-
-
-def _labelled(bank: SyntheticBank, examples: tuple[np.ndarray, ...], k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Features of k windows from each example's first, and its true micro-segment at the k-th."""
-    spend, start, truth = examples
-    x, moy = _windows_after(bank, spend, start, k)
-    return _features(x, moy), truth[np.arange(len(start)), start + k - 1]
-
-
 # changes that begin at or before a customer's first label (received as that label, never as a
 # change), and the recall over the others: a breakdown of the headline recall (quality.py)
 BEFORE_FIRST_LABEL = ("changes_before_first_label", "recall_3_after_first_label", "recall_6_after_first_label")
@@ -220,7 +151,8 @@ def score(bank: Bank, settings: Settings, customers: int | None = None) -> dict[
     cfg = r.bank.config
     conf, right, later = announcements(r)
     sure = conf >= 0.8
-    front = frontier(cfg)
+    seen = readings(cfg)
+    front = {k: float("nan") if seen is None else seen.frontier(k) for k in KS}
     row = {"bank": bank.name, "what": bank.what, "customers": cfg.customers, "months": cfg.months}
     segments = ("ari_vs_truth", "ari_state_vs_truth", "label_accuracy_state_end")
     first_label = ("first_label_windows_median", "first_label_windows_p90", *BEFORE_FIRST_LABEL)
@@ -228,6 +160,7 @@ def score(bank: Bank, settings: Settings, customers: int | None = None) -> dict[
     row.update({f"frontier_{k}": v for k, v in front.items()})
     row["recall_3_of_frontier"] = row["recall_3"] / front[3] if front[3] else float("nan")
     row["recall_6_of_frontier"] = row["recall_6"] / front[6] if front[6] else float("nan")
+    row.update({f"oracle_{k}": v for k, v in ({} if seen is None else oracle(seen)).items()})
     row["calibration_error"] = calibration_error(conf, right)
     row["calibration_error_changes"] = calibration_error(conf[later], right[later])
     row["reliability"] = reliability(conf, right)
@@ -323,6 +256,27 @@ def to_markdown(res: dict[str, Any]) -> str:
         out.append(
             f"| {r['bank']} | {r['changes_before_first_label']:.0%} | {r['recall_3_after_first_label']:.3f} "
             f"| {r['recall_6_after_first_label']:.3f} |"
+        )
+    out += [
+        "",
+        "What an announcer that knows each change's month and never alarms on a stable customer reaches",
+        "from the same spending (models/research/frontier.py, the oracle): its best precision while it",
+        "recalls 85% of the frontier within 3 windows, within 6, and both; its best recall at precision",
+        "0.85. Where it is under 0.85, the goals on precision and recall cannot hold together there:",
+        "",
+        "| bank | frontier 3 / 6 | oracle precision at 85% of frontier: 3 / 6 / both "
+        "| oracle recall 3 / 6 at precision 0.85 | precision (product) |",
+        "|---|---|---|---|---|",
+    ]
+    for r in res["banks"]:
+        if "oracle_precision_at_both" not in r:  # no changed customer to score
+            continue
+        out.append(
+            f"| {r['bank']} | {r['frontier_3']:.3f} / {r['frontier_6']:.3f} "
+            f"| {r['oracle_precision_at_recall_3']:.3f} / {r['oracle_precision_at_recall_6']:.3f} "
+            f"/ {r['oracle_precision_at_both']:.3f} "
+            f"| {r['oracle_recall_3_at_precision']:.3f} / {r['oracle_recall_6_at_precision']:.3f} "
+            f"| {r['precision']:.3f} |"
         )
     out += ["", "Worst bank per goal:", "", "| figure | worst bank | value | goal | met |", "|---|---|---|---|---|"]
     for key, w in res["worst"].items():

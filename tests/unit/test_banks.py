@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from segstream.models.research.banks import BANKS, CALIBRATION, GOALS, frontier
+import numpy as np
+
+from segstream.models.research.banks import BANKS, CALIBRATION, GOALS
+from segstream.models.research.frontier import frontier, oracle
 
 
 def test_six_banks_span_what_the_issue_names_and_none_is_a_calibration_bank():
@@ -43,3 +46,31 @@ def test_a_detector_is_kept_only_if_no_figure_is_worse_on_the_mean_or_the_worst_
     assert not at_least_as_good(trade, ref)
     worse_worst = summarise({"a": base | {"recall_3": 0.9}, "b": base | {"recall_3": 0.1}})
     assert better["recall_3"]["mean"] < worse_worst["recall_3"]["mean"] and not at_least_as_good(worse_worst, ref)
+
+
+def _readings(prob, right):
+    from segstream.models.research.frontier import Readings
+
+    return Readings(np.array(prob, float), np.array(right, bool))
+
+
+def test_an_oracle_that_is_sure_only_when_right_reaches_full_precision_at_the_frontier():
+    """Half the customers are named right and surely after one window, the rest after two: an
+    oracle announcing each once it is sure is always right and recalls everyone within 3."""
+    n = 200
+    first = np.arange(n) < n // 2
+    prob = [np.where(first, 0.9, 0.2)] + [np.full(n, 0.9)] * 5
+    right = [first] + [np.ones(n, bool)] * 5
+    o = oracle(_readings(prob, right))
+    assert o["precision_at_recall_3"] == 1.0 and o["precision_at_both"] == 1.0
+    assert o["recall_3_at_precision"] == 1.0
+
+
+def test_an_oracle_whose_probability_says_nothing_cannot_buy_precision():
+    """Labels right half the time whatever the probability: waiting or filtering gains nothing,
+    so the goals' precision is out of reach at 85% of the frontier."""
+    rng = np.random.default_rng(0)
+    prob = rng.uniform(0.3, 0.9, (6, 4000))
+    right = rng.random((6, 4000)) < 0.5
+    o = oracle(_readings(prob, right))
+    assert 0.45 < o["precision_at_recall_3"] < 0.56 and o["recall_3_at_precision"] < 0.05
