@@ -75,7 +75,8 @@ BANKS = (
 )
 
 # what the shipped confidence is fitted on: other seeds and mixes that span the space the six banks
-# sample (4 to 30 purchases a month, changes early and mid-history, drifts, missing months)
+# sample and beyond it (2.5 to 30 purchases a month, 12 to 30 months, changes early and mid-history,
+# drifts, missing months)
 CALIBRATION = (
     Bank("cal-a", "", _g(months=24, seed=101, change_share=0.2, seasonal=True, tx_per_month=20.0)),
     Bank("cal-b", "", _g(months=30, seed=102, change_share=0.1, drift_share=0.1, tx_per_month=30.0)),
@@ -87,6 +88,14 @@ CALIBRATION = (
         _g(months=30, seed=105, change_share=0.3, change_period=(0.1, 0.5), seasonal=True, tx_per_month=15.0),
     ),
     Bank("cal-f", "", _g(months=26, seed=106, change_share=0.1, tx_per_month=4.0, missing_month_rate=0.2)),
+    # a bank's first year: twelve months, changes all through them, many during a customer's warm-up
+    Bank(
+        "cal-g",
+        "",
+        _g(months=12, seed=107, change_share=0.25, change_period=(0.1, 0.9), seasonal=True, tx_per_month=10.0),
+    ),
+    # fewer purchases than any reported bank: the confidence must not promise more than two or three can tell
+    Bank("cal-h", "", _g(months=30, seed=108, change_share=0.2, tx_per_month=2.5, missing_month_rate=0.25)),
 )
 
 
