@@ -32,6 +32,7 @@ from segstream.quality import true_changes
 KS = (1, 2, 3, 6)
 READ = 6  # windows after a change the frontier and the oracle read (recall's longest horizon)
 GOAL_SHARE = 0.85  # issue 31: recall within k at least this share of the frontier after k
+GOAL_PRECISION = 0.85  # ... and precision at least this
 THRESHOLDS = np.round(np.arange(0.0, 0.951, 0.05), 2)  # the oracle's choices, and "never"
 
 
@@ -122,9 +123,11 @@ def frontier(cfg: GeneratorConfig, ks: tuple[int, ...] = KS) -> dict[int, float]
     return {k: float("nan") if r is None else r.frontier(k) for k in ks}
 
 
-def oracle(r: Readings, share: float = GOAL_SHARE, thresholds: np.ndarray = THRESHOLDS) -> dict[str, float]:
+def oracle(
+    r: Readings, share: float = GOAL_SHARE, precision_goal: float = GOAL_PRECISION, thresholds: np.ndarray = THRESHOLDS
+) -> dict[str, float]:
     """The oracle announcer's best precision while it recalls ``share`` of the frontier within 3
-    windows, within 6, and both; and its best recall within 3 / 6 at precision 0.85.
+    windows, within 6, and both; and its best recall within 3 / 6 at ``precision_goal``.
 
     An announcement goes out at the first window after the change whose probability passes that
     window's threshold (one each for windows 1, 2, 3 and 6, one shared by 4 and 5; or never), and
@@ -155,7 +158,7 @@ def oracle(r: Readings, share: float = GOAL_SHARE, thresholds: np.ndarray = THRE
     recall3 = np.broadcast_to(early_right.mean(1)[:, None], precision.shape)
     recall6 = right / n
     ok3, ok6 = recall3 >= share * r.frontier(3), recall6 >= share * r.frontier(6)
-    sure_enough = precision >= 0.85
+    sure_enough = precision >= precision_goal
 
     def best(values: np.ndarray, where: np.ndarray) -> float:
         return float(values[where].max()) if where.any() else 0.0
