@@ -145,6 +145,34 @@ def score_tracking(
     }
 
 
+# what each announced change (after the first label) was, by the precision's rule: the first is
+# the precise share; the others say where the imprecise ones went
+ANNOUNCED = ("right", "wrong_label", "late", "before_change", "stable_customer")
+
+
+def announced_breakdown(
+    truth: np.ndarray, announced: list[tuple[int, int, bool]], match_windows: int = 6
+) -> dict[str, float]:
+    """Shares of the announced changes, as (customer row, window, new label is the true one):
+    ``right`` within ``match_windows`` windows of the true change (precision), ``wrong_label``
+    within them, ``late`` after them, ``before_change`` and
+    ``stable_customer`` (no true change at all). They sum to 1."""
+    start = true_changes(truth)
+    counts = dict.fromkeys(ANNOUNCED, 0)
+    for row, window, right in announced:
+        s = start[row]
+        if s < 0:
+            counts["stable_customer"] += 1
+        elif window < s:
+            counts["before_change"] += 1
+        elif window >= s + match_windows:
+            counts["late"] += 1
+        else:
+            counts["right" if right else "wrong_label"] += 1
+    total = len(announced)
+    return {k: v / total if total else float("nan") for k, v in counts.items()}
+
+
 def calibration_error(conf: np.ndarray, right: np.ndarray, bins: int = 10) -> float:
     """Expected calibration error: the share-weighted gap between confidence and accuracy over
     equal-width confidence bins."""

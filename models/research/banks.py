@@ -25,7 +25,7 @@ import numpy as np
 from segstream.config import Settings
 from segstream.core.events import SegmentChange
 from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
-from segstream.quality import HEADLINE, calibration_error, reliability
+from segstream.quality import ANNOUNCED, HEADLINE, announced_breakdown, calibration_error, reliability
 
 from .frontier import KS, oracle, readings
 
@@ -149,6 +149,13 @@ def announcements(r: BankRun) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return events[:, 0], events[:, 1].astype(bool), events[:, 2].astype(bool)
 
 
+def breakdown(r: BankRun) -> dict[str, float]:
+    """Where a bank's announced changes went (segstream/quality.py ``announced_breakdown``)."""
+    from segstream.demo import label_timeline
+
+    return announced_breakdown(r.truth, label_timeline(r.bank, r.truth, r.changes)[1])
+
+
 # changes that begin at or before a customer's first label (received as that label, never as a
 # change), and the recall over the others: a breakdown of the headline recall (quality.py)
 BEFORE_FIRST_LABEL = ("changes_before_first_label", "recall_3_after_first_label", "recall_6_after_first_label")
@@ -170,6 +177,7 @@ def score(bank: Bank, settings: Settings, customers: int | None = None) -> dict[
     row["recall_3_of_frontier"] = row["recall_3"] / front[3] if front[3] else float("nan")
     row["recall_6_of_frontier"] = row["recall_6"] / front[6] if front[6] else float("nan")
     row.update({f"oracle_{k}": v for k, v in ({} if seen is None else oracle(seen)).items()})
+    row.update({f"announced_{k}": v for k, v in breakdown(r).items()})
     row["calibration_error"] = calibration_error(conf, right)
     row["calibration_error_changes"] = calibration_error(conf[later], right[later])
     row["reliability"] = reliability(conf, right)
@@ -266,6 +274,16 @@ def to_markdown(res: dict[str, Any]) -> str:
             f"| {r['bank']} | {r['changes_before_first_label']:.0%} | {r['recall_3_after_first_label']:.3f} "
             f"| {r['recall_6_after_first_label']:.3f} |"
         )
+    out += [
+        "",
+        "Where the announced changes went: right within 6 windows of the true change (the precision),",
+        "a wrong label within them, later than that, before the change, to a stable customer:",
+        "",
+        "| bank | " + " | ".join(k.replace("_", " ") for k in ANNOUNCED) + " |",
+        "|---|" + "---|" * len(ANNOUNCED),
+    ]
+    for r in res["banks"]:
+        out.append(f"| {r['bank']} | " + " | ".join(f"{r['announced_' + k]:.3f}" for k in ANNOUNCED) + " |")
     out += [
         "",
         "What an announcer that knows each change's month and never alarms on a stable customer reaches",

@@ -1,13 +1,13 @@
 """Which change chart: the candidates side by side on the calibration banks, as 0.8.2 chose.
 
 A detector's statistic is one of the confidence's features, so each candidate gets its own
-confidence fitted first (``segstream calibrate`` on a copy of the artefact), then runs the six
+confidence fitted first (``segstream calibrate`` on a copy of the artefact), then runs the
 calibration banks (models/research/banks.py ``CALIBRATION``; never the six reported ones). A
 candidate is kept only if it is at least as good as the reference (the first, 0.8.1's EWMA chart)
 on the mean *and* the worst bank of every figure at once: a chart that buys recall with false
 changes is a different trade, not a better detector.
 
-    segstream evaluate --detectors --out docs   # docs/detectors.md, docs/detectors.json; ~10 min
+    segstream evaluate --detectors --out docs   # docs/detectors.md, docs/detectors.json; ~17 min
 """
 
 from __future__ import annotations

@@ -12,9 +12,10 @@ frontier classifier's label once that classifier's probability passes a threshol
 choice (one per window for windows 1, 2, 3, one for 4-5 and one for 6; or never). It is
 a bound in the product's favour: the product does not know the month, and its precision
 also counts the corrections of stable customers the oracle never makes. If no choice of
-thresholds gives this oracle precision 0.85 while it recalls 85% of the frontier, no
-detector reading the same spending can; the report says so per bank rather than leaving a
-gap that looks like a tuning problem.
+thresholds gives this oracle precision 0.85 while it recalls 85% of the frontier, a product
+whose labels are no surer than the frontier's (the frontier's own premise) cannot either; the
+report says so per bank rather than leaving a gap that looks like a tuning problem. (A
+better classifier would move the frontier and this bound together.)
 """
 
 from __future__ import annotations

@@ -14,11 +14,12 @@ announcing noise:
   sum shrunk by ``reference`` (half the shift it is quickest to see), so the sum
   falls back to zero while the spending looks like the prediction and grows from
   the change's first window once it does not. One odd month (a car, a holiday)
-  moves it little; a new personality keeps pushing it the same way. On the six
+  moves it little; a new personality keeps pushing it the same way. On 0.8.2's six
   calibration banks it was at least as good as the EWMA chart of 0.3-0.8.1
   (``chart="ewma"``, Lowry's multivariate EWMA, kept for comparison) on every mean
   and worst-bank figure, and better on all but one: fewer false changes, sooner and
-  more often right announcements (README, "What limits it").
+  more often right announcements; on 0.8.3's eight it is better on the means and
+  worse on the sparsest bank's recall (README, "What limits it").
   Past the threshold the state restarts on the new behaviour: the paper's
   trajectories restart from the new personality. It restarts from a *shadow* state
   that has stepped through the windows since one last looked like the prediction

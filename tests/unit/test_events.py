@@ -88,7 +88,7 @@ def test_tracking_scores_match_announcements_to_true_changes():
 def test_label_exact_figures_count_what_a_consumer_acts_on_and_differ_from_the_lenient_ones():
     """Issue 31: recall within k needs the first announcement in windows m..m+k-1 to carry the true
     new segment; precision needs the right label after a true change within the last 6 windows."""
-    from segstream.quality import score_tracking
+    from segstream.quality import announced_breakdown, score_tracking
 
     t = 10
     truth = np.array(
@@ -122,3 +122,7 @@ def test_label_exact_figures_count_what_a_consumer_acts_on_and_differ_from_the_l
     s = score_tracking(labels, truth, announced)
     assert s["recall_3"] == 1 / 3 and s["changes_before_first_label"] == 1 / 3
     assert s["recall_3_after_first_label"] == 1 / 2 and s["recall_6_after_first_label"] == 1 / 2
+    # where the imprecise announcements went: one wrong label, one too late, one to a stable customer
+    b = announced_breakdown(truth, announced + [(0, 1, False)])  # and one before customer 0's change
+    assert b == {"right": 2 / 6, "wrong_label": 1 / 6, "late": 1 / 6, "before_change": 1 / 6, "stable_customer": 1 / 6}
+    assert b["right"] == score_tracking(labels, truth, announced + [(0, 1, False)])["precision"]
