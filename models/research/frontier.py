@@ -124,17 +124,22 @@ def frontier(cfg: GeneratorConfig, ks: tuple[int, ...] = KS) -> dict[int, float]
     return {k: float("nan") if r is None else r.frontier(k) for k in ks}
 
 
-def oracle(
-    r: Readings, share: float = GOAL_SHARE, precision_goal: float = GOAL_PRECISION, thresholds: np.ndarray = THRESHOLDS
-) -> dict[str, float]:
-    """The oracle announcer's best precision while it recalls ``share`` of the frontier within 3
-    windows, within 6, and both; and its best recall within 3 / 6 at ``precision_goal``.
+class Sweep(NamedTuple):
+    """Every threshold setting the oracle may choose, flattened: its precision and recall."""
+
+    precision: np.ndarray
+    recall_3: np.ndarray
+    recall_6: np.ndarray
+
+
+def sweep(r: Readings, thresholds: np.ndarray = THRESHOLDS) -> Sweep:
+    """The oracle announcer under every setting of its thresholds.
 
     An announcement goes out at the first window after the change whose probability passes that
     window's threshold (one each for windows 1, 2, 3 and 6, one shared by 4 and 5; or never), and
     is the customer's only one: precision is the share right, recall within k the share right and
-    out by window k. Every choice of the five thresholds is tried; the early three are laid out
-    as rows and the late two as columns of one table, so the sweep is a matrix product.
+    out by window k. The early three thresholds are laid out as rows and the late two as columns
+    of one table, so the sweep is a matrix product.
     """
     n = r.probability.shape[1]
     choices = len(thresholds) + 1  # the last choice passes nothing: never
@@ -157,17 +162,34 @@ def oracle(
     right = early_right.sum(1)[:, None] + waiting @ late_right.reshape(n, -1)
     precision = np.where(announced > 0, right / np.maximum(announced, 1), 0.0)
     recall3 = np.broadcast_to(early_right.mean(1)[:, None], precision.shape)
-    recall6 = right / n
-    ok3, ok6 = recall3 >= share * r.frontier(3), recall6 >= share * r.frontier(6)
-    sure_enough = precision >= precision_goal
+    return Sweep(precision.ravel(), recall3.ravel(), (right / n).ravel())
+
+
+def oracle(r: Readings, share: float = GOAL_SHARE, precision_goal: float = GOAL_PRECISION) -> dict[str, float]:
+    """The oracle announcer's best precision while it recalls ``share`` of the frontier within 3
+    windows, within 6, and both; and its best recall within 3 / 6 at ``precision_goal``."""
+    s = sweep(r)
+    ok3, ok6 = s.recall_3 >= share * r.frontier(3), s.recall_6 >= share * r.frontier(6)
+    sure_enough = s.precision >= precision_goal
 
     def best(values: np.ndarray, where: np.ndarray) -> float:
         return float(values[where].max()) if where.any() else 0.0
 
     return {
-        "precision_at_recall_3": best(precision, ok3),
-        "precision_at_recall_6": best(precision, ok6),
-        "precision_at_both": best(precision, ok3 & ok6),
-        "recall_3_at_precision": best(recall3, sure_enough),
-        "recall_6_at_precision": best(recall6, sure_enough),
+        "precision_at_recall_3": best(s.precision, ok3),
+        "precision_at_recall_6": best(s.precision, ok6),
+        "precision_at_both": best(s.precision, ok3 & ok6),
+        "recall_3_at_precision": best(s.recall_3, sure_enough),
+        "recall_6_at_precision": best(s.recall_6, sure_enough),
     }
+
+
+def pareto(r: Readings, step: float = 0.02) -> list[dict[str, float]]:
+    """The oracle's best precision at each level of recall within 3 windows (levels ``step``
+    apart): the curve the tracking report draws beside the product's settings."""
+    s = sweep(r)
+    out = []
+    for level in np.arange(step, s.recall_3.max() + 1e-9, step):
+        ok = s.recall_3 >= level
+        out.append({"recall_3": round(float(level), 4), "precision": float(s.precision[ok].max())})
+    return out

@@ -23,6 +23,8 @@ from segstream.core.personality import log_ratio_traits, segment_label
 from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
 from segstream.quality import HEADLINE, score_tracking
 
+from .frontier import pareto, readings
+
 SCORES = (
     "label_accuracy",
     "label_accuracy_stable_end",
@@ -227,6 +229,7 @@ def compare(sc: Scenario = Scenario(), log: Callable[[str], None] = lambda _: No
         "frontier": frontier,
         "river": river_kmeans(sc, base),
         "reset_probe": reset_probe(sc, base),
+        "oracle": pareto(readings(sc.bank().config)),
     }
 
 
@@ -260,6 +263,18 @@ def to_markdown(res: dict[str, Any]) -> str:
         + ", ".join(f"{v:.0%} after {k}" for k, v in res["reset_probe"].items())
         + " windows.",
     ]
+    if res.get("oracle"):
+        curve = {round(p["recall_3"], 2): p["precision"] for p in res["oracle"]}
+        levels = [lvl for lvl in (0.3, 0.4, 0.5, 0.6, 0.7) if lvl in curve]
+        out += [
+            "",
+            "An announcer that knows each change's month and never alarms on a stable customer "
+            "(models/research/frontier.py, the oracle; the dashed line in the plot) reaches precision "
+            + " / ".join(f"{curve[lvl]:.3f}" for lvl in levels)
+            + " at recall within 3 windows "
+            + " / ".join(f"{lvl:g}" for lvl in levels)
+            + ".",
+        ]
     return "\n".join(out) + "\n"
 
 
@@ -275,6 +290,14 @@ def plot_frontier(res: dict[str, Any], path: Path) -> None:
         ax.plot([r["recall_3"] for r in pts], [r["precision"] for r in pts], "o-", label=f"min_confidence {least:g}")
         for r in pts:
             ax.annotate(f"{r['change_threshold']:g}", (r["recall_3"], r["precision"]), fontsize=7)
+    if res.get("oracle"):
+        ax.plot(
+            [p["recall_3"] for p in res["oracle"]],
+            [p["precision"] for p in res["oracle"]],
+            "--",
+            color="grey",
+            label="oracle: knows each change's month",
+        )
     for name, r in res["rows"].items():
         if name.startswith(("0.2", "trailing")) or "default" in name:
             ax.plot([r["recall_3"]], [r["precision"]], "x", label=name.split(" (")[0][:40])
