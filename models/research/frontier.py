@@ -173,7 +173,7 @@ def oracle(r: Readings, share: float = GOAL_SHARE, precision_goal: float = GOAL_
     sure_enough = s.precision >= precision_goal
 
     def best(values: np.ndarray, where: np.ndarray) -> float:
-        return float(values[where].max()) if where.any() else 0.0
+        return float(values[where].max()) if where.any() else float("nan")  # no setting gets there
 
     return {
         "precision_at_recall_3": best(s.precision, ok3),

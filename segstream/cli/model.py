@@ -136,10 +136,15 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _evaluate_banks(args: argparse.Namespace) -> int:
     """Label-exact figures on six generated banks against their frontiers, the worst bank per goal,
     and the confidence's reliability diagram."""
-    from segstream.models.research.banks import evaluate, to_markdown, write
+    from segstream.models.research.banks import BANKS, OUTSIDE, evaluate, to_markdown, write
 
-    res = evaluate(get_settings(), customers=400 if args.quick else None, log=progress(args))
-    write(res, args.out, "segstream evaluate --banks" + (" --quick" if args.quick else ""), not args.no_plots)
+    banks = OUTSIDE if args.outside else BANKS
+    res = evaluate(get_settings(), customers=400 if args.quick else None, log=progress(args), banks=banks)
+    cmd = "segstream evaluate --banks" + (" --outside" if args.outside else "") + (" --quick" if args.quick else "")
+    if args.outside:
+        write(res, args.out, cmd, not args.no_plots, "banks_outside", "Banks beyond the six (not goals)")
+    else:
+        write(res, args.out, cmd, not args.no_plots)
     print(json.dumps(res, default=float) if args.json else to_markdown(res))
     return 0
 
@@ -248,6 +253,11 @@ def register(sub) -> None:
         "--banks",
         action="store_true",
         help="label-exact figures on six generated banks against their frontiers, and the confidence's calibration",
+    )
+    e.add_argument(
+        "--outside",
+        action="store_true",
+        help="with --banks: banks beyond the six (a first year, 2 and 80 purchases a month) into banks_outside.md",
     )
     e.add_argument(
         "--detectors",
