@@ -94,7 +94,7 @@ def _train_history(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     if args.tracking:
         return _evaluate_tracking(args)
-    if args.banks:
+    if args.banks or args.outside:
         return _evaluate_banks(args)
     if args.detectors:
         return _evaluate_detectors(args)
@@ -134,8 +134,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _evaluate_banks(args: argparse.Namespace) -> int:
-    """Label-exact figures on six generated banks against their frontiers, the worst bank per goal,
-    and the confidence's reliability diagram."""
+    """Label-exact figures on the six generated banks (with --outside, the banks beyond them) against
+    their frontiers and the oracle, the worst bank per goal, and the confidence's reliability diagram."""
     from segstream.models.research.banks import BANKS, OUTSIDE, evaluate, to_markdown, write
 
     banks = OUTSIDE if args.outside else BANKS
@@ -257,7 +257,7 @@ def register(sub) -> None:
     e.add_argument(
         "--outside",
         action="store_true",
-        help="with --banks: banks beyond the six (a first year, 2 and 80 purchases a month) into banks_outside.md",
+        help="--banks on banks beyond the six (a first year, 2 and 80 purchases a month) into banks_outside.md",
     )
     e.add_argument(
         "--detectors",
