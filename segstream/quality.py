@@ -40,6 +40,23 @@ def true_changes(truth: np.ndarray) -> np.ndarray:
     return np.where(moved.any(axis=1), first, -1)
 
 
+# what each announced change (after the first label) was, by the precision's rule: the first is
+# the precise share; the others say where the imprecise ones went
+ANNOUNCED = ("right", "wrong_label", "late", "before_change", "stable_customer")
+
+
+def _kind(start: int, window: int, right: bool, match_windows: int) -> str:
+    """Which of ``ANNOUNCED`` an announcement at ``window`` is, for a customer whose true change
+    began at ``start`` (-1: never): precision counts ``right`` and the breakdown all of them."""
+    if start < 0:
+        return "stable_customer"
+    if window < start:
+        return "before_change"
+    if window >= start + match_windows:
+        return "late"
+    return "right" if right else "wrong_label"
+
+
 def _match(announced: list[tuple[int, int, bool]], start: np.ndarray, match_windows: int):
     """Announcements against true changes: per changed customer its first announcement at or after
     the change (delay, label right), the same by the lenient rule, and the counts precision needs."""
@@ -48,15 +65,14 @@ def _match(announced: list[tuple[int, int, bool]], start: np.ndarray, match_wind
     exact_right = lenient_right = false_stable = 0
     for row, window, right in sorted(announced, key=lambda a: (a[0], a[1])):
         s = start[row]
-        after = s >= 0 and s <= window < s + match_windows
-        exact_right += bool(after and right)
+        kind = _kind(s, window, right, match_windows)
+        exact_right += kind == "right"
         if s >= 0 and s <= window <= s + match_windows and row not in lenient:
             lenient[row] = (window - s, right)
             lenient_right += 1
-        if after and row not in first:
+        if kind in ("right", "wrong_label") and row not in first:
             first[row] = (window - s, right)
-        if s < 0:
-            false_stable += 1
+        false_stable += kind == "stable_customer"
     return first, lenient, exact_right, lenient_right, false_stable
 
 
@@ -145,11 +161,6 @@ def score_tracking(
     }
 
 
-# what each announced change (after the first label) was, by the precision's rule: the first is
-# the precise share; the others say where the imprecise ones went
-ANNOUNCED = ("right", "wrong_label", "late", "before_change", "stable_customer")
-
-
 def announced_breakdown(
     truth: np.ndarray, announced: list[tuple[int, int, bool]], match_windows: int = 6
 ) -> dict[str, float]:
@@ -160,15 +171,7 @@ def announced_breakdown(
     start = true_changes(truth)
     counts = dict.fromkeys(ANNOUNCED, 0)
     for row, window, right in announced:
-        s = start[row]
-        if s < 0:
-            counts["stable_customer"] += 1
-        elif window < s:
-            counts["before_change"] += 1
-        elif window >= s + match_windows:
-            counts["late"] += 1
-        else:
-            counts["right" if right else "wrong_label"] += 1
+        counts[_kind(start[row], window, right, match_windows)] += 1
     total = len(announced)
     return {k: v / total if total else float("nan") for k, v in counts.items()}
 
