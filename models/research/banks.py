@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ from segstream.core.events import SegmentChange
 from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
 from segstream.quality import ANNOUNCED, HEADLINE, announced_breakdown, calibration_error, reliability
 
-from .frontier import KS, oracle, readings
+from .frontier import frontiers, oracle, readings
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,13 @@ class BankRun:
     summary: dict[str, Any]  # segstream demo's figures
     pipeline: Any  # the embedded pipeline, its in-memory store holding every customer's state
 
+    @cached_property
+    def timeline(self):
+        """segstream/demo.py ``label_timeline``: (labels, announced changes, events), built once."""
+        from segstream.demo import label_timeline
+
+        return label_timeline(self.bank, self.truth, self.changes)
+
 
 def run(bank: Bank, settings: Settings, customers: int | None = None) -> BankRun:
     from segstream.assembly import build_pipeline
@@ -176,17 +184,8 @@ def current_labels(r: BankRun) -> tuple[np.ndarray, np.ndarray]:
 def announcements(r: BankRun) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every change event a consumer received (first assignments too): (confidence, label right,
     is a change after the first)."""
-    from segstream.demo import label_timeline
-
-    events = label_timeline(r.bank, r.truth, r.changes)[2]
+    events = r.timeline[2]
     return events[:, 0], events[:, 1].astype(bool), events[:, 2].astype(bool)
-
-
-def breakdown(r: BankRun) -> dict[str, float]:
-    """Where a bank's announced changes went (segstream/quality.py ``announced_breakdown``)."""
-    from segstream.demo import label_timeline
-
-    return announced_breakdown(r.truth, label_timeline(r.bank, r.truth, r.changes)[1])
 
 
 # changes that begin at or before a customer's first label (received as that label, never as a
@@ -201,7 +200,7 @@ def score(bank: Bank, settings: Settings, customers: int | None = None) -> dict[
     conf, right, later = announcements(r)
     sure = conf >= 0.8
     seen = readings(cfg)
-    front = {k: float("nan") if seen is None else seen.frontier(k) for k in KS}
+    front = frontiers(seen)
     row = {"bank": bank.name, "what": bank.what, "customers": cfg.customers, "months": cfg.months}
     segments = ("ari_vs_truth", "ari_state_vs_truth", "label_accuracy_state_end")
     first_label = ("first_label_windows_median", "first_label_windows_p90", *BEFORE_FIRST_LABEL)
@@ -210,7 +209,7 @@ def score(bank: Bank, settings: Settings, customers: int | None = None) -> dict[
     row["recall_3_of_frontier"] = row["recall_3"] / front[3] if front[3] else float("nan")
     row["recall_6_of_frontier"] = row["recall_6"] / front[6] if front[6] else float("nan")
     row.update({f"oracle_{k}": v for k, v in ({} if seen is None else oracle(seen)).items()})
-    row.update({f"announced_{k}": v for k, v in breakdown(r).items()})
+    row.update({f"announced_{k}": v for k, v in announced_breakdown(r.truth, r.timeline[1]).items()})
     row["calibration_error"] = calibration_error(conf, right)
     row["calibration_error_changes"] = calibration_error(conf[later], right[later])
     row["reliability"] = reliability(conf, right)
@@ -330,10 +329,10 @@ def to_markdown(res: dict[str, Any]) -> str:
         "| oracle recall 3 / 6 at precision 0.85 | precision (product) |",
         "|---|---|---|---|---|",
     ]
+    f = lambda v: "–" if v != v else f"{v:.3f}"  # noqa: E731 -- nan: no setting of the oracle gets there
     for r in res["banks"]:
         if "oracle_precision_at_both" not in r:  # no changed customer to score
             continue
-        f = lambda v: "–" if v != v else f"{v:.3f}"  # noqa: E731 -- nan: no setting of the oracle gets there
         out.append(
             f"| {r['bank']} | {f(r['frontier_3'])} / {f(r['frontier_6'])} "
             f"| {f(r['oracle_precision_at_recall_3'])} / {f(r['oracle_precision_at_recall_6'])} "

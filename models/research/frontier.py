@@ -117,11 +117,15 @@ def readings(cfg: GeneratorConfig, read: int = READ) -> Readings | None:
     return Readings(np.array(prob), np.array(right))
 
 
+def frontiers(r: Readings | None, ks: tuple[int, ...] = KS) -> dict[int, float]:
+    """The frontier after each of ``ks`` windows (nan where the bank has no changed customer)."""
+    return {k: float("nan") if r is None else r.frontier(k) for k in ks}
+
+
 def frontier(cfg: GeneratorConfig, ks: tuple[int, ...] = KS) -> dict[int, float]:
     """The share of this bank's changed customers a classifier names right k windows after the
     true change."""
-    r = readings(cfg, max(ks))
-    return {k: float("nan") if r is None else r.frontier(k) for k in ks}
+    return frontiers(readings(cfg, max(ks)), ks)
 
 
 class Sweep(NamedTuple):

@@ -49,16 +49,17 @@ class Scenario:
     change_share: float = 0.2
     seasonal: bool = True
 
-    def bank(self) -> SyntheticBank:
-        return SyntheticBank(
-            GeneratorConfig(
-                customers=self.customers,
-                months=self.months,
-                seed=self.seed,
-                change_share=self.change_share,
-                seasonal=self.seasonal,
-            )
+    def config(self) -> GeneratorConfig:
+        return GeneratorConfig(
+            customers=self.customers,
+            months=self.months,
+            seed=self.seed,
+            change_share=self.change_share,
+            seasonal=self.seasonal,
         )
+
+    def bank(self) -> SyntheticBank:
+        return SyntheticBank(self.config())
 
 
 # the product default on banks its settings were not tuned on: other seeds, shares, no seasons
@@ -229,7 +230,7 @@ def compare(sc: Scenario = Scenario(), log: Callable[[str], None] = lambda _: No
         "frontier": frontier,
         "river": river_kmeans(sc, base),
         "reset_probe": reset_probe(sc, base),
-        "oracle": pareto(readings(sc.bank().config)),
+        "oracle": pareto(readings(sc.config())),
     }
 
 

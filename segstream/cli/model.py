@@ -141,10 +141,8 @@ def _evaluate_banks(args: argparse.Namespace) -> int:
     banks = OUTSIDE if args.outside else BANKS
     res = evaluate(get_settings(), customers=400 if args.quick else None, log=progress(args), banks=banks)
     cmd = "segstream evaluate --banks" + (" --outside" if args.outside else "") + (" --quick" if args.quick else "")
-    if args.outside:
-        write(res, args.out, cmd, not args.no_plots, "banks_outside", "Banks beyond the six (not goals)")
-    else:
-        write(res, args.out, cmd, not args.no_plots)
+    name, title = ("banks_outside", "Banks beyond the six (not goals)") if args.outside else ("banks", "Six banks")
+    write(res, args.out, cmd, not args.no_plots, name, title)
     print(json.dumps(res, default=float) if args.json else to_markdown(res))
     return 0
 
