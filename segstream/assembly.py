@@ -84,6 +84,7 @@ def build_pipeline(
             reference=settings.change_reference,
             weight=settings.change_weight,
             threshold=settings.change_threshold,
+            restart=settings.change_restart,
             quiet=settings.change_quiet,
             clip=settings.change_clip,
         )

@@ -117,7 +117,11 @@ class Settings(BaseSettings):
     change_threshold: float = 16.0  # the chart's statistic that resets the state; 0: off
     change_reference: float = 1.75  # CUSUM: shrink per window in spreads (shifts of ~twice this are seen soonest)
     change_weight: float = 0.3  # EWMA: weight of the newest window
-    change_quiet: float = 12.0  # a window whose own squared residual is within this restarts the shadow state
+    # the shadow state (a detected change restarts from it) starts over where the chart's statistic
+    # is within `change_quiet` ("chart", 0.8.4), or where a window's own squared residual is
+    # ("window", 0.3-0.8.3, at 12)
+    change_restart: Literal["chart", "window"] = "chart"
+    change_quiet: float = 5.0
     change_clip: float = 3.0  # residuals beyond this many spreads count as this many (one-off purchases)
     rewarm_windows: int = 1  # windows after a detected change before its new segment is announced
     confirm_windows: int = 6  # without a detected change: windows in a row another segment must be nearer ...

@@ -117,7 +117,15 @@ def calibrate(artefact, settings: Settings, customers: int | None = None, log=pr
     fitted_on.update(volume_exponent=exponent, reference_events=reference)
     # the confidence reads the change statistic: what it was fitted under, to check a deployment against
     fitted_on["detector"] = {
-        k: getattr(settings, k) for k in ("change_chart", "change_threshold", "change_reference", "change_weight")
+        k: getattr(settings, k)
+        for k in (
+            "change_chart",
+            "change_threshold",
+            "change_reference",
+            "change_weight",
+            "change_restart",
+            "change_quiet",
+        )
     }
     trained_on = {**artefact.trained_on, "confidence": fitted_on}
     return replace(artefact, confidence=events, current_confidence=current, trained_on=trained_on)

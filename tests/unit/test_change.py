@@ -79,7 +79,7 @@ def test_one_huge_month_is_clipped_and_does_not_alarm_alone(chart):
 
 
 def test_a_window_is_quiet_only_while_it_looks_like_the_prediction():
-    det = ChangeDetector(quiet=9.2)
+    det = ChangeDetector(restart="window", quiet=9.2)
     rng = np.random.default_rng(1)
     noise = rng.normal(0, 1, (4000, 5))
     _, _, quiet = det.update(np.zeros((4000, 5), np.float32), noise, SD)
@@ -173,3 +173,27 @@ def test_policy_corrects_a_provisional_segment_sooner_than_a_settled_one():
     assert not _decide(p, 4, 7, 7, 0.2, streak=1, n=12).changed[0]
     d = _decide(p, 4, 7, 7, 0.4, streak=5, n=12)
     assert d.changed[0] and not d.corrected[0]
+
+
+def test_the_shadow_starts_where_the_chart_last_stood_near_zero():
+    """A change that each window shows only within the noise (1.6 spreads on two traits, as a
+    customer with few purchases shows it): the window rule calls most of its windows quiet and
+    restarts the shadow after the change began, so a restart six windows in has seen fewer than
+    one of them; the chart rule keeps the windows since the chart began to sum them. On noise
+    alone both start over almost every window (the shadow holds nothing from before a change)."""
+    rng = np.random.default_rng(3)
+    noise = rng.normal(0, 1, (4000, 12, 5))
+    shifted = noise.copy()
+    shifted[:, 6:, 0] += 1.6
+    shifted[:, 6:, 1] -= 1.6
+    held = {}
+    for rule, det in (("chart", ChangeDetector()), ("window", ChangeDetector(restart="window", quiet=12.0))):
+        memory, quiet = np.zeros((4000, 5), np.float32), []
+        for t in range(12):
+            memory, _, q = det.update(memory, shifted[:, t], SD)
+            quiet.append(q)
+        quiet = np.stack(quiet, 1)
+        assert quiet[:, :6].mean() > 0.95
+        last_quiet = np.where(quiet.any(1), 11 - np.argmax(quiet[:, ::-1], axis=1), -1)
+        held[rule] = np.minimum(11 - last_quiet, 6).mean()  # changed windows the shadow has seen
+    assert held["chart"] > 3.0 and held["window"] < 1.0

@@ -31,6 +31,7 @@ DETECTOR = {
     "reference": "change_reference",
     "weight": "change_weight",
     "threshold": "change_threshold",
+    "restart": "change_restart",
     "quiet": "change_quiet",
     "clip": "change_clip",
 }
