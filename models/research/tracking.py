@@ -187,13 +187,15 @@ def compare(sc: Scenario = Scenario(), log: Callable[[str], None] = lambda _: No
         review_windows=0,
     )
     run("product default")
+    # before 0.8.4 the shadow state started over on any window within the noise by itself
+    window = {"change_restart": "window", "change_quiet": 12.0}
+    run("0.8.3 default (the shadow starts over on a window within 12, not where the chart is near zero)", **window)
     # earlier defaults ran the EWMA chart at threshold 25 (the confidence they read is fitted for the CUSUM)
-    ewma = {"change_chart": "ewma", "change_threshold": 25.0}
+    ewma = {"change_chart": "ewma", "change_threshold": 25.0, **window}
     run("0.8.1 default: the EWMA chart (weight 0.3, threshold 25)", **ewma)
     run(
         "0.4 default (EWMA chart, shadow quiet 9.2, drift margin 0.25, no departure margin, no review)",
-        **ewma,
-        change_quiet=9.2,
+        **(ewma | {"change_quiet": 9.2}),
         confirm_margin=0.25,
         departure_margin=0.0,
         review_windows=0,

@@ -111,9 +111,9 @@ class ChangeDetector:
         them. A CUSUM's classic change-point estimate is the last time it stood at zero: the chart
         has summed every window since, and a change's windows keep it up even when, read from a
         few purchases, each is within the noise on its own. The window rule restarted the shadow
-        on such windows and so threw away a sparse customer's change (on 0.8.3's sparse bank the
-        restart began at the change for 66 of 298 detected changes, and for 164 two or more
-        windows after it; README, "What limits it").
+        on such windows and so threw away a sparse customer's change (on the sparse bank, of 298
+        changes detected within 8 windows, the restart began at the change for 66 and three or
+        more windows after it for 158; with the chart rule for 99 and 42; README, "What limits it").
         """
         z = np.clip(residual / sd, -self.clip, self.clip)
         if self.chart == "cusum":
