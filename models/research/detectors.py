@@ -7,7 +7,7 @@ candidate is kept only if it is at least as good as the reference (the first, th
 on the mean *and* the worst bank of every figure at once: a chart that buys recall with false
 changes is a different trade, not a better detector.
 
-    segstream evaluate --detectors --out docs   # docs/detectors.md, docs/detectors.json; ~10 min
+    segstream evaluate --detectors --out docs   # docs/detectors.md, docs/detectors.json; ~6 min
 """
 
 from __future__ import annotations
