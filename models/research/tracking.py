@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +50,8 @@ class Scenario:
     seasonal: bool = True
 
     def config(self) -> GeneratorConfig:
-        return GeneratorConfig(
-            customers=self.customers,
-            months=self.months,
-            seed=self.seed,
-            change_share=self.change_share,
-            seasonal=self.seasonal,
-        )
+        """The generator's config: a scenario is a few of its fields with the tracking report's defaults."""
+        return GeneratorConfig(**asdict(self))
 
     def bank(self) -> SyntheticBank:
         return SyntheticBank(self.config())
