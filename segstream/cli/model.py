@@ -94,7 +94,7 @@ def _train_history(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     if args.tracking:
         return _evaluate_tracking(args)
-    if args.banks or args.outside:
+    if args.banks or args.outside or args.random:
         return _evaluate_banks(args)
     if args.detectors:
         return _evaluate_detectors(args)
@@ -136,13 +136,20 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _evaluate_banks(args: argparse.Namespace) -> int:
     """Label-exact figures on the six generated banks (with --outside, the banks beyond them) against
     their frontiers and the oracle, the worst bank per goal, and the confidence's reliability diagram."""
-    from segstream.models.research.banks import BANKS, OUTSIDE, evaluate, to_markdown, write
+    from segstream.models.research.banks import BANKS, OUTSIDE, drawn, evaluate, to_markdown, write
 
-    banks = OUTSIDE if args.outside else BANKS
+    cmd = "segstream evaluate --banks"
+    if args.random:
+        banks = drawn(args.random, args.random_seed)
+        cmd += f" --random {args.random} --random-seed {args.random_seed}"
+        name, title = "banks_random", f"{args.random} banks drawn at random"
+    elif args.outside:
+        banks, name, title = OUTSIDE, "banks_outside", "Banks beyond the six (not goals)"
+        cmd += " --outside"
+    else:
+        banks, name, title = BANKS, "banks", "Six banks"
     res = evaluate(get_settings(), customers=400 if args.quick else None, log=progress(args), banks=banks)
-    cmd = "segstream evaluate --banks" + (" --outside" if args.outside else "") + (" --quick" if args.quick else "")
-    name, title = ("banks_outside", "Banks beyond the six (not goals)") if args.outside else ("banks", "Six banks")
-    write(res, args.out, cmd, not args.no_plots, name, title)
+    write(res, args.out, cmd + (" --quick" if args.quick else ""), not args.no_plots, name, title)
     print(json.dumps(res, default=float) if args.json else to_markdown(res))
     return 0
 
@@ -257,6 +264,13 @@ def register(sub) -> None:
         action="store_true",
         help="--banks on banks beyond the six (a first year, 2 and 80 purchases a month) into banks_outside.md",
     )
+    e.add_argument(
+        "--random",
+        type=int,
+        metavar="N",
+        help="--banks on N banks drawn at random from the issue's space and the generator's own knobs, into banks_random.md",
+    )
+    e.add_argument("--random-seed", type=int, default=5000, help="the first drawn bank's seed (default 5000)")
     e.add_argument(
         "--detectors",
         action="store_true",

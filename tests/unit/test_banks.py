@@ -39,6 +39,7 @@ def test_the_frontier_grows_with_the_windows_read_after_the_change():
 def test_a_goal_may_depend_on_the_banks_volume():
     goal, higher = GOALS["label_accuracy_changed_end"]
     assert higher and goal({"purchases_per_month": 20}) == 0.85 and goal({"purchases_per_month": 6}) == 0.80
+    assert GOALS["recall_3"][0]({"purchases_per_month": 6}) is None  # the issue sets none there
 
 
 def test_a_detector_is_kept_only_if_no_figure_is_worse_on_the_mean_or_the_worst_bank():
@@ -84,3 +85,37 @@ def test_an_oracle_whose_probability_says_nothing_cannot_buy_precision():
     assert 0.45 < o["precision_at_recall_3"] < 0.56
     # at precision 0.85 it recalls almost nobody, or (nan) no setting of its thresholds gets there
     assert np.isnan(o["recall_3_at_precision"]) or o["recall_3_at_precision"] < 0.05
+
+
+def test_drawn_banks_are_reproducible_span_the_issues_space_and_are_no_other_bank():
+    """`evaluate --banks --random`: the general case, not six picked banks; the same seed draws the
+    same banks, and none is a calibration bank (the confidence would have seen it)."""
+    from segstream.models.research.banks import drawn
+
+    banks = drawn(40)
+    assert [b.generator for b in banks] == [b.generator for b in drawn(40)]
+    assert drawn(3, seed=7000)[0].generator != banks[0].generator
+    gens = [b.generator for b in banks]
+    assert all(5 <= g.tx_per_month <= 40 and 24 <= g.months <= 36 and 0.05 <= g.change_share <= 0.3 for g in gens)
+    assert {g.seasonal for g in gens} == {True, False} and len({g.start_month for g in gens}) >= 6
+    assert min(g.tx_per_month for g in gens) < 8 and max(g.tx_per_month for g in gens) > 25
+    assert not {g.seed for g in gens} & {b.generator.seed for b in (*CALIBRATION, *BANKS, *OUTSIDE)}
+    assert len({b.name for b in banks}) == 40 and all(b.what for b in banks)
+
+
+def test_the_worst_bank_per_goal_and_on_how_many_it_is_met():
+    """A goal that depends on volume is judged per bank; a bank without the figure (nan: no changed
+    customer to score) counts neither way."""
+    from segstream.models.research.banks import worst_per_goal
+
+    def row(name, volume, precision, false):
+        met_elsewhere = {k: 1.0 for k in GOALS} | {"false_changes_per_stable_window": false}
+        return met_elsewhere | {"bank": name, "purchases_per_month": volume, "precision": precision}
+
+    worst = worst_per_goal([row("a", 20, 0.9, 0.001), row("b", 6, 0.5, 0.003), row("c", 30, float("nan"), 0.0)])
+    assert worst["precision"] == {"bank": "b", "value": 0.5, "goal": 0.85, "met": False, "met_on": 1, "of": 2}
+    false = worst["false_changes_per_stable_window"]
+    assert (false["bank"], false["met"], false["met_on"], false["of"]) == ("b", False, 2, 3)
+    changed = worst["label_accuracy_changed_end"]  # 1.0 everywhere: met on all three, whatever the volume
+    assert changed["met"] and changed["met_on"] == 3
+    assert (worst["recall_3"]["met_on"], worst["recall_3"]["of"]) == (2, 2)  # no goal below 15 purchases
