@@ -134,8 +134,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _evaluate_banks(args: argparse.Namespace) -> int:
-    """Label-exact figures on the six generated banks (with --outside, the banks beyond them) against
-    their frontiers and the oracle, the worst bank per goal, and the confidence's reliability diagram."""
+    """Label-exact figures on the six generated banks (with --outside, the banks beyond them; with
+    --random N, N drawn banks) against their frontiers and the oracle, the worst bank per goal and on
+    how many it is met, and the confidence's reliability diagram."""
     from segstream.models.research.banks import BANKS, OUTSIDE, drawn, evaluate, to_markdown, write
 
     cmd = "segstream evaluate --banks"
