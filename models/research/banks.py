@@ -161,7 +161,7 @@ def drawn(n: int, seed: int = 5000) -> tuple[Bank, ...]:
         what = (
             f"{g.months} months from month {g.start_month}, {g.change_share:.0%} change"
             + (f" + {g.drift_share:.0%} drift" if g.drift_share else "")
-            + f" at {begin:.0%}-{begin + 0.3:.0%}, {'seasons' if g.seasonal else 'no seasons'}, "
+            + f" at {g.change_period[0]:.0%}-{g.change_period[1]:.0%}, {'seasons' if g.seasonal else 'no seasons'}, "
             f"~{g.tx_per_month:.0f} purchases, {g.missing_month_rate:.0%} missing, strength "
             f"{g.personality_strength:.2f}, noise {g.monthly_noise:.2f}, one-offs {g.life_event_rate:.1%}"
         )
@@ -444,10 +444,18 @@ def plot_reliability(res: dict[str, Any], path) -> None:
 
     fig, ax = plt.subplots(figsize=(5.5, 5))
     ax.plot([0, 1], [0, 1], color="grey", ls=":", label="calibrated")
-    colours = plt.get_cmap("tab10" if len(res["banks"]) <= 10 else "tab20").colors  # one per bank, none twice
-    for r, colour in zip(res["banks"], colours, strict=False):
+    # one colour per bank up to twenty; past that they repeat, and no bank is left out of the plot
+    colours = plt.get_cmap("tab10" if len(res["banks"]) <= 10 else "tab20").colors
+    for i, r in enumerate(res["banks"]):
         pts = [p for p in r["reliability"] if p["events"] >= 20]
-        ax.plot([p["confidence"] for p in pts], [p["right"] for p in pts], "o-", ms=3, color=colour, label=r["bank"])
+        ax.plot(
+            [p["confidence"] for p in pts],
+            [p["right"] for p in pts],
+            "o-",
+            ms=3,
+            color=colours[i % len(colours)],
+            label=r["bank"],
+        )
     ax.set_xlabel("confidence on the change event"), ax.set_ylabel("share whose label was right")
     ax.set_title("Reliability of the events' confidence"), ax.legend(fontsize=8)
     fig.tight_layout(), fig.savefig(path, dpi=110), plt.close(fig)
