@@ -55,6 +55,14 @@ class Settings(BaseSettings):
     # A worker silent this long is dropped from the group and its partitions move; one
     # that wakes up after that is fenced (state/fencing.py). Heartbeats every third of it.
     kafka_session_timeout_ms: int = 10_000
+    # How soon a worker sees that the transactions topic gained partitions (it then halts every
+    # partition until `segstream recover` has moved the open windows): the producers' own
+    # metadata refresh (kafka clients: 5 minutes) sends customers to new partitions meanwhile.
+    kafka_metadata_max_age_ms: int = 60_000
+    # `segstream recover` moves open windows to customers' new partitions only this long after a
+    # worker first saw the new count: producers still send by the old count until their metadata
+    # refreshes (metadata.max.age.ms, 5 minutes in Kafka's clients), and such records are moved too.
+    repartition_settle_s: float = 300.0
     # Prefix of every Redis key this deployment writes (states, centroids, checkpoints).
     # Empty: the consumer group, so two deployments (another topic or group) sharing
     # one Redis never read each other's state or checkpoints.

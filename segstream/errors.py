@@ -64,6 +64,14 @@ class LogMismatch(SystemFailure):
     reason = "log_mismatch"
 
 
+class Repartitioned(SystemFailure):
+    """The transactions topic gained partitions since the windows were cut: a customer's month
+    would be counted in two partitions, and the part that closes second dropped as a replay.
+    Recovery: ``segstream recover`` moves the open windows (README, operations)."""
+
+    reason = "repartitioned"
+
+
 class NamespaceShared(SystemFailure, ConfigError):
     """Another deployment (another consumer group) claims partitions in this namespace."""
 

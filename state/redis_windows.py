@@ -12,6 +12,7 @@ Layout per (topic, partition) and open window number ``i``:
   ``{p}:p:{topic}:{part}``      hash: offset, max_event_time, open (window numbers, comma-separated)
   ``{p}:e:{topic}:{part}``      the partition's epoch: claimed by each new owner (state/fencing.py)
   ``{p}:o:{topic}:{part}``      the consumer group that claimed it last
+  ``{p}:n:{topic}``             the topic's partition count the windows were cut for
 Appending keys keeps a checkpoint proportional to the batch, not to the window;
 a closed window is two UNLINKs. On a Redis Cluster ``{topic}:{part}`` is a hash tag
 (``{tx:3}``), so a partition's keys share one slot and its checkpoint stays one
@@ -28,8 +29,8 @@ import orjson
 import redis
 from redis.cluster import RedisCluster
 
-from segstream.core.windows import WindowRows
-from segstream.errors import NamespaceShared, StoreLost
+from segstream.core.windows import WindowRows, merge_window_record
+from segstream.errors import NamespaceShared, Repartitioned, StoreLost
 
 from .fencing import Fenced
 from .redis_client import wait_for_replicas
@@ -181,6 +182,79 @@ class WindowCheckpoints:
             pipe.hsetnx(key, "open", "")
             pipe.hdel(key, "kc")  # the log it counted is gone, or never took a commit
             pipe.execute()
+
+    def _layout(self, topic: str) -> str:
+        return f"{self.prefix}:n:{{{topic}}}" if self.cluster else f"{self.prefix}:n:{topic}"
+
+    def layout(self, topic: str, partitions: int) -> int:
+        """The partition count this deployment's windows were cut for; the first call records
+        ``partitions``. A customer's records go to one partition only while the count stays."""
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.set(self._layout(topic), partitions, nx=True)
+            pipe.get(self._layout(topic))
+            return int(pipe.execute()[1])
+
+    def set_layout(self, topic: str, partitions: int) -> None:
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.set(self._layout(topic), partitions)
+            pipe.delete(self._layout(topic) + ":seen")
+            pipe.execute()
+
+    def layout_changed_at(self, topic: str, now: float) -> float:
+        """When a worker first saw the topic's partition count differ from the recorded one."""
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.set(self._layout(topic) + ":seen", repr(now), nx=True)
+            pipe.get(self._layout(topic) + ":seen")
+            return float(pipe.execute()[1])
+
+    def forwarded_below(self, topic: str, partition: int) -> tuple[int, int]:
+        """(offset, partition count): records of this partition below the offset whose customer
+        belongs elsewhere under that count were re-published there, and are not applied here."""
+        below, count = self.r.hmget(self._meta(topic, partition), "fwd", "fwd_n")
+        return (-1, 0) if below is None else (int(below), int(count))
+
+    def mark_forwarded(self, topic: str, partition: int, below: int, partitions: int) -> None:
+        self.r.hset(self._meta(topic, partition), mapping={"fwd": below, "fwd_n": partitions})
+
+    def move_rows(self, topic: str, source: int, target: int, rows: WindowRows) -> bool:
+        """Add ``rows`` (taken from ``source``'s open window ``rows.index``) to ``target``'s same window,
+        merged with any row the customer has there, and carry the source window's dedup digests.
+
+        Idempotent per (source, window): a marker written in the target's transaction makes a
+        rerun after a crash skip the add; the caller then removes the rows from the source.
+        Returns whether the rows were added now."""
+        meta, marker = self._meta(topic, target), f"mv:{source}:{rows.index}"
+        wkey, kkey = self._window(topic, target, rows.index)
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.watch(meta, wkey)
+            if pipe.hexists(meta, marker):
+                pipe.unwatch()
+                return False
+            opened = pipe.hget(meta, "open")
+            held = pipe.hmget(wkey, rows.customers) if rows.customers else []
+            records = np.array(rows.records, dtype="<f8", copy=True)
+            for i, raw in enumerate(held):
+                if raw is not None:
+                    records[i] = merge_window_record(np.frombuffer(raw, "<f8"), records[i])
+            indices = {int(x) for x in (opened or b"").decode().split(",") if x} | {rows.index}
+            pipe.multi()
+            if rows.customers:
+                buf, w = records.tobytes(), self.width
+                pipe.hset(wkey, mapping={c: buf[i * w : (i + 1) * w] for i, c in enumerate(rows.customers)})
+            if len(rows.keys):
+                pipe.append(kkey, rows.keys.astype("<u8").tobytes())
+            pipe.hset(meta, mapping={marker: 1, "open": ",".join(map(str, sorted(indices)))})
+            try:
+                pipe.execute()
+            except redis.WatchError:  # a worker wrote meanwhile: the partitions are meant to be halted
+                raise Repartitioned(
+                    f"{topic}[{target}] was written while its windows were being moved: halt every worker first"
+                ) from None
+        return True
+
+    def drop_rows(self, topic: str, partition: int, index: int, customers: list[str]) -> None:
+        if customers:
+            self.r.hdel(self._window(topic, partition, index)[0], *customers)
 
     def forget(self, customer_id: str) -> int:
         """Remove the customer's rows from every open window of every partition; the rows removed.

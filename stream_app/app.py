@@ -35,6 +35,7 @@ def make_consumer(s: Settings) -> AIOKafkaConsumer:
         group_id=s.consumer_group,
         session_timeout_ms=s.kafka_session_timeout_ms,
         heartbeat_interval_ms=s.kafka_session_timeout_ms // 3,
+        metadata_max_age_ms=s.kafka_metadata_max_age_ms,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 << 20,

@@ -49,7 +49,7 @@ def batch_of(records: Iterable[tuple[int, int, bytes | None, float | None, bytes
 class BatchOutput:
     changes: list[SegmentChange] = field(default_factory=list)
     dead_letters: list[InvalidEvent] = field(default_factory=list)
-    outcomes: Counter = field(default_factory=Counter)  # ok, late, duplicate, invalid, replayed
+    outcomes: Counter = field(default_factory=Counter)  # ok, late, duplicate, invalid, replayed, moved
     engine: EngineResult = field(default_factory=EngineResult)
     windows_closed: int = 0
     open_windows: int = 0  # across this worker's partitions, after the batch

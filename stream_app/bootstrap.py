@@ -33,6 +33,7 @@ from segstream.config import Settings
 from segstream.errors import ConfigError
 
 from .batch import PartitionBatch
+from .partitioner import Partitioner
 
 BATCH = 50_000  # events per processor call: one Redis round trip and one model call per round
 SPILL_BUFFER = 4096  # lines held per spill file before they are written
@@ -89,24 +90,6 @@ def export_payloads(path: Path, mapping, limits, report) -> Iterator[bytes]:
 
     for event in checked_events(read_export(path, mapping), limits, report):
         yield orjson.dumps(event)
-
-
-class Partitioner:
-    """Kafka's default partitioner (murmur2 of the key), memoised per customer: the pure-Python
-    hash costs microseconds, and a bank's history repeats each customer hundreds of times."""
-
-    def __init__(self, partitions: int):
-        from kafka.partitioner.default import murmur2
-
-        self.partitions = partitions
-        self._hash = murmur2
-        self._memo: dict[bytes, int] = {}
-
-    def __call__(self, key: bytes) -> int:
-        p = self._memo.get(key)
-        if p is None:
-            p = self._memo[key] = (self._hash(key) & 0x7FFFFFFF) % self.partitions
-        return p
 
 
 class _Keyed(msgspec.Struct):

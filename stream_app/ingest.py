@@ -163,7 +163,8 @@ class IngestLoop:
         tps = [TopicPartition(self.topic, p) for p in partitions]
         starts = await self.consumer.beginning_offsets(tps)
         ends = await self.consumer.end_offsets(tps)
-        logs = [LogBounds(tp.partition, starts[tp], ends[tp], await self.consumer.committed(tp)) for tp in tps]
+        count = len(self.consumer.partitions_for_topic(self.topic) or ())
+        logs = [LogBounds(tp.partition, starts[tp], ends[tp], await self.consumer.committed(tp), count) for tp in tps]
         try:
             positions = await self.worker.assign(logs)
         except (StoreLost, NamespaceShared) as err:

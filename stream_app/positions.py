@@ -13,7 +13,9 @@ refused (the partition halts, nothing is skipped) when:
   group's committed offset is gone, and the last checkpoint is more recent than the
   broker's offset retention: the broker lost its offsets, so its log is not the one
   the checkpoint counted;
-* the log starts after the checkpoint: retention deleted records never applied.
+* the log starts after the checkpoint: retention deleted records never applied;
+* the topic has more partitions than the windows were cut for: customers' records now go
+  to other partitions, and a month split over two would be counted once, in part.
 
 ``segstream recover`` repairs each by moving the checkpoint to the log's start (the
 states it has are kept; the window guard makes a replay harmless).
@@ -32,6 +34,7 @@ class LogBounds:
     start: int  # first offset the log still holds
     end: int  # offset the next record will get
     committed: int | None  # the group's committed offset, None if it has none
+    partitions: int = 0  # the topic's partition count (0: not known)
 
 
 @dataclass(frozen=True)
@@ -84,3 +87,17 @@ def position(
             f"records {nxt}..{log.start - 1} of partition {p} were deleted by retention before they were applied",
         )
     return Position(p, nxt)
+
+
+def repartitioned(partition: int, recorded: int, partitions: int) -> Position | None:
+    """A halt for every partition once the topic's partition count differs from the one this
+    deployment's open windows were cut for (``recorded``)."""
+    if not partitions or recorded == partitions:
+        return None
+    return Position(
+        partition,
+        None,
+        "repartitioned",
+        f"the topic now has {partitions} partitions, the open windows were cut for {recorded}: customers' "
+        "records go to other partitions now; `segstream recover` moves their open windows",
+    )

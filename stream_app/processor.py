@@ -35,7 +35,8 @@ from segstream.state.redis_store import RedisStateStore
 from segstream.state.redis_windows import WindowCheckpoints
 
 from .batch import BATCHES_AHEAD, BatchOutput, PartitionBatch
-from .positions import LogBounds, Position, position
+from .partitioner import Partitioner
+from .positions import LogBounds, Position, position, repartitioned
 
 log = logging.getLogger("segstream.worker")
 
@@ -46,6 +47,10 @@ class _Partition:
     offset: int  # last offset consumed
     dirty: bool = False
     seen: float = field(default_factory=time.time)  # wall time of its last record (or of its restore)
+    # records below this offset whose customer now belongs to another partition were added to that
+    # partition's windows by `segstream recover` after the topic gained partitions (stream_app/repartition.py)
+    forwarded_below: int = -1
+    home: Partitioner | None = None
 
 
 class StreamProcessor:
@@ -85,13 +90,17 @@ class StreamProcessor:
         A partition whose log and checkpoint disagree (positions.py) is claimed but halted: it
         stays out of the processor until a later call finds them agreeing again."""
         out = []
+        count = max((log_.partitions for log_ in logs), default=0)
+        recorded = self.checkpoints.layout(self.topic, count) if count else 0
+        if recorded != count:
+            self.checkpoints.layout_changed_at(self.topic, time.time())
         for log_ in logs:
             p = log_.partition
             self._parts.pop(p, None)
             self._fenced.discard(p)
             self._epochs[p] = self._claim(p)
             self.store.centroid_stats()  # raises StoreLost if the store lost its centroids
-            pos = position(
+            pos = repartitioned(p, recorded, count) or position(
                 log_, self.checkpoints.meta(self.topic, p), time.time(), self.settings.kafka_offsets_retention_s
             )
             if pos.offset is None:
@@ -112,7 +121,10 @@ class StreamProcessor:
             offset, max_event_time, windows = self.checkpoints.load(self.topic, p)
             agg = window_aggregator(self.settings)
             agg.restore(windows, max_event_time, self.checkpoints.leaders(self.topic, p))
-            part = self._parts[p] = _Partition(agg, offset)
+            below, count = self.checkpoints.forwarded_below(self.topic, p)
+            part = self._parts[p] = _Partition(
+                agg, offset, forwarded_below=below, home=Partitioner(count) if count else None
+            )
         return part
 
     def process(self, batch: list[PartitionBatch], now: float | None = None) -> BatchOutput:
@@ -173,7 +185,13 @@ class StreamProcessor:
                 keys = None if keys is None else [keys[i] for i in keep]
             if not len(values):
                 continue
-            part.offset, part.dirty, part.seen = int(offsets.max()), True, time.time()
+            last = int(offsets.max())
+            if part.home is not None and keys is not None and int(offsets[0]) < part.forwarded_below:
+                away = self._forwarded(pb.partition, part, offsets, keys)
+                out.outcomes["moved"] += len(away)
+                keep = np.setdiff1d(np.arange(len(values)), away).tolist()
+                offsets, values, keys = offsets[keep], [values[i] for i in keep], [keys[i] for i in keep]
+            part.offset, part.dirty, part.seen = last, True, time.time()
             touched.append(pb.partition)
             ing = ingest_payloads(part.windows, values, self.limits, keys, withhold=self.forgotten.withhold)
             out.outcomes.update(ing.counts())
@@ -208,6 +226,19 @@ class StreamProcessor:
         out.open_windows = sum(p.windows.open_windows for p in self._parts.values())
         out.headroom_bytes = self._headroom()
         return out
+
+    @staticmethod
+    def _forwarded(partition: int, part: _Partition, offsets: np.ndarray, keys: list[bytes | None]) -> np.ndarray:
+        """Positions of records below the forwarding mark whose customer the topic's new partition
+        count sends elsewhere: `segstream recover` added them to that partition's windows."""
+        return np.fromiter(
+            (
+                i
+                for i, (o, k) in enumerate(zip(offsets.tolist(), keys))
+                if o < part.forwarded_below and k is not None and part.home(k) != partition
+            ),
+            np.int64,
+        )
 
     def _headroom(self) -> int:
         """The most the batches that may still land (``BATCHES_AHEAD``, each of new customers, maybe

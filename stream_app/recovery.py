@@ -9,7 +9,9 @@ retained input (the topic's retention must cover the history the model needs); a
 recreated topic it reads the new log from its start; after records lost to retention it
 goes on from the oldest one left, and says how many were never applied. The window
 guard makes any record read twice harmless. ``--take-over`` also hands the namespace's
-partitions to this deployment's consumer group (the other deployment is gone).
+partitions to this deployment's consumer group (the other deployment is gone). After the
+topic gained partitions it first moves open windows to customers' new partitions
+(repartition.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from segstream.state.redis_store import RedisStateStore
 from segstream.state.redis_windows import WindowCheckpoints
 
 from .positions import LogBounds, position
+from .repartition import Moved, repartition
 
 
 @dataclass
@@ -45,20 +48,23 @@ def log_bounds(s: Settings) -> list[LogBounds]:
         parts = sorted(c.partitions_for_topic(s.topic_transactions) or [])
         tps = [TopicPartition(s.topic_transactions, p) for p in parts]
         starts, ends = c.beginning_offsets(tps), c.end_offsets(tps)
-        return [LogBounds(tp.partition, starts[tp], ends[tp], c.committed(tp)) for tp in tps]
+        return [LogBounds(tp.partition, starts[tp], ends[tp], c.committed(tp), len(tps)) for tp in tps]
     finally:
         c.close()
 
 
-def recover(s: Settings, *, take_over: bool = False, dry_run: bool = False) -> list[Repair]:
-    """Check every partition as a worker would at assignment; move the halted ones' checkpoints
-    to their log's start and re-seed missing centroids. Returns what was (or would be) done."""
+def recover(s: Settings, *, take_over: bool = False, dry_run: bool = False) -> tuple[list[Repair], Moved | None]:
+    """Check every partition as a worker would at assignment; move open windows to a new partition
+    count, the halted partitions' checkpoints to their log's start, and re-seed missing centroids.
+    Returns what was (or would be) done."""
     from segstream.assembly import load_model
 
     r = client_for(s)
     cp = WindowCheckpoints(r, 0, prefix=s.redis_prefix)
+    logs = log_bounds(s)
+    moved = repartition(s, cp, logs, dry_run=dry_run)
     out = []
-    for log in log_bounds(s):
+    for log in logs:
         meta = cp.meta(s.topic_transactions, log.partition)
         pos = position(log, meta, time.time(), s.kafka_offsets_retention_s)
         if pos.offset is not None:
@@ -76,13 +82,14 @@ def recover(s: Settings, *, take_over: bool = False, dry_run: bool = False) -> l
         artefact, model = load_model(s)
         store = RedisStateStore.for_deployment(r, s, model.hidden_size, model.version)
         store.init_centroids(artefact.centroids, s.centroid_prior_weight)  # only where they are missing
-    return out
+    return out, moved
 
 
-def report(repairs: list[Repair], dry_run: bool) -> dict:
+def report(repairs: list[Repair], moved: Moved | None, dry_run: bool) -> dict:
     return {
         "dry_run": dry_run,
         "repaired": sum(1 for x in repairs if x.reason),
         "never_applied": sum(x.never_applied for x in repairs),
+        "repartitioned": None if moved is None else asdict(moved),
         "partitions": [asdict(x) for x in repairs],
     }

@@ -71,7 +71,8 @@ def _api_key(args: argparse.Namespace) -> int:
 def _recover(args: argparse.Namespace) -> int:
     from segstream.stream_app.recovery import recover, report
 
-    out = report(recover(get_settings(), take_over=args.take_over, dry_run=args.dry_run), args.dry_run)
+    repairs, moved = recover(get_settings(), take_over=args.take_over, dry_run=args.dry_run)
+    out = report(repairs, moved, args.dry_run)
     print(orjson.dumps(out).decode())
     return 0
 
@@ -80,7 +81,8 @@ def register(sub) -> None:
     rc = sub.add_parser(
         "recover",
         help="repair halted partitions: move their checkpoints to the start of the log the broker holds "
-        "(after a lost Redis, a recreated topic or records lost to retention); the worker resumes by itself",
+        "(after a lost Redis, a recreated topic or records lost to retention), or open windows to the partitions "
+        "a topic's new partition count sends their customers to; the worker resumes by itself",
     )
     rc.add_argument("--dry-run", action="store_true", help="say what would be done; change nothing")
     rc.add_argument("--take-over", action="store_true", help="hand the namespace's partitions to this consumer group")

@@ -104,6 +104,14 @@ def outcome_counts(code: np.ndarray) -> dict[Outcome, int]:
     return dict(zip(OUTCOMES, np.bincount(code, minlength=len(OUTCOMES)).tolist()))
 
 
+def merge_window_record(held: np.ndarray, moved: np.ndarray) -> np.ndarray:
+    """One customer's window from two parts (a record layout row each): counts and spend add; the
+    income is the held part's if it knows one (its events are the later ones), else the moved part's."""
+    out = held + moved
+    out[1] = held[1] if held[1] == held[1] else moved[1]
+    return out
+
+
 def _blank(rows: int, n_categories: int) -> np.ndarray:
     data = np.zeros((rows, 2 + n_categories))  # columns: n, income (NaN = unknown), spend...
     data[:, 1] = np.nan

@@ -184,6 +184,60 @@ def test_a_recreated_topic_halts_until_recover_and_then_reads_the_new_log(bootst
     assert_same_states(s, embedded(s, events)[0])
 
 
+def test_a_topic_given_more_partitions_halts_until_recover_moves_its_open_windows(
+    bootstrap, redis_url, events, tmp_path
+):
+    """Before: after `kafka-topics --alter --partitions 6` a customer's month was split over its old
+    and new partition, and the part closing second was dropped as a replay (health 200, nothing
+    dead-lettered). Now every partition halts until `segstream recover` has moved the open windows, and
+    the records producers still sent by the old count, to the customers' new partitions."""
+    import orjson
+    from kafka import KafkaProducer
+    from kafka.admin import NewPartitions
+
+    env = isolated_settings(bootstrap, redis_url, batch_size=256, repartition_settle_s=0)
+    s = settings_from(env)
+    a, b = len(events) // 2, int(len(events) * 0.7)
+    publish(events[:a], s, progress=False)
+    w = Worker(env, tmp_path).start()
+    try:
+        wait_until(all_consumed(s), 180, "the first half to be applied", [w])
+    finally:
+        w.stop()
+    stale = KafkaProducer(bootstrap_servers=bootstrap)  # a producer that keeps the old count cached
+    assert len(stale.partitions_for(s.topic_transactions)) == 4
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_partitions({s.topic_transactions: NewPartitions(6)})
+    finally:
+        admin.close()
+    for e in events[a:b]:
+        stale.send(s.topic_transactions, key=e["customer_id"].encode(), value=orjson.dumps(e))
+    stale.close()
+    publish(events[b:], s, progress=False)  # a producer that sees six partitions
+    before = committed_offsets(s)
+    w = Worker(env, tmp_path).start()
+    try:
+        wait_until(lambda: halted(w, "repartitioned") == 6, 120, "every partition to halt", [w])
+        assert health(w)[0] == 503 and "repartitioned" in str(health(w)[1]["problems"])
+        time.sleep(2)
+        assert committed_offsets(s) == before, "nothing may be committed while the windows are cut for 4"
+        moved = recover(env)["repartitioned"]
+        assert moved["partitions_before"] == 4 and moved["partitions_after"] == 6
+        assert moved["records"] > 0 and moved["rows"] > 0 and moved["behind"] == 0
+        assert recover(env)["repartitioned"] is None  # done once
+        wait_until(lambda: halted(w, "repartitioned") == 0, 60, "the partitions to resume", [w])
+        wait_until(all_consumed(s), 180, "every partition to be applied", [w])
+        skipped = w.metrics().get("segstream_events_total{outcome=moved}", 0)
+    finally:
+        w.stop()
+    assert skipped == moved["records"]  # read past where they were sent, applied where they belong
+    assert not system_dead_letters(s)
+    pipe, ref = embedded(s, events)
+    assert_same_states(s, pipe)
+    assert sorted(set(change_keys(read_topic(s, s.topic_changes)))) == change_keys(ref)
+
+
 def test_a_broker_down_turns_health_503_within_seconds_and_the_log_stays_short(redis_url, events, tmp_path):
     """Before: /healthz 200 for the whole minute, 8,800 ERROR lines."""
     kafka = kafka_server(tmp_path / "kafka")

@@ -8,7 +8,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from segstream.stream_app.bootstrap import Partitioner, jsonl_payloads, jsonl_ranges, spill_by_month
+from segstream.stream_app.bootstrap import jsonl_payloads, jsonl_ranges, spill_by_month
+from segstream.stream_app.partitioner import Partitioner
 
 
 @pytest.mark.parametrize("parts", [1, 2, 3, 5, 8, 40])

@@ -250,3 +250,14 @@ def test_the_batch_clock_without_its_event_loop_gives_what_the_loop_gives(events
         assert sorted(fast.leaders.values()) == sorted(loop.leaders.values())
         key = lambda w: (w.customer_id, w.index, w.n_events, tuple(np.round(w.spend, 6)))  # noqa: E731
         assert sorted(map(key, fast.poll())) == sorted(map(key, loop.poll()))
+
+
+def test_a_window_merged_from_two_partitions_adds_counts_and_keeps_the_later_income():
+    """After the topic gains partitions, `segstream recover` merges a customer's window rows."""
+    from segstream.core.windows import merge_window_record
+
+    held = np.array([3.0, 2500.0, 10.0, 0.0])
+    moved = np.array([2.0, 1800.0, 5.0, 7.0])
+    np.testing.assert_array_equal(merge_window_record(held, moved), [5.0, 2500.0, 15.0, 7.0])
+    unknown = np.array([1.0, np.nan, 1.0, 0.0])
+    np.testing.assert_array_equal(merge_window_record(unknown, moved), [3.0, 1800.0, 6.0, 7.0])

@@ -13,7 +13,7 @@ from segstream.state.fencing import Fenced
 from segstream.stream_app.batch import BatchOutput, PartitionBatch
 from segstream.stream_app.checkpoint import Checkpoint
 from segstream.stream_app.health import Health, RepeatFilter
-from segstream.stream_app.positions import LogBounds, position
+from segstream.stream_app.positions import LogBounds, position, repartitioned
 from segstream.stream_app.worker import Worker
 
 
@@ -220,6 +220,13 @@ def test_a_partition_resumes_at_its_checkpoint_or_halts_saying_why(log_, checkpo
     pos = position(log_, checkpoint, now=2000.0, offsets_retention_s=RETENTION)
     assert (pos.offset, pos.reason) == want
     assert bool(pos.detail) == (pos.offset is None)
+
+
+def test_a_topic_with_another_partition_count_than_its_windows_halts_every_partition():
+    assert repartitioned(2, recorded=4, partitions=4) is None
+    assert repartitioned(2, recorded=4, partitions=0) is None  # the count not known: nothing to compare
+    pos = repartitioned(5, recorded=4, partitions=6)
+    assert (pos.partition, pos.offset, pos.reason) == (5, None, "repartitioned") and "recover" in pos.detail
 
 
 def test_offsets_that_expired_with_an_idle_group_are_not_an_alarm():
