@@ -207,14 +207,14 @@ class WindowCheckpoints:
             pipe.get(self._layout(topic) + ":seen")
             return float(pipe.execute()[1])
 
-    def forwarded_below(self, topic: str, partition: int) -> tuple[int, int]:
+    def moved_below(self, topic: str, partition: int) -> tuple[int, int]:
         """(offset, partition count): records of this partition below the offset whose customer
-        belongs elsewhere under that count were re-published there, and are not applied here."""
-        below, count = self.r.hmget(self._meta(topic, partition), "fwd", "fwd_n")
+        belongs elsewhere under that count were added to that partition's windows, not to these."""
+        below, count = self.r.hmget(self._meta(topic, partition), "mv_below", "mv_n")
         return (-1, 0) if below is None else (int(below), int(count))
 
-    def mark_forwarded(self, topic: str, partition: int, below: int, partitions: int) -> None:
-        self.r.hset(self._meta(topic, partition), mapping={"fwd": below, "fwd_n": partitions})
+    def mark_moved(self, topic: str, partition: int, below: int, partitions: int) -> None:
+        self.r.hset(self._meta(topic, partition), mapping={"mv_below": below, "mv_n": partitions})
 
     def move_rows(self, topic: str, source: int, target: int, rows: WindowRows) -> bool:
         """Add ``rows`` (taken from ``source``'s open window ``rows.index``) to ``target``'s same window,

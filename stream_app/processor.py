@@ -49,7 +49,7 @@ class _Partition:
     seen: float = field(default_factory=time.time)  # wall time of its last record (or of its restore)
     # records below this offset whose customer now belongs to another partition were added to that
     # partition's windows by `segstream recover` after the topic gained partitions (stream_app/repartition.py)
-    forwarded_below: int = -1
+    moved_below: int = -1
     home: Partitioner | None = None
 
 
@@ -121,9 +121,9 @@ class StreamProcessor:
             offset, max_event_time, windows = self.checkpoints.load(self.topic, p)
             agg = window_aggregator(self.settings)
             agg.restore(windows, max_event_time, self.checkpoints.leaders(self.topic, p))
-            below, count = self.checkpoints.forwarded_below(self.topic, p)
+            below, count = self.checkpoints.moved_below(self.topic, p)
             part = self._parts[p] = _Partition(
-                agg, offset, forwarded_below=below, home=Partitioner(count) if count else None
+                agg, offset, moved_below=below, home=Partitioner(count) if count else None
             )
         return part
 
@@ -186,8 +186,8 @@ class StreamProcessor:
             if not len(values):
                 continue
             last = int(offsets.max())
-            if part.home is not None and keys is not None and int(offsets[0]) < part.forwarded_below:
-                away = self._forwarded(pb.partition, part, offsets, keys)
+            if part.home is not None and keys is not None and int(offsets[0]) < part.moved_below:
+                away = self._moved_away(pb.partition, part, offsets, keys)
                 out.outcomes["moved"] += len(away)
                 keep = np.setdiff1d(np.arange(len(values)), away).tolist()
                 offsets, values, keys = offsets[keep], [values[i] for i in keep], [keys[i] for i in keep]
@@ -228,14 +228,14 @@ class StreamProcessor:
         return out
 
     @staticmethod
-    def _forwarded(partition: int, part: _Partition, offsets: np.ndarray, keys: list[bytes | None]) -> np.ndarray:
-        """Positions of records below the forwarding mark whose customer the topic's new partition
+    def _moved_away(partition: int, part: _Partition, offsets: np.ndarray, keys: list[bytes | None]) -> np.ndarray:
+        """Positions of records below the moved mark whose customer the topic's new partition
         count sends elsewhere: `segstream recover` added them to that partition's windows."""
         return np.fromiter(
             (
                 i
                 for i, (o, k) in enumerate(zip(offsets.tolist(), keys))
-                if o < part.forwarded_below and k is not None and part.home(k) != partition
+                if o < part.moved_below and k is not None and part.home(k) != partition
             ),
             np.int64,
         )

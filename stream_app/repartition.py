@@ -44,7 +44,7 @@ class Moved:
     records: int  # unread records of an old partition added to their customer's new partition
     rows: int  # open window rows moved (a customer in one window)
     customers: int
-    behind: int  # rows moved into a month the new partition had already closed: counted, not applied
+    behind: int  # rows moved into a month older than any the target still had open: it may have closed it
 
 
 def repartition(s: Settings, cp: WindowCheckpoints, logs: list[LogBounds], *, dry_run: bool) -> Moved | None:
@@ -92,7 +92,7 @@ def repartition(s: Settings, cp: WindowCheckpoints, logs: list[LogBounds], *, dr
     if not dry_run:
         _apply_tails(s, cp, tails, bounds)
         for p, log in checkpointed.items():
-            cp.mark_forwarded(topic, p, log.end, count)
+            cp.mark_moved(topic, p, log.end, count)
         cp.set_layout(topic, count)
     return Moved(recorded, count, taken, rows, customers, behind)
 
@@ -107,7 +107,7 @@ def _tails(s: Settings, cp: WindowCheckpoints, checkpointed: dict[int, LogBounds
     try:
         for p, log in checkpointed.items():
             start = cp.offset(topic, p) + 1
-            if cp.forwarded_below(topic, p)[1] == home.partitions or start >= log.end:
+            if cp.moved_below(topic, p)[1] == home.partitions or start >= log.end:
                 continue
             tp = TopicPartition(topic, p)
             consumer.assign([tp])
