@@ -169,6 +169,11 @@ class Settings(BaseSettings):
     # Erased customers are recorded once for the whole deployment, under this prefix: every
     # namespace, consumer group and model version on this Redis withholds their events.
     erasure_namespace: str = "segstream"
+    # Every erasure and new consent also goes, as a keyed digest, to this compacted topic that is
+    # never deleted: a Redis lost or restored from an older snapshot gets them back from it before
+    # any event is replayed (`segstream recover`, and each worker at start). Empty:
+    # "<erasure_namespace>-erasures".
+    topic_erasures: str = ""
     data_dir: Path = Path("var/worker")  # Faust's local data directory
     log_level: str = "INFO"
     # Allocations between young-generation garbage collections (Python's default: 700;
@@ -180,6 +185,10 @@ class Settings(BaseSettings):
     @property
     def redis_prefix(self) -> str:
         return self.namespace or self.consumer_group
+
+    @property
+    def erasures_topic(self) -> str:
+        return self.topic_erasures or f"{self.erasure_namespace}-erasures"
 
 
 @lru_cache(maxsize=1)

@@ -30,6 +30,16 @@ class ForgottenCustomers:
     def add(self, customer_id: str) -> None:
         self.r.sadd(self.key, self.digest(customer_id))
 
+    def restore(self, erased: set[bytes], consented: set[bytes]) -> int:
+        """Apply digests read back from the erasure log; returns how many were missing here."""
+        with self.r.pipeline(transaction=True) as pipe:
+            if erased:
+                pipe.sadd(self.key, *erased)
+            if consented:
+                pipe.srem(self.key, *consented)
+            replies = pipe.execute()
+        return int(replies[0]) if erased else 0
+
     def remove(self, customer_id: str) -> bool:
         """New consent: the customer's events count again from now on."""
         legacy = bool(self._legacy and self._legacy.remove(customer_id))

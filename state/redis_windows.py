@@ -186,9 +186,13 @@ class WindowCheckpoints:
     def _layout(self, topic: str) -> str:
         return f"{self.prefix}:n:{{{topic}}}" if self.cluster else f"{self.prefix}:n:{topic}"
 
-    def layout(self, topic: str, partitions: int) -> int:
+    def layout(self, topic: str, partitions: int, record: bool = True) -> int:
         """The partition count this deployment's windows were cut for; the first call records
-        ``partitions``. A customer's records go to one partition only while the count stays."""
+        ``partitions`` (unless not ``record``). A customer's records go to one partition only while
+        the count stays."""
+        if not record:
+            held = self.r.get(self._layout(topic))
+            return partitions if held is None else int(held)
         with self.r.pipeline(transaction=True) as pipe:
             pipe.set(self._layout(topic), partitions, nx=True)
             pipe.get(self._layout(topic))

@@ -18,7 +18,7 @@ from segstream.config import Settings
 from segstream.gc_tuning import tune_gc
 from segstream.state.redis_client import client_for
 
-from . import metrics
+from . import erasure_log, metrics
 from .core_runner import CoreRunner
 from .health import Health, RepeatFilter, broker_up
 from .ingest import IngestLoop
@@ -96,6 +96,18 @@ def build_app(settings: Settings) -> faust.App:
             handler.addFilter(repeats)
         # topics first: a subscription to a missing topic would auto-create it without our configs
         await asyncio.get_running_loop().run_in_executor(None, ensure_topics, settings)
+        # erasures before any event: a Redis restored from an older snapshot would not know the later ones
+        while True:
+            try:
+                replayed = await asyncio.get_running_loop().run_in_executor(None, erasure_log.replay_into, settings)
+                break
+            except Exception as err:  # noqa: BLE001 - Redis or the broker not up yet: nothing is read before this
+                log.warning("erasures not read back yet (%s); retrying in 5 s", err)
+                await asyncio.sleep(5.0)
+        if replayed.restored:
+            log.warning(
+                "%d erasures were missing from Redis; read back from %s", replayed.restored, settings.erasures_topic
+            )
         tune_gc(settings.gc_threshold)
         await loop.run()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass
 
 import redis
@@ -15,11 +16,13 @@ from kafka.errors import KafkaError
 
 from segstream.config import Settings
 from segstream.core.events import CUSTOMER_ID_PATTERN_RE
-from segstream.errors import ConfigError
+from segstream.errors import ConfigError, SystemFailure
 from segstream.state.forgotten import ForgottenCustomers
 from segstream.state.keys import holds
 from segstream.state.redis_store import RedisStateStore
 from segstream.state.redis_windows import WindowCheckpoints
+
+from . import erasure_log
 
 log = logging.getLogger("segstream.erasure")
 
@@ -36,6 +39,7 @@ class Erasure:
     window_rows: int  # open-window checkpoint rows removed
     other_keys: int  # records of other model versions removed
     tombstone: bool  # a tombstone went to the segment-changes topic
+    logged: bool = False  # the erasure is on the erasures topic, so a lost Redis gets it back (erasure_log.py)
 
 
 class Eraser:
@@ -45,6 +49,8 @@ class Eraser:
         self.store = store
         self.checkpoints = WindowCheckpoints(client, 0, prefix=settings.redis_prefix)
         self.forgotten = ForgottenCustomers(client, settings.erasure_namespace, settings.redis_prefix)
+        self._up: bool | None = None
+        self._producer = None
 
     def forget(self, customer_id: str, publish: bool = True) -> Erasure:
         if not re.fullmatch(CUSTOMER_ID_PATTERN_RE, customer_id):
@@ -53,7 +59,13 @@ class Eraser:
         self.forgotten.add(customer_id)
         state = self.store.forget(customer_id)
         rows = self.checkpoints.forget(customer_id)
-        return Erasure(customer_id, state, rows, self._elsewhere(customer_id), publish and self._tombstone(customer_id))
+        logged = tombstone = False
+        if publish and self._broker_up():
+            entry = erasure_log.entry(self.forgotten.digest(customer_id), True, time.time())
+            logged = self._publish(self.settings.erasures_topic, *entry)
+            # a null value keyed by the customer: compacted copies of the changes topic drop the key
+            tombstone = self._publish(self.settings.topic_changes, customer_id.encode(), None)
+        return Erasure(customer_id, state, rows, self._elsewhere(customer_id), tombstone, logged)
 
     def _elsewhere(self, customer_id: str) -> int:
         """The customer's records under other model versions and record formats: their own keys
@@ -70,7 +82,13 @@ class Eraser:
                 removed += self.r.hdel(key, customer_id)
         return removed
 
-    def consent(self, customer_id: str) -> bool:
+    def consent(self, customer_id: str, publish: bool = True) -> bool:
+        """New consent: from now on the customer's events count again, also after a lost Redis."""
+        entry = erasure_log.entry(self.forgotten.digest(customer_id), False, time.time())
+        if publish and not (self._broker_up() and self._publish(self.settings.erasures_topic, *entry)):
+            raise SystemFailure(
+                "the consent did not reach the erasures topic; nothing changed: run it again once the broker is reachable"
+            )
         return self.forgotten.remove(customer_id)
 
     def inactive(self, windows: int) -> list[str]:
@@ -83,27 +101,37 @@ class Eraser:
         newest = int(states.last_window.max())
         return [c for c, w in zip(ids, states.last_window.tolist()) if w <= newest - windows]
 
-    def _tombstone(self, customer_id: str) -> bool:
-        """A null value keyed by the customer: compacted copies of the topic drop the key."""
+    def _broker_up(self) -> bool:
+        """Asked once per eraser: one line at once when the broker is down, not 30 s of client errors."""
+        from .kafka_config import verify
+
+        if self._up is None:
+            try:
+                verify(self.settings, timeout_s=5.0)
+                self._up = True
+            except ConfigError as err:
+                log.warning("nothing published to the broker: %s", err)
+                self._up = False
+        return self._up
+
+    def _publish(self, topic: str, key: bytes, value: bytes | None) -> bool:
+        """One record, acknowledged by every in-sync replica; one producer per eraser (a retention sweep
+        erases thousands)."""
         from kafka import KafkaProducer  # here: the API imports this module only to erase
 
-        from segstream.errors import ConfigError
-
-        from .kafka_config import kafka_python_options, verify
+        from .kafka_config import ensure_topics, kafka_python_options
 
         try:
-            verify(self.settings, timeout_s=5.0)  # one line at once, not 30 s of client errors
-        except ConfigError as err:
-            log.warning("tombstone not published: %s", err)
-            return False
-        producer = None
-        try:
-            producer = KafkaProducer(**kafka_python_options(self.settings), acks="all")
-            producer.send(self.settings.topic_changes, key=customer_id.encode(), value=None).get(timeout=30)
+            if self._producer is None:
+                ensure_topics(self.settings)  # the erasures topic must be compacted before its first record
+                self._producer = KafkaProducer(**kafka_python_options(self.settings), acks="all")
+            self._producer.send(topic, key=key, value=value).get(timeout=30)
             return True
         except KafkaError as err:  # also raised by the constructor when no broker answers
-            log.warning("tombstone not published (%s): erase again once the broker is reachable", err)
+            log.warning("not published to %s (%s): erase again once the broker is reachable", topic, err)
             return False
-        finally:
-            if producer is not None:
-                producer.close()
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close()
+            self._producer = None

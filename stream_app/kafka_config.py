@@ -138,11 +138,17 @@ def topic_specs(s: Settings) -> dict[str, tuple[int, int, dict[str, str]]]:
             s.topic_replication_factor,
             {**common, "retention.ms": str(s.dlq_retention_ms)},
         ),
+        # the latest record per digest (an erasure, or a tombstone for new consent) is kept for ever
+        s.erasures_topic: (
+            1,
+            s.topic_replication_factor,
+            {**common, "cleanup.policy": "compact", "retention.ms": "-1"},
+        ),
     }
 
 
 def ensure_topics(s: Settings) -> list[str]:
-    """Create the three topics if missing (idempotent; several processes may race), then say how
+    """Create the topics if missing (idempotent; several processes may race), then say how
     existing ones differ from the settings (one warning each; returned for tests and tools)."""
     from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError

@@ -90,6 +90,7 @@ class StreamProcessor:
         A partition whose log and checkpoint disagree (positions.py) is claimed but halted: it
         stays out of the processor until a later call finds them agreeing again."""
         out = []
+        self.forgotten.refresh()  # a recover may have just read erasures back into a Redis that lost them
         count = max((log_.partitions for log_ in logs), default=0)
         recorded = self.checkpoints.layout(self.topic, count) if count else 0
         if recorded != count:

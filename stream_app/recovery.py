@@ -24,6 +24,8 @@ from segstream.state.redis_client import client_for
 from segstream.state.redis_store import RedisStateStore
 from segstream.state.redis_windows import WindowCheckpoints
 
+from . import erasure_log
+from .erasure_log import Replayed
 from .positions import LogBounds, position
 from .repartition import Moved, repartition
 
@@ -53,13 +55,15 @@ def log_bounds(s: Settings) -> list[LogBounds]:
         c.close()
 
 
-def recover(s: Settings, *, take_over: bool = False, dry_run: bool = False) -> tuple[list[Repair], Moved | None]:
+def recover(s: Settings, *, take_over: bool = False, dry_run: bool = False) -> Recovery:
     """Check every partition as a worker would at assignment; move open windows to a new partition
     count, the halted partitions' checkpoints to their log's start, and re-seed missing centroids.
     Returns what was (or would be) done."""
     from segstream.assembly import load_model
 
     r = client_for(s)
+    # erasures first: a Redis that lost them would re-create erased customers from the replay
+    erasures = None if dry_run else erasure_log.replay_into(s)
     cp = WindowCheckpoints(r, 0, prefix=s.redis_prefix)
     logs = log_bounds(s)
     moved = repartition(s, cp, logs, dry_run=dry_run)
@@ -82,14 +86,21 @@ def recover(s: Settings, *, take_over: bool = False, dry_run: bool = False) -> t
         artefact, model = load_model(s)
         store = RedisStateStore.for_deployment(r, s, model.hidden_size, model.version)
         store.init_centroids(artefact.centroids, s.centroid_prior_weight)  # only where they are missing
-    return out, moved
+    return Recovery(out, moved, erasures)
 
 
-def report(repairs: list[Repair], moved: Moved | None, dry_run: bool) -> dict:
-    return {
-        "dry_run": dry_run,
-        "repaired": sum(1 for x in repairs if x.reason),
-        "never_applied": sum(x.never_applied for x in repairs),
-        "repartitioned": None if moved is None else asdict(moved),
-        "partitions": [asdict(x) for x in repairs],
-    }
+@dataclass
+class Recovery:
+    repairs: list[Repair]
+    moved: Moved | None  # open windows moved to a new partition count
+    erasures: Replayed | None  # the erasure log read back into Redis (None in a dry run)
+
+    def report(self, dry_run: bool) -> dict:
+        return {
+            "dry_run": dry_run,
+            "repaired": sum(1 for x in self.repairs if x.reason),
+            "never_applied": sum(x.never_applied for x in self.repairs),
+            "repartitioned": None if self.moved is None else asdict(self.moved),
+            "erasures": None if self.erasures is None else asdict(self.erasures),
+            "partitions": [asdict(x) for x in self.repairs],
+        }

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from segstream.config import Settings
 from segstream.core.personality import CATEGORIES
 from segstream.core.windows import WindowAggregator, WindowRows
-from segstream.errors import Repartitioned
+from segstream.errors import ConfigError, Repartitioned
 from segstream.state.redis_windows import WindowCheckpoints
 
 from .kafka_config import kafka_python_options
@@ -51,10 +51,11 @@ def repartition(s: Settings, cp: WindowCheckpoints, logs: list[LogBounds], *, dr
     """Move open windows and misplaced records to the partitions the topic's new count sends them
     to; None when the count is the one the windows were cut for."""
     topic, count = s.topic_transactions, len(logs)
-    recorded = cp.layout(topic, count)
+    recorded = cp.layout(topic, count, record=not dry_run)
     if recorded == count:
         return None
-    waited = time.time() - cp.layout_changed_at(topic, time.time())
+    now = time.time()
+    waited = 0.0 if dry_run else max(now - cp.layout_changed_at(topic, now), 0.0)
     if waited < s.repartition_settle_s and not dry_run:
         raise Repartitioned(
             f"{topic} went from {recorded} to {count} partitions {waited:.0f} s ago: producers may still send "
@@ -63,6 +64,7 @@ def repartition(s: Settings, cp: WindowCheckpoints, logs: list[LogBounds], *, dr
     home, bounds = Partitioner(count), {g.partition: g for g in logs}
     cp = WindowCheckpoints(cp.r, len(CATEGORIES), prefix=cp.prefix)
     checkpointed = {g.partition: g for g in logs if cp.meta(topic, g.partition) is not None}
+    _check_partitioner(s, [g for g in logs if g.partition >= recorded], home)
     tails = _tails(s, cp, checkpointed, home)
     taken = sum(map(len, tails.values()))
     rows = customers = behind = 0
@@ -95,6 +97,31 @@ def repartition(s: Settings, cp: WindowCheckpoints, logs: list[LogBounds], *, dr
             cp.mark_moved(topic, p, log.end, count)
         cp.set_layout(topic, count)
     return Moved(recorded, count, taken, rows, customers, behind)
+
+
+def _check_partitioner(s: Settings, new: list[LogBounds], home: Partitioner, sample: int = 1000) -> None:
+    """Moving a customer to the partition murmur2 names is right only if the producers partition so:
+    the first records of the new partitions must all be where murmur2 puts them."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(**kafka_python_options(s), enable_auto_commit=False)
+    try:
+        for log in new:
+            tp = TopicPartition(s.topic_transactions, log.partition)
+            consumer.assign([tp])
+            consumer.seek(tp, log.start)
+            stop = min(log.end, log.start + sample)
+            while consumer.position(tp) < stop:
+                for r in consumer.poll(timeout_ms=1000, max_records=sample).get(tp, []):
+                    if r.offset < stop and r.key is not None and home(r.key) != log.partition:
+                        raise ConfigError(
+                            f"{s.topic_transactions}[{log.partition}] holds a record keyed {r.key[:40]!r} that Kafka's "
+                            f"default partitioner puts in partition {home(r.key)}: the producers partition otherwise "
+                            "(librdkafka: set partitioner=murmur2_random), and moving windows by murmur2 would split "
+                            "customers; nothing was moved"
+                        )
+    finally:
+        consumer.close()
 
 
 def _tails(s: Settings, cp: WindowCheckpoints, checkpointed: dict[int, LogBounds], home: Partitioner) -> dict:

@@ -13,8 +13,6 @@ from segstream.config import get_settings
 
 
 def _forget(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
-
     from segstream.models.artefact import ModelArtefact
     from segstream.state.redis_client import client_for
     from segstream.state.redis_store import RedisStateStore
@@ -24,9 +22,20 @@ def _forget(args: argparse.Namespace) -> int:
     art = ModelArtefact.load(s.model_path)
     r = client_for(s)
     eraser = Eraser(s, r, RedisStateStore.for_deployment(r, s, art.hidden_size, art.version))
+    try:
+        return _erase(args, s, eraser)
+    finally:
+        eraser.close()
+
+
+def _erase(args: argparse.Namespace, s, eraser) -> int:
+    from dataclasses import asdict
+
     if args.consent:
         for cid in args.customer_ids:
-            print(json.dumps({"customer_id": cid, "withheld_before": eraser.consent(cid)}))
+            print(
+                json.dumps({"customer_id": cid, "withheld_before": eraser.consent(cid, publish=not args.no_tombstone)})
+            )
         return 0
     ids = list(args.customer_ids)
     if not ids and not args.inactive:
@@ -41,12 +50,12 @@ def _forget(args: argparse.Namespace) -> int:
     incomplete = 0
     for cid in ids:
         done = eraser.forget(cid, publish=not args.no_tombstone)
-        incomplete += not (done.tombstone or args.no_tombstone)
+        incomplete += not ((done.tombstone and done.logged) or args.no_tombstone)
         print(json.dumps(asdict(done)))
     if incomplete:
         print(
-            f"segstream forget: {incomplete} of {len(ids)} erasures are incomplete (no tombstone reached the "
-            "broker); run the same command again once it is reachable",
+            f"segstream forget: {incomplete} of {len(ids)} erasures are incomplete (the tombstone or the erasure "
+            "record did not reach the broker); run the same command again once it is reachable",
             file=sys.stderr,
         )
         return 1
@@ -69,10 +78,9 @@ def _api_key(args: argparse.Namespace) -> int:
 
 
 def _recover(args: argparse.Namespace) -> int:
-    from segstream.stream_app.recovery import recover, report
+    from segstream.stream_app.recovery import recover
 
-    repairs, moved = recover(get_settings(), take_over=args.take_over, dry_run=args.dry_run)
-    out = report(repairs, moved, args.dry_run)
+    out = recover(get_settings(), take_over=args.take_over, dry_run=args.dry_run).report(args.dry_run)
     print(orjson.dumps(out).decode())
     return 0
 
@@ -96,7 +104,12 @@ def register(sub) -> None:
         help="also every customer with no window in the last --inactive-windows (retention)",
     )
     f.add_argument("--inactive-windows", type=int, default=0, help="default: SEGSTREAM_RETENTION_WINDOWS")
-    f.add_argument("--no-tombstone", action="store_true", help="do not publish the tombstone (no broker reachable)")
+    f.add_argument(
+        "--no-tombstone",
+        action="store_true",
+        help="publish neither the tombstone nor the erasure record (no broker reachable; a Redis lost later "
+        "would not remember this erasure)",
+    )
     f.add_argument("--consent", action="store_true", help="undo the withholding: the customers' new events count again")
     f.set_defaults(func=_forget)
 

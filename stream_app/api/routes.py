@@ -67,14 +67,17 @@ def lookups(read: ReadModel, require: Callable[[str], Callable], settings: Setti
 
         from ..erasure import Eraser
 
+        eraser = Eraser(settings, read.store.r, read.store)
         try:
-            done = Eraser(settings, read.store.r, read.store).forget(customer_id)
+            done = eraser.forget(customer_id)
         except NoPermissionError:
             raise HTTPException(
                 503,
                 "this API's Redis user is read-only: erase with `segstream forget`, "
                 "or run an admin API with a user that may write the namespace",
             ) from None
+        finally:
+            eraser.close()
         return asdict(done)
 
     @router.get("/api/map", response_model=list[MapPoint], dependencies=customers_scope)

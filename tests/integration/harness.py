@@ -54,6 +54,7 @@ def isolated_settings(bootstrap: str, redis_url: str, **over) -> dict[str, str]:
         "SEGSTREAM_TOPIC_TRANSACTIONS": f"tx-{tag}",
         "SEGSTREAM_TOPIC_CHANGES": f"changes-{tag}",
         "SEGSTREAM_TOPIC_DLQ": f"dlq-{tag}",
+        "SEGSTREAM_TOPIC_ERASURES": f"erasures-{tag}",
         "SEGSTREAM_CONSUMER_GROUP": f"segstream-{tag}",
         "SEGSTREAM_BATCH_TIMEOUT_S": "0.2",
         "SEGSTREAM_CENTROID_PRIOR_WEIGHT": "1e12",  # fixed centroids: results independent of batch order

@@ -12,7 +12,18 @@ from segstream.stream_app.batch import PartitionBatch
 from segstream.stream_app.erasure import Eraser
 from segstream.stream_app.processor import StreamProcessor
 
-from .harness import isolated_settings, segstream_cli, settings_from
+from .harness import (
+    Worker,
+    all_consumed,
+    assert_same_states,
+    change_keys,
+    embedded,
+    isolated_settings,
+    read_topic,
+    segstream_cli,
+    settings_from,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -160,3 +171,48 @@ def test_watch_reads_past_an_erasure_marker(bootstrap, redis_url):
     out = segstream_cli(env, "watch", "--from-beginning", "--idle-timeout", "3", "--json")
     assert out.returncode == 0, out.stderr.decode()[-500:]
     assert orjson.loads(out.stdout.splitlines()[-1]) == {"customer_id": "C0000002", "erased": True}
+
+
+def test_an_erasure_survives_redis_restarting_empty_and_the_replay_that_rebuilds_it(
+    bootstrap, redis_url, events, tmp_path
+):
+    """Before: the erased set lived only in Redis; after Redis restarted empty, `segstream recover`
+    replayed the topic and brought the erased customers back. Now the erasures topic gives the
+    erasures back to Redis before any event is replayed."""
+    from segstream.producers.kafka_producer import publish
+    from segstream.state.redis_client import connect
+
+    env = isolated_settings(bootstrap, redis_url, batch_size=256)
+    s = settings_from(env)
+    victims = ["C0000011", "C0000042"]
+    cut = int(len(events) * 0.9)
+    publish(events[:cut], s, progress=False)
+    w = Worker(env, tmp_path).start()
+    try:
+        wait_until(all_consumed(s), 180, "the first months to be applied", [w])
+        erased = segstream_cli(env, "forget", *victims)
+        assert erased.returncode == 0, erased.stderr.decode()[-2000:]
+        assert all(orjson.loads(line)["logged"] for line in erased.stdout.splitlines())
+        r = connect(redis_url)
+        r.flushdb()  # Redis restarted without persistence
+        publish(events[cut:], s, progress=False)  # the worker finds out at its next batch
+        lost = "segstream_halted_partitions{reason=store_lost}"
+        wait_until(lambda: w.metrics().get(lost, 0) == 4, 60, "every partition to halt", [w])
+        out = segstream_cli(env, "recover", timeout=120)
+        assert out.returncode == 0, out.stderr.decode()[-2000:]
+        assert orjson.loads(out.stdout)["erasures"] == {"erased": 2, "restored": 2, "consented": 0}
+        wait_until(all_consumed(s), 240, "the worker to rebuild from the topic", [w])
+        held = b"".join(every_key_and_value(r))
+    finally:
+        w.stop()
+    assert not any(v.encode() in held for v in victims)
+    pipe, ref = embedded(s, [e for e in events if e["customer_id"] not in victims])
+    assert_same_states(s, pipe)
+    announced = [c for c in read_topic(s, s.topic_changes) if c["customer_id"] not in victims]
+    assert sorted(set(change_keys(announced))) == change_keys(ref)
+    # new consent is logged too: a later loss of Redis does not erase the customers again
+    back = segstream_cli(env, "forget", "--consent", *victims)
+    assert back.returncode == 0, back.stderr.decode()[-2000:]
+    connect(redis_url).delete(f"{s.erasure_namespace}:forgotten")
+    again = segstream_cli(env, "recover", timeout=120)
+    assert orjson.loads(again.stdout)["erasures"] == {"erased": 0, "restored": 0, "consented": 2}

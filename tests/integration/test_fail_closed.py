@@ -238,6 +238,68 @@ def test_a_topic_given_more_partitions_halts_until_recover_moves_its_open_window
     assert sorted(set(change_keys(read_topic(s, s.topic_changes)))) == change_keys(ref)
 
 
+def test_a_running_worker_halts_within_seconds_of_the_topic_gaining_partitions(bootstrap, redis_url, events, tmp_path):
+    """The worker that is running sees the new count at its next metadata refresh and halts; after
+    `segstream recover` it goes on with the new partitions as if they had always been there."""
+    from kafka.admin import NewPartitions
+
+    env = isolated_settings(
+        bootstrap, redis_url, batch_size=256, repartition_settle_s=0, kafka_metadata_max_age_ms=2000
+    )
+    s = settings_from(env)
+    half = len(events) // 2
+    publish(events[:half], s, progress=False)
+    w = Worker(env, tmp_path).start()
+    try:
+        wait_until(all_consumed(s), 180, "the first half to be applied", [w])
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            admin.create_partitions({s.topic_transactions: NewPartitions(6)})
+        finally:
+            admin.close()
+        wait_until(lambda: halted(w, "repartitioned") == 6, 60, "the running worker to halt", [w])
+        assert health(w)[0] == 503
+        moved = recover(env)["repartitioned"]
+        assert moved["rows"] > 0 and moved["records"] == 0 and moved["behind"] == 0
+        wait_until(lambda: halted(w, "repartitioned") == 0, 60, "the partitions to resume", [w])
+        publish(events[half:], s, progress=False)
+        wait_until(all_consumed(s), 180, "the rest, over six partitions", [w])
+        wait_until(lambda: health(w)[0] == 200, 30, "health to return", [w])
+    finally:
+        w.stop()
+    assert len(end_offsets(s)) == 6 and all(end_offsets(s).values())
+    pipe, ref = embedded(s, events)
+    assert_same_states(s, pipe)
+    assert sorted(set(change_keys(read_topic(s, s.topic_changes)))) == change_keys(ref)
+
+
+def test_recover_moves_nothing_when_producers_do_not_partition_as_kafkas_clients_do(bootstrap, redis_url):
+    """Moving a customer's windows to the partition murmur2 names would split them if the producers
+    partition otherwise (librdkafka's default): recover checks the new partitions' records first."""
+    from kafka import KafkaProducer
+    from kafka.admin import NewPartitions
+
+    from segstream.stream_app.kafka_config import ensure_topics
+    from segstream.stream_app.partitioner import Partitioner
+
+    env = isolated_settings(bootstrap, redis_url, repartition_settle_s=0)
+    s = settings_from(env)
+    ensure_topics(s)
+    WindowCheckpoints(connect(redis_url), 0, prefix=s.redis_prefix).layout(s.topic_transactions, 4)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_partitions({s.topic_transactions: NewPartitions(6)})
+    finally:
+        admin.close()
+    key = next(k for k in (f"C{i:07d}".encode() for i in range(100)) if Partitioner(6)(k) != 4)
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    producer.send(s.topic_transactions, key=key, value=b"{}", partition=4)  # not where murmur2 puts it
+    producer.close()
+    out = segstream_cli(env, "recover", timeout=120)
+    assert out.returncode != 0 and b"murmur2_random" in out.stderr and b"nothing was moved" in out.stderr
+    assert WindowCheckpoints(connect(redis_url), 0, prefix=s.redis_prefix).layout(s.topic_transactions, 6) == 4
+
+
 def test_a_broker_down_turns_health_503_within_seconds_and_the_log_stays_short(redis_url, events, tmp_path):
     """Before: /healthz 200 for the whole minute, 8,800 ERROR lines."""
     kafka = kafka_server(tmp_path / "kafka")
