@@ -9,9 +9,10 @@ retained input (the topic's retention must cover the history the model needs); a
 recreated topic it reads the new log from its start; after records lost to retention it
 goes on from the oldest one left, and says how many were never applied. The window
 guard makes any record read twice harmless. ``--take-over`` also hands the namespace's
-partitions to this deployment's consumer group (the other deployment is gone). After the
-topic gained partitions it first moves open windows to customers' new partitions
-(repartition.py).
+partitions to this deployment's consumer group (the other deployment is gone). Before
+anything else it reads the erasure log back into Redis (erasure_log.py), so no replay brings
+an erased customer back; after the topic gained partitions it moves open windows to
+customers' new partitions (repartition.py).
 """
 
 from __future__ import annotations
