@@ -51,6 +51,14 @@ class StoreLost(SystemFailure):
     reason = "store_lost"
 
 
+class StoreRolledBack(SystemFailure):
+    """Redis holds older data than this worker last wrote or read (restored from a snapshot, a
+    replica promoted behind its master): building on it would drop what came after. Recovery is the
+    outage's: re-read every partition from the checkpoints Redis holds now."""
+
+    reason = "store_rolled_back"
+
+
 class StoreCorrupt(SystemFailure):
     """A stored value that no code path may write (a non-finite centroid): served as a clean 503."""
 

@@ -31,14 +31,25 @@ class ForgottenCustomers:
         self.r.sadd(self.key, self.digest(customer_id))
 
     def restore(self, erased: set[bytes], consented: set[bytes]) -> int:
-        """Apply digests read back from the erasure log; returns how many were missing here."""
+        """Apply digests read back from the erasure log; returns how many were missing here. Missing
+        ones mean Redis lost or rolled back erasures, and maybe holds those customers' data again:
+        a purge is then pending (the workers halt) until ``segstream recover`` has erased it."""
         with self.r.pipeline(transaction=True) as pipe:
             if erased:
                 pipe.sadd(self.key, *erased)
             if consented:
                 pipe.srem(self.key, *consented)
             replies = pipe.execute()
-        return int(replies[0]) if erased else 0
+        missing = int(replies[0]) if erased else 0
+        if missing:
+            self.r.set(self.key + ":purge", missing)
+        return missing
+
+    def purge_pending(self) -> bool:
+        return bool(self.r.exists(self.key + ":purge"))
+
+    def purged(self) -> None:
+        self.r.delete(self.key + ":purge")
 
     def remove(self, customer_id: str) -> bool:
         """New consent: the customer's events count again from now on."""

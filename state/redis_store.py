@@ -36,7 +36,7 @@ from redis.cluster import RedisCluster
 
 from segstream.config import Settings
 from segstream.core.ports import CentroidStats, StateBatch, flow_counts
-from segstream.errors import NonFiniteValues, StoreLost
+from segstream.errors import NonFiniteValues, StoreLost, StoreRolledBack
 
 from .fencing import Fenced
 from .keys import StateKeys, bucket_of, buckets_of
@@ -110,6 +110,7 @@ class RedisStateStore(RedisReads):
         # (epoch key, epoch, partition) the next commits are made under, from the worker's core
         # per batch; none where nobody else can own the customers (the demo, tools)
         self.fences = fences or _no_fences
+        self._version_seen = -1
         self._commit = client.register_script(_lua("half.lua", "runs.lua", "commit.lua"))
         self._init = client.register_script(_lua("init.lua"))
         self._forget = client.register_script(_lua("half.lua", "forget.lua"))
@@ -204,7 +205,26 @@ class RedisStateStore(RedisReads):
         found = b"".join(v if v is not None else empty for values in replies[: len(runs)] for v in values)
         rec = np.empty(len(customer_ids), self.dtype)
         rec[np.concatenate(runs)] = np.frombuffer(found, self.dtype)
-        return self._decode(rec), self._merged(replies[len(runs) :])
+        stats = self._merged(replies[len(runs) :])
+        self._check_time(stats.version)
+        return self._decode(rec), stats
+
+    def _check_time(self, version: int) -> None:
+        """In a worker's core (fenced commits) the centroids' version only grows: every commit that
+        assigns a window adds one. A lower one than already read means Redis went back in time, and
+        states built on it would drop the windows applied since."""
+        if self.fences is _no_fences:
+            return
+        if version < self._version_seen:
+            raise StoreRolledBack(
+                f"the centroids' version went back from {self._version_seen} to {version}: Redis holds older "
+                "data than this worker read (restored from a snapshot?); re-reading from its checkpoints"
+            )
+        self._version_seen = version
+
+    def resync(self) -> None:
+        """Accept whatever Redis holds now (after a rewind, or a recover that re-seeded the centroids)."""
+        self._version_seen = -1
 
     def _evaluate(self, calls: list[tuple]) -> list:
         """Scripts (script, keys, args) in one pipeline: one request per node. Errors come back

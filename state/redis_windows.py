@@ -30,7 +30,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from segstream.core.windows import WindowRows, merge_window_record
-from segstream.errors import NamespaceShared, Repartitioned, StoreLost
+from segstream.errors import NamespaceShared, Repartitioned, StoreLost, StoreRolledBack
 
 from .fencing import Fenced
 from .redis_client import wait_for_replicas
@@ -108,18 +108,26 @@ class WindowCheckpoints:
         open_windows: Iterable[int],
         epoch: int | None = None,
         leaders: dict[str, float] | None = None,
+        saved: int | None = None,
     ) -> None:
         """Write the partition's checkpoint atomically; with ``epoch``, only while it is still
-        the partition's epoch (WATCH: a claim between the check and EXEC aborts the write)."""
+        the partition's epoch (WATCH: a claim between the check and EXEC aborts the write), and
+        with ``saved`` (the offset this owner last wrote) only while Redis still holds it: an older
+        one means Redis went back in time, and these deltas would land on windows they do not extend."""
         with self.r.pipeline(transaction=True) as pipe:
             if epoch is not None:
-                key = self.epoch_key(topic, partition)
+                key, meta = self.epoch_key(topic, partition), self._meta(topic, partition)
                 pipe.watch(key)
                 held = pipe.get(key)
                 if held is None:
                     raise StoreLost(f"the claim {key} is gone: Redis lost this deployment's data")
                 if int(held) != epoch:
                     raise Fenced([partition], "checkpoint")
+                if saved is not None and int(pipe.hget(meta, "offset") or -1) != saved:
+                    raise StoreRolledBack(
+                        f"the checkpoint of {topic}[{partition}] went back from offset {saved}: Redis holds older "
+                        "data than this worker wrote (restored from a snapshot?); re-reading from it"
+                    )
                 pipe.multi()
             self._queue(pipe, topic, partition, offset, max_event_time, deltas, closed, open_windows)
             if leaders is not None:

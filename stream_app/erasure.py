@@ -101,6 +101,19 @@ class Eraser:
         newest = int(states.last_window.max())
         return [c for c, w in zip(ids, states.last_window.tolist()) if w <= newest - windows]
 
+    def purge(self) -> int:
+        """Erase again every erased customer whose data Redis holds (a snapshot from before the
+        erasure, restored): ids are found by the keyed digest of every field of the namespace's
+        hashes (states, trajectories, open windows, any model version). Returns how many."""
+        self.forgotten.refresh()
+        found: set[str] = set()
+        for key in self.r.scan_iter(match=f"{glob_literal(self.settings.redis_prefix)}:*", count=10_000, _type="hash"):
+            found.update(f.decode() for f in self.r.hkeys(key) if self.forgotten.erased(f.decode(errors="replace")))
+        for customer_id in sorted(found):
+            self.forget(customer_id, publish=False)
+        self.forgotten.purged()
+        return len(found)
+
     def _broker_up(self) -> bool:
         """Asked once per eraser: one line at once when the broker is down, not 30 s of client errors."""
         from .kafka_config import verify

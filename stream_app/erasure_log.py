@@ -29,7 +29,7 @@ def entry(digest: bytes, erased: bool, at: float) -> tuple[bytes, bytes | None]:
 @dataclass
 class Replayed:
     erased: int  # digests the log holds as erased
-    restored: int  # of those, missing from Redis until now
+    restored: int  # of those, missing from Redis until now (a purge is then pending)
     consented: int  # digests whose latest record is new consent
 
 

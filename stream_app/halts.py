@@ -15,7 +15,7 @@ from .health import Health
 from .positions import Position
 
 log = logging.getLogger("segstream.worker")
-REASONS = ("store_lost", "log_mismatch", "namespace_shared", "repartitioned")
+REASONS = ("store_lost", "log_mismatch", "namespace_shared", "repartitioned", "erasures_restored")
 
 
 class Halts:

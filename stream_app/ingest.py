@@ -41,7 +41,7 @@ from segstream.config import Settings
 from segstream.errors import NamespaceShared, StoreLost, SystemFailure
 from segstream.state.fencing import Fenced
 
-from . import metrics
+from . import erasure_log, metrics
 from .backpressure import MemoryBound
 from .batch import PartitionBatch
 from .checkpoint import Checkpoint
@@ -152,6 +152,10 @@ class IngestLoop:
         await self._cancel_fetch()
         await self.worker.discard()
         self.checkpoint.drop()
+        # after an outage Redis may be back from a snapshot older than an erasure: the log first
+        replayed = await asyncio.get_running_loop().run_in_executor(None, erasure_log.replay_into, self.settings)
+        if replayed.restored:
+            log.warning("%d erasures were missing from Redis; read back from the erasures topic", replayed.restored)
         await self.position([tp.partition for tp in self._assigned() if not self._paused_zombie(tp)])
         self.rewind_needed = False
         self._fetching = asyncio.ensure_future(self._fetch())

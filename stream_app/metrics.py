@@ -64,6 +64,11 @@ FENCED = Counter(
     "paused past its session); the partition is let go",
     ["where"],
 )
+STORE_ROLLBACKS = Counter(
+    "segstream_store_rollbacks_total",
+    "Times Redis held older data than the worker had written or read (a restored snapshot): it re-read "
+    "every partition from the checkpoints Redis held then",
+)
 REDIS_ERRORS = Counter("segstream_redis_errors_total", "Redis operations that failed after retries", ["op"])
 MODEL = Info("segstream_model", "The model artefact this worker serves")
 DEAD_LETTERED = Counter(
@@ -140,7 +145,7 @@ for _t in TRAIT_ABBR:  # pre-create the bounded label set so dashboards show zer
 HALTED = Gauge(
     "segstream_halted_partitions",
     "Partitions this worker holds but will not process until repaired, by reason "
-    "(store_lost, log_mismatch, namespace_shared, repartitioned)",
+    "(store_lost, log_mismatch, namespace_shared, repartitioned, erasures_restored)",
     ["reason"],
 )
 LOG_SUPPRESSED = Counter("segstream_log_lines_suppressed_total", "Repeated warning and error lines held back")

@@ -15,7 +15,9 @@ refused (the partition halts, nothing is skipped) when:
   the checkpoint counted;
 * the log starts after the checkpoint: retention deleted records never applied;
 * the topic has more partitions than the windows were cut for: customers' records now go
-  to other partitions, and a month split over two would be counted once, in part.
+  to other partitions, and a month split over two would be counted once, in part;
+* Redis had lost erasures that the erasure log gave back (a snapshot from before them,
+  restored): it may hold those customers' data again until ``segstream recover`` erases it.
 
 ``segstream recover`` repairs each by moving the checkpoint to the log's start (the
 states it has are kept; the window guard makes a replay harmless).
@@ -100,4 +102,14 @@ def repartitioned(partition: int, recorded: int, partitions: int) -> Position | 
         "repartitioned",
         f"the topic now has {partitions} partitions, the open windows were cut for {recorded}: customers' "
         "records go to other partitions now; `segstream recover` moves their open windows",
+    )
+
+
+def erasures_restored(partition: int) -> Position:
+    return Position(
+        partition,
+        None,
+        "erasures_restored",
+        "Redis had lost erasures (restored from an older snapshot?) and may hold erased customers' data "
+        "again; `segstream recover` erases it",
     )

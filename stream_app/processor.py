@@ -36,7 +36,7 @@ from segstream.state.redis_windows import WindowCheckpoints
 
 from .batch import BATCHES_AHEAD, BatchOutput, PartitionBatch
 from .partitioner import Partitioner
-from .positions import LogBounds, Position, position, repartitioned
+from .positions import LogBounds, Position, erasures_restored, position, repartitioned
 
 log = logging.getLogger("segstream.worker")
 
@@ -45,6 +45,7 @@ log = logging.getLogger("segstream.worker")
 class _Partition:
     windows: WindowAggregator
     offset: int  # last offset consumed
+    saved: int  # last offset checkpointed: what Redis holds unless it went back in time
     dirty: bool = False
     seen: float = field(default_factory=time.time)  # wall time of its last record (or of its restore)
     # records below this offset whose customer now belongs to another partition were added to that
@@ -90,7 +91,9 @@ class StreamProcessor:
         A partition whose log and checkpoint disagree (positions.py) is claimed but halted: it
         stays out of the processor until a later call finds them agreeing again."""
         out = []
+        self.store.resync()  # what Redis holds now is where this owner starts
         self.forgotten.refresh()  # a recover may have just read erasures back into a Redis that lost them
+        purge = self.forgotten.purge_pending()
         count = max((log_.partitions for log_ in logs), default=0)
         recorded = self.checkpoints.layout(self.topic, count) if count else 0
         if recorded != count:
@@ -101,8 +104,12 @@ class StreamProcessor:
             self._fenced.discard(p)
             self._epochs[p] = self._claim(p)
             self.store.centroid_stats()  # raises StoreLost if the store lost its centroids
-            pos = repartitioned(p, recorded, count) or position(
-                log_, self.checkpoints.meta(self.topic, p), time.time(), self.settings.kafka_offsets_retention_s
+            pos = (
+                (erasures_restored(p) if purge else None)
+                or repartitioned(p, recorded, count)
+                or position(
+                    log_, self.checkpoints.meta(self.topic, p), time.time(), self.settings.kafka_offsets_retention_s
+                )
             )
             if pos.offset is None:
                 self._let_go([p])
@@ -124,7 +131,7 @@ class StreamProcessor:
             agg.restore(windows, max_event_time, self.checkpoints.leaders(self.topic, p))
             below, count = self.checkpoints.moved_below(self.topic, p)
             part = self._parts[p] = _Partition(
-                agg, offset, moved_below=below, home=Partitioner(count) if count else None
+                agg, offset, offset, moved_below=below, home=Partitioner(count) if count else None
             )
         return part
 
@@ -316,7 +323,9 @@ class StreamProcessor:
                         part.windows.window_numbers,
                         epoch=self._epochs[p],
                         leaders=part.windows.leaders,
+                        saved=part.saved,
                     )
+                    part.saved = part.offset
                     saved.append(p)
                 except Fenced:
                     fenced.append(p)
@@ -334,6 +343,7 @@ class StreamProcessor:
         what came after; the window guard makes re-applying the engine's work harmless.
         """
         self._parts.clear()
+        self.store.resync()
         self._failed = False
 
     def revoke(self, partitions: list[int]) -> None:

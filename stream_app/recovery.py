@@ -26,6 +26,7 @@ from segstream.state.redis_store import RedisStateStore
 from segstream.state.redis_windows import WindowCheckpoints
 
 from . import erasure_log
+from .erasure import Eraser
 from .erasure_log import Replayed
 from .positions import LogBounds, position
 from .repartition import Moved, repartition
@@ -62,7 +63,7 @@ def recover(s: Settings, *, take_over: bool = False, dry_run: bool = False) -> R
     Returns what was (or would be) done."""
     from segstream.assembly import load_model
 
-    r = client_for(s)
+    r, purged = client_for(s), 0
     # erasures first: a Redis that lost them would re-create erased customers from the replay
     erasures = None if dry_run else erasure_log.replay_into(s)
     cp = WindowCheckpoints(r, 0, prefix=s.redis_prefix)
@@ -87,7 +88,10 @@ def recover(s: Settings, *, take_over: bool = False, dry_run: bool = False) -> R
         artefact, model = load_model(s)
         store = RedisStateStore.for_deployment(r, s, model.hidden_size, model.version)
         store.init_centroids(artefact.centroids, s.centroid_prior_weight)  # only where they are missing
-    return Recovery(out, moved, erasures)
+        eraser = Eraser(s, r, store)
+        if eraser.forgotten.purge_pending():  # the workers stay halted until this is done
+            purged = eraser.purge()
+    return Recovery(out, moved, erasures, purged)
 
 
 @dataclass
@@ -95,6 +99,7 @@ class Recovery:
     repairs: list[Repair]
     moved: Moved | None  # open windows moved to a new partition count
     erasures: Replayed | None  # the erasure log read back into Redis (None in a dry run)
+    purged: int = 0  # erased customers whose data a restored Redis held again, erased again
 
     def report(self, dry_run: bool) -> dict:
         return {
@@ -102,6 +107,6 @@ class Recovery:
             "repaired": sum(1 for x in self.repairs if x.reason),
             "never_applied": sum(x.never_applied for x in self.repairs),
             "repartitioned": None if self.moved is None else asdict(self.moved),
-            "erasures": None if self.erasures is None else asdict(self.erasures),
+            "erasures": None if self.erasures is None else {**asdict(self.erasures), "purged": self.purged},
             "partitions": [asdict(x) for x in self.repairs],
         }

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from aiokafka.errors import KafkaError
 
 from segstream.config import Settings
-from segstream.errors import SystemFailure
+from segstream.errors import StoreRolledBack, SystemFailure
 from segstream.state.fencing import Fenced
 
 from . import metrics
@@ -132,6 +132,10 @@ class Worker:
         if isinstance(err, Fenced):
             metrics.FENCED.labels(err.where).inc(len(err.partitions))
             log.warning("%s: re-reading from the last checkpoint", err)
+            return
+        if isinstance(err, StoreRolledBack):
+            metrics.STORE_ROLLBACKS.inc()
+            log.warning("%s", err)
             return
         if isinstance(err, SystemFailure):
             return  # the loop halts the partitions and says why

@@ -71,6 +71,45 @@ def test_redis_restart_mid_stream(bootstrap, events, tmp_path):
         red.stop()
 
 
+def test_a_redis_restored_from_an_older_backup_under_a_running_worker_is_read_again_not_built_on(
+    bootstrap, events, tmp_path
+):
+    """Before: the worker kept building on the restored states and wrote its newer offsets over the
+    restored checkpoints: every one of 250 customers ended three windows short, health 200. Now the
+    checkpoint (its offset went back) or the state load (the centroids' version went back) says
+    Redis went back in time, and the worker re-reads from the checkpoints Redis holds now."""
+    import shutil
+
+    red = redis_server(tmp_path / "redis")
+    red.start()
+    try:
+        env = isolated_settings(bootstrap, f"redis://127.0.0.1:{red.port}/0", batch_size=256)
+        s = settings_from(env)
+        a, b = len(events) // 2, int(len(events) * 0.8)
+        publish(events[:a], s, progress=False)
+        w = Worker(env, tmp_path).start()
+        try:
+            wait_until(all_consumed(s), 180, "the first half", [w])
+            red.stop()  # a backup of the data directory
+            shutil.copytree(red.workdir, tmp_path / "backup")
+            red.start()
+            publish(events[a:b], s, progress=False)
+            wait_until(all_consumed(s), 180, "months after the backup", [w])
+            red.stop()  # the restore, the worker running
+            shutil.rmtree(red.workdir)
+            shutil.copytree(tmp_path / "backup", red.workdir)
+            red.start()
+            publish(events[b:], s, progress=False)
+            wait_until(all_consumed(s), 240, "the worker to re-read from the restored checkpoints", [w])
+            rolled_back = w.metrics().get("segstream_store_rollbacks_total", 0)
+        finally:
+            w.stop()
+        assert rolled_back >= 1
+        assert_same_states(s, embedded(s, events)[0])
+    finally:
+        red.stop()
+
+
 def test_redis_full_is_survived_like_redis_down(bootstrap, events, tmp_path):
     """maxmemory with noeviction: writes fail with OOM; the worker reports 503, backs off, and
     once there is room again resumes from its last checkpoint with nothing lost or doubled."""
