@@ -45,6 +45,16 @@ def every_key_and_value(r) -> list[bytes]:
     return out
 
 
+def assert_erased_and_the_rest_as_a_clean_run(s, events: list, victims: list[str], held: bytes) -> None:
+    """No trace of the victims in Redis (``held``: every key and value), and every other customer's
+    state and announced changes as a clean run of the events without them."""
+    assert not any(v.encode() in held for v in victims)
+    pipe, ref = embedded(s, [e for e in events if e["customer_id"] not in victims])
+    assert_same_states(s, pipe)
+    announced = [c for c in read_topic(s, s.topic_changes) if c["customer_id"] not in victims]
+    assert sorted(set(change_keys(announced))) == change_keys(ref)
+
+
 def test_forgetting_erases_every_trace_adjusts_the_model_and_withholds_a_replay(bootstrap, redis_url):
     s = settings_from(isolated_settings(bootstrap, redis_url, history_windows=24))
     events = list(SyntheticBank(GeneratorConfig(customers=60, months=9, seed=4)).events())
@@ -206,11 +216,7 @@ def test_an_erasure_survives_redis_restarting_empty_and_the_replay_that_rebuilds
         held = b"".join(every_key_and_value(r))
     finally:
         w.stop()
-    assert not any(v.encode() in held for v in victims)
-    pipe, ref = embedded(s, [e for e in events if e["customer_id"] not in victims])
-    assert_same_states(s, pipe)
-    announced = [c for c in read_topic(s, s.topic_changes) if c["customer_id"] not in victims]
-    assert sorted(set(change_keys(announced))) == change_keys(ref)
+    assert_erased_and_the_rest_as_a_clean_run(s, events, victims, held)
     # new consent is logged too: a later loss of Redis does not erase the customers again
     back = segstream_cli(env, "forget", "--consent", *victims)
     assert back.returncode == 0, back.stderr.decode()[-2000:]
@@ -264,10 +270,6 @@ def test_a_redis_restored_from_a_snapshot_older_than_an_erasure_under_a_running_
             held = b"".join(every_key_and_value(connect(f"redis://127.0.0.1:{red.port}/0")))
         finally:
             w.stop()
-        assert not any(v.encode() in held for v in victims)
-        pipe, ref = embedded(s, [e for e in events if e["customer_id"] not in victims])
-        assert_same_states(s, pipe)
-        announced = [c for c in read_topic(s, s.topic_changes) if c["customer_id"] not in victims]
-        assert sorted(set(change_keys(announced))) == change_keys(ref)
+        assert_erased_and_the_rest_as_a_clean_run(s, events, victims, held)
     finally:
         red.stop()
