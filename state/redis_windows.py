@@ -171,6 +171,11 @@ class WindowCheckpoints:
         offset, at, kc = self.r.hmget(self._meta(topic, partition), "offset", "at", "kc")
         return None if offset is None else (int(offset), float(at or 0.0), None if kc is None else int(kc))
 
+    def open_windows(self, topic: str, partition: int) -> list[int]:
+        """The numbers of the partition's open windows, without their rows."""
+        opened = self.r.hget(self._meta(topic, partition), "open")
+        return [int(i) for i in opened.decode().split(",") if i] if opened else []
+
     def leaders(self, topic: str, partition: int) -> dict[str, float]:
         """The customers whose latest events the partition's clock follows (windows.py)."""
         raw = self.r.hget(self._meta(topic, partition), "leaders")

@@ -84,8 +84,7 @@ def repartition(s: Settings, cp: WindowCheckpoints, logs: list[LogBounds], *, dr
                     continue
                 if cp.meta(topic, q) is None:
                     cp.reposition(topic, q, bounds[q].start - 1)
-                _, _, held = cp.load(topic, q)
-                opened = [x.index for x in held]
+                opened = cp.open_windows(topic, q)
                 behind += len(idx) if opened and w.index < min(opened) else 0
                 cp.move_rows(topic, p, q, WindowRows(w.index, [w.customers[i] for i in idx], w.records[idx], w.keys))
             if not dry_run:
