@@ -21,6 +21,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from segstream.config import Settings
+from segstream.core.personality import CATEGORIES
 from segstream.state.redis_client import client_for
 from segstream.state.redis_store import RedisStateStore
 from segstream.state.redis_windows import WindowCheckpoints
@@ -66,7 +67,7 @@ def recover(s: Settings, *, take_over: bool = False, dry_run: bool = False) -> R
     r, purged = client_for(s), 0
     # erasures first: a Redis that lost them would re-create erased customers from the replay
     erasures = None if dry_run else erasure_log.replay_into(s)
-    cp = WindowCheckpoints(r, 0, prefix=s.redis_prefix)
+    cp = WindowCheckpoints(r, len(CATEGORIES), prefix=s.redis_prefix)
     logs = log_bounds(s)
     moved = repartition(s, cp, logs, dry_run=dry_run)
     out = []

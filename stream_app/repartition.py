@@ -49,7 +49,8 @@ class Moved:
 
 def repartition(s: Settings, cp: WindowCheckpoints, logs: list[LogBounds], *, dry_run: bool) -> Moved | None:
     """Move open windows and misplaced records to the partitions the topic's new count sends them
-    to; None when the count is the one the windows were cut for."""
+    to; None when the count is the one the windows were cut for. ``cp`` must read rows (made with
+    the categories' count)."""
     topic, count = s.topic_transactions, len(logs)
     recorded = cp.layout(topic, count, record=not dry_run)
     if recorded == count:
@@ -62,12 +63,11 @@ def repartition(s: Settings, cp: WindowCheckpoints, logs: list[LogBounds], *, dr
             f"by the old count; run `segstream recover` again in {s.repartition_settle_s - waited:.0f} s"
         )
     home, bounds = Partitioner(count), {g.partition: g for g in logs}
-    cp = WindowCheckpoints(cp.r, len(CATEGORIES), prefix=cp.prefix)
     checkpointed = {g.partition: g for g in logs if cp.meta(topic, g.partition) is not None}
     _check_partitioner(s, [g for g in logs if g.partition >= recorded], home)
     tails = _tails(s, cp, checkpointed, home)
     taken = sum(map(len, tails.values()))
-    rows = customers = behind = 0
+    rows = behind = 0
     moved: set[str] = set()
     for p in checkpointed:
         _, _, windows = cp.load(topic, p)
@@ -89,36 +89,44 @@ def repartition(s: Settings, cp: WindowCheckpoints, logs: list[LogBounds], *, dr
                 cp.move_rows(topic, p, q, WindowRows(w.index, [w.customers[i] for i in idx], w.records[idx], w.keys))
             if not dry_run:
                 cp.drop_rows(topic, p, w.index, [w.customers[i] for idx in targets.values() for i in idx])
-    customers = len(moved)
     if not dry_run:
         _apply_tails(s, cp, tails, bounds)
         for p, log in checkpointed.items():
             cp.mark_moved(topic, p, log.end, count)
         cp.set_layout(topic, count)
-    return Moved(recorded, count, taken, rows, customers, behind)
+    return Moved(recorded, count, taken, rows, len(moved), behind)
+
+
+def _records(consumer, topic: str, partition: int, start: int, stop: int):
+    """The partition's records from offset ``start`` up to (not including) ``stop``."""
+    from kafka import TopicPartition
+
+    tp = TopicPartition(topic, partition)
+    consumer.assign([tp])
+    consumer.seek(tp, start)
+    while consumer.position(tp) < stop:
+        for r in consumer.poll(timeout_ms=1000, max_records=5000).get(tp, []):
+            if r.offset < stop:
+                yield r
 
 
 def _check_partitioner(s: Settings, new: list[LogBounds], home: Partitioner, sample: int = 1000) -> None:
     """Moving a customer to the partition murmur2 names is right only if the producers partition so:
     the first records of the new partitions must all be where murmur2 puts them."""
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(**kafka_python_options(s), enable_auto_commit=False)
     try:
         for log in new:
-            tp = TopicPartition(s.topic_transactions, log.partition)
-            consumer.assign([tp])
-            consumer.seek(tp, log.start)
             stop = min(log.end, log.start + sample)
-            while consumer.position(tp) < stop:
-                for r in consumer.poll(timeout_ms=1000, max_records=sample).get(tp, []):
-                    if r.offset < stop and r.key is not None and home(r.key) != log.partition:
-                        raise ConfigError(
-                            f"{s.topic_transactions}[{log.partition}] holds a record keyed {r.key[:40]!r} that Kafka's "
-                            f"default partitioner puts in partition {home(r.key)}: the producers partition otherwise "
-                            "(librdkafka: set partitioner=murmur2_random), and moving windows by murmur2 would split "
-                            "customers; nothing was moved"
-                        )
+            for r in _records(consumer, s.topic_transactions, log.partition, log.start, stop):
+                if r.key is not None and home(r.key) != log.partition:
+                    raise ConfigError(
+                        f"{s.topic_transactions}[{log.partition}] holds a record keyed {r.key[:40]!r} that Kafka's "
+                        f"default partitioner puts in partition {home(r.key)}: the producers partition otherwise "
+                        "(librdkafka: set partitioner=murmur2_random), and moving windows by murmur2 would split "
+                        "customers; nothing was moved"
+                    )
     finally:
         consumer.close()
 
@@ -126,7 +134,7 @@ def _check_partitioner(s: Settings, new: list[LogBounds], home: Partitioner, sam
 def _tails(s: Settings, cp: WindowCheckpoints, checkpointed: dict[int, LogBounds], home: Partitioner) -> dict:
     """Each old partition's unread records whose customer now belongs elsewhere, by the partition
     they belong to: [(broker timestamp, source partition, offset, key, value)]."""
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import KafkaConsumer
 
     topic, out = s.topic_transactions, defaultdict(list)
     consumer = KafkaConsumer(**kafka_python_options(s), enable_auto_commit=False)
@@ -135,13 +143,9 @@ def _tails(s: Settings, cp: WindowCheckpoints, checkpointed: dict[int, LogBounds
             start = cp.offset(topic, p) + 1
             if cp.moved_below(topic, p)[1] == home.partitions or start >= log.end:
                 continue
-            tp = TopicPartition(topic, p)
-            consumer.assign([tp])
-            consumer.seek(tp, max(start, log.start))
-            while consumer.position(tp) < log.end:
-                for r in consumer.poll(timeout_ms=1000, max_records=5000).get(tp, []):
-                    if r.offset < log.end and r.key is not None and home(r.key) != p:
-                        out[home(r.key)].append((r.timestamp, p, r.offset, r.key, r.value))
+            for r in _records(consumer, topic, p, max(start, log.start), log.end):
+                if r.key is not None and home(r.key) != p:
+                    out[home(r.key)].append((r.timestamp, p, r.offset, r.key, r.value))
     finally:
         consumer.close()
     return {q: sorted(records) for q, records in out.items()}  # in the order the broker took them

@@ -55,6 +55,17 @@ def system_dead_letters(s) -> list[str]:
     ]
 
 
+def add_partitions(bootstrap: str, topic: str, total: int) -> None:
+    """`kafka-topics --alter --partitions total`."""
+    from kafka.admin import NewPartitions
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_partitions({topic: NewPartitions(total)})
+    finally:
+        admin.close()
+
+
 def recover(env: dict, *flags: str) -> dict:
     import orjson
 
@@ -193,7 +204,6 @@ def test_a_topic_given_more_partitions_halts_until_recover_moves_its_open_window
     the records producers still sent by the old count, to the customers' new partitions."""
     import orjson
     from kafka import KafkaProducer
-    from kafka.admin import NewPartitions
 
     env = isolated_settings(bootstrap, redis_url, batch_size=256, repartition_settle_s=0)
     s = settings_from(env)
@@ -206,11 +216,7 @@ def test_a_topic_given_more_partitions_halts_until_recover_moves_its_open_window
         w.stop()
     stale = KafkaProducer(bootstrap_servers=bootstrap)  # a producer that keeps the old count cached
     assert len(stale.partitions_for(s.topic_transactions)) == 4
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        admin.create_partitions({s.topic_transactions: NewPartitions(6)})
-    finally:
-        admin.close()
+    add_partitions(bootstrap, s.topic_transactions, 6)
     for e in events[a:b]:
         stale.send(s.topic_transactions, key=e["customer_id"].encode(), value=orjson.dumps(e))
     stale.close()
@@ -241,8 +247,6 @@ def test_a_topic_given_more_partitions_halts_until_recover_moves_its_open_window
 def test_a_running_worker_halts_within_seconds_of_the_topic_gaining_partitions(bootstrap, redis_url, events, tmp_path):
     """The worker that is running sees the new count at its next metadata refresh and halts; after
     `segstream recover` it goes on with the new partitions as if they had always been there."""
-    from kafka.admin import NewPartitions
-
     env = isolated_settings(
         bootstrap, redis_url, batch_size=256, repartition_settle_s=0, kafka_metadata_max_age_ms=2000
     )
@@ -252,11 +256,7 @@ def test_a_running_worker_halts_within_seconds_of_the_topic_gaining_partitions(b
     w = Worker(env, tmp_path).start()
     try:
         wait_until(all_consumed(s), 180, "the first half to be applied", [w])
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-        try:
-            admin.create_partitions({s.topic_transactions: NewPartitions(6)})
-        finally:
-            admin.close()
+        add_partitions(bootstrap, s.topic_transactions, 6)
         wait_until(lambda: halted(w, "repartitioned") == 6, 60, "the running worker to halt", [w])
         assert health(w)[0] == 503
         moved = recover(env)["repartitioned"]
@@ -277,7 +277,6 @@ def test_recover_moves_nothing_when_producers_do_not_partition_as_kafkas_clients
     """Moving a customer's windows to the partition murmur2 names would split them if the producers
     partition otherwise (librdkafka's default): recover checks the new partitions' records first."""
     from kafka import KafkaProducer
-    from kafka.admin import NewPartitions
 
     from segstream.stream_app.kafka_config import ensure_topics
     from segstream.stream_app.partitioner import Partitioner
@@ -286,11 +285,7 @@ def test_recover_moves_nothing_when_producers_do_not_partition_as_kafkas_clients
     s = settings_from(env)
     ensure_topics(s)
     WindowCheckpoints(connect(redis_url), 0, prefix=s.redis_prefix).layout(s.topic_transactions, 4)
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        admin.create_partitions({s.topic_transactions: NewPartitions(6)})
-    finally:
-        admin.close()
+    add_partitions(bootstrap, s.topic_transactions, 6)
     key = next(k for k in (f"C{i:07d}".encode() for i in range(100)) if Partitioner(6)(k) != 4)
     producer = KafkaProducer(bootstrap_servers=bootstrap)
     producer.send(s.topic_transactions, key=key, value=b"{}", partition=4)  # not where murmur2 puts it
