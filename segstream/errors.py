@@ -59,6 +59,23 @@ class StoreRolledBack(SystemFailure):
     reason = "store_rolled_back"
 
 
+class StoreMayEvict(SystemFailure):
+    """Redis is set to evict keys when it is full (``maxmemory`` with an ``allkeys-*`` policy, as a
+    cache is): it would drop a quiet customer's state or an open window without a word, and the
+    worker would re-warm them from nothing. Halted until the policy cannot evict this deployment's
+    keys (``noeviction``; a ``volatile-*`` one evicts only keys with a TTL, and none of ours has one)."""
+
+    reason = "store_may_evict"
+
+
+class StoreEvicted(StoreLost):
+    """Redis evicted keys under an evicting policy since this deployment last looked: Redis does
+    not say which, so any state or open window may be gone. Recovery: ``segstream recover``
+    rebuilds the namespace from the retained input (README, operations)."""
+
+    reason = "store_evicted"
+
+
 class StoreCorrupt(SystemFailure):
     """A stored value that no code path may write (a non-finite centroid): served as a clean 503."""
 

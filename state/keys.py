@@ -27,6 +27,11 @@ RECORD_FORMAT = 4
 _BUCKET_KEY = re.compile(r"^(?P<ns>.+):(?P<kind>sb|tb)(?P<count>\d+):(?P<bucket>\d+)$")
 
 
+def glob_literal(text: str) -> str:
+    """``text`` as a Redis glob that matches only itself."""
+    return re.sub(r"([*?\[\]\\^])", r"\\\1", text)
+
+
 def bucket_of(customer_id: str, buckets: int) -> int:
     return zlib.crc32(customer_id.encode()) % buckets
 

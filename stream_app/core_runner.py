@@ -160,6 +160,11 @@ class CoreRunner:
 
         return self.call(StreamProcessor.assign, logs)
 
+    def verify_store(self) -> asyncio.Future:  # -> None
+        from .processor import StreamProcessor
+
+        return self.call(StreamProcessor.verify_store)
+
     def revoke(self, partitions: list[int]) -> asyncio.Future:  # -> None
         from .processor import StreamProcessor
 

@@ -18,18 +18,13 @@ from segstream.config import Settings
 from segstream.core.events import CUSTOMER_ID_PATTERN_RE
 from segstream.errors import ConfigError, SystemFailure
 from segstream.state.forgotten import ForgottenCustomers
-from segstream.state.keys import holds
+from segstream.state.keys import glob_literal, holds
 from segstream.state.redis_store import RedisStateStore
 from segstream.state.redis_windows import WindowCheckpoints
 
 from . import erasure_log
 
 log = logging.getLogger("segstream.erasure")
-
-
-def glob_literal(text: str) -> str:
-    """``text`` as a Redis glob that matches only itself."""
-    return re.sub(r"([*?\[\]\\^])", r"\\\1", text)
 
 
 @dataclass

@@ -15,7 +15,15 @@ from .health import Health
 from .positions import Position
 
 log = logging.getLogger("segstream.worker")
-REASONS = ("store_lost", "log_mismatch", "namespace_shared", "repartitioned", "erasures_restored")
+REASONS = (
+    "store_lost",
+    "log_mismatch",
+    "namespace_shared",
+    "repartitioned",
+    "erasures_restored",
+    "store_may_evict",
+    "store_evicted",
+)
 
 
 class Halts:

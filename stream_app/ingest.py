@@ -38,7 +38,7 @@ from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
 from segstream.config import Settings
-from segstream.errors import NamespaceShared, StoreLost, SystemFailure
+from segstream.errors import NamespaceShared, StoreLost, StoreMayEvict, SystemFailure
 from segstream.state.fencing import Fenced
 
 from . import erasure_log, metrics
@@ -54,6 +54,8 @@ from .worker import Worker
 
 log = logging.getLogger("segstream.worker")
 FAILURES = (RedisError, KafkaError, SystemFailure, OSError)
+# failures that halt every partition until an operator repairs them; the rest are ridden out
+HALTING = (StoreLost, NamespaceShared, StoreMayEvict)
 QUIET_CHECK_S = 2.0  # how often an idle worker looks for windows the wall clock has passed
 RECHECK_S = 5.0  # how often a halted partition is checked again
 
@@ -125,6 +127,9 @@ class IngestLoop:
                     self._recheck = time.monotonic()
                     owned = await self._zombie_check(sorted(self._zombies))  # a refusal may have been transient
                     await self.position(sorted({*self.halted.partitions(), *owned}))
+                elif time.monotonic() - self._recheck >= RECHECK_S:  # an idle worker looks too
+                    self._recheck = time.monotonic()
+                    await self.worker.verify_store()
             except FAILURES as err:
                 await self.failed(err)
         if offsets:
@@ -139,7 +144,7 @@ class IngestLoop:
         await self.worker.on_failure(err)
         if isinstance(err, Fenced):
             await self._zombie_check(err.partitions)
-        elif isinstance(err, (StoreLost, NamespaceShared)) or getattr(err, "reason", "") == "log_mismatch":
+        elif isinstance(err, HALTING) or getattr(err, "reason", "") == "log_mismatch":
             for tp in self._assigned():
                 self.halt(Position(tp.partition, None, err.reason, str(err)))
         self.rewind_needed = True
@@ -171,7 +176,7 @@ class IngestLoop:
         logs = [LogBounds(tp.partition, starts[tp], ends[tp], await self.consumer.committed(tp), count) for tp in tps]
         try:
             positions = await self.worker.assign(logs)
-        except (StoreLost, NamespaceShared) as err:
+        except HALTING as err:
             positions = [Position(p, None, err.reason, str(err)) for p in partitions]
         for pos in positions:
             if pos.offset is None:

@@ -28,6 +28,7 @@ from segstream.core.personality import CATEGORIES
 from segstream.core.pipeline import ingest_payloads
 from segstream.core.windows import ClosedWindow, WindowAggregator
 from segstream.errors import RecordError, SystemFailure
+from segstream.state.eviction import EvictionWatch
 from segstream.state.fencing import Fenced
 from segstream.state.forgotten import ForgottenCustomers
 from segstream.state.redis_client import UNAVAILABLE, client_for, verify
@@ -67,6 +68,7 @@ class StreamProcessor:
         )
         self.store: RedisStateStore = self.pipeline.engine.store
         self.checkpoints = WindowCheckpoints(self.redis, len(CATEGORIES), prefix=settings.redis_prefix)
+        self.evictions = EvictionWatch(self.redis, settings.redis_prefix)
         self.limits = event_limits(settings)
         self.forgotten = ForgottenCustomers(self.redis, settings.erasure_namespace, settings.redis_prefix)  # withheld
         self.forgotten.refresh()
@@ -91,6 +93,7 @@ class StreamProcessor:
         A partition whose log and checkpoint disagree (positions.py) is claimed but halted: it
         stays out of the processor until a later call finds them agreeing again."""
         out = []
+        self.verify_store()  # a Redis that may evict, or did, halts every partition
         self.store.resync()  # what Redis holds now is where this owner starts
         self.forgotten.refresh()  # a recover may have just read erasures back into a Redis that lost them
         purge = self.forgotten.purge_pending()
@@ -300,6 +303,7 @@ class StreamProcessor:
         A partition another worker has claimed is let go and the others are still
         written; then :class:`Fenced` tells the worker which went.
         """
+        self.verify_store()  # nothing is checkpointed on a Redis that may have dropped what it builds on
         self.forgotten.refresh()  # erasures since the last checkpoint take effect from here
         for p, off in (kafka_committed or {}).items():
             if p not in self._kafka_took and p in self._epochs:
@@ -335,6 +339,11 @@ class StreamProcessor:
         if fenced:
             self._let_go(fenced)
             raise Fenced(fenced, "checkpoint")
+
+    def verify_store(self) -> None:
+        """Raise if Redis may evict, or did evict, what this deployment keeps there: checked at every
+        checkpoint and assignment, and by an idle worker every few seconds (state/eviction.py)."""
+        self.evictions.check()
 
     def reset(self) -> None:
         """Forget all in-memory windows: after a failed batch they may hold half of it.

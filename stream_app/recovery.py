@@ -12,7 +12,9 @@ guard makes any record read twice harmless. ``--take-over`` also hands the names
 partitions to this deployment's consumer group (the other deployment is gone). Before
 anything else it reads the erasure log back into Redis (erasure_log.py), so no replay brings
 an erased customer back; after the topic gained partitions it moves open windows to
-customers' new partitions (repartition.py).
+customers' new partitions (repartition.py). After Redis evicted keys (state/eviction.py) it
+first empties the namespace, since no one can tell what is left from what is missing, and
+every partition is then rebuilt as after a lost store.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from dataclasses import asdict, dataclass
 
 from segstream.config import Settings
 from segstream.core.personality import CATEGORIES
+from segstream.errors import ConfigError
+from segstream.state.eviction import EvictionWatch
 from segstream.state.redis_client import client_for
 from segstream.state.redis_store import RedisStateStore
 from segstream.state.redis_windows import WindowCheckpoints
@@ -67,6 +71,8 @@ def recover(s: Settings, *, take_over: bool = False, dry_run: bool = False) -> R
     r, purged = client_for(s), 0
     # erasures first: a Redis that lost them would re-create erased customers from the replay
     erasures = None if dry_run else erasure_log.replay_into(s)
+    evictions = EvictionWatch(r, s.redis_prefix)
+    wiped = _empty_after_evictions(s, evictions, dry_run)
     cp = WindowCheckpoints(r, len(CATEGORIES), prefix=s.redis_prefix)
     logs = log_bounds(s)
     moved = repartition(s, cp, logs, dry_run=dry_run)
@@ -92,7 +98,26 @@ def recover(s: Settings, *, take_over: bool = False, dry_run: bool = False) -> R
         eraser = Eraser(s, r, store)
         if eraser.forgotten.purge_pending():  # the workers stay halted until this is done
             purged = eraser.purge()
-    return Recovery(out, moved, erasures, purged)
+        if wiped is not None:
+            evictions.rebuilt()  # last: the workers resume from here
+    return Recovery(out, moved, erasures, purged, wiped)
+
+
+def _empty_after_evictions(s: Settings, evictions: EvictionWatch, dry_run: bool) -> int | None:
+    """Empty the namespace if Redis evicted keys of it (the erased set stays): the keys deleted,
+    or None when nothing was evicted. Refused while Redis could still evict."""
+    if not evictions.lost():
+        return None
+    evicting = [n for n in evictions.nodes() if n.may_evict]
+    if evicting:
+        raise ConfigError(
+            f"Redis still has maxmemory-policy {evicting[0].policy}: set `maxmemory-policy noeviction` "
+            "first, or the rebuild may be evicted too"
+        )
+    if dry_run:
+        return 0
+    keep = (f"{s.erasure_namespace}:forgotten", f"{s.redis_prefix}:forgotten")
+    return evictions.wipe(keep)
 
 
 @dataclass
@@ -101,6 +126,7 @@ class Recovery:
     moved: Moved | None  # open windows moved to a new partition count
     erasures: Replayed | None  # the erasure log read back into Redis (None in a dry run)
     purged: int = 0  # erased customers whose data a restored Redis held again, erased again
+    rebuilt: int | None = None  # after evictions: the namespace's keys deleted before the rebuild
 
     def report(self, dry_run: bool) -> dict:
         return {
@@ -109,5 +135,6 @@ class Recovery:
             "never_applied": sum(x.never_applied for x in self.repairs),
             "repartitioned": None if self.moved is None else asdict(self.moved),
             "erasures": None if self.erasures is None else {**asdict(self.erasures), "purged": self.purged},
+            "evicted": None if self.rebuilt is None else {"keys_deleted": self.rebuilt},
             "partitions": [asdict(x) for x in self.repairs],
         }

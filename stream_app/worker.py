@@ -116,6 +116,10 @@ class Worker:
         """Claim the partitions and say where each resumes (or why it must not)."""
         return await self.core.assign(logs)
 
+    async def verify_store(self) -> None:
+        """Raises a SystemFailure if Redis may lose, or lost, what the deployment keeps there."""
+        await self.core.verify_store()
+
     async def revoke(self, partitions: list[int]) -> None:
         await self.core.revoke(partitions)
 

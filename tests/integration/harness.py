@@ -153,6 +153,16 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.kill9()
 
+    def health(self) -> tuple[int, dict]:
+        """``/healthz``: its status and body, or (-1, {}) while the worker does not answer."""
+        import httpx
+
+        try:
+            r = httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=10)
+            return r.status_code, r.json()
+        except (httpx.HTTPError, ValueError):
+            return -1, {}
+
     def metrics(self) -> dict[str, float]:
         import urllib.request
 

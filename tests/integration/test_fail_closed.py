@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import time
 
-import httpx
 import pytest
 from kafka.admin import KafkaAdminClient
 
@@ -36,14 +35,6 @@ from .harness import (
 from .servers import kafka_server
 
 pytestmark = pytest.mark.integration
-
-
-def health(w: Worker) -> tuple[int, dict]:
-    try:
-        r = httpx.get(f"http://127.0.0.1:{w.port}/healthz", timeout=10)
-        return r.status_code, r.json()
-    except (httpx.HTTPError, ValueError):
-        return -1, {}
 
 
 def system_dead_letters(s) -> list[str]:
@@ -93,15 +84,15 @@ def test_redis_restarting_empty_halts_every_partition_until_recover_rebuilds_it(
         before = committed_offsets(s)
         connect(redis_url).flushdb()  # Redis restarted without persistence
         publish(events[half:], s, progress=False)
-        wait_until(lambda: health(w)[0] == 503, 30, "health to say 503", [w])
+        wait_until(lambda: w.health()[0] == 503, 30, "health to say 503", [w])
         wait_until(lambda: halted(w, "store_lost") == 4, 30, "every partition to halt as store_lost", [w])
         time.sleep(3)
         assert committed_offsets(s) == before, "nothing may be committed while the store is lost"
-        assert "store_lost" in str(health(w)[1]["problems"])
+        assert "store_lost" in str(w.health()[1]["problems"])
         repaired = recover(env)
         assert repaired["repaired"] == 4 and repaired["never_applied"] == 0
         wait_until(all_consumed(s), 240, "the worker to rebuild from the topic", [w])
-        wait_until(lambda: health(w)[0] == 200, 30, "health to return", [w])
+        wait_until(lambda: w.health()[0] == 200, 30, "health to return", [w])
         log = open(w.log.name).read()
     finally:
         w.stop()
@@ -150,9 +141,9 @@ def test_a_second_deployment_sharing_the_namespace_halts_and_the_first_goes_on(b
         wait_until(lambda: sum(consumed(s).values()) > 0, 180, "the first deployment to start", [a])
         b = Worker(other, tmp_path).start()
         wait_until(lambda: halted(b, "namespace_shared") == 4, 120, "the second to halt", [a, b])
-        assert health(b)[0] == 503
+        assert b.health()[0] == 503
         wait_until(all_consumed(s), 240, "the first to finish", [a, b])
-        assert health(a)[0] == 200
+        assert a.health()[0] == 200
     finally:
         a.stop()
         if b:
@@ -186,7 +177,7 @@ def test_a_recreated_topic_halts_until_recover_and_then_reads_the_new_log(bootst
         wait_until(lambda: len(end_offsets(s)) == 4, 60, "the worker to create the topic again", [w])
         publish(events[cut:], s, progress=False)
         wait_until(lambda: halted(w, "log_mismatch") == 4, 60, "every partition to halt", [w])
-        assert health(w)[0] == 503
+        assert w.health()[0] == 503
         assert recover(env)["repaired"] == 4
         wait_until(lambda: halted(w, "log_mismatch") == 0, 60, "the partitions to resume", [w])
         wait_until(all_consumed(s), 180, "the new log to be applied", [w])
@@ -225,7 +216,7 @@ def test_a_topic_given_more_partitions_halts_until_recover_moves_its_open_window
     w = Worker(env, tmp_path).start()
     try:
         wait_until(lambda: halted(w, "repartitioned") == 6, 120, "every partition to halt", [w])
-        assert health(w)[0] == 503 and "repartitioned" in str(health(w)[1]["problems"])
+        assert w.health()[0] == 503 and "repartitioned" in str(w.health()[1]["problems"])
         time.sleep(2)
         assert committed_offsets(s) == before, "nothing may be committed while the windows are cut for 4"
         moved = recover(env)["repartitioned"]
@@ -258,13 +249,13 @@ def test_a_running_worker_halts_within_seconds_of_the_topic_gaining_partitions(b
         wait_until(all_consumed(s), 180, "the first half to be applied", [w])
         add_partitions(bootstrap, s.topic_transactions, 6)
         wait_until(lambda: halted(w, "repartitioned") == 6, 60, "the running worker to halt", [w])
-        assert health(w)[0] == 503
+        assert w.health()[0] == 503
         moved = recover(env)["repartitioned"]
         assert moved["rows"] > 0 and moved["records"] == 0 and moved["behind"] == 0
         wait_until(lambda: halted(w, "repartitioned") == 0, 60, "the partitions to resume", [w])
         publish(events[half:], s, progress=False)
         wait_until(all_consumed(s), 180, "the rest, over six partitions", [w])
-        wait_until(lambda: health(w)[0] == 200, 30, "health to return", [w])
+        wait_until(lambda: w.health()[0] == 200, 30, "health to return", [w])
     finally:
         w.stop()
     assert len(end_offsets(s)) == 6 and all(end_offsets(s).values())
@@ -306,15 +297,15 @@ def test_a_broker_down_turns_health_503_within_seconds_and_the_log_stays_short(r
         w = Worker(env, tmp_path).start()
         try:
             wait_until(all_consumed(s), 180, "the topic", [w])
-            wait_until(lambda: health(w)[0] == 200, 30, "health 200 with everything up", [w])
+            wait_until(lambda: w.health()[0] == 200, 30, "health 200 with everything up", [w])
             size = os.path.getsize(w.log.name)
             kafka.stop()
-            wait_until(lambda: health(w)[0] == 503, 20, "health to say 503 within seconds", [w])
-            assert health(w)[1]["broker"] is False
+            wait_until(lambda: w.health()[0] == 503, 20, "health to say 503 within seconds", [w])
+            assert w.health()[1]["broker"] is False
             time.sleep(30)
             grown = os.path.getsize(w.log.name) - size
             kafka.start()
-            wait_until(lambda: health(w)[0] == 200, 120, "health to return with the broker", [w])
+            wait_until(lambda: w.health()[0] == 200, 120, "health to return with the broker", [w])
         finally:
             w.stop()
     finally:
@@ -377,7 +368,7 @@ def test_at_its_memory_bound_the_worker_stops_fetching_and_says_so(bootstrap, re
     w = Worker(env, tmp_path).start()
     try:
         wait_until(lambda: w.metrics().get("segstream_memory_bound", 0) == 1, 120, "the bound", [w])
-        assert health(w)[0] == 503 and "memory" in health(w)[1]["problems"]
+        assert w.health()[0] == 503 and "memory" in w.health()[1]["problems"]
         time.sleep(2)  # the batches in flight at the pause still land: the bound kept room for them
         held = w.metrics()["segstream_open_windows"]
         time.sleep(3)

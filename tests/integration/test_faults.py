@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 from datetime import UTC
 
-import httpx
 import pytest
 
 from segstream.producers.kafka_producer import publish
@@ -29,13 +28,6 @@ from .harness import (
 from .servers import kafka_server, redis_server
 
 pytestmark = pytest.mark.integration
-
-
-def health(w: Worker) -> int:
-    try:
-        return httpx.get(f"http://127.0.0.1:{w.port}/healthz", timeout=5).status_code
-    except httpx.HTTPError:
-        return -1
 
 
 def run_through_fault(env: dict, events: list, workdir, fault) -> None:
@@ -59,10 +51,10 @@ def test_redis_restart_mid_stream(bootstrap, events, tmp_path):
 
     def restart_redis(w: Worker) -> None:
         red.stop()  # graceful: AOF is flushed, as in a rolling restart
-        wait_until(lambda: health(w) == 503, 60, "the worker to report unhealthy", [w])
+        wait_until(lambda: w.health()[0] == 503, 60, "the worker to report unhealthy", [w])
         time.sleep(2)
         red.start()
-        wait_until(lambda: health(w) == 200, 120, "the worker to report healthy again", [w])
+        wait_until(lambda: w.health()[0] == 200, 120, "the worker to report healthy again", [w])
 
     try:
         env = isolated_settings(bootstrap, f"redis://127.0.0.1:{red.port}/0", batch_size=256)
@@ -129,11 +121,11 @@ def test_redis_full_is_survived_like_redis_down(bootstrap, events, tmp_path):
             r.config_set("maxmemory-policy", "noeviction")
             r.config_set("maxmemory", str(int(r.info("memory")["used_memory"]) + 16))
             publish(events[half:], s, progress=False)  # its windows must be written into a full Redis
-            wait_until(lambda: health(w) == 503, 60, "the worker to report unhealthy on OOM", [w])
+            wait_until(lambda: w.health()[0] == 503, 60, "the worker to report unhealthy on OOM", [w])
             assert w.metrics().get("segstream_redis_errors_total{op=batch}", 0) >= 1
             time.sleep(2)
             r.config_set("maxmemory", "0")
-            wait_until(lambda: health(w) == 200, 120, "the worker to report healthy again", [w])
+            wait_until(lambda: w.health()[0] == 200, 120, "the worker to report healthy again", [w])
             wait_until(all_consumed(s), 180, "the worker to finish", [w])
         finally:
             w.stop()
@@ -181,7 +173,7 @@ def test_poison_records_and_every_codec_leave_the_worker_running(bootstrap, redi
     try:
         wait_until(all_consumed(s), 180, "the worker to consume every record", [w])
         m = w.metrics()
-        assert health(w) == 200
+        assert w.health()[0] == 200
     finally:
         w.stop()
     assert m["segstream_events_total{outcome=ok}"] == len(good)
@@ -220,13 +212,13 @@ def test_an_output_batch_the_broker_refuses_is_not_checkpointed(bootstrap, redis
                 "the broker to refuse output batches",
                 [w],
             )
-            assert health(w) == 503
+            assert w.health()[0] == 503
             time.sleep(3)  # a few retries of the same refused batch
             assert sum(consumed(s).values()) < sum(end_offsets(s).values())  # no checkpoint past it
             admin.alter_configs(
                 [ConfigResource(ConfigResourceType.TOPIC, s.topic_changes, configs={"max.message.bytes": "1048588"})]
             )
-            wait_until(lambda: health(w) == 200, 120, "the worker to report healthy again", [w])
+            wait_until(lambda: w.health()[0] == 200, 120, "the worker to report healthy again", [w])
             wait_until(all_consumed(s), 180, "the worker to finish", [w])
         finally:
             w.stop()

@@ -66,6 +66,9 @@ class FakeCore:
     def model_stats(self):
         return self._done(("fake-model", {}, 0))
 
+    def verify_store(self):
+        return self._done()
+
     def memory_bytes(self):
         return 0
 
