@@ -58,7 +58,10 @@ class EvictionWatch:
         self.seen_key = f"{prefix}:evictions"  # run id -> "evicted keys:1 if it could evict"
         self.flag_key = f"{prefix}:evicted"  # set once data may be gone; `segstream recover` clears it
         self.rebuilt_key = f"{prefix}:rebuilt"  # when `segstream recover` last rebuilt the namespace
-        self._lost: bytes | None = None  # kept by this process too: under an evicting policy the flag may go
+        # kept by this process too: under an evicting policy the flag and the counts may go themselves
+        self._lost: bytes | None = None
+        self._seen: dict[str, str] = {}
+        self._seen_at = 0.0
 
     def nodes(self) -> list[NodeMemory]:
         try:
@@ -99,20 +102,27 @@ class EvictionWatch:
         cleared by a rebuild since (forgotten)."""
         if self._lost is None:
             return None
-        rebuilt = self.r.get(self.rebuilt_key)
-        if rebuilt is not None and float(rebuilt) >= orjson.loads(self._lost)["at"]:
+        if self._rebuilt_since(orjson.loads(self._lost)["at"]):
             self._lost = None
             return None
         self.r.set(self.flag_key, self._lost)
         return self._lost
 
+    def _rebuilt_since(self, at: float) -> bool:
+        rebuilt = self.r.get(self.rebuilt_key)
+        return rebuilt is not None and float(rebuilt) >= at
+
     def _count(self, nodes: list[NodeMemory]) -> bytes | None:
         """Compare the nodes' eviction counts with the ones last seen, and keep the new ones."""
-        seen = {k.decode(): v.decode() for k, v in self.r.hgetall(self.seen_key).items()}
-        why = self._evicted(nodes, seen)
+        stored = {k.decode(): v.decode() for k, v in self.r.hgetall(self.seen_key).items()}
+        if not stored and self._seen and self._rebuilt_since(self._seen_at):
+            self._seen = {}  # a rebuild since this process looked covers every eviction before it
+        seen = {**self._seen, **stored}  # what Redis keeps is the newest; this process's own, if it went
+        why = self._evicted(nodes, seen) or self._unseen(nodes, seen)
         lost = orjson.dumps({"why": why, "at": time.time()}) if why else None
-        now = {n.run_id: f"{n.evicted}:{int(n.may_evict)}" for n in nodes}
-        if now != seen:
+        now = self._seen = self._counts(nodes)
+        self._seen_at = time.time()
+        if now != stored:
             with self.r.pipeline(transaction=True) as pipe:
                 pipe.delete(self.seen_key)
                 pipe.hset(self.seen_key, mapping=now)
@@ -120,6 +130,10 @@ class EvictionWatch:
                     pipe.set(self.flag_key, lost)
                 pipe.execute()
         return lost
+
+    @staticmethod
+    def _counts(nodes: list[NodeMemory]) -> dict[str, str]:
+        return {n.run_id: f"{n.evicted}:{int(n.may_evict)}" for n in nodes}
 
     @staticmethod
     def _evicted(nodes: list[NodeMemory], seen: dict[str, str]) -> str:
@@ -137,15 +151,32 @@ class EvictionWatch:
             return f"Redis restarted (run {gone[0][:8]}) while its policy could evict keys"
         return ""
 
+    def _unseen(self, nodes: list[NodeMemory], seen: dict[str, str]) -> str:
+        """A node that evicts, has evicted, and of which no count was kept though the namespace holds
+        data: the counts themselves were evicted (a deployment's first look at a cache finds no data)."""
+        for n in nodes:
+            if n.run_id not in seen and n.may_evict and n.evicted and self._holds_data():
+                return f"Redis evicts keys ({n.evicted} so far, maxmemory-policy {n.policy}) and kept no count of them"
+        return ""
+
+    def _holds_data(self) -> bool:
+        own = {self.seen_key, self.flag_key, self.rebuilt_key}
+        keys = (
+            k.decode(errors="replace") for k in self.r.scan_iter(match=f"{glob_literal(self.prefix)}:*", count=1000)
+        )
+        return any(k not in own for k in keys)
+
     def lost(self) -> bool:
         return bool(self.r.exists(self.flag_key))
 
     def rebuilt(self) -> None:
         """``segstream recover`` emptied the namespace: nothing of it can be missing any more."""
         self._lost = None
+        self._seen, self._seen_at = self._counts(self.nodes()), time.time()
         with self.r.pipeline(transaction=True) as pipe:
-            pipe.set(self.rebuilt_key, repr(time.time()))
+            pipe.set(self.rebuilt_key, repr(self._seen_at))
             pipe.delete(self.flag_key, self.seen_key)
+            pipe.hset(self.seen_key, mapping=self._seen)  # every eviction so far is behind the rebuild
             pipe.execute()
 
     def wipe(self, keep: tuple[str, ...] = ()) -> int:

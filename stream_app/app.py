@@ -37,7 +37,9 @@ def make_consumer(s: Settings) -> AIOKafkaConsumer:
         heartbeat_interval_ms=s.kafka_session_timeout_ms // 3,
         metadata_max_age_ms=s.kafka_metadata_max_age_ms,
         enable_auto_commit=False,
-        auto_offset_reset="earliest",
+        # never "earliest": a position the log no longer holds would jump to its start and skip
+        # the records in between; every position comes from a checkpoint (ingest.py)
+        auto_offset_reset="none",
         max_partition_fetch_bytes=4 << 20,
         fetch_max_bytes=16 << 20,
     )

@@ -34,7 +34,7 @@ from contextlib import suppress
 from typing import Any
 
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, NoOffsetForPartitionError, OffsetOutOfRangeError
 from redis.exceptions import RedisError
 
 from segstream.config import Settings
@@ -98,6 +98,14 @@ class IngestLoop:
             if self._fetching is None:
                 self._fetching = asyncio.ensure_future(self._fetch())
             got, rebalances = await self._fetching  # 1
+        except OffsetOutOfRangeError as err:
+            # the log's start passed the next record to read (retention, deleted records): the
+            # consumer resets nothing (auto_offset_reset "none", app.py); every partition goes back
+            # to its checkpoint, and those whose records are gone halt (positions.py: log_mismatch)
+            log.warning("the next records to read are gone from the log: %s", err)
+            self.rewind_needed = True
+        except NoOffsetForPartitionError:
+            pass  # the fetcher looked before the assignment's seek to the checkpoint (rebalance.py); it has one now
         except KafkaError as err:
             log.warning("fetch failed (%s)", err)
         self._fetching = asyncio.ensure_future(self._fetch())

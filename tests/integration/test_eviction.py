@@ -36,13 +36,14 @@ pytestmark = pytest.mark.integration
 
 def evict_something(r) -> int:
     """Fill Redis past a ``maxmemory`` just above what it holds, as another tenant of it would,
-    until it evicts; returns the keys it evicted."""
+    until it evicts, then free the tenant's keys (the policy stays); returns the keys evicted."""
     before = int(r.info("stats")["evicted_keys"])
     r.config_set("maxmemory", str(int(r.info("memory")["used_memory"]) + (1 << 20)))
     for i in range(400):
         r.set(f"cache:{i}", b"x" * 10_000)
         if int(r.info("stats")["evicted_keys"]) > before:
             break
+    r.delete(*r.keys("cache:*"))
     return int(r.info("stats")["evicted_keys"]) - before
 
 
@@ -73,10 +74,21 @@ def test_the_watch_halts_on_an_evicting_policy_and_remembers_evictions_until_a_r
         with pytest.raises(StoreEvicted):
             a.check()
         assert r.exists(a.flag_key)
-        assert a.wipe(keep=("ns:forgotten",)) >= 0 and not r.exists("ns:s:1")
+        r.set("ns:forgotten", b"digests")
+        assert a.wipe(keep=("ns:forgotten",)) >= 0 and not r.exists("ns:s:1") and r.exists("ns:forgotten")
         a.rebuilt()
         a.check()
         b.check()
+
+        r.config_set("maxmemory-policy", "allkeys-lru")
+        r.delete(a.seen_key)  # the counts themselves evicted, and a worker that never looked before
+        assert evict_something(r) > 0
+        r.set("ns:s:2", b"a state the evictions left")
+        with pytest.raises(StoreEvicted, match="kept no count"):
+            EvictionWatch(r, "ns").check()
+        r.config_set("maxmemory", "0")
+        a.wipe()
+        a.rebuilt()
 
         r.config_set("maxmemory-policy", "allkeys-lru")
         r.config_set("maxmemory", str(1 << 30))
@@ -117,7 +129,6 @@ def test_a_redis_that_evicts_halts_the_worker_until_recover_rebuilds_the_namespa
             wait_until(lambda: w.metrics().get(evicted, 0) == 4, 60, "every partition to halt as evicted", [w])
             r.config_set("maxmemory-policy", "noeviction")
             r.config_set("maxmemory", "0")
-            r.delete(*r.keys("cache:*"))
             time.sleep(8)  # the policy is fixed, but what was evicted is still missing
             assert w.metrics().get(evicted, 0) == 4 and sum(consumed(s).values()) == before
             out = segstream_cli(env, "recover", timeout=120)

@@ -186,6 +186,61 @@ def test_a_recreated_topic_halts_until_recover_and_then_reads_the_new_log(bootst
     assert_same_states(s, embedded(s, events)[0])
 
 
+def test_records_deleted_ahead_of_a_running_worker_halt_its_partition_not_skip(bootstrap, redis_url, events, tmp_path):
+    """Before: the consumer's ``auto_offset_reset`` was "earliest": a running worker whose next
+    records retention (or `kafka-delete-records`) removed jumped to the log's new start, skipped
+    the records in between and committed past them, health 200. Only an assignment checked the log's
+    start. Now the fetch's out-of-range error rewinds every partition to its checkpoint, and the one
+    whose records are gone halts (log_mismatch) until `segstream recover` says how many were lost."""
+    import orjson
+    from kafka import KafkaConsumer, TopicPartition
+
+    # a session long enough that the pause is not a rebalance (whose assignment would check the log)
+    env = isolated_settings(bootstrap, redis_url, batch_size=256, kafka_session_timeout_ms=60_000)
+    s = settings_from(env)
+    a, b = len(events) // 3, 2 * len(events) // 3
+    publish(events[:a], s, progress=False)
+    tp = TopicPartition(s.topic_transactions, 0)
+    w = Worker(env, tmp_path).start()
+    try:
+        wait_until(all_consumed(s), 180, "the first third", [w])
+        w.pause()  # a long GC pause (or a partition paused at the memory bound), within the session
+        try:
+            before = end_offsets(s)[0]
+            publish(events[a:b], s, progress=False)
+            cut = before + (end_offsets(s)[0] - before) // 2
+            c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+            c.assign([tp])
+            c.seek(tp, before)
+            deleted: dict[int, str] = {}  # offset -> event id
+            while c.position(tp) < cut:
+                for r in c.poll(timeout_ms=1000).get(tp, []):
+                    if r.offset < cut:
+                        deleted[r.offset] = orjson.loads(r.value)["event_id"]
+            c.close()
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+            admin.delete_records({tp: cut})
+            admin.close()
+        finally:
+            w.resume()
+        wait_until(lambda: halted(w, "log_mismatch") == 1, 60, "partition 0 to halt", [w])
+        assert w.health()[0] == 503 and "deleted" in str(w.health()[1]["problems"])
+        assert "the next records to read are gone from the log" in open(w.log.name).read()  # found by the fetch
+        committed = consumed(s)[0]
+        report = recover(env)
+        # what the worker fetched before the deletion (the broker answered its fetch while it was stopped)
+        # was applied; the rest of the deleted records never were, and nothing was committed past them
+        lost = report["never_applied"]
+        assert 0 < lost <= cut - before and committed <= cut - lost
+        gone = {eid for off, eid in deleted.items() if off >= cut - lost}
+        wait_until(lambda: halted(w, "log_mismatch") == 0, 60, "partition 0 to resume", [w])
+        publish(events[b:], s, progress=False)
+        wait_until(all_consumed(s), 180, "the rest", [w])
+    finally:
+        w.stop()
+    assert_same_states(s, embedded(s, [e for e in events if e["event_id"] not in gone])[0])
+
+
 def test_a_topic_given_more_partitions_halts_until_recover_moves_its_open_windows(
     bootstrap, redis_url, events, tmp_path
 ):
