@@ -55,9 +55,11 @@ class EvictionWatch:
     def __init__(self, client: redis.Redis, prefix: str):
         self.r = client
         self.prefix = prefix
-        self.seen_key = f"{prefix}:evictions"  # run id -> "evicted keys:1 if it could evict"
-        self.flag_key = f"{prefix}:evicted"  # set once data may be gone; `segstream recover` clears it
-        self.rebuilt_key = f"{prefix}:rebuilt"  # when `segstream recover` last rebuilt the namespace
+        own = f"{prefix}:{{eviction}}"  # one hash tag: on a cluster the three share a slot (one MULTI)
+        self.seen_key = f"{own}:counts"  # run id -> "evicted keys:1 if it could evict"
+        self.flag_key = f"{own}:lost"  # set once data may be gone; `segstream recover` clears it
+        self.rebuilt_key = f"{own}:rebuilt"  # when `segstream recover` last rebuilt the namespace
+        self._own = (self.seen_key, self.flag_key, self.rebuilt_key)
         # kept by this process too: under an evicting policy the flag and the counts may go themselves
         self._lost: bytes | None = None
         self._seen: dict[str, str] = {}
@@ -160,11 +162,10 @@ class EvictionWatch:
         return ""
 
     def _holds_data(self) -> bool:
-        own = {self.seen_key, self.flag_key, self.rebuilt_key}
         keys = (
             k.decode(errors="replace") for k in self.r.scan_iter(match=f"{glob_literal(self.prefix)}:*", count=1000)
         )
-        return any(k not in own for k in keys)
+        return any(k not in self._own for k in keys)
 
     def lost(self) -> bool:
         return bool(self.r.exists(self.flag_key))
@@ -180,11 +181,11 @@ class EvictionWatch:
             pipe.execute()
 
     def wipe(self, keep: tuple[str, ...] = ()) -> int:
-        """Delete every key of the namespace but the flag and those starting with ``keep``: what
+        """Delete every key of the namespace but the watch's own and those starting with ``keep``: what
         evictions left is a part of a whole no one can tell apart from the rest. Returns how many."""
         n = 0
         for key in self.r.scan_iter(match=f"{glob_literal(self.prefix)}:*", count=10_000):
             name = key.decode(errors="replace")
-            if name not in (self.flag_key, self.rebuilt_key) and not name.startswith(keep):
+            if name not in self._own and not name.startswith(keep):
                 n += self.r.unlink(key)
         return n

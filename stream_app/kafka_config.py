@@ -149,7 +149,8 @@ def topic_specs(s: Settings) -> dict[str, tuple[int, int, dict[str, str]]]:
 
 def ensure_topics(s: Settings) -> list[str]:
     """Create the topics if missing (idempotent; several processes may race), then say how
-    existing ones differ from the settings (one warning each; returned for tests and tools)."""
+    existing ones differ from the settings (one warning each; returned for tests and tools).
+    Raises :class:`ConfigError` for a difference that loses records silently (:func:`hazards`)."""
     from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
@@ -162,7 +163,7 @@ def ensure_topics(s: Settings) -> list[str]:
             with suppress(TopicAlreadyExistsError):  # another process won the race
                 admin.create_topics(new)
             log.info("created topics %s", [t.name for t in new])
-        differences = []
+        differences, danger = [], []
         old = [t for t in specs if t in existing]
         if old:
             described = {d["name"]: d for d in admin.describe_topics(old)}
@@ -180,11 +181,36 @@ def ensure_topics(s: Settings) -> list[str]:
                 differences += [
                     f"{t}: {k} is {have.get(k)}, settings say {v}" for k, v in want.items() if have.get(k) != v
                 ]
+                danger += hazards(s, t, have)
+        if danger:
+            raise ConfigError(
+                "; ".join(danger)
+                + " (kafka-configs --alter --entity-type topics --entity-name <topic> --add-config ...)"
+            )
         for d in differences:
             log.warning("topic differs from the settings: %s (kafka-configs --alter, or change the setting)", d)
         return differences
     finally:
         admin.close()
+
+
+def hazards(s: Settings, topic: str, have: dict[str, str]) -> list[str]:
+    """Topic settings no deployment may choose, whatever its other settings: each deletes records
+    no one decided to lose. Compaction keeps only a customer's latest transaction, read or not;
+    retention on the erasures topic forgets erasures, and a rebuild would bring those customers back."""
+    policy = set(have.get("cleanup.policy", "delete").split(","))
+    if topic == s.topic_transactions and "compact" in policy:
+        return [
+            f"{topic}: cleanup.policy {','.join(sorted(policy))}: compaction deletes transactions before they are read"
+        ]
+    if topic == s.erasures_topic and (
+        "compact" not in policy or ("delete" in policy and have.get("retention.ms") != "-1")
+    ):
+        return [
+            f"{topic}: cleanup.policy {','.join(sorted(policy))}, retention.ms {have.get('retention.ms')}: erasures would be "
+            "deleted, and a rebuild would bring erased customers back (it must be compact, retention.ms -1)"
+        ]
+    return []
 
 
 def _topic_configs(described: dict, topic: str) -> dict:

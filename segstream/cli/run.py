@@ -34,9 +34,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     from segstream.state.redis_client import reachable
-    from segstream.stream_app.kafka_config import verify
+    from segstream.stream_app.kafka_config import ensure_topics, verify
 
     verify(get_settings())
+    ensure_topics(get_settings())  # a topic set to lose records stops the worker here, with one line
     reachable(get_settings())
     from segstream.stream_app.app import build_app
 

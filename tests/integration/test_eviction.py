@@ -142,3 +142,27 @@ def test_a_redis_that_evicts_halts_the_worker_until_recover_rebuilds_the_namespa
         assert_same_states(s, embedded(s, events)[0])
     finally:
         red.stop()
+
+
+def test_the_watch_reads_every_primary_of_a_cluster_and_rebuilds_in_one_slot(redis_cluster_url):
+    from redis.cluster import RedisCluster
+
+    r = connect(redis_cluster_url, cluster=True)
+    w = EvictionWatch(r, f"ns{time.time_ns()}")
+    assert len(w.nodes()) == 3
+    w.check()
+    try:
+        r.config_set("maxmemory-policy", "allkeys-lru", target_nodes=RedisCluster.PRIMARIES)
+        r.config_set("maxmemory", str(1 << 30), target_nodes=RedisCluster.PRIMARIES)
+        with pytest.raises(StoreMayEvict):
+            w.check()
+    finally:
+        r.config_set("maxmemory-policy", "noeviction", target_nodes=RedisCluster.PRIMARIES)
+        r.config_set("maxmemory", "0", target_nodes=RedisCluster.PRIMARIES)
+    r.set(f"{w.prefix}:{{g0}}:s", b"a state")
+    r.set(w.flag_key, orjson.dumps({"why": "Redis evicted 1 keys", "at": time.time()}))
+    with pytest.raises(StoreEvicted):
+        w.check()
+    assert w.wipe() == 1 and not r.exists(f"{w.prefix}:{{g0}}:s")
+    w.rebuilt()  # one MULTI over the watch's keys: one slot
+    w.check()

@@ -9,7 +9,7 @@ from kafka import KafkaConsumer
 
 from segstream.producers.kafka_producer import publish
 
-from .harness import isolated_settings, settings_from
+from .harness import isolated_settings, segstream_cli, settings_from
 
 pytestmark = pytest.mark.integration
 
@@ -60,3 +60,30 @@ def test_topics_are_made_from_the_settings_and_differences_are_named(bootstrap, 
     assert any("message.timestamp.type is CreateTime" in d for d in differences)
     assert not [d for d in differences if d.startswith(s.topic_changes)]  # the ones it made agree
     assert ensure_topics(s) == differences  # idempotent
+
+
+def test_a_topic_set_to_lose_records_stops_the_worker_with_one_line(bootstrap, redis_url):
+    """A compacted transactions topic keeps only each customer's latest transaction, read or not,
+    and an erasures topic with retention forgets erasures (a rebuild would bring those customers
+    back): before, the worker logged them as differences and ran; now it does not start."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    env = isolated_settings(bootstrap, redis_url)
+    s = settings_from(env)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics(
+            [
+                NewTopic(s.topic_transactions, 4, 1, topic_configs={"cleanup.policy": "compact"}),
+                NewTopic(
+                    s.erasures_topic, 1, 1, topic_configs={"cleanup.policy": "delete", "retention.ms": "86400000"}
+                ),
+            ]
+        )
+    finally:
+        admin.close()
+    out = segstream_cli(env, "worker", timeout=120)
+    err = out.stderr.decode()
+    assert out.returncode == 1, err[-2000:]
+    assert "compaction deletes transactions before they are read" in err
+    assert "erasures would be deleted" in err and "retention.ms 86400000" in err
