@@ -135,7 +135,7 @@ class IngestLoop:
                     self._recheck = time.monotonic()
                     owned = await self._zombie_check(sorted(self._zombies))  # a refusal may have been transient
                     await self.position(sorted({*self.halted.partitions(), *owned}))
-                elif time.monotonic() - self._recheck >= RECHECK_S:  # an idle worker looks too
+                elif time.monotonic() - self._recheck >= RECHECK_S:  # busy or idle (a checkpoint looks too)
                     self._recheck = time.monotonic()
                     await self.worker.verify_store()
             except FAILURES as err:

@@ -342,7 +342,7 @@ class StreamProcessor:
 
     def verify_store(self) -> None:
         """Raise if Redis may evict, or did evict, what this deployment keeps there: checked at every
-        checkpoint and assignment, and by an idle worker every few seconds (state/eviction.py)."""
+        checkpoint and assignment, and by the ingest loop every few seconds, idle too (state/eviction.py)."""
         self.evictions.check()
 
     def reset(self) -> None:

@@ -97,7 +97,7 @@ def repartition(s: Settings, cp: WindowCheckpoints, logs: list[LogBounds], *, dr
     return Moved(recorded, count, taken, rows, len(moved), behind)
 
 
-def _records(consumer, topic: str, partition: int, start: int, stop: int):
+def records_between(consumer, topic: str, partition: int, start: int, stop: int):
     """The partition's records from offset ``start`` up to (not including) ``stop``."""
     from kafka import TopicPartition
 
@@ -119,7 +119,7 @@ def _check_partitioner(s: Settings, new: list[LogBounds], home: Partitioner, sam
     try:
         for log in new:
             stop = min(log.end, log.start + sample)
-            for r in _records(consumer, s.topic_transactions, log.partition, log.start, stop):
+            for r in records_between(consumer, s.topic_transactions, log.partition, log.start, stop):
                 if r.key is not None and home(r.key) != log.partition:
                     raise ConfigError(
                         f"{s.topic_transactions}[{log.partition}] holds a record keyed {r.key[:40]!r} that Kafka's "
@@ -143,7 +143,7 @@ def _tails(s: Settings, cp: WindowCheckpoints, checkpointed: dict[int, LogBounds
             start = cp.offset(topic, p) + 1
             if cp.moved_below(topic, p)[1] == home.partitions or start >= log.end:
                 continue
-            for r in _records(consumer, topic, p, max(start, log.start), log.end):
+            for r in records_between(consumer, topic, p, max(start, log.start), log.end):
                 if r.key is not None and home(r.key) != p:
                     out[home(r.key)].append((r.timestamp, p, r.offset, r.key, r.value))
     finally:
