@@ -77,9 +77,20 @@ class StoreEvicted(StoreLost):
 
 
 class StoreCorrupt(SystemFailure):
-    """A stored value that no code path may write (a non-finite centroid): served as a clean 503."""
+    """A stored value that no code path may write (a non-finite centroid, a record of the wrong
+    size): served as a clean 503; the worker waits for the value to be repaired, applying nothing,
+    since every window would build on it or be dead-lettered for its fault."""
 
     reason = "store_corrupt"
+
+
+class EngineFailing(SystemFailure):
+    """The core fails on windows with no evidence that any record is at fault: every window of a
+    batch of several customers failed, or a plain window of a customer never seen fails too (a
+    broken artefact, memory, a bug every window trips). Dead-lettering them would skip the
+    stream: the worker backs off and reads from its checkpoint again until the core works."""
+
+    reason = "engine_failing"
 
 
 class LogMismatch(SystemFailure):

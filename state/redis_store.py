@@ -36,7 +36,7 @@ from redis.cluster import RedisCluster
 
 from segstream.config import Settings
 from segstream.core.ports import CentroidStats, StateBatch, flow_counts
-from segstream.errors import NonFiniteValues, StoreLost, StoreRolledBack
+from segstream.errors import NonFiniteValues, StoreCorrupt, StoreLost, StoreRolledBack
 
 from .fencing import Fenced
 from .keys import StateKeys, bucket_of, buckets_of
@@ -204,7 +204,10 @@ class RedisStateStore(RedisReads):
         empty = self._empty
         found = b"".join(v if v is not None else empty for values in replies[: len(runs)] for v in values)
         rec = np.empty(len(customer_ids), self.dtype)
-        rec[np.concatenate(runs)] = np.frombuffer(found, self.dtype)
+        try:
+            rec[np.concatenate(runs)] = np.frombuffer(found, self.dtype)
+        except ValueError as err:  # a value no commit writes: which customer's, Redis cannot say cheaply
+            raise StoreCorrupt(f"a state record is not {self.dtype.itemsize} bytes long ({err})") from err
         stats = self._merged(replies[len(runs) :])
         self._check_time(stats.version)
         return self._decode(rec), stats
@@ -365,6 +368,15 @@ class RedisStateStore(RedisReads):
     def _stats(self, sums: bytes | None, counts: bytes | None, version: bytes | None) -> CentroidStats:
         if sums is None:
             raise StoreLost(f"the centroids at {self.centroid_key} are gone: Redis lost this deployment's data")
-        c = np.frombuffer(counts, "<f8").copy()
+        # no code path writes centroids that are not k x hidden finite numbers: every window would
+        # build on such a value or fail on it, so it is the store's failure, never a record's
+        try:
+            c = np.frombuffer(counts, "<f8").copy()
+            s = np.frombuffer(sums, "<f8").reshape(len(c), self.hidden_size).copy()
+            v = int(version)
+        except (TypeError, ValueError) as err:
+            raise StoreCorrupt(f"the centroids at {self.centroid_key} cannot be read ({err})") from err
+        if not (np.isfinite(s).all() and np.isfinite(c).all()):
+            raise StoreCorrupt(f"the centroids at {self.centroid_key} hold values that are not finite numbers")
         self.k = len(c)
-        return CentroidStats(np.frombuffer(sums, "<f8").reshape(len(c), -1).copy(), c, int(version))
+        return CentroidStats(s, c, v)

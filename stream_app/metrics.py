@@ -69,6 +69,12 @@ STORE_ROLLBACKS = Counter(
     "Times Redis held older data than the worker had written or read (a restored snapshot): it re-read "
     "every partition from the checkpoints Redis held then",
 )
+CORE_FAILURES = Counter(
+    "segstream_core_failures_total",
+    "Batches the core could not apply for the system's fault (engine_failing, store_corrupt): nothing "
+    "of them is dead-lettered or committed; the worker backs off and reads them again",
+    ["reason"],
+)
 REDIS_ERRORS = Counter("segstream_redis_errors_total", "Redis operations that failed after retries", ["op"])
 MODEL = Info("segstream_model", "The model artefact this worker serves")
 DEAD_LETTERED = Counter(
@@ -98,6 +104,8 @@ for _o in OUTCOME_LABELS:
     EVENTS.labels(_o)
 for _r in COMMON_DLQ_REASONS:
     DEAD_LETTERS.labels(_r)
+for _r in ("engine_failing", "store_corrupt"):
+    CORE_FAILURES.labels(_r)
 for _op in ("batch", "claim", "gauges"):
     REDIS_ERRORS.labels(_op)
 for _w in ("checkpoint", "state"):

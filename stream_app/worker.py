@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from aiokafka.errors import KafkaError
 
 from segstream.config import Settings
-from segstream.errors import StoreRolledBack, SystemFailure
+from segstream.errors import EngineFailing, StoreCorrupt, StoreRolledBack, SystemFailure
 from segstream.state.fencing import Fenced
 
 from . import metrics
@@ -129,7 +129,8 @@ class Worker:
 
     async def on_failure(self, err: BaseException) -> None:
         """Report, forget the in-memory windows (they may hold half a batch) and, after an
-        outage, back off; a fence or a halt is not an outage: there is nothing to wait for."""
+        outage (Redis, the broker, a core that cannot apply a batch), back off; a fence or a halt
+        is not an outage: there is nothing to wait for."""
         await self._drop_queued()
         with suppress(SystemFailure):
             await self.core.reset()
@@ -141,9 +142,13 @@ class Worker:
             metrics.STORE_ROLLBACKS.inc()
             log.warning("%s", err)
             return
-        if isinstance(err, SystemFailure):
+        if isinstance(err, EngineFailing | StoreCorrupt):
+            metrics.CORE_FAILURES.labels(err.reason).inc()
+            what = f"{err.reason}: {err}"
+            self.health.set("core", what)
+        elif isinstance(err, SystemFailure):
             return  # the loop halts the partitions and says why
-        if isinstance(err, KafkaError):
+        elif isinstance(err, KafkaError):
             metrics.PUBLISH_ERRORS.inc()
             what = f"the broker refused an output batch ({err})"
             self.health.set("broker", what)
@@ -162,6 +167,7 @@ class Worker:
     def _recovered(self) -> None:
         self.health.clear("redis")
         self.health.clear("broker")
+        self.health.clear("core")
         self._delay = 0.5
 
     async def _publish(self, batch: list[PartitionBatch], out: BatchOutput, highwater: Highwater) -> None:

@@ -35,6 +35,8 @@ from .profiles import profiles
 from .windows import ClosedWindow, normalised_spend
 
 STAGES = ("state_load", "lstm_step", "assignment", "state_write")
+# the customer of :meth:`SegmentEngine.probe`: no producer's id (the wire's pattern refuses it)
+PROBE_ID = "\x00probe"
 
 
 class Nearest(NamedTuple):
@@ -125,8 +127,17 @@ class SegmentEngine:
             result.merge(self._process_round(batch))
         return result
 
-    def _process_round(self, windows: list[ClosedWindow]) -> EngineResult:
-        """One store read, one model call, one store write for the whole round."""
+    def probe(self, like: ClosedWindow) -> None:
+        """Raise whatever the engine raises on a plain window (even spending, a few purchases) of a
+        customer it has never seen, shaped like ``like``; nothing is written.
+
+        Whether the engine works at all, apart from any record: the pipeline asks before it blames
+        the windows it failed on (pipeline.py)."""
+        plain = ClosedWindow(PROBE_ID, like.index, like.start, like.end, np.ones_like(like.spend), 10, None)
+        self._process_round([plain], write=False)
+
+    def _process_round(self, windows: list[ClosedWindow], write: bool = True) -> EngineResult:
+        """One store read, one model call, one store write for the whole round (none if not ``write``)."""
         res = EngineResult()
         t0 = time.perf_counter()
         old, stats = self.store.load([w.customer_id for w in windows])
@@ -145,7 +156,8 @@ class SegmentEngine:
         new, d, near = self._assign(h, c, old, index, alarm, stats, Evidence(n_events, traits, stat))
         new.chart, new.shadow_h, new.shadow_c = np.where(alarm[:, None], 0.0, memory), shadow_h, shadow_c
         t3 = time.perf_counter()
-        written = self.store.commit([w.customer_id for w in windows], new)
+        ids = [w.customer_id for w in windows]
+        written = self.store.commit(ids, new) if write else np.ones(len(ids), bool)
         t4 = time.perf_counter()
         res.applied = int(written.sum())
         res.assigned = int((written & (d.segment >= 0)).sum())

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from segstream.errors import EngineFailing, RecordError
+
 from .columns import TransactionColumns
 from .engine import STAGES, EngineResult, SegmentEngine
 from .events import EventRejected, Transaction
@@ -113,7 +115,8 @@ class SegmentationPipeline:
         # None: an engine error propagates (the demo, tests). A tuple: errors that are nobody's
         # window's fault (the store is down) propagate; any other sets the failing windows aside
         # (``EngineResult.quarantined``), found by bisection, so one customer's data that trips a
-        # bug cannot stop a partition for good.
+        # bug cannot stop a partition for good, as long as the engine works for others
+        # (``_isolating``).
         self.isolate_except = isolate_except
 
     def ingest(self, tx: Transaction) -> Outcome:
@@ -137,23 +140,62 @@ class SegmentationPipeline:
         return out
 
     def _isolating(self, windows: list[ClosedWindow]) -> EngineResult:
-        """The engine over ``windows``; on a failure, over each half of the customers, down to one
-        customer, whose windows then go one at a time in order (a customer's windows are never
-        split across halves, so none is applied after a later one)."""
+        """The engine over ``windows``; on a failure, the windows at fault set aside, if the failure
+        is theirs.
+
+        A window is set aside only with evidence that the engine works: its error names the record's
+        fault (a :class:`RecordError`), or other customers' windows of the batch applied, or a plain
+        window of a customer never seen goes through (``SegmentEngine.probe``). Without it, nothing
+        is set aside and :class:`EngineFailing` stops the batch: a broken artefact, a bug every
+        window trips or a core out of memory would otherwise send the whole stream to the DLQ and
+        commit past it."""
         try:
             return self.engine.process(windows)
         except self.isolate_except:
             raise
-        except Exception as err:  # noqa: BLE001 - narrowed below, never swallowed: quarantined windows are reported
-            customers = list(dict.fromkeys(w.customer_id for w in windows))
-            if len(customers) > 1:
-                half = set(customers[: len(customers) // 2])
-                out = self._isolating([w for w in windows if w.customer_id in half])
-                out.merge(self._isolating([w for w in windows if w.customer_id not in half]))
-                return out
-            if len(windows) == 1:
-                return EngineResult(quarantined=[(windows[0], err)])
-            out = EngineResult()
-            for w in sorted(windows, key=lambda w: w.index):
-                out.merge(self._isolating([w]))
+        except MemoryError as err:
+            raise EngineFailing(f"the core ran out of memory ({err!r})") from err
+        except Exception as err:  # noqa: BLE001 - narrowed below, never swallowed
+            first = err
+        try:
+            out = self._split(windows, first)
+        except MemoryError as err:
+            raise EngineFailing(f"the core ran out of memory ({err!r})") from err
+        suspects = [e for _, e in out.quarantined if not isinstance(e, RecordError)]
+        if not suspects:
             return out
+        customers = len({w.customer_id for w in windows})
+        if customers > 1 and len(out.quarantined) == len(windows):
+            raise EngineFailing(f"every window of {customers} customers failed in the engine: {first!r}") from first
+        try:
+            self.engine.probe(windows[0])
+        except self.isolate_except:
+            raise
+        except Exception as err:  # noqa: BLE001 - the engine fails apart from any record
+            raise EngineFailing(f"the engine fails on a plain window too: {err!r} (first: {first!r})") from err
+        return out
+
+    def _bisect(self, windows: list[ClosedWindow]) -> EngineResult:
+        try:
+            return self.engine.process(windows)
+        except (*self.isolate_except, MemoryError):
+            raise
+        except Exception as err:  # noqa: BLE001 - narrowed below, never swallowed: quarantined windows are reported
+            return self._split(windows, err)
+
+    def _split(self, windows: list[ClosedWindow], err: Exception) -> EngineResult:
+        """``windows`` failed with ``err``: each half of the customers again, down to one customer,
+        whose windows then go one at a time in order (a customer's windows are never split across
+        halves, so none is applied after a later one); the windows that still fail are ``quarantined``."""
+        customers = list(dict.fromkeys(w.customer_id for w in windows))
+        if len(customers) > 1:
+            half = set(customers[: len(customers) // 2])
+            out = self._bisect([w for w in windows if w.customer_id in half])
+            out.merge(self._bisect([w for w in windows if w.customer_id not in half]))
+            return out
+        if len(windows) == 1:
+            return EngineResult(quarantined=[(windows[0], err)])
+        out = EngineResult()
+        for w in sorted(windows, key=lambda w: w.index):
+            out.merge(self._bisect([w]))
+        return out

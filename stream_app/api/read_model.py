@@ -44,8 +44,10 @@ class ReadModel:
             return f"Redis unavailable: {err}"
         if not self.started():
             return "no worker has written centroids for this namespace and model yet"
-        if not np.isfinite(self.store.centroid_stats().centroids).all():
-            return "the stored centroids are not finite"
+        try:
+            self.store.centroid_stats()
+        except StoreCorrupt as err:
+            return str(err)
         return None
 
     def month(self, idx: int) -> str:
@@ -53,9 +55,7 @@ class ReadModel:
 
     def _basis(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Centroids, their mean and the map's two axes. Callers check started() first."""
-        c = self.store.centroid_stats().centroids
-        if not np.isfinite(c).all():
-            raise StoreCorrupt("the stored centroids hold values that are not finite numbers")
+        c = self.store.centroid_stats().centroids  # StoreCorrupt if not finite numbers
         mean = c.mean(0)
         _, _, vt = np.linalg.svd(c - mean, full_matrices=False)
         return c, mean, vt[:2]

@@ -1,11 +1,14 @@
-"""The API on an empty store and with its Redis stopped mid-run: quick, clear answers, never a hang or a bare 500."""
+"""The API on an empty store, on a corrupt one and with its Redis stopped mid-run: quick, clear answers,
+never a hang or a bare 500."""
 
 from __future__ import annotations
 
 import time
 
+import numpy as np
 import orjson
 import pytest
+import redis
 
 from segstream.config import Settings
 from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
@@ -47,6 +50,17 @@ def test_empty_store_then_data_then_redis_down_and_back(tmp_path):
         assert api.get("/readyz").status_code == 200
         assert len(api.get("/api/segments").json()) == 20
         assert api.customer("C0000001").status_code == 200
+
+        # the centroids' record corrupt (NaN): 503 naming it, and back once repaired
+        r = redis.Redis(port=red.port)
+        (key,) = [k for k in r.scan_iter("*centroids*") if b"fence" not in k]
+        good = r.hget(key, "sums")
+        r.hset(key, "sums", np.full(len(good) // 8, np.nan).tobytes())
+        ready = api.get("/readyz")
+        assert ready.status_code == 503 and "not finite" in ready.json()["reason"]
+        assert api.get("/api/segments").status_code == 503
+        r.hset(key, "sums", good)
+        assert api.get("/readyz").status_code == 200
 
         # Redis stops: 503 with the reason, quickly; liveness stays up
         red.stop()

@@ -408,6 +408,55 @@ def listeners(port: int) -> list[str]:
     return out
 
 
+# swap a hash field for a new value in one step (the worker cannot fold between the read and the
+# write) and return the old one
+SWAP = "local v = redis.call('HGET', KEYS[1], ARGV[1]); redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]); return v"
+
+
+def core_failures(w: Worker, reason: str) -> float:
+    return w.metrics().get(f"segstream_core_failures_total{{reason={reason}}}", 0)
+
+
+def test_a_corrupt_shared_record_stops_the_core_until_repaired_and_nothing_is_dead_lettered(
+    bootstrap, redis_url, events, tmp_path
+):
+    """The centroids' record cut short (a truncated write, a hand edit), then holding NaN. Before
+    (0.8.5): every window failed to read it, the isolation bisected each batch down to single
+    windows and dead-lettered all of them as engine:ValueError, committed past them, health 200.
+    Now: the core raises StoreCorrupt, the worker backs off (503 `core`, a count per try, nothing
+    committed, nothing dead-lettered) and, once the value is back, applies everything."""
+    import numpy as np
+
+    env = isolated_settings(bootstrap, redis_url, batch_size=256)
+    s = settings_from(env)
+    half = len(events) // 2
+    publish(events[:half], s, progress=False)
+    w = Worker(env, tmp_path).start()
+    try:
+        wait_until(all_consumed(s), 180, "the first half to be applied", [w])
+        before = committed_offsets(s)
+        r = connect(redis_url)
+        (key,) = [k for k in r.scan_iter(f"{s.redis_prefix}*centroids*") if b"fence" not in k]
+        good = r.eval(SWAP, 1, key, "sums", r.hget(key, "sums")[:-8])
+        publish(events[half:], s, progress=False)
+        wait_until(lambda: core_failures(w, "store_corrupt") >= 2, 60, "the core to fail and try again", [w])
+        status, body = w.health()
+        assert status == 503 and "store_corrupt" in str(body["problems"])
+        r.eval(SWAP, 1, key, "sums", np.full(len(good) // 8, np.nan).tobytes())
+        tries = core_failures(w, "store_corrupt")
+        wait_until(lambda: core_failures(w, "store_corrupt") > tries, 60, "NaN centroids to fail too", [w])
+        assert committed_offsets(s) == before, "nothing may be committed while the store is corrupt"
+        r.hset(key, "sums", good)
+        wait_until(all_consumed(s), 240, "the worker to apply the rest once repaired", [w])
+        wait_until(lambda: w.health()[0] == 200, 30, "health to return", [w])
+    finally:
+        w.stop()
+    assert not system_dead_letters(s), "nothing may be dead-lettered for the store's fault"
+    pipe, ref = embedded(s, events)
+    assert_same_states(s, pipe)
+    assert sorted(set(change_keys(read_topic(s, s.topic_changes)))) == change_keys(ref)
+
+
 def test_at_its_memory_bound_the_worker_stops_fetching_and_says_so(bootstrap, redis_url, tmp_path):
     """Before: one month of 1M distinct customers grew the core from 545 to 1,335 MB with no
     back-pressure. Now at the bound it pauses (503, segstream_memory_bound 1, one line), commits

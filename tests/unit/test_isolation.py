@@ -1,4 +1,5 @@
-"""A window that trips a bug in the engine is set aside, found by bisection; outages are not."""
+"""A window that trips a bug in the engine is set aside, found by bisection; outages and an engine
+that fails on every window are not."""
 
 from collections.abc import Callable
 
@@ -7,6 +8,7 @@ import pytest
 
 from segstream.core.pipeline import SegmentationPipeline
 from segstream.core.windows import ClosedWindow, WindowAggregator, WindowSpec
+from segstream.errors import EngineFailing, NonFiniteValues
 from tests.unit.test_engine import make, window
 
 
@@ -58,3 +60,47 @@ def test_without_isolation_an_engine_error_propagates():
     tripping(eng, lambda w: w.customer_id == "c1")
     with pytest.raises(ValueError):
         pipeline(eng, isolate=None).process([window(f"c{i}", 0, [1.0, 1.0]) for i in range(4)])
+
+
+def broken(model, exc=RuntimeError):
+    """A model whose every step fails, as a broken artefact's would."""
+
+    def step(*_):
+        raise exc("no step")
+
+    model.step = step
+
+
+def test_an_engine_failing_on_every_window_stops_the_batch_and_sets_nothing_aside():
+    """Every window of several customers failing is no record's fault: dead-lettering them would skip
+    the stream. Nothing is written and EngineFailing says why."""
+    eng, model, store = make()
+    broken(model)
+    with pytest.raises(EngineFailing, match="every window of 4 customers"):
+        pipeline(eng).process([window(f"c{i}", 0, [1.0, 1.0]) for i in range(4)])
+    assert store.state("c0") is None
+
+
+def test_a_lone_window_is_blamed_only_if_a_plain_window_goes_through():
+    eng, model, _ = make()
+    tripping(eng, lambda w: w.customer_id == "c1")
+    out = pipeline(eng).process([window("c1", 0, [1.0, 1.0])])  # the engine works: c1's fault
+    assert [w.customer_id for w, _ in out.quarantined] == ["c1"]
+    broken(model)
+    with pytest.raises(EngineFailing, match="plain window too"):
+        pipeline(eng).process([window("c2", 0, [1.0, 1.0])])
+
+
+def test_running_out_of_memory_is_the_systems_failure():
+    eng, model, _ = make()
+    broken(model, MemoryError)
+    with pytest.raises(EngineFailing, match="out of memory"):
+        pipeline(eng).process([window("c1", 0, [1.0, 1.0])])
+
+
+def test_a_records_own_fault_on_every_window_is_still_its_own():
+    """A RecordError names the record: every window of a batch may carry one and be set aside."""
+    eng, _, _ = make()
+    tripping(eng, lambda w: True, exc=NonFiniteValues)
+    out = pipeline(eng).process([window(f"c{i}", 0, [1.0, 1.0]) for i in range(3)])
+    assert len(out.quarantined) == 3
