@@ -27,7 +27,7 @@ from segstream.core.events import EventRejected, dead_letter
 from segstream.core.personality import CATEGORIES
 from segstream.core.pipeline import ingest_payloads
 from segstream.core.windows import ClosedWindow, WindowAggregator
-from segstream.errors import RecordError, SystemFailure
+from segstream.errors import EngineFailing, RecordError, SystemFailure
 from segstream.state.eviction import EvictionWatch
 from segstream.state.fencing import Fenced
 from segstream.state.forgotten import ForgottenCustomers
@@ -148,6 +148,9 @@ class StreamProcessor:
             raise RuntimeError("an earlier batch failed; the processor needs reset() first")
         try:
             return self._process(batch, now)
+        except MemoryError as err:  # decoding or windowing: never a record's fault (the engine's says so itself)
+            self._failed = True
+            raise EngineFailing(f"the core ran out of memory ({err!r})") from err
         except BaseException as err:
             if isinstance(err, Fenced):
                 self._let_go(err.partitions)

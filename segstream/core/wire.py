@@ -100,9 +100,9 @@ def _reference(raw: bytes, limits: Limits, now: float) -> Transaction:
             max_amount=limits.max_amount,
             categories=limits.categories,
         )
-    except EventRejected:
+    except (EventRejected, MemoryError):  # memory is the system's: the worker stops, never dead-letters
         raise
-    except Exception as err:  # noqa: BLE001 - any failure is this record's, never the worker's
+    except Exception as err:  # noqa: BLE001 - any other failure is this record's, never the worker's
         raise EventRejected(f"internal:{type(err).__name__}", str(err)[:200]) from None
 
 

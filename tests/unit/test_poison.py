@@ -7,9 +7,11 @@ processor calls for every partition batch) with records no producer should send.
 from __future__ import annotations
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from segstream.core import wire
 from segstream.core.columns import event_keys
 from segstream.core.pipeline import ingest_payloads
 from segstream.core.windows import WindowAggregator, WindowSpec
@@ -80,3 +82,14 @@ def test_any_key_value_and_headers_is_accepted_or_dead_lettered_never_raised(rec
     assert not set(ing.valid.position.tolist()) & {i for i, _ in ing.rejected}
     for i in ing.valid.position.tolist():
         assert keys[i] == b"C1" and values[i] == orjson.dumps(GOOD)
+
+
+def test_running_out_of_memory_while_decoding_is_no_records_fault(monkeypatch):
+    """A parser's MemoryError is the system's (the worker stops and re-reads), unlike its RecursionError."""
+
+    def exhausted(*_, **__):
+        raise MemoryError
+
+    monkeypatch.setattr(wire, "decode_event", exhausted)
+    with pytest.raises(MemoryError):
+        ingest([b"{not json"], [b"C1"])
