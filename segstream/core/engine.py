@@ -127,14 +127,18 @@ class SegmentEngine:
             result.merge(self._process_round(batch))
         return result
 
-    def probe(self, like: ClosedWindow) -> None:
-        """Raise whatever the engine raises on a plain window (even spending, a few purchases) of a
-        customer it has never seen, shaped like ``like``; nothing is written.
+    def probe(self, like: ClosedWindow, known: Sequence[str] = ()) -> None:
+        """Raise whatever the engine raises on a plain window (even spending, a few purchases),
+        shaped like ``like``, of a customer it has never seen and of each ``known`` customer (whose
+        stored states it applied before); nothing is written.
 
         Whether the engine works at all, apart from any record: the pipeline asks before it blames
-        the windows it failed on (pipeline.py)."""
-        plain = ClosedWindow(PROBE_ID, like.index, like.start, like.end, np.ones_like(like.spend), 10, None)
-        self._process_round([plain], write=False)
+        the windows it failed on (pipeline.py). The known customers' windows come after any stored
+        one, so their states are read and stepped as a real window's would be."""
+        ids = [PROBE_ID, *known]
+        after = np.iinfo(np.int32).max  # past every stored window: never a replay
+        spend = np.ones_like(like.spend)
+        self._process_round([ClosedWindow(c, after, like.start, like.end, spend, 10, None) for c in ids], write=False)
 
     def _process_round(self, windows: list[ClosedWindow], write: bool = True) -> EngineResult:
         """One store read, one model call, one store write for the whole round (none if not ``write``)."""

@@ -118,6 +118,7 @@ class SegmentationPipeline:
         # bug cannot stop a partition for good, as long as the engine works for others
         # (``_isolating``).
         self.isolate_except = isolate_except
+        self._known: list[str] = []  # a customer whose windows the engine last applied (for its probe)
 
     def ingest(self, tx: Transaction) -> Outcome:
         """One validated transaction (tests and small tools; streams use ingest_payloads)."""
@@ -145,12 +146,15 @@ class SegmentationPipeline:
 
         A window is set aside only with evidence that the engine works: its error names the record's
         fault (a :class:`RecordError`), or other customers' windows of the batch applied, or a plain
-        window of a customer never seen goes through (``SegmentEngine.probe``). Without it, nothing
+        window goes through, of a customer never seen and of the last one whose windows applied
+        (``SegmentEngine.probe``, its stored state read). Without it, nothing
         is set aside and :class:`EngineFailing` stops the batch: a broken artefact, a bug every
         window trips or a core out of memory would otherwise send the whole stream to the DLQ and
         commit past it."""
         try:
-            return self.engine.process(windows)
+            out = self.engine.process(windows)
+            self._known = [windows[0].customer_id] if windows else self._known
+            return out
         except self.isolate_except:
             raise
         except MemoryError as err:
@@ -168,7 +172,7 @@ class SegmentationPipeline:
         if customers > 1 and len(out.quarantined) == len(windows):
             raise EngineFailing(f"every window of {customers} customers failed in the engine: {first!r}") from first
         try:
-            self.engine.probe(windows[0])
+            self.engine.probe(windows[0], self._known)
         except self.isolate_except:
             raise
         except Exception as err:  # noqa: BLE001 - the engine fails apart from any record

@@ -104,3 +104,22 @@ def test_a_records_own_fault_on_every_window_is_still_its_own():
     tripping(eng, lambda w: True, exc=NonFiniteValues)
     out = pipeline(eng).process([window(f"c{i}", 0, [1.0, 1.0]) for i in range(3)])
     assert len(out.quarantined) == 3
+
+
+def test_a_bug_only_stored_states_trip_is_the_systems_even_for_a_lone_window():
+    """The probe reads the last applied customer's stored state too: a reader broken for every
+    stored record (an upgrade's bug) is not taken for one customer's fault."""
+    eng, _, store = make()
+    pipe = pipeline(eng)
+    pipe.process([window("c0", 0, [1.0, 1.0])])
+    real = store.load
+
+    def load(ids):
+        state, stats = real(ids)
+        if (state.last_window >= 0).any():
+            raise ValueError("cannot read a stored record")
+        return state, stats
+
+    store.load = load
+    with pytest.raises(EngineFailing, match="plain window too"):
+        pipe.process([window("c1", 0, [1.0, 1.0]), window("c1", 1, [1.0, 1.0])])
