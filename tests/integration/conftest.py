@@ -2,20 +2,24 @@ import pytest
 
 from segstream.state.redis_client import connect
 
-from .harness import DEPLOYMENTS, fail_closed_violations, settings_from
+from .harness import DEPLOYMENTS, fail_closed_violations, settings_from, system_dead_letters
 from .servers import kafka_server, redis_cluster, redis_server
 
 
 @pytest.fixture(autouse=True)
 def offsets_never_pass_the_checkpoint(request):
-    """After every integration test: no committed offset is past what Redis says was applied."""
+    """After every integration test: no committed offset is past what Redis says was applied, and
+    nothing was dead-lettered for the system's fault."""
     DEPLOYMENTS.clear()
     yield
     if "bootstrap" not in request.fixturenames:
         return
-    bad = [v for env in DEPLOYMENTS for v in fail_closed_violations(settings_from(env))]
+    deployments = [settings_from(env) for env in DEPLOYMENTS]
     DEPLOYMENTS.clear()
+    bad = [v for s in deployments for v in fail_closed_violations(s)]
     assert not bad, f"offsets committed past the checkpoint: {bad}"
+    letters = [f"{s.topic_dlq}: {r}" for s in deployments for r in system_dead_letters(s)]
+    assert not letters, f"dead-lettered for the system's fault: {letters[:5]} ({len(letters)} in all)"
 
 
 @pytest.fixture(scope="session")

@@ -97,6 +97,34 @@ def fail_closed_violations(settings: Settings) -> list[str]:
     return out
 
 
+def system_dead_letters(settings: Settings) -> list[str]:
+    """The other half of the invariant: dead letters whose reason is the system's, not the record's
+    (``engine:<error>`` from a worker, or running out of memory); none may exist. A window that
+    trips a bug is ``engine:`` too, and no test through a worker makes one. Read up to the
+    topic's end (no idle wait); a broker that is gone is not checked."""
+    from kafka.errors import KafkaError
+
+    try:
+        c = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None)
+    except KafkaError:
+        return []
+    try:
+        if settings.topic_dlq not in c.topics():
+            return []
+        tps = [TopicPartition(settings.topic_dlq, p) for p in c.partitions_for_topic(settings.topic_dlq) or ()]
+        c.assign(tps)
+        c.seek_to_beginning(*tps)
+        end = c.end_offsets(tps)
+        reasons: list[str] = []
+        deadline = time.monotonic() + 60
+        while any(c.position(tp) < end[tp] for tp in tps) and time.monotonic() < deadline:
+            for records in c.poll(timeout_ms=500).values():
+                reasons += [orjson.loads(r.value)["reason"] for r in records if r.value is not None]
+        return [r for r in reasons if r.startswith("engine:") or r == "internal:MemoryError"]
+    finally:
+        c.close()
+
+
 def settings_from(env: dict[str, str]) -> Settings:
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 
+import orjson
 import pytest
 from kafka.admin import KafkaAdminClient
 
@@ -37,15 +38,6 @@ from .servers import kafka_server
 pytestmark = pytest.mark.integration
 
 
-def system_dead_letters(s) -> list[str]:
-    """Dead letters whose reason is not the record's own: none may exist."""
-    own = ("late:", "key:", "malformed", "not_utf8", "oversized", "tombstone", "value:")
-    reasons = [d["reason"] for d in read_topic(s, s.topic_dlq, idle_s=2.0)]
-    return [
-        r for r in reasons if not r.startswith(own) and ":" not in r[:1] and r.split(":")[0] in {"engine", "internal"}
-    ]
-
-
 def add_partitions(bootstrap: str, topic: str, total: int) -> None:
     """`kafka-topics --alter --partitions total`."""
     from kafka.admin import NewPartitions
@@ -58,8 +50,6 @@ def add_partitions(bootstrap: str, topic: str, total: int) -> None:
 
 
 def recover(env: dict, *flags: str) -> dict:
-    import orjson
-
     out = segstream_cli(env, "recover", *flags, timeout=120)
     assert out.returncode == 0, out.stderr.decode()[-2000:]
     return orjson.loads(out.stdout)
@@ -97,7 +87,6 @@ def test_redis_restarting_empty_halts_every_partition_until_recover_rebuilds_it(
     finally:
         w.stop()
     assert log.count("halted, nothing skipped") <= 8  # a line per partition, not megabytes
-    assert not system_dead_letters(s)
     pipe, ref = embedded(s, events)
     assert_same_states(s, pipe)
     assert sorted(set(change_keys(read_topic(s, s.topic_changes)))) == change_keys(ref)
@@ -192,7 +181,6 @@ def test_records_deleted_ahead_of_a_running_worker_halt_its_partition_not_skip(b
     the records in between and committed past them, health 200. Only an assignment checked the log's
     start. Now the fetch's out-of-range error rewinds every partition to its checkpoint, and the one
     whose records are gone halts (log_mismatch) until `segstream recover` says how many were lost."""
-    import orjson
     from kafka import KafkaConsumer, TopicPartition
 
     from segstream.stream_app.repartition import records_between
@@ -246,7 +234,6 @@ def test_a_topic_given_more_partitions_halts_until_recover_moves_its_open_window
     and new partition, and the part closing second was dropped as a replay (health 200, nothing
     dead-lettered). Now every partition halts until `segstream recover` has moved the open windows, and
     the records producers still sent by the old count, to the customers' new partitions."""
-    import orjson
     from kafka import KafkaProducer
 
     env = isolated_settings(bootstrap, redis_url, batch_size=256, repartition_settle_s=0)
@@ -282,7 +269,6 @@ def test_a_topic_given_more_partitions_halts_until_recover_moves_its_open_window
     finally:
         w.stop()
     assert skipped == moved["records"]  # read past where they were sent, applied where they belong
-    assert not system_dead_letters(s)
     pipe, ref = embedded(s, events)
     assert_same_states(s, pipe)
     assert sorted(set(change_keys(read_topic(s, s.topic_changes)))) == change_keys(ref)
@@ -451,7 +437,6 @@ def test_a_corrupt_shared_record_stops_the_core_until_repaired_and_nothing_is_de
         wait_until(lambda: w.health()[0] == 200, 30, "health to return", [w])
     finally:
         w.stop()
-    assert not system_dead_letters(s), "nothing may be dead-lettered for the store's fault"
     pipe, ref = embedded(s, events)
     assert_same_states(s, pipe)
     assert sorted(set(change_keys(read_topic(s, s.topic_changes)))) == change_keys(ref)
@@ -521,4 +506,23 @@ def test_the_harness_invariant_check_can_fail(bootstrap, redis_url):
     finally:
         c.close()
     assert fail_closed_violations(s)
+    DEPLOYMENTS.remove(env)  # made on purpose: the after-test check must not fail this test
+
+
+def test_the_harness_dead_letter_check_can_fail(bootstrap, redis_url):
+    """The same for the other half of the invariant: a system-made dead letter must be seen."""
+    from kafka import KafkaProducer
+
+    from .harness import DEPLOYMENTS, system_dead_letters
+
+    env = isolated_settings(bootstrap, redis_url)
+    s = settings_from(env)
+    p = KafkaProducer(bootstrap_servers=bootstrap)
+    try:
+        for reason in ("late:window_closed", "engine:ValueError", "internal:RecursionError"):
+            p.send(s.topic_dlq, orjson.dumps({"reason": reason, "raw": ""}))
+        p.flush()
+    finally:
+        p.close()
+    assert system_dead_letters(s) == ["engine:ValueError"]
     DEPLOYMENTS.remove(env)  # made on purpose: the after-test check must not fail this test
