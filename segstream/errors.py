@@ -76,6 +76,15 @@ class StoreEvicted(StoreLost):
     reason = "store_evicted"
 
 
+class LayoutChanged(SystemFailure):
+    """The deployment's checkpoints count records applied to states kept under another layout (another
+    model artefact, bucket count or slot groups): this worker's layout holds none of them, and going on
+    would re-warm every customer from the checkpoint, history lost. Repair: the old settings, the new
+    model as its own deployment (README, blue/green), or ``segstream recover --rebuild``."""
+
+    reason = "layout_changed"
+
+
 class StoreCorrupt(SystemFailure):
     """A stored value that no code path may write (a non-finite centroid, a record of the wrong
     size): served as a clean 503; the worker waits for the value to be repaired, applying nothing,

@@ -68,6 +68,12 @@ class StateKeys:
         ns = f"{self.prefix}:{self.model_version[-10:]}:r{RECORD_FORMAT}"
         return [f"{ns}:{{g{g}}}" for g in range(self.groups)] if self.cluster else [ns]
 
+    @property
+    def layout(self) -> str:
+        """Everything that decides where a customer's state lives: states under another layout are
+        invisible to this one (state/layout.py)."""
+        return f"{self.namespaces[0]}:sb{self.buckets}" + (f":g{self.groups}" if self.cluster else "")
+
     def group_of(self, bucket: int) -> int:
         return bucket % self.groups
 

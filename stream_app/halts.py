@@ -23,6 +23,7 @@ REASONS = (
     "erasures_restored",
     "store_may_evict",
     "store_evicted",
+    "layout_changed",
 )
 
 

@@ -38,7 +38,7 @@ from aiokafka.errors import KafkaError, NoOffsetForPartitionError, OffsetOutOfRa
 from redis.exceptions import RedisError
 
 from segstream.config import Settings
-from segstream.errors import NamespaceShared, StoreLost, StoreMayEvict, SystemFailure
+from segstream.errors import LayoutChanged, NamespaceShared, StoreLost, StoreMayEvict, SystemFailure
 from segstream.state.fencing import Fenced
 
 from . import erasure_log, metrics
@@ -55,7 +55,7 @@ from .worker import Worker
 log = logging.getLogger("segstream.worker")
 FAILURES = (RedisError, KafkaError, SystemFailure, OSError)
 # failures that halt every partition until an operator repairs them; the rest are ridden out
-HALTING = (StoreLost, NamespaceShared, StoreMayEvict)
+HALTING = (StoreLost, NamespaceShared, StoreMayEvict, LayoutChanged)
 QUIET_CHECK_S = 2.0  # how often an idle worker looks for windows the wall clock has passed
 RECHECK_S = 5.0  # how often a halted partition is checked again
 

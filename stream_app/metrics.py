@@ -153,7 +153,8 @@ for _t in TRAIT_ABBR:  # pre-create the bounded label set so dashboards show zer
 HALTED = Gauge(
     "segstream_halted_partitions",
     "Partitions this worker holds but will not process until repaired, by reason "
-    "(store_lost, log_mismatch, namespace_shared, repartitioned, erasures_restored, store_may_evict, store_evicted)",
+    "(store_lost, log_mismatch, namespace_shared, repartitioned, erasures_restored, store_may_evict, store_evicted, "
+    "layout_changed)",
     ["reason"],
 )
 LOG_SUPPRESSED = Counter("segstream_log_lines_suppressed_total", "Repeated warning and error lines held back")

@@ -31,6 +31,7 @@ from segstream.errors import EngineFailing, RecordError, SystemFailure
 from segstream.state.eviction import EvictionWatch
 from segstream.state.fencing import Fenced
 from segstream.state.forgotten import ForgottenCustomers
+from segstream.state.layout import StateLayout
 from segstream.state.redis_client import UNAVAILABLE, client_for, verify
 from segstream.state.redis_store import RedisStateStore
 from segstream.state.redis_windows import WindowCheckpoints
@@ -69,6 +70,7 @@ class StreamProcessor:
         self.store: RedisStateStore = self.pipeline.engine.store
         self.checkpoints = WindowCheckpoints(self.redis, len(CATEGORIES), prefix=settings.redis_prefix)
         self.evictions = EvictionWatch(self.redis, settings.redis_prefix)
+        self.layout = StateLayout(self.redis, settings.redis_prefix, self.store.keys.layout)
         self.limits = event_limits(settings)
         self.forgotten = ForgottenCustomers(self.redis, settings.erasure_namespace, settings.redis_prefix)  # withheld
         self.forgotten.refresh()
@@ -344,9 +346,11 @@ class StreamProcessor:
             raise Fenced(fenced, "checkpoint")
 
     def verify_store(self) -> None:
-        """Raise if Redis may evict, or did evict, what this deployment keeps there: checked at every
-        checkpoint and assignment, and by the ingest loop every few seconds, idle too (state/eviction.py)."""
+        """Raise if Redis may evict, or did evict, what this deployment keeps there (state/eviction.py), or
+        if its checkpoints count states of another layout (state/layout.py): checked at every checkpoint
+        and assignment, and by the ingest loop every few seconds, idle too."""
         self.evictions.check()
+        self.layout.check()
 
     def reset(self) -> None:
         """Forget all in-memory windows: after a failed batch they may hold half of it.

@@ -26,6 +26,7 @@ from segstream.config import Settings
 from segstream.core.personality import CATEGORIES
 from segstream.errors import ConfigError
 from segstream.state.eviction import EvictionWatch
+from segstream.state.layout import StateLayout
 from segstream.state.redis_client import client_for
 from segstream.state.redis_store import RedisStateStore
 from segstream.state.redis_windows import WindowCheckpoints
@@ -62,17 +63,23 @@ def log_bounds(s: Settings) -> list[LogBounds]:
         c.close()
 
 
-def recover(s: Settings, *, take_over: bool = False, dry_run: bool = False) -> Recovery:
+def recover(s: Settings, *, take_over: bool = False, dry_run: bool = False, rebuild: bool = False) -> Recovery:
     """Check every partition as a worker would at assignment; move open windows to a new partition
     count, the halted partitions' checkpoints to their log's start, and re-seed missing centroids.
     Returns what was (or would be) done."""
     from segstream.assembly import load_model
 
     r, purged = client_for(s), 0
+    artefact, model = load_model(s)
+    store = RedisStateStore.for_deployment(r, s, model.hidden_size, model.version)
+    layout = StateLayout(r, s.redis_prefix, store.keys.layout)
+    relayout = _relayout(layout, rebuild)
     # erasures first: a Redis that lost them would re-create erased customers from the replay
     erasures = None if dry_run else erasure_log.replay_into(s)
     evictions = EvictionWatch(r, s.redis_prefix)
-    wiped = _empty_after_evictions(s, evictions, dry_run)
+    wiped = _empty_after_evictions(s, evictions, dry_run, relayout)
+    if relayout is not None and not dry_run:
+        layout.record()  # at once: a worker of the old layout halts from its next look on
     cp = WindowCheckpoints(r, len(CATEGORIES), prefix=s.redis_prefix)
     logs = log_bounds(s)
     moved = repartition(s, cp, logs, dry_run=dry_run)
@@ -92,21 +99,39 @@ def recover(s: Settings, *, take_over: bool = False, dry_run: bool = False) -> R
         for repair in out:
             cp.take_over(s.topic_transactions, repair.partition, s.consumer_group)
     if not dry_run:
-        artefact, model = load_model(s)
-        store = RedisStateStore.for_deployment(r, s, model.hidden_size, model.version)
         store.init_centroids(artefact.centroids, s.centroid_prior_weight)  # only where they are missing
         eraser = Eraser(s, r, store)
         if eraser.forgotten.purge_pending():  # the workers stay halted until this is done
             purged = eraser.purge()
         if wiped is not None:
             evictions.rebuilt()  # last: the workers resume from here
-    return Recovery(out, moved, erasures, purged, wiped)
+    return Recovery(out, moved, erasures, purged, wiped, relayout)
 
 
-def _empty_after_evictions(s: Settings, evictions: EvictionWatch, dry_run: bool) -> int | None:
-    """Empty the namespace if Redis evicted keys of it (the erased set stays): the keys deleted,
-    or None when nothing was evicted. Refused while Redis could still evict."""
-    if not evictions.lost():
+def _relayout(layout: StateLayout, rebuild: bool) -> dict | None:
+    """The layout change a ``--rebuild`` repairs (recorded and new), or None if the deployment's states
+    are where these settings look. Refused without ``--rebuild``: it deletes the states kept under the
+    recorded layout, and settings that name the wrong artefact would otherwise delete good ones."""
+    recorded = layout.recorded()
+    if recorded is None or recorded == layout.layout:
+        return None
+    if not rebuild:
+        raise ConfigError(
+            f"the deployment's states are kept under {recorded!r}, these settings keep them under "
+            f"{layout.layout!r}: fix the settings (SEGSTREAM_MODEL_PATH, SEGSTREAM_REDIS_STATE_BUCKETS), or pass "
+            "--rebuild to delete the deployment's states and checkpoints and rebuild every state under the new "
+            "layout from the retained topic"
+        )
+    return {"recorded": recorded, "new": layout.layout}
+
+
+def _empty_after_evictions(
+    s: Settings, evictions: EvictionWatch, dry_run: bool, relayout: dict | None = None
+) -> int | None:
+    """Empty the namespace if Redis evicted keys of it, or if its states are to be rebuilt under a new
+    layout (the erased set stays): the keys deleted, or None when neither. Refused while Redis could
+    still evict."""
+    if not evictions.lost() and relayout is None:
         return None
     evicting = [n for n in evictions.nodes() if n.may_evict]
     if evicting:
@@ -126,7 +151,8 @@ class Recovery:
     moved: Moved | None  # open windows moved to a new partition count
     erasures: Replayed | None  # the erasure log read back into Redis (None in a dry run)
     purged: int = 0  # erased customers whose data a restored Redis held again, erased again
-    rebuilt: int | None = None  # after evictions: the namespace's keys deleted before the rebuild
+    rebuilt: int | None = None  # after evictions or a new layout: the namespace's keys deleted before the rebuild
+    relayout: dict | None = None  # the layout change rebuilt (``--rebuild``): recorded and new
 
     def report(self, dry_run: bool) -> dict:
         return {
@@ -135,6 +161,7 @@ class Recovery:
             "never_applied": sum(x.never_applied for x in self.repairs),
             "repartitioned": None if self.moved is None else asdict(self.moved),
             "erasures": None if self.erasures is None else {**asdict(self.erasures), "purged": self.purged},
-            "evicted": None if self.rebuilt is None else {"keys_deleted": self.rebuilt},
+            "evicted": None if self.rebuilt is None or self.relayout else {"keys_deleted": self.rebuilt},
+            "relayout": None if self.relayout is None else {**self.relayout, "keys_deleted": self.rebuilt},
             "partitions": [asdict(x) for x in self.repairs],
         }

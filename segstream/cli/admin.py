@@ -80,7 +80,8 @@ def _api_key(args: argparse.Namespace) -> int:
 def _recover(args: argparse.Namespace) -> int:
     from segstream.stream_app.recovery import recover
 
-    out = recover(get_settings(), take_over=args.take_over, dry_run=args.dry_run).report(args.dry_run)
+    out = recover(get_settings(), take_over=args.take_over, dry_run=args.dry_run, rebuild=args.rebuild)
+    out = out.report(args.dry_run)
     print(orjson.dumps(out).decode())
     return 0
 
@@ -94,6 +95,12 @@ def register(sub) -> None:
     )
     rc.add_argument("--dry-run", action="store_true", help="say what would be done; change nothing")
     rc.add_argument("--take-over", action="store_true", help="hand the namespace's partitions to this consumer group")
+    rc.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="the deployment's states are kept under another layout (another model artefact or bucket count): "
+        "delete them and the checkpoints, and rebuild every state under these settings from the retained topic",
+    )
     rc.set_defaults(func=_recover)
 
     f = sub.add_parser("forget", help="erase customers: state, trajectory, open windows; tombstone downstream")

@@ -442,6 +442,46 @@ def test_a_corrupt_shared_record_stops_the_core_until_repaired_and_nothing_is_de
     assert sorted(set(change_keys(read_topic(s, s.topic_changes)))) == change_keys(ref)
 
 
+def test_a_worker_started_with_another_state_layout_halts_until_recover_rebuilds(
+    bootstrap, redis_url, events, tmp_path
+):
+    """Restarted with another SEGSTREAM_REDIS_STATE_BUCKETS (as with another model artefact, the states
+    live under other keys). Before (0.8.5): the worker found no state under its keys, resumed from the
+    checkpoints and re-warmed every customer from there (all 250: 3.8 windows since their fresh start
+    at the end against 6.7), health 200. Now: every partition halts
+    `layout_changed` (503, nothing committed); `recover` refuses without --rebuild; with it, the
+    deployment's keys are deleted and every state is rebuilt under the new layout from the topic."""
+    env = isolated_settings(bootstrap, redis_url, batch_size=256)
+    s = settings_from(env)
+    half = len(events) // 2
+    publish(events[:half], s, progress=False)
+    w = Worker(env, tmp_path).start()
+    try:
+        wait_until(all_consumed(s), 180, "the first half to be applied", [w])
+    finally:
+        w.stop()
+    before = committed_offsets(s)
+    publish(events[half:], s, progress=False)
+    moved = {**env, "SEGSTREAM_REDIS_STATE_BUCKETS": "64"}
+    w = Worker(moved, tmp_path).start()
+    try:
+        wait_until(lambda: halted(w, "layout_changed") == 4, 60, "every partition to halt as layout_changed", [w])
+        status, body = w.health()
+        assert status == 503 and "layout_changed" in str(body["problems"])
+        time.sleep(3)
+        assert committed_offsets(s) == before, "nothing may be committed under a layout that holds no state"
+        refused = segstream_cli(moved, "recover", timeout=120)
+        assert refused.returncode == 1 and b"--rebuild" in refused.stderr
+        rebuilt = recover(moved, "--rebuild")
+        assert rebuilt["relayout"]["keys_deleted"] > 0 and rebuilt["relayout"]["new"].endswith(":sb64")
+        wait_until(all_consumed(s), 240, "the worker to rebuild every state from the topic", [w])
+        wait_until(lambda: w.health()[0] == 200, 30, "health to return", [w])
+    finally:
+        w.stop()
+    moved_s = settings_from(moved)
+    assert_same_states(moved_s, embedded(moved_s, events)[0])
+
+
 def test_at_its_memory_bound_the_worker_stops_fetching_and_says_so(bootstrap, redis_url, tmp_path):
     """Before: one month of 1M distinct customers grew the core from 545 to 1,335 MB with no
     back-pressure. Now at the bound it pauses (503, segstream_memory_bound 1, one line), commits
