@@ -70,7 +70,7 @@ class StreamProcessor:
         self.store: RedisStateStore = self.pipeline.engine.store
         self.checkpoints = WindowCheckpoints(self.redis, len(CATEGORIES), prefix=settings.redis_prefix)
         self.evictions = EvictionWatch(self.redis, settings.redis_prefix)
-        self.layout = StateLayout(self.redis, settings.redis_prefix, self.store.keys.layout)
+        self.layout = StateLayout.for_deployment(self.redis, settings, self.store.keys)
         self.limits = event_limits(settings)
         self.forgotten = ForgottenCustomers(self.redis, settings.erasure_namespace, settings.redis_prefix)  # withheld
         self.forgotten.refresh()

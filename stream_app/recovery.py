@@ -72,7 +72,7 @@ def recover(s: Settings, *, take_over: bool = False, dry_run: bool = False, rebu
     r, purged = client_for(s), 0
     artefact, model = load_model(s)
     store = RedisStateStore.for_deployment(r, s, model.hidden_size, model.version)
-    layout = StateLayout(r, s.redis_prefix, store.keys.layout)
+    layout = StateLayout.for_deployment(r, s, store.keys)
     relayout = _relayout(layout, rebuild)
     # erasures first: a Redis that lost them would re-create erased customers from the replay
     erasures = None if dry_run else erasure_log.replay_into(s)

@@ -473,7 +473,7 @@ def test_a_worker_started_with_another_state_layout_halts_until_recover_rebuilds
         refused = segstream_cli(moved, "recover", timeout=120)
         assert refused.returncode == 1 and b"--rebuild" in refused.stderr
         rebuilt = recover(moved, "--rebuild")
-        assert rebuilt["relayout"]["keys_deleted"] > 0 and rebuilt["relayout"]["new"].endswith(":sb64")
+        assert rebuilt["relayout"]["keys_deleted"] > 0 and ":sb64:" in rebuilt["relayout"]["new"]
         wait_until(all_consumed(s), 240, "the worker to rebuild every state from the topic", [w])
         wait_until(lambda: w.health()[0] == 200, 30, "health to return", [w])
     finally:
@@ -566,3 +566,24 @@ def test_the_harness_dead_letter_check_can_fail(bootstrap, redis_url):
         p.close()
     assert system_dead_letters(s) == ["engine:ValueError"]
     DEPLOYMENTS.remove(env)  # made on purpose: the after-test check must not fail this test
+
+
+def test_the_recorded_layout_names_the_model_the_buckets_and_the_window_length(redis_url):
+    """Each of them decides where a state lives or how its windows are numbered: another one halts."""
+    from segstream.config import Settings
+    from segstream.errors import LayoutChanged
+    from segstream.state.keys import StateKeys
+    from segstream.state.layout import StateLayout
+
+    r, ours = connect(redis_url), StateKeys("layout", "model-a")
+    settings = Settings(redis_url=redis_url, namespace="layout")
+    StateLayout.for_deployment(r, settings, ours).check()  # the first worker records it
+    StateLayout.for_deployment(r, settings, ours).check()  # the same layout goes on
+    others = [
+        (settings, StateKeys("layout", "model-b")),
+        (settings, StateKeys("layout", "model-a", buckets=64)),
+        (settings.model_copy(update={"window_months": 2}), ours),
+    ]
+    for s, keys in others:
+        with pytest.raises(LayoutChanged, match="recover --rebuild"):
+            StateLayout.for_deployment(r, s, keys).check()
