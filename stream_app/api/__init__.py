@@ -15,6 +15,7 @@ from segstream.assembly import window_spec
 from segstream.config import Settings
 from segstream.errors import NotFound, SystemFailure
 from segstream.models.artefact import ModelArtefact
+from segstream.state.layout import StateLayout
 from segstream.state.redis_client import UNAVAILABLE, client_for, verify
 from segstream.state.redis_store import RedisStateStore
 
@@ -34,7 +35,8 @@ def create_app(settings: Settings, ring: KeyRing) -> FastAPI:
     client = client_for(settings, retries=1, timeout_s=2.0)
     verify(client)
     store = RedisStateStore.for_deployment(client, settings, artefact.hidden_size, artefact.version)
-    read = ReadModel(store, artefact, window_spec(settings), settings.redis_prefix)
+    layout = StateLayout.for_deployment(client, settings, store.keys)
+    read = ReadModel(store, artefact, window_spec(settings), settings.redis_prefix, layout)
     api = FastAPI(title="segstream lookup API", version="1", description=__doc__, docs_url=None, redoc_url=None)
     docs_page, docs_csp = swagger_page()
     add_security_headers(api, docs_csp)

@@ -17,6 +17,7 @@ from segstream.core.profiles import profiles
 from segstream.core.windows import WindowSpec
 from segstream.errors import NotFound, StoreCorrupt
 from segstream.models.artefact import ModelArtefact, TorchSequenceModel
+from segstream.state.layout import StateLayout
 from segstream.state.redis_client import UNAVAILABLE
 from segstream.state.redis_store import RedisStateStore
 
@@ -24,8 +25,17 @@ from .schemas import Customer, Flow, MapPoint, Segment, TrajectoryPoint, WindowS
 
 
 class ReadModel:
-    def __init__(self, store: RedisStateStore, artefact: ModelArtefact, spec: WindowSpec, namespace: str):
+    def __init__(
+        self,
+        store: RedisStateStore,
+        artefact: ModelArtefact,
+        spec: WindowSpec,
+        namespace: str,
+        layout: StateLayout | None = None,
+    ):
         self.store = store
+        # the layout the API reads under: one the workers do not write would answer "unknown" for everyone
+        self.layout = layout
         self.artefact = artefact
         self.model = TorchSequenceModel(artefact)
         self.spec = spec
@@ -48,6 +58,12 @@ class ReadModel:
             self.store.centroid_stats()
         except StoreCorrupt as err:
             return str(err)
+        recorded = None if self.layout is None else self.layout.recorded()
+        if recorded is not None and recorded != self.layout.layout:
+            return (
+                f"the workers keep this deployment's states under {recorded!r}, this API reads {self.layout.layout!r}: "
+                "give it their model artefact, SEGSTREAM_REDIS_STATE_BUCKETS and window length"
+            )
         return None
 
     def month(self, idx: int) -> str:

@@ -62,6 +62,15 @@ def test_empty_store_then_data_then_redis_down_and_back(tmp_path):
         r.hset(key, "sums", good)
         assert api.get("/readyz").status_code == 200
 
+        # the workers' states under another layout than the API reads (another artefact): 503 naming both
+        ours = r.get("faults:layout")
+        assert ours is not None  # the worker's checkpoint recorded it
+        r.set("faults:layout", b"faults:other-model:r4:sb256:w1m")
+        ready = api.get("/readyz")
+        assert ready.status_code == 503 and "other-model" in ready.json()["reason"]
+        r.set("faults:layout", ours)
+        assert api.get("/readyz").status_code == 200
+
         # Redis stops: 503 with the reason, quickly; liveness stays up
         red.stop()
         for path in ("/api/segments", "/api/customers/C0000001", "/api/map"):
