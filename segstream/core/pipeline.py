@@ -147,10 +147,9 @@ class SegmentationPipeline:
         A window is set aside only with evidence that the engine works: its error names the record's
         fault (a :class:`RecordError`), or other customers' windows of the batch applied, or a plain
         window goes through, of a customer never seen and of the last one whose windows applied
-        (``SegmentEngine.probe``, its stored state read). Without it, nothing
-        is set aside and :class:`EngineFailing` stops the batch: a broken artefact, a bug every
-        window trips or a core out of memory would otherwise send the whole stream to the DLQ and
-        commit past it."""
+        (``SegmentEngine.probe``, its stored state read). Without it, nothing is set aside and
+        :class:`EngineFailing` stops the batch: a broken artefact, a bug every window trips or a
+        core out of memory would otherwise send the whole stream to the DLQ and commit past it."""
         try:
             out = self.engine.process(windows)
             self._known = [windows[0].customer_id] if windows else self._known
