@@ -77,7 +77,7 @@ def recover(s: Settings, *, take_over: bool = False, dry_run: bool = False, rebu
     # erasures first: a Redis that lost them would re-create erased customers from the replay
     erasures = None if dry_run else erasure_log.replay_into(s)
     evictions = EvictionWatch(r, s.redis_prefix)
-    wiped = _empty_after_evictions(s, evictions, dry_run, relayout)
+    wiped = _emptied(s, evictions, dry_run, relayout)
     if relayout is not None and not dry_run:
         layout.record()  # at once: a worker of the old layout halts from its next look on
     cp = WindowCheckpoints(r, len(CATEGORIES), prefix=s.redis_prefix)
@@ -125,9 +125,7 @@ def _relayout(layout: StateLayout, rebuild: bool) -> dict | None:
     return {"recorded": recorded, "new": layout.layout}
 
 
-def _empty_after_evictions(
-    s: Settings, evictions: EvictionWatch, dry_run: bool, relayout: dict | None = None
-) -> int | None:
+def _emptied(s: Settings, evictions: EvictionWatch, dry_run: bool, relayout: dict | None = None) -> int | None:
     """Empty the namespace if Redis evicted keys of it, or if its states are to be rebuilt under a new
     layout (the erased set stays): the keys deleted, or None when neither. Refused while Redis could
     still evict."""

@@ -151,19 +151,20 @@ class SegmentationPipeline:
         :class:`EngineFailing` stops the batch: a broken artefact, a bug every window trips or a
         core out of memory would otherwise send the whole stream to the DLQ and commit past it."""
         try:
+            return self._with_evidence(windows)
+        except MemoryError as err:  # wherever it struck: the bisection and the probe re-raise it
+            raise EngineFailing(f"the core ran out of memory ({err!r})") from err
+
+    def _with_evidence(self, windows: list[ClosedWindow]) -> EngineResult:
+        try:
             out = self.engine.process(windows)
             self._known = [windows[0].customer_id] if windows else self._known
             return out
-        except self.isolate_except:
+        except (*self.isolate_except, MemoryError):
             raise
-        except MemoryError as err:
-            raise EngineFailing(f"the core ran out of memory ({err!r})") from err
         except Exception as err:  # noqa: BLE001 - narrowed below, never swallowed
             first = err
-        try:
-            out = self._split(windows, first)
-        except MemoryError as err:
-            raise EngineFailing(f"the core ran out of memory ({err!r})") from err
+        out = self._split(windows, first)
         suspects = [e for _, e in out.quarantined if not isinstance(e, RecordError)]
         if not suspects:
             return out
@@ -172,7 +173,7 @@ class SegmentationPipeline:
             raise EngineFailing(f"every window of {customers} customers failed in the engine: {first!r}") from first
         try:
             self.engine.probe(windows[0], self._known)
-        except self.isolate_except:
+        except (*self.isolate_except, MemoryError):
             raise
         except Exception as err:  # noqa: BLE001 - the engine fails apart from any record
             raise EngineFailing(f"the engine fails on a plain window too: {err!r} (first: {first!r})") from err
