@@ -78,6 +78,7 @@ def build_pipeline(
             review_margin=settings.review_margin,
             min_confidence=settings.min_confidence,
             first_confidence=settings.first_confidence,
+            agreement=settings.label_agreement,
         ),
         detector=ChangeDetector(
             chart=settings.change_chart,

@@ -146,6 +146,10 @@ class Settings(BaseSettings):
     # a customer's first segment waits past the warm-up until its label is this likely right (at most
     # twice the warm-up): chosen on the calibration banks, never the six reported (README, issue 31)
     first_confidence: float = 0.7
+    # a segment moves (or is first announced) only once the state's own two leading predicted traits
+    # name the same micro-segment as its nearest centroid, or twice the warm-up after a fresh start:
+    # where they differ the centroid's label is right 31-46% of the time (README, issue 31)
+    label_agreement: bool = True
     model_path: Path | None = None  # None: the artefact shipped in models/artefacts
     # torch's threads for the LSTM step: one batch is a small matrix product, and extra
     # threads only take cores from Redis and the event loop (BENCHMARKS.md, month end)

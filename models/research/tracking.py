@@ -168,6 +168,7 @@ def compare(sc: Scenario = Scenario(), log: Callable[[str], None] = lambda _: No
 
     run(
         "every nearest-centroid flip, no change statistic (the 0.2 policy)",
+        label_agreement=False,
         change_threshold=0.0,
         confirm_windows=1,
         confirm_margin=0.0,
@@ -176,14 +177,18 @@ def compare(sc: Scenario = Scenario(), log: Callable[[str], None] = lambda _: No
     )
     run(
         "confirmation only (3 windows, margin 0.2; the 0.3 policy without its statistic)",
+        label_agreement=False,
         change_threshold=0.0,
         confirm_windows=3,
         confirm_margin=0.2,
         review_windows=0,
     )
     run("product default")
+    # before 0.8.6 a move did not wait for the state's own traits to name its label
+    before = {"label_agreement": False}
+    run("0.8.4-0.8.5 default (a move does not wait for the state's own traits to name its label)", **before)
     # before 0.8.4 the shadow state started over on any window within the noise by itself
-    window = {"change_restart": "window", "change_quiet": 12.0}
+    window = {"change_restart": "window", "change_quiet": 12.0, **before}
     run("0.8.3 default (the shadow starts over on a window within 12, not where the chart is near zero)", **window)
     # earlier defaults ran the EWMA chart at threshold 25 (the confidence they read is fitted for the CUSUM)
     ewma = {"change_chart": "ewma", "change_threshold": 25.0, **window}

@@ -21,7 +21,7 @@ import numpy as np
 from segstream.config import Settings
 from segstream.core.confidence import FEATURES, STATE_FEATURES, ConfidenceModel, features
 from segstream.core.events import SegmentChange
-from segstream.core.personality import TRAITS
+from segstream.core.personality import TRAITS, dominant_traits, segment_label
 
 
 def event_features(changes: list[SegmentChange]) -> np.ndarray:
@@ -37,6 +37,7 @@ def event_features(changes: list[SegmentChange]) -> np.ndarray:
         np.array([[c.traits[t] for t in TRAITS] for c in changes]).reshape(len(changes), len(TRAITS)),
         np.array([c.distance for c in changes]),
         np.array([e.get("statistic", 0.0) for e in ev]),
+        np.array([c.segment_label == segment_label(dominant_traits([c.traits[t] for t in TRAITS])) for c in changes]),
     )
 
 

@@ -11,7 +11,7 @@ shipped settings were not tuned on: models/training/confidence.py). Serving eval
 them with numpy alone.
 
 >>> import numpy as np
->>> m = ConfidenceModel(coef=np.array([4.0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), intercept=-1.0,
+>>> m = ConfidenceModel(coef=np.array([4.0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), intercept=-1.0,
 ...                     iso_x=np.array([0.0, 1.0]), iso_y=np.array([0.0, 1.0]))
 >>> x = features(np.array([0.0, 0.5]), np.zeros(2), np.ones(2), np.zeros(2, bool),
 ...              np.zeros(2, bool), np.full(2, 20), np.zeros((2, 5)), np.ones(2), np.zeros(2))
@@ -41,6 +41,7 @@ FEATURES = (
     "trait_gap_second",  # second minus third
     "distance",  # to the nearest centroid: a state far from every centroid is an unusual one
     "log_statistic",  # log(1 + the change statistic at this window): how loudly the spending moved
+    "agrees",  # the state's own two leading traits name the nearest centroid's label
 )
 
 
@@ -54,6 +55,7 @@ def features(
     traits: np.ndarray,
     distance: np.ndarray,
     statistic: np.ndarray,
+    agrees: np.ndarray | None = None,
 ) -> np.ndarray:
     """[B, len(FEATURES)], row-aligned with the inputs; ``traits`` [B, 5] the state's predicted traits."""
     log_events = np.log1p(np.asarray(n_events, np.float64))
@@ -72,6 +74,7 @@ def features(
             ranked[:, 1] - ranked[:, 2],
             np.asarray(distance, np.float64),
             np.log1p(np.maximum(np.asarray(statistic, np.float64), 0.0)),
+            np.ones(len(margin)) if agrees is None else np.asarray(agrees, np.float64),
         ]
     )
 

@@ -29,7 +29,7 @@ from .change import ChangeDetector, EmissionPolicy, decide, month_of_year
 from .confidence import features as confidence_features
 from .events import SegmentChange
 from .kmeans import nearest
-from .personality import CATEGORIES, LOADINGS, TRAITS, spending_shares
+from .personality import CATEGORIES, LOADINGS, TRAITS, dominant_traits, spending_shares
 from .ports import CentroidStats, SequenceModel, StateBatch, StateStore
 from .profiles import profiles
 from .windows import ClosedWindow, normalised_spend
@@ -231,14 +231,26 @@ class SegmentEngine:
         settled = (n_windows >= self.policy.warmup) | ((old.segment >= 0) & (n_windows >= self.policy.rewarm))
         near = np.where(settled, seg, -1).astype(np.int32)
         pending = old.pending.astype(bool)
+        agrees = _agrees(self.model.traits_of(stats.centroids), seg, seen.traits)
         p = self._probability(
-            conf, relative, n_windows, (pending | alarm) & (old.segment >= 0), old.segment < 0, dist, seen
+            conf, relative, n_windows, (pending | alarm) & (old.segment >= 0), old.segment < 0, dist, seen, agrees
         )
         # only a calibrated probability holds a move (min_confidence, first_confidence): an artefact
         # without one reports the margin, which is no probability (a fresh `segstream train`)
         sure = p if self.confidence is not None else None
         d = decide(
-            self.policy, old.segment, near, old.nearest, relative, old.streak, pending, n_windows, alarm, conf, sure
+            self.policy,
+            old.segment,
+            near,
+            old.nearest,
+            relative,
+            old.streak,
+            pending,
+            n_windows,
+            alarm,
+            conf,
+            sure,
+            agrees,
         )
         new = StateBatch(
             h=h,
@@ -256,12 +268,23 @@ class SegmentEngine:
         )
         return new, d, Nearest(dist, conf, relative, p)
 
-    def _probability(self, margin, relative, n_windows, after_detection, first, distance, seen: Evidence) -> np.ndarray:
+    def _probability(
+        self, margin, relative, n_windows, after_detection, first, distance, seen: Evidence, agrees
+    ) -> np.ndarray:
         cm = self.confidence
         if cm is None:  # an artefact without a fitted confidence: the margin, as before 0.8
             return np.asarray(margin, np.float64)
         x = confidence_features(
-            margin, relative, n_windows, after_detection, first, seen.n_events, seen.traits, distance, seen.statistic
+            margin,
+            relative,
+            n_windows,
+            after_detection,
+            first,
+            seen.n_events,
+            seen.traits,
+            distance,
+            seen.statistic,
+            agrees,
         )
         return cm.score(x)
 
@@ -298,7 +321,8 @@ class SegmentEngine:
         n_events = np.fromiter((w.n_events for w in sub), np.int64, len(sub))
         # the window's change statistic is not stored: a replayed event's confidence reads it as quiet
         seen = Evidence(n_events, traits, np.zeros(len(rows)))
-        p = self._probability(conf, rel, old.n_windows[rows], np.zeros(len(rows), bool), prev < 0, dist, seen)
+        agrees = _agrees(self.model.traits_of(stats.centroids), old.segment[rows], traits)
+        p = self._probability(conf, rel, old.n_windows[rows], np.zeros(len(rows), bool), prev < 0, dist, seen, agrees)
         near = Nearest(dist, conf, rel, p)
         return self._changes(sub, at, prev, old.segment[rows], near, traits, stats)
 
@@ -352,6 +376,11 @@ class SegmentEngine:
                 )
             )
         return out
+
+
+def _agrees(centroid_traits: np.ndarray, segment: np.ndarray, traits: np.ndarray) -> np.ndarray:
+    """[B] whether the state's own two leading predicted traits name ``segment``'s label."""
+    return (dominant_traits(centroid_traits)[np.maximum(segment, 0)] == dominant_traits(traits)).all(1)
 
 
 def _nearer_than(centroids: np.ndarray, h: np.ndarray, segment: np.ndarray, dist: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from segstream.config import Settings
 from segstream.core.change import Calibration, EmissionPolicy, decide
 from segstream.core.confidence import FEATURES, features
 from segstream.models.training.confidence import fit
@@ -27,9 +28,11 @@ def _sample(n: int, seed: int):
         traits=rng.normal(0, 1, (n, 5)),
         distance=rng.uniform(0.5, 3, n),
         statistic=rng.exponential(10, n),
+        agrees=rng.random(n) < 0.85,
     )
     lead = np.diff(-np.sort(-raw["traits"], axis=1)[:, 1::-1], axis=1)[:, 0]  # dominant minus second
     z = -1.0 + 8 * raw["margin"] + 0.5 * np.log1p(raw["n_events"]) - 0.8 * first + 1.5 * lead
+    z = np.where(raw["agrees"], z, z - 2.0)
     p = 1 / (1 + np.exp(-z))
     return raw, features(**raw), rng.random(n) < p, p
 
@@ -55,6 +58,9 @@ def test_a_fitted_confidence_is_calibrated_on_data_it_did_not_see_and_the_margin
     blind = fit(x[:, : FEATURES.index("trait_gap_first")], right)
     p_blind = blind.score(xt[:, : FEATURES.index("trait_gap_first")])
     assert np.corrcoef(p_blind, truth)[0, 1] < np.corrcoef(p, truth)[0, 1] - 0.05
+    # so does whether the state's own traits name the label (the last feature)
+    deaf = fit(x[:, :-1], right)
+    assert np.corrcoef(deaf.score(xt[:, :-1]), truth)[0, 1] < np.corrcoef(p, truth)[0, 1] - 0.05
 
 
 def test_min_confidence_holds_a_detected_change_until_its_label_is_likely_right():
@@ -144,3 +150,22 @@ def test_a_first_segment_waits_until_likely_right_and_no_longer_than_twice_the_w
         EmissionPolicy(warmup=6, first_confidence=0.0), np.array([-1]), np.array([4]), np.array([4]), np.zeros(1), np.zeros(1, np.uint8),
         np.zeros(1, bool), np.array([6]), np.zeros(1, bool), np.ones(1) * 0.3, np.zeros(1),
     ).changed[0]  # fmt: skip
+
+
+def test_the_features_read_back_from_the_events_give_the_confidence_the_engine_announced():
+    """`segstream calibrate` fits on features read back from the events; they must be the ones the
+    engine scored, the state's own traits' agreement with the label among them."""
+    from segstream.demo import run_demo
+    from segstream.models.artefact import DEFAULT_PATH, ModelArtefact
+    from segstream.models.training.confidence import event_features
+
+    changes: list = []
+    # without the agreement hold, so that labels the traits disagree with are announced too
+    settings = Settings(label_agreement=False)
+    run_demo(300, 14, 5, settings, progress=False, change_share=0.3, changes_out=changes)
+    x = event_features(changes)
+    agrees = x[:, FEATURES.index("agrees")]
+    assert 0.02 < 1 - agrees.mean() < 0.5  # both kinds were announced
+    p = ModelArtefact.load(DEFAULT_PATH).confidence.score(x)
+    # the events carry the statistic and the margin rounded (2 and 3 decimals)
+    assert np.abs(p - np.array([c.confidence for c in changes])).max() < 0.02

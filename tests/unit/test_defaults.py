@@ -25,6 +25,7 @@ POLICY = {
     "review_margin": "review_margin",
     "min_confidence": "min_confidence",
     "first_confidence": "first_confidence",
+    "agreement": "label_agreement",
 }
 DETECTOR = {
     "chart": "change_chart",

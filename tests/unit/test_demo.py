@@ -37,7 +37,12 @@ def test_what_the_states_know_is_what_an_every_flip_policy_announces():
     confirmation, no review, no detector to hold a move), the announced segments are exactly those,
     and the strict default policy announces less than its states know on the same bank."""
     every_flip = Settings(
-        confirm_windows=1, confirm_margin=0.0, review_windows=0, change_threshold=0.0, first_confidence=0.0
+        confirm_windows=1,
+        confirm_margin=0.0,
+        review_windows=0,
+        change_threshold=0.0,
+        first_confidence=0.0,
+        label_agreement=False,
     )
     loose = run_demo(customers=400, months=12, seed=11, settings=every_flip, progress=False)
     assert loose["ari_state_vs_truth"] == loose["ari_vs_truth"] > 0.3

@@ -211,3 +211,29 @@ def test_without_a_calibrated_confidence_no_setting_holds_a_first_segment():
     eng = SegmentEngine(model, store, policy=policy, initial_centroids=CENTROIDS, prior_weight=1e6)
     (change,) = eng.process([window("a", 0, [4.5, 4.5])]).changes  # nearly halfway between the centroids
     assert change.old_segment is None and change.new_segment == 0 and change.confidence < 0.9
+
+
+class LeaningModel(PassThroughModel):
+    """h := x, and the state's own traits lead with trait 0 then 1 while h[1] <= 5, else with 2 then
+    3: a state can sit nearest one centroid while its traits name the other's label."""
+
+    def traits_of(self, h):
+        upper = np.asarray(h)[:, 1:2] > 5
+        return np.where(upper, [[0.0, 0.0, 2.0, 1.0, -1.0]], [[2.0, 1.0, 0.0, 0.0, -1.0]]).astype(np.float32)
+
+
+def test_a_move_waits_while_the_states_own_traits_name_another_segment_at_most_twice_the_warm_up():
+    def run(agreement: bool, third: list[float]):
+        policy = EmissionPolicy(
+            warmup=2, rewarm=1, confirm=1, margin=0.0, settle=0.0, departure=0.0, review=0, agreement=agreement
+        )
+        eng = SegmentEngine(LeaningModel(), InMemoryStateStore(H), policy=policy, initial_centroids=CENTROIDS)
+        out = []
+        for i, point in enumerate(([0.0, 0.0], [0.0, 0.0], [9.0, 4.0], third)):
+            out.append([(c.old_segment, c.new_segment) for c in eng.process([window("a", i, point)]).changes])
+        return out
+
+    # [9, 4] is nearest centroid 1 (at 6.1, centroid 0 at 9.8), but its traits name centroid 0's label
+    assert run(False, [9.0, 4.0]) == [[], [(None, 0)], [(0, 1)], []]
+    assert run(True, [9.5, 9.0]) == [[], [(None, 0)], [], [(0, 1)]]  # held until the traits agree
+    assert run(True, [9.0, 4.0]) == [[], [(None, 0)], [], [(0, 1)]]  # or until twice the warm-up
