@@ -8,6 +8,7 @@ stream starts from, and a version string derived from the weights.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from .features import standardise, transform
 from .personality_lstm import PersonalityLSTM
 
 DEFAULT_PATH = Path(__file__).parent / "artefacts" / "default.pt"
+log = logging.getLogger("segstream.model")
 
 
 @dataclass
@@ -125,7 +127,16 @@ def _confidence(blob: dict, prefix: str, n_features: int) -> ConfidenceModel | N
         return None  # fitted from 0.8 on: older artefacts announce the margin
     get = {k[len(prefix) :]: v.numpy() for k, v in blob.items() if k.startswith(prefix)}
     if len(get["coef"]) != n_features:
-        return None  # fitted on another feature set: the margin until `segstream calibrate` refits it
+        # fitted on another feature set (an artefact calibrated by an earlier release): the margin
+        # until `segstream calibrate` refits it, and no confidence setting holds anything meanwhile
+        log.warning(
+            "the artefact's %sconfidence was fitted on %d features, this release reads %d: events carry "
+            "the margin and first/min_confidence hold nothing until `segstream calibrate` refits it",
+            prefix.removesuffix("confidence_").replace("_", " "),
+            len(get["coef"]),
+            n_features,
+        )
+        return None
     get["intercept"] = float(get["intercept"])
     return ConfidenceModel(**get)
 

@@ -45,3 +45,21 @@ def test_head_in_numpy_matches_torch(tiny):
 def test_shipped_artefact_loads():
     art = ModelArtefact.load()
     assert art.version.startswith("lstm-h") and art.centroids.shape[1] == art.hidden_size
+
+
+def test_a_confidence_fitted_on_another_feature_set_is_dropped_and_said(tmp_path, tiny, caplog):
+    """An artefact calibrated by an earlier release (eleven features before 0.8.6) must not be scored
+    on this release's features; the operator is told to run `segstream calibrate`."""
+    from dataclasses import replace
+
+    from segstream.core.confidence import FEATURES, ConfidenceModel
+
+    old = ConfidenceModel(np.zeros(len(FEATURES) - 1), 0.0, np.array([0.0, 1.0]), np.array([0.0, 1.0]))
+    replace(tiny, confidence=old).save(tmp_path / "old.pt")
+    with caplog.at_level("WARNING", logger="segstream.model"):
+        back = ModelArtefact.load(tmp_path / "old.pt")
+    assert back.confidence is None
+    assert "segstream calibrate" in caplog.text and f"{len(FEATURES) - 1} features" in caplog.text
+    fresh = ConfidenceModel(np.zeros(len(FEATURES)), 0.0, np.array([0.0, 1.0]), np.array([0.0, 1.0]))
+    replace(tiny, confidence=fresh).save(tmp_path / "new.pt")
+    assert ModelArtefact.load(tmp_path / "new.pt").confidence is not None
