@@ -20,6 +20,7 @@ from kafka import KafkaConsumer, TopicPartition
 from segstream.assembly import build_pipeline, event_limits
 from segstream.config import Settings
 from segstream.models.artefact import ModelArtefact
+from segstream.producers.kafka_producer import publish
 from segstream.state.redis_client import client_for
 from segstream.state.redis_store import RedisStateStore
 from segstream.state.redis_windows import WindowCheckpoints
@@ -275,6 +276,22 @@ def wait_until(
 def all_consumed(settings: Settings) -> Callable[[], bool]:
     ends = end_offsets(settings)
     return lambda: consumed(settings) == ends
+
+
+def applied_by_worker(
+    env: dict[str, str], events: list[dict], workdir: Path, what: str = "the first half to be applied", timeout=180
+) -> Worker:
+    """Publish ``events``, start a worker and return it, still running, once it has applied them
+    all; the caller owns it from there (it is stopped here only if it never gets there)."""
+    s = settings_from(env)
+    publish(events, s, progress=False)
+    w = Worker(env, workdir).start()
+    try:
+        wait_until(all_consumed(s), timeout, what, [w])
+    except BaseException:
+        w.stop()
+        raise
+    return w
 
 
 def read_topic(settings: Settings, topic: str, idle_s: float = 3.0) -> list[dict]:

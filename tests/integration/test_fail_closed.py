@@ -21,6 +21,7 @@ from segstream.state.redis_windows import WindowCheckpoints
 from .harness import (
     Worker,
     all_consumed,
+    applied_by_worker,
     assert_same_states,
     change_keys,
     committed_offsets,
@@ -67,10 +68,8 @@ def test_redis_restarting_empty_halts_every_partition_until_recover_rebuilds_it(
     env = isolated_settings(bootstrap, redis_url, batch_size=256)
     s = settings_from(env)
     half = len(events) // 2
-    publish(events[:half], s, progress=False)
-    w = Worker(env, tmp_path).start()
+    w = applied_by_worker(env, events[:half], tmp_path)
     try:
-        wait_until(all_consumed(s), 180, "the first half to be applied", [w])
         before = committed_offsets(s)
         connect(redis_url).flushdb()  # Redis restarted without persistence
         publish(events[half:], s, progress=False)
@@ -239,12 +238,7 @@ def test_a_topic_given_more_partitions_halts_until_recover_moves_its_open_window
     env = isolated_settings(bootstrap, redis_url, batch_size=256, repartition_settle_s=0)
     s = settings_from(env)
     a, b = len(events) // 2, int(len(events) * 0.7)
-    publish(events[:a], s, progress=False)
-    w = Worker(env, tmp_path).start()
-    try:
-        wait_until(all_consumed(s), 180, "the first half to be applied", [w])
-    finally:
-        w.stop()
+    applied_by_worker(env, events[:a], tmp_path).stop()
     stale = KafkaProducer(bootstrap_servers=bootstrap)  # a producer that keeps the old count cached
     assert len(stale.partitions_for(s.topic_transactions)) == 4
     add_partitions(bootstrap, s.topic_transactions, 6)
@@ -282,10 +276,8 @@ def test_a_running_worker_halts_within_seconds_of_the_topic_gaining_partitions(b
     )
     s = settings_from(env)
     half = len(events) // 2
-    publish(events[:half], s, progress=False)
-    w = Worker(env, tmp_path).start()
+    w = applied_by_worker(env, events[:half], tmp_path)
     try:
-        wait_until(all_consumed(s), 180, "the first half to be applied", [w])
         add_partitions(bootstrap, s.topic_transactions, 6)
         wait_until(lambda: halted(w, "repartitioned") == 6, 60, "the running worker to halt", [w])
         assert w.health()[0] == 503
@@ -416,10 +408,8 @@ def test_a_corrupt_shared_record_stops_the_core_until_repaired_and_nothing_is_de
     env = isolated_settings(bootstrap, redis_url, batch_size=256)
     s = settings_from(env)
     half = len(events) // 2
-    publish(events[:half], s, progress=False)
-    w = Worker(env, tmp_path).start()
+    w = applied_by_worker(env, events[:half], tmp_path)
     try:
-        wait_until(all_consumed(s), 180, "the first half to be applied", [w])
         before = committed_offsets(s)
         r = connect(redis_url)
         (key,) = [k for k in r.scan_iter(f"{s.redis_prefix}*centroids*") if b"fence" not in k]
@@ -454,12 +444,7 @@ def test_a_worker_started_with_another_state_layout_halts_until_recover_rebuilds
     env = isolated_settings(bootstrap, redis_url, batch_size=256)
     s = settings_from(env)
     half = len(events) // 2
-    publish(events[:half], s, progress=False)
-    w = Worker(env, tmp_path).start()
-    try:
-        wait_until(all_consumed(s), 180, "the first half to be applied", [w])
-    finally:
-        w.stop()
+    applied_by_worker(env, events[:half], tmp_path).stop()
     before = committed_offsets(s)
     publish(events[half:], s, progress=False)
     moved = {**env, "SEGSTREAM_REDIS_STATE_BUCKETS": "64"}

@@ -15,6 +15,7 @@ from segstream.producers.kafka_producer import publish
 from .harness import (
     Worker,
     all_consumed,
+    applied_by_worker,
     assert_same_states,
     change_keys,
     consumed,
@@ -113,10 +114,8 @@ def test_redis_full_is_survived_like_redis_down(bootstrap, events, tmp_path):
         env = isolated_settings(bootstrap, f"redis://127.0.0.1:{red.port}/0", batch_size=256)
         s = settings_from(env)
         half = len(events) // 2
-        publish(events[:half], s, progress=False)
-        w = Worker(env, tmp_path).start()
+        w = applied_by_worker(env, events[:half], tmp_path, "the first half")
         try:
-            wait_until(all_consumed(s), 180, "the first half", [w])
             r = connect(f"redis://127.0.0.1:{red.port}/0")
             r.config_set("maxmemory-policy", "noeviction")
             r.config_set("maxmemory", str(int(r.info("memory")["used_memory"]) + 16))

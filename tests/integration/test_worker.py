@@ -16,6 +16,7 @@ from segstream.producers.synthetic import GeneratorConfig, SyntheticBank
 from .harness import (
     Worker,
     all_consumed,
+    applied_by_worker,
     assert_same_states,
     change_keys,
     child_pids,
@@ -298,10 +299,8 @@ def test_a_paused_backfill_is_never_closed_by_the_wall_clock(env, events, tmp_pa
     env = {**env, "SEGSTREAM_IDLE_CLOSE_S": "2"}
     s = settings_from(env)
     half = len(events) // 2
-    publish(events[:half], s, progress=False)
-    w = Worker(env, tmp_path).start()
+    w = applied_by_worker(env, events[:half], tmp_path, "the first half of the backfill", timeout=120)
     try:
-        wait_until(all_consumed(s), 120, "the first half of the backfill", [w])
         time.sleep(8)  # the producer pauses: several quiet checks pass
         publish(events[half:], s, progress=False)
         wait_until(all_consumed(s), 120, "the rest of the backfill", [w])
